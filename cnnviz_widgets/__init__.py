@@ -1,0 +1,31 @@
+"""cnnviz_widgets: look inside a convolutional network from a Jupyter notebook.
+
+The engine (``cnnviz_widgets.engine``) is pure Keras/TensorFlow/numpy; its public names are
+re-exported here::
+
+    import cnnviz_widgets as cw
+    m = cw.load_model("shapes")            # the embedded, offline model
+    print(cw.layer_table(m))               # every layer, nested models included
+    montage = cw.filter_montage(m, "conv1")  # the kernels as one RGBA image
+"""
+
+from .engine import *  # noqa: F403
+from .engine import __all__ as _engine_all
+from .errors import (
+    CnnvizError,
+    LayerNotFoundError,
+    ModelNotBuiltError,
+    ModelSourceError,
+    NoKernelError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    *_engine_all,
+    "CnnvizError",
+    "LayerNotFoundError",
+    "ModelNotBuiltError",
+    "ModelSourceError",
+    "NoKernelError",
+]
