@@ -18,9 +18,9 @@ from contextlib import redirect_stdout
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras
 
-import cnnviz_widgets as cw  # noqa: E402
+import cnnviz_widgets as cw
 
 
 def timed(fn, repeat: int) -> float:
