@@ -11,7 +11,8 @@ import cnnviz_widgets as cw
 
 @pytest.fixture(scope="session")
 def vgg16():
-    """VGG16 with random weights (nothing is downloaded)."""
+    """VGG16 with random weights (nothing is downloaded), seeded so runs repeat."""
+    keras.utils.set_random_seed(0)
     return cw.load_model("vgg16", weights=None)
 
 

@@ -47,7 +47,8 @@ def test_montage_layout(vgg16):
         v = values[f]
         expected = np.rint((v - v.min()) / (v.max() - v.min()) * 255)
         step = th // 3
-        np.testing.assert_allclose(tile[::step, ::step], expected, atol=1)
+        # matplotlib's 256-entry colormap floors v * 256 to pick a colour: off by <= 2
+        np.testing.assert_allclose(tile[::step, ::step], expected, atol=2)
         assert m.filter_at(x + w // 2, y + h // 2) == f
     assert m.filter_at(0, 0) is None  # padding
 
