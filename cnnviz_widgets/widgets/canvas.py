@@ -1,0 +1,147 @@
+"""Pixel images on an ipycanvas Canvas: exact RGBA, crisp zoom, redrawn when a view connects.
+
+ipycanvas sends an ``(H, W, 3)`` array as JPEG (lossy); an ``(H, W, 4)`` uint8 array goes
+as PNG, exact.  Zooming is done here with ``np.repeat`` (nearest neighbour), so pixels stay
+sharp whatever the browser's smoothing.  Draw commands sent while a notebook executes can
+be lost (Voila), so the last image is replayed on ``on_client_ready``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import ipycanvas
+import numpy as np
+from ipycanvas.canvas import _CANVAS_MANAGER
+
+from ..errors import CnnvizError
+
+HIGHLIGHT = "#ffb000"
+
+
+@contextmanager
+def safe_hold() -> Iterator[None]:
+    """Like ``ipycanvas.hold_canvas()`` (batch draw commands into one message), but an
+    exception inside drops the partial batch and leaves the canvas manager as it was.
+
+    ``hold_canvas`` leaves caching switched on when its body raises: every later draw of
+    every canvas would then be held forever.
+    """
+    manager = _CANVAS_MANAGER
+    was_caching = manager._caching
+    manager._caching = True
+    try:
+        yield
+    except BaseException:
+        if not was_caching:
+            manager._commands_cache = []
+            manager._buffers_cache = []
+            manager._current_canvas = None  # a dropped switchCanvas must be re-sent
+            manager._caching = False
+        raise
+    if not was_caching:
+        manager.flush()
+        manager._caching = False
+
+
+def zoom_nearest(image: np.ndarray, factor: int) -> np.ndarray:
+    """Enlarge ``(H, W, C)`` by an integer factor, each pixel becoming a square block."""
+    factor = int(factor)
+    if factor < 1:
+        raise CnnvizError(f"zoom must be a positive integer, got {factor}")
+    if factor == 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def check_rgba(image: np.ndarray) -> np.ndarray:
+    """``image`` as a C-contiguous ``(H, W, 4)`` uint8 array, or a clear error."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 4 or image.dtype != np.uint8:
+        raise CnnvizError(
+            f"a canvas image must be (height, width, 4) uint8 RGBA, got {image.shape} "
+            f"{image.dtype}: RGB would be sent as lossy JPEG"
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise CnnvizError(f"cannot show an empty image of shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+class PixelCanvas:
+    """An ipycanvas ``Canvas`` that shows one RGBA image, zoomed by whole pixels.
+
+    Args:
+        css_class: a CSS class added to the canvas (for styling and browser tests).
+        width, height: the initial size in pixels.
+
+    Attributes:
+        canvas: the ``ipycanvas.Canvas`` widget to put in a layout.
+        image: the last image shown, before zoom (``None`` before the first).
+        zoom: its zoom factor.
+        sent: the exact ``(H, W, 4)`` array last passed to ``put_image_data``.
+        highlight: ``(x, y, w, h)`` in image pixels outlined over the image, or ``None``.
+    """
+
+    def __init__(self, css_class: str | None = None, width: int = 1, height: int = 1) -> None:
+        self.canvas = ipycanvas.Canvas(width=width, height=height)
+        if css_class:
+            self.canvas.add_class(css_class)
+        self.canvas.add_class("cnnviz-pixels")
+        self.image: np.ndarray | None = None
+        self.zoom = 1
+        self.sent: np.ndarray | None = None
+        self.highlight: tuple[int, int, int, int] | None = None
+        self.draw_count = 0
+        self.canvas.on_client_ready(self.redraw)
+
+    def show(
+        self,
+        image: np.ndarray,
+        zoom: int = 1,
+        highlight: tuple[int, int, int, int] | None = None,
+    ) -> np.ndarray:
+        """Resize the canvas to the zoomed image and draw it; returns the array sent."""
+        image = check_rgba(image)
+        self.image, self.zoom, self.highlight = image, int(zoom), highlight
+        self.sent = np.ascontiguousarray(zoom_nearest(image, self.zoom))
+        self.redraw()
+        return self.sent
+
+    def set_highlight(self, box: tuple[int, int, int, int] | None) -> None:
+        """Outline ``(x, y, w, h)`` (image pixels, before zoom) over the image; ``None``
+        removes the outline.  The image is re-sent so that nothing else is needed."""
+        if box != self.highlight:
+            self.highlight = box
+            self.redraw()
+
+    def clear(self, width: int = 1, height: int = 1) -> None:
+        """Forget the image and shrink the canvas."""
+        self.image = self.sent = self.highlight = None
+        with safe_hold():
+            self.canvas.width, self.canvas.height = width, height
+            self.canvas.clear()
+
+    def redraw(self) -> None:
+        """Send the current image again (also called when a view connects)."""
+        if self.sent is None:
+            return
+        height, width = self.sent.shape[:2]
+        canvas = self.canvas
+        with safe_hold():
+            # a size change clears the canvas in the browser; it is applied before the
+            # batched draw, which arrives on the canvas manager's channel afterwards
+            if (canvas.width, canvas.height) != (width, height):
+                canvas.width, canvas.height = width, height
+            canvas.clear()
+            canvas.put_image_data(self.sent, 0, 0)
+            if self.highlight is not None:
+                x, y, w, h = (v * self.zoom for v in self.highlight)
+                canvas.stroke_style = HIGHLIGHT
+                canvas.line_width = 3
+                canvas.stroke_rect(x - 1.5, y - 1.5, w + 3, h + 3)
+        self.draw_count += 1
+
+    def to_image_coordinates(self, x: float, y: float) -> tuple[float, float]:
+        """Canvas pixel ``(x, y)`` (as mouse events give it) to image pixel coordinates."""
+        return x / self.zoom, y / self.zoom
