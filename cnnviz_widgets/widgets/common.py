@@ -181,7 +181,7 @@ class Panel(widgets.VBox):
 
     def close(self) -> None:
         """Stop observing the session and close the widget."""
-        for handler, names in self._observers:
+        for handler, names in getattr(self, "_observers", ()):
             self.session.unobserve(handler, names=names)
-        self._observers.clear()
+        self._observers = []
         super().close()

@@ -297,8 +297,8 @@ class FilterGallery(Panel):
         self.observe_session(self._on_session_layer, names=["layer"])
         self.observe_session(self._on_session_channel, names=["channel"])
 
-        if session.layer is None and conv_rows:
-            session.layer = conv_rows[0].path  # observers render it
+        if session.layer is None and conv_rows and mode == "filters":
+            session.layer = conv_rows[0].path  # its observer renders it
         else:
             self.guarded(self._sync_layer_select)()
             self.guarded(self.render)()
@@ -704,6 +704,8 @@ class FilterGallery(Panel):
     def _on_session_channel(self, change: dict) -> None:
         if self.mode_toggle.value != "filters":
             return
+        if self.montage is not None and self.montage.layer != self.session.layer:
+            return  # the layer is changing: its observer redraws everything
         channel = change["new"]
         if channel is not None and self.montage is not None:
             if channel not in np.asarray(self.montage.order):  # on another page
