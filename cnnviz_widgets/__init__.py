@@ -9,6 +9,7 @@ re-exported here::
     montage = cw.filter_montage(m, "conv1")  # the kernels as one RGBA image
 """
 
+from . import objectives
 from .engine import *  # noqa: F403
 from .engine import __all__ as _engine_all
 from .errors import (
@@ -28,4 +29,5 @@ __all__ = [
     "ModelNotBuiltError",
     "ModelSourceError",
     "NoKernelError",
+    "objectives",
 ]

@@ -20,21 +20,35 @@ from .models import (
     load_model,
     softmax_position,
 )
+from .optvis import PRESETS, Frame, Preset, Result, Run, optimize, visualize
+from .param import Fourier, Pixels
 from .preprocessing import PREPROCESSINGS, Preprocessing
 from .shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
 from .shapes import ShapesBatch, generate_shapes
+from .taps import Tap, extractor
+from .transforms import Transforms
 
 __all__ = [
     "MODEL_NAMES",
     "PREPROCESSINGS",
+    "PRESETS",
     "SAMPLE_NAMES",
     "SHAPES_CLASS_NAMES",
+    "Fourier",
+    "Frame",
     "LayerRow",
     "LayerTable",
     "LoadedModel",
     "Montage",
+    "Pixels",
     "Preprocessing",
+    "Preset",
+    "Result",
+    "Run",
     "ShapesBatch",
+    "Tap",
+    "Transforms",
+    "extractor",
     "filter_montage",
     "filter_values",
     "first_conv_per_block",
@@ -45,6 +59,8 @@ __all__ = [
     "kernel_array",
     "layer_table",
     "load_model",
+    "optimize",
     "sample_image",
     "softmax_position",
+    "visualize",
 ]

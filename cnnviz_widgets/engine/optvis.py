@@ -1,0 +1,637 @@
+"""Activation maximization: synthesize the input a class or a unit responds to most.
+
+The work happens in one compiled step per (model, objective structure, batch, image size,
+parameterization, transforms): parameterization -> random transforms -> the model's own
+preprocessing -> the model (only up to the tapped layers) -> objective -> gradient -> Adam,
+all TensorFlow ops in one ``tf.function``.  Class and channel indices, term weights, the
+learning rate and the random seed are tensor inputs or variables, so changing them never
+retraces, and the variables are reused from run to run, so memory stays flat.
+
+A run is an iterator (:class:`Run`) that yields a :class:`Frame` every few steps and can be
+stopped between steps; :func:`visualize` is the one-call form.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..errors import CnnvizError
+from . import objectives as obj
+from .introspect import get_layer
+from .models import LoadedModel, load_model, wrap_model
+from .param import Fourier, Pixels, get_param
+from .taps import Tap, extractor, last_layer_path
+from .transforms import Transforms
+
+__all__ = [
+    "PRESETS",
+    "Frame",
+    "Preset",
+    "Result",
+    "Run",
+    "optimize",
+    "visualize",
+]
+
+
+# --------------------------------------------------------------------------- presets
+@dataclass(frozen=True)
+class Preset:
+    """A recipe: parameterization, transforms, optimizer settings and regularizer weights.
+
+    Transform sizes are given for a 224-pixel input and scaled to the model's input size.
+
+    Attributes:
+        name: the preset's name.
+        param: ``Fourier(...)`` or ``Pixels(...)``.
+        transforms: the random transforms (for a 224 px image).
+        lr: Adam's learning rate.
+        steps: default number of steps.
+        tv: weight of total variation (subtracted).
+        lp: weight of the Lp norm of the image (subtracted).
+        p: the ``p`` of the Lp norm.
+        blur: weight of the blur penalty (subtracted).
+        description: one line for people.
+    """
+
+    name: str
+    param: Fourier | Pixels
+    transforms: Transforms
+    lr: float
+    steps: int
+    tv: float = 0.0
+    lp: float = 0.0
+    p: float = 2.0
+    blur: float = 0.0
+    description: str = ""
+
+    def transforms_for(self, size: int) -> Transforms:
+        """The transforms scaled to an input of ``size`` pixels."""
+        t = self.transforms
+        k = size / 224.0
+        return replace(
+            t,
+            pad=round(t.pad * k),
+            jitter=float(round(t.jitter * k, 2)),
+        )
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "lucid",
+            Fourier(decay=1.0, decorrelate=True),
+            Transforms(pad=16, jitter=16, scale=(0.9, 1.1), rotate=10),
+            lr=0.02,
+            steps=256,
+            description="Lucid's recipe: 1/f Fourier image, decorrelated colour, pad + "
+            "jitter + scale + rotate at every step (the default)",
+        ),
+        Preset(
+            "tf-keras-vis",
+            Pixels(),
+            Transforms(jitter=8, rotate=3),
+            lr=0.1,
+            steps=256,
+            tv=1.0,
+            lp=0.3,
+            p=1.0,
+            description="tf-keras-vis' recipe: raw pixels, total variation + L1, jitter + rotate",
+        ),
+        Preset(
+            "keras-vis",
+            Pixels(),
+            Transforms(jitter=16),
+            lr=0.1,
+            steps=256,
+            tv=1.0,
+            lp=0.1,
+            p=6.0,
+            description="keras-vis' recipe (the seed article's library): raw pixels, Lp (p=6) "
+            "+ total variation",
+        ),
+    )
+}
+
+
+def get_preset(spec: str | Preset) -> Preset:
+    if isinstance(spec, Preset):
+        return spec
+    if spec in PRESETS:
+        return PRESETS[spec]
+    raise CnnvizError(f"unknown preset {spec!r}: use one of {', '.join(PRESETS)}")
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class Frame:
+    """A snapshot of a run.
+
+    Attributes:
+        step: steps done so far.
+        steps: steps asked for.
+        images: ``(B, H, W, C)`` uint8, the current images (display space).
+        values: ``(B,)`` the objective per image (without the regularizers).
+        total: ``(B,)`` what is actually maximized (objective minus regularizers).
+        seconds: time since the run started.
+        final: the last frame of the run (finished, stopped or failed).
+    """
+
+    step: int
+    steps: int
+    images: np.ndarray
+    values: np.ndarray
+    total: np.ndarray
+    seconds: float
+    final: bool = False
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.step / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Result:
+    """What a run produced.
+
+    Attributes:
+        images: ``(B, H, W, C)`` uint8, the last good images.
+        history: ``(steps_done, B)`` the objective per step and image.
+        total_history: ``(steps_done, B)`` objective minus regularizers.
+        steps: steps done.
+        seconds: wall time.
+        stopped: the run was stopped before its last step.
+        error: why the run ended early (NaN gradients), or ``None``.
+        objective: the objective, as text.
+    """
+
+    images: np.ndarray
+    history: np.ndarray
+    total_history: np.ndarray
+    steps: int
+    seconds: float
+    stopped: bool = False
+    error: str | None = None
+    objective: str = ""
+
+    @property
+    def image(self) -> np.ndarray:
+        """The first image ``(H, W, C)`` uint8."""
+        return self.images[0]
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------ model checks
+def _as_loaded(model) -> LoadedModel:
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, keras.Model):
+        return wrap_model(model)
+    return load_model(model)
+
+
+def _image_input(loaded: LoadedModel, size) -> tuple[int, int, int]:
+    model = loaded.model
+    if len(model.inputs) != 1:
+        raise CnnvizError(
+            f"the model {model.name!r} has {len(model.inputs)} inputs; activation maximization "
+            "needs a model with one image input. Build a keras.Model from the image input to "
+            "the layer you want to study, with the other inputs fixed"
+        )
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4:
+        raise CnnvizError(
+            f"the model's input has shape {shape}, which is not an image: expected (batch, "
+            "height, width, channels). Activation maximization works on image models (Conv2D "
+            "inputs); for a model on vectors or sequences, pick another tool"
+        )
+    h, w, c = shape[1:]
+    if c is None or c > 4 or (h is not None and h <= 4 and c > 4):
+        raise CnnvizError(
+            f"the model's input has shape {shape}: expected channels last, (batch, height, "
+            "width, channels) with 1, 3 or 4 channels. A channels_first model is not supported"
+        )
+    if size is not None:
+        sh, sw = (size, size) if isinstance(size, int) else size
+        if (h is not None and sh != h) or (w is not None and sw != w):
+            raise CnnvizError(f"size={size} does not fit the model's input {shape}")
+        h, w = sh, sw
+    if h is None or w is None:
+        h, w = h or 224, w or 224
+    return int(h), int(w), int(c)
+
+
+@dataclass(frozen=True)
+class _Logits:
+    """How to read pre-softmax scores without changing the model."""
+
+    tap: Tap
+    dense_path: str | None = None  # apply this Dense layer's kernel/bias to the tap
+
+
+def _logit_source(loaded: LoadedModel) -> _Logits:
+    model = loaded.model
+    if len(model.outputs) != 1:
+        raise CnnvizError(
+            f"the model has {len(model.outputs)} outputs; class objectives need one. Use a "
+            "channel or neuron objective, or a model with a single output"
+        )
+    path = last_layer_path(model)
+    if loaded.softmax is None:
+        return _Logits(Tap(path, "output"))  # the output already is the score
+    if loaded.softmax == "layer":
+        return _Logits(Tap(path, "input"))  # the input of the Softmax/Activation layer
+    layer, _ = get_layer(model, path)
+    if isinstance(layer, keras.layers.Dense):
+        return _Logits(Tap(path, "input"), dense_path=path)
+    raise CnnvizError(
+        f"the last layer {path!r} ({type(layer).__name__}) applies the softmax itself, so its "
+        "logits cannot be read without changing the model: use "
+        "objectives.class_probability instead of class_logit"
+    )
+
+
+def _fused_activation(layer) -> bool:
+    """A Conv2D, Conv1D or Dense layer with a built-in ReLU."""
+    plain = isinstance(layer, keras.layers.Dense) or (
+        type(layer) is keras.layers.Conv2D or isinstance(layer, keras.layers.Conv1D)
+    )
+    return bool(plain and getattr(layer, "activation", None) is keras.activations.relu)
+
+
+def _pre_activation(layer, x):
+    """The layer's output before its activation, from the layer's own weights (read-only)."""
+    if isinstance(layer, keras.layers.Dense):
+        y = tf.matmul(x, layer.kernel)
+    else:
+        y = layer.convolution_op(x, layer.kernel)
+    if layer.use_bias:
+        y = y + layer.bias
+    return y
+
+
+# ------------------------------------------------------------------------ compiled step
+class _Compiled:
+    """The variables and the compiled step for one configuration (reused across runs)."""
+
+    def __init__(self, loaded, objective, param, transforms, batch, hwc):
+        self.loaded = loaded
+        self.param = param
+        self.transforms = transforms
+        self.batch = batch
+        self.h, self.w, self.c = hwc
+        model = loaded.model
+        self.terms = [t for _, t in objective.terms]
+        self.paths = {}
+        self.pre = {}  # path -> layer whose pre-activation channel objectives read
+        taps: list[Tap] = []
+
+        def add(tap):
+            if tap not in taps:
+                taps.append(tap)
+
+        for term in self.terms:
+            if term.layer is None:
+                continue
+            if term.layer not in self.paths:
+                layer, self.paths[term.layer] = get_layer(model, term.layer)
+                if _fused_activation(layer):
+                    self.pre[self.paths[term.layer]] = layer
+            path = self.paths[term.layer]
+            if getattr(term, "pre_activation", False) and path in self.pre:
+                add(Tap(path, "input"))
+            else:
+                add(Tap(path, "output"))
+        self.logits = None
+        if any(t.needs_logits for t in self.terms):
+            self.logits = _logit_source(loaded)
+            if self.logits.tap not in taps:
+                taps.append(self.logits.tap)
+        if not taps:
+            raise CnnvizError(
+                "the objective reads no layer (only image regularizers): add a class, "
+                "channel, neuron or layer objective"
+            )
+        self.taps = taps
+        self.ext = extractor(model, taps, with_outputs=False)
+        self.tap_shapes = {(t.path, t.kind): tuple(o.shape) for t, o in zip(taps, self.ext.outputs)}
+        for path, layer in self.pre.items():  # terms check shapes of the layer's output
+            self.tap_shapes.setdefault((path, "output"), tuple(layer.output.shape))
+        self.dense = (
+            get_layer(model, self.logits.dense_path)[0]
+            if self.logits and self.logits.dense_path
+            else None
+        )
+        n_classes = None
+        if self.logits is not None:
+            shape = self.tap_shapes[(self.logits.tap.path, self.logits.tap.kind)]
+            n_classes = int(self.dense.units if self.dense is not None else shape[-1])
+        self.facts = obj.ModelFacts(self.tap_shapes, n_classes, loaded.class_names, self.paths)
+        pshape = param.shape(batch, self.h, self.w, self.c)
+        self.var = tf.Variable(tf.zeros(pshape), trainable=False, name="cnnviz_image")
+        self.m = tf.Variable(tf.zeros(pshape), trainable=False)
+        self.v = tf.Variable(tf.zeros(pshape), trainable=False)
+        self.t = tf.Variable(0.0, trainable=False)
+        self.lr = tf.Variable(0.05, trainable=False)
+        self.step = tf.function(self._step)
+        self.render = tf.function(self._render)
+
+    def _render(self):
+        return self.param.image(self.var, self.h, self.w, self.c)
+
+    def _step(self, values, weights, seed):
+        with tf.GradientTape() as tape:
+            tape.watch(self.var)
+            image = self.param.image(self.var, self.h, self.w, self.c)
+            x = self.transforms(image, seed)
+            x = self.loaded.preprocessing(x)
+            outs = self.ext(x, training=False)
+            outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            acts = {(t.path, t.kind): o for t, o in zip(self.taps, outs)}
+            for path, layer in self.pre.items():
+                if (path, "input") in acts:
+                    acts[(path, "pre")] = _pre_activation(layer, acts[(path, "input")])
+            logits = None
+            if self.logits is not None:
+                logits = acts[(self.logits.tap.path, self.logits.tap.kind)]
+                if self.dense is not None:
+                    logits = tf.matmul(logits, self.dense.kernel)
+                    if self.dense.use_bias:
+                        logits = logits + self.dense.bias
+            ctx = obj.Context(image=image, acts=acts, logits=logits)
+            scores = tf.stack(
+                [
+                    tf.cast(term.score(ctx, values[i], self.paths.get(term.layer)), tf.float32)
+                    for i, term in enumerate(self.terms)
+                ]
+            )  # (T, B)
+            total = tf.tensordot(weights, scores, axes=1)  # (B,)
+            loss = -tf.reduce_sum(total)
+        grad = tape.gradient(loss, self.var)
+        finite = tf.logical_and(
+            tf.reduce_all(tf.math.is_finite(grad)), tf.reduce_all(tf.math.is_finite(total))
+        )
+
+        def apply():
+            t = self.t.assign_add(1.0)
+            m = self.m.assign(0.9 * self.m + 0.1 * grad)
+            v = self.v.assign(0.999 * self.v + 0.001 * tf.square(grad))
+            m_hat = m / (1.0 - tf.pow(0.9, t))
+            v_hat = v / (1.0 - tf.pow(0.999, t))
+            self.var.assign_sub(self.lr * m_hat / (tf.sqrt(v_hat) + 1e-8))
+            return tf.constant(True)
+
+        ok = tf.cond(finite, apply, lambda: tf.constant(False))
+        return scores, ok
+
+    def reset(self, init: np.ndarray, lr: float) -> None:
+        self.var.assign(init)
+        self.m.assign(tf.zeros_like(self.m))
+        self.v.assign(tf.zeros_like(self.v))
+        self.t.assign(0.0)
+        self.lr.assign(float(lr))
+
+    def tracing_count(self) -> int:
+        return self.step.experimental_get_tracing_count()
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(loaded, objective, param, transforms, batch, hwc) -> _Compiled:
+    key = (objective.structure(), param, transforms, batch, hwc, loaded.preprocessing.name)
+    per_model = _COMPILED.setdefault(loaded.model, {})
+    if key not in per_model:
+        per_model[key] = _Compiled(loaded, objective, param, transforms, batch, hwc)
+    return per_model[key]
+
+
+def tracing_count(model) -> int:
+    """How many times the compiled steps of ``model`` have been traced (for checks)."""
+    model = model.model if isinstance(model, LoadedModel) else model
+    return sum(c.tracing_count() for c in _COMPILED.get(model, {}).values())
+
+
+# ------------------------------------------------------------------------------ runs
+class Run:
+    """One optimization, as an iterator of :class:`Frame` objects.
+
+    Iterate it (``for frame in run: ...``) to drive it; call :meth:`stop` from anywhere
+    (another thread, a button callback) to end it after the current step.  The last frame
+    has ``final=True``; :attr:`result` holds the outcome afterwards.
+    """
+
+    def __init__(
+        self,
+        compiled: _Compiled,
+        objective,
+        user_terms: int,
+        batch: int,
+        *,
+        steps: int,
+        lr: float,
+        seed: int,
+        every: int,
+    ):
+        self._c = compiled
+        self.objective = objective
+        self.steps = int(steps)
+        self.every = max(1, int(every))
+        self.seed = int(seed)
+        self.lr = float(lr)
+        self._stop = threading.Event()
+        self._values = [
+            {k: tf.constant(v) for k, v in t.values(batch, compiled.facts).items()}
+            for _, t in objective.terms
+        ]
+        self._weights = np.array([w for w, _ in objective.terms], np.float32)
+        self._user = np.zeros(len(objective.terms), np.float32)
+        self._user[:user_terms] = self._weights[:user_terms]
+        self.result: Result | None = None
+        self._started = False
+
+    def stop(self) -> None:
+        """Ask the run to end after the step in progress (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _images(self) -> np.ndarray:
+        return to_uint8(self._c.render().numpy())
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._started:
+            raise CnnvizError("a Run can be iterated once; start a new one with optimize()")
+        self._started = True
+        c = self._c
+        rng = np.random.default_rng(self.seed)
+        c.reset(c.param.init(rng, c.batch, c.h, c.w, c.c), self.lr)
+        weights = tf.constant(self._weights)
+        history, totals = [], []
+        error = None
+        t0 = time.perf_counter()
+        step = 0
+        while step < self.steps and not self._stop.is_set():
+            seed = tf.constant([self.seed, step], tf.int32)
+            scores, ok = c.step(self._values, weights, seed)
+            if not bool(ok):
+                error = (
+                    f"the gradients became NaN or infinite at step {step + 1}, so the run "
+                    "stopped; the last good image is kept. Lower the learning rate, or check "
+                    "a custom objective for log/sqrt/division of values that can be <= 0"
+                )
+                break
+            s = scores.numpy()
+            history.append(self._user @ s)
+            totals.append(self._weights @ s)
+            step += 1
+            if step % self.every == 0 and step < self.steps and not self._stop.is_set():
+                yield Frame(
+                    step,
+                    self.steps,
+                    self._images(),
+                    history[-1],
+                    totals[-1],
+                    time.perf_counter() - t0,
+                )
+        seconds = time.perf_counter() - t0
+        images = self._images()
+        b = c.batch
+        hist = np.array(history, np.float32).reshape(-1, b)
+        tot = np.array(totals, np.float32).reshape(-1, b)
+        self.result = Result(
+            images=images,
+            history=hist,
+            total_history=tot,
+            steps=step,
+            seconds=seconds,
+            stopped=self._stop.is_set() and step < self.steps,
+            error=error,
+            objective=repr(self.objective),
+        )
+        last = hist[-1] if len(hist) else np.full(b, np.nan, np.float32)
+        last_t = tot[-1] if len(tot) else np.full(b, np.nan, np.float32)
+        yield Frame(step, self.steps, images, last, last_t, seconds, final=True)
+
+
+def _objective_from(spec, loaded: LoadedModel) -> obj.Objective:
+    if isinstance(spec, obj.Objective):
+        return spec
+    if isinstance(spec, (int, np.integer, str)) and not isinstance(spec, bool):
+        return obj.class_score(spec)
+    if isinstance(spec, (list, tuple, range)):
+        return obj.class_score(list(spec))
+    raise CnnvizError(
+        f"cannot make an objective from {type(spec).__name__}: pass one from "
+        "cnnviz_widgets.objectives (class_logit, channel, ...), a class index or a class name"
+    )
+
+
+def optimize(
+    model,
+    objective,
+    *,
+    preset: str | Preset = "lucid",
+    steps: int | None = None,
+    lr: float | None = None,
+    batch: int | None = None,
+    seed: int = 0,
+    size: int | tuple[int, int] | None = None,
+    param: str | Fourier | Pixels | None = None,
+    transforms: Transforms | None = None,
+    tv: float | None = None,
+    lp: float | None = None,
+    blur: float | None = None,
+    every: int = 8,
+) -> Run:
+    """Prepare an optimization and return it as a :class:`Run` (nothing runs until you
+    iterate it).
+
+    Args:
+        model: a ``LoadedModel``, a built ``keras.Model`` or anything ``load_model`` takes.
+        objective: an ``Objective`` (see ``cnnviz_widgets.objectives``), or a class index,
+            class name, or list of them (``objectives.class_score``: one image per class).
+        preset: ``"lucid"`` (default), ``"tf-keras-vis"``, ``"keras-vis"`` or a ``Preset``.
+        steps, lr: override the preset's number of steps and Adam learning rate.
+        batch: number of images; default: one per target of the objective.
+        seed: makes the run repeatable (initial image and random transforms).
+        size: the image size, for models that accept any size (default 224).
+        param, transforms: override the preset's parameterization and transforms.
+        tv, lp, blur: override the preset's regularizer weights (subtracted).
+        every: yield a frame every this many steps.
+
+    Returns:
+        A :class:`Run`.
+    """
+    loaded = _as_loaded(model)
+    p = get_preset(preset)
+    hwc = _image_input(loaded, size)
+    objective = _objective_from(objective, loaded)
+    user_terms = len(objective.terms)
+    weights = {
+        "tv": p.tv if tv is None else tv,
+        "lp": p.lp if lp is None else lp,
+        "blur": p.blur if blur is None else blur,
+    }
+    for name, value in weights.items():
+        if value < 0:
+            raise CnnvizError(f"{name} is a penalty weight and must be >= 0, got {value}")
+    full = (
+        objective
+        - weights["tv"] * obj.total_variation()
+        - weights["lp"] * obj.lp_norm(p.p)
+        - weights["blur"] * obj.blur_penalty()
+    )
+    n = objective.batch_size()
+    if batch is None:
+        batch = n
+    elif n > 1 and batch != n:
+        raise CnnvizError(f"the objective has {n} targets but batch={batch}: leave batch out")
+    if batch < 1:
+        raise CnnvizError(f"batch must be >= 1, got {batch}")
+    steps = p.steps if steps is None else int(steps)
+    if steps < 0:
+        raise CnnvizError(f"steps must be >= 0, got {steps}")
+    lr = p.lr if lr is None else float(lr)
+    if not lr > 0:
+        raise CnnvizError(f"the learning rate must be > 0, got {lr}")
+    param_obj = p.param if param is None else get_param(param)
+    t = p.transforms_for(min(hwc[:2])) if transforms is None else transforms
+    compiled = _compiled(loaded, full, param_obj, t, int(batch), hwc)
+    return Run(compiled, full, user_terms, int(batch), steps=steps, lr=lr, seed=seed, every=every)
+
+
+def visualize(model, objective, **kwargs) -> Result:
+    """Run an optimization to the end and return its :class:`Result`.
+
+    Takes the same arguments as :func:`optimize`.  Example::
+
+        res = cw.visualize(cw.load_model("shapes"), "circle")
+        res.image          # (64, 64, 3) uint8
+        res.history[:, 0]  # the class logit, step by step
+
+    If the gradients turn NaN the run ends early, a warning says why, ``result.error``
+    holds the message and ``result.images`` the last good images.
+    """
+    run = optimize(model, objective, **kwargs)
+    for _ in run:
+        pass
+    result = run.result
+    if result.error:
+        warnings.warn(result.error, RuntimeWarning, stacklevel=2)
+    return result
