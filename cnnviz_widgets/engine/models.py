@@ -128,7 +128,12 @@ def softmax_position(model: keras.Model) -> str | None:
 
 
 def _guess_preprocessing(model: keras.Model) -> str:
-    """[0, 255] when the model rescales its input itself, [0, 1] otherwise."""
+    """A keras.applications model's own preprocessing when its name says which it is
+    (``VGG16(...)`` is named ``"vgg16"``); [0, 255] when the model rescales its input
+    itself; [0, 1] otherwise."""
+    name = model.name.lower()
+    if name in APPLICATIONS:
+        return APPLICATIONS[name][1]
     for layer in model.layers[:4]:
         if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
             return "raw"

@@ -29,7 +29,7 @@ from . import objectives as obj
 from .introspect import get_layer
 from .models import LoadedModel, load_model, wrap_model
 from .param import Fourier, Pixels, get_param
-from .taps import Tap, extractor, last_layer_path
+from .taps import Tap, extractor, logit_source
 from .transforms import Transforms
 
 __all__ = [
@@ -234,36 +234,6 @@ def _image_input(loaded: LoadedModel, size) -> tuple[int, int, int]:
     return int(h), int(w), int(c)
 
 
-@dataclass(frozen=True)
-class _Logits:
-    """How to read pre-softmax scores without changing the model."""
-
-    tap: Tap
-    dense_path: str | None = None  # apply this Dense layer's kernel/bias to the tap
-
-
-def _logit_source(loaded: LoadedModel) -> _Logits:
-    model = loaded.model
-    if len(model.outputs) != 1:
-        raise CnnvizError(
-            f"the model has {len(model.outputs)} outputs; class objectives need one. Use a "
-            "channel or neuron objective, or a model with a single output"
-        )
-    path = last_layer_path(model)
-    if loaded.softmax is None:
-        return _Logits(Tap(path, "output"))  # the output already is the score
-    if loaded.softmax == "layer":
-        return _Logits(Tap(path, "input"))  # the input of the Softmax/Activation layer
-    layer, _ = get_layer(model, path)
-    if isinstance(layer, keras.layers.Dense):
-        return _Logits(Tap(path, "input"), dense_path=path)
-    raise CnnvizError(
-        f"the last layer {path!r} ({type(layer).__name__}) applies the softmax itself, so its "
-        "logits cannot be read without changing the model: use "
-        "objectives.class_probability instead of class_logit"
-    )
-
-
 def _fused_activation(layer) -> bool:
     """A Conv2D, Conv1D or Dense layer with a built-in ReLU."""
     plain = isinstance(layer, keras.layers.Dense) or (
@@ -317,7 +287,7 @@ class _Compiled:
                 add(Tap(path, "output"))
         self.logits = None
         if any(t.needs_logits for t in self.terms):
-            self.logits = _logit_source(loaded)
+            self.logits = logit_source(loaded)
             if self.logits.tap not in taps:
                 taps.append(self.logits.tap)
         if not taps:
@@ -366,11 +336,9 @@ class _Compiled:
                     acts[(path, "pre")] = _pre_activation(layer, acts[(path, "input")])
             logits = None
             if self.logits is not None:
-                logits = acts[(self.logits.tap.path, self.logits.tap.kind)]
-                if self.dense is not None:
-                    logits = tf.matmul(logits, self.dense.kernel)
-                    if self.dense.use_bias:
-                        logits = logits + self.dense.bias
+                logits = self.logits.logits(
+                    acts[(self.logits.tap.path, self.logits.tap.kind)], self.dense
+                )
             ctx = obj.Context(image=image, acts=acts, logits=logits)
             scores = tf.stack(
                 [

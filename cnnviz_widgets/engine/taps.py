@@ -138,3 +138,49 @@ def last_layer_path(model) -> str:
         layer = layer.layers[-1]
         parts.append(layer.name)
     return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class LogitSource:
+    """Where the pre-softmax class scores of a model can be read without changing it.
+
+    Attributes:
+        tap: the tensor to tap.
+        dense_path: when set, the tap is the input of this final Dense layer (whose
+            activation is the softmax) and the logits are ``tap @ kernel + bias``.
+    """
+
+    tap: Tap
+    dense_path: str | None = None
+
+    def logits(self, tapped, dense=None):
+        """Logits from the tapped tensor (``dense``: the layer at ``dense_path``)."""
+        if self.dense_path is None:
+            return tapped
+        y = keras.ops.matmul(tapped, dense.kernel)
+        return y + dense.bias if dense.use_bias else y
+
+
+def logit_source(loaded) -> LogitSource:
+    """Find the logits of a ``LoadedModel``: the output itself when it has no softmax, the
+    input of a final Softmax/Activation layer, or a final softmax Dense layer recomputed
+    linearly from its own weights.  Raises ``CnnvizError`` when none applies."""
+    model = loaded.model
+    if len(model.outputs) != 1:
+        raise CnnvizError(
+            f"the model has {len(model.outputs)} outputs; class objectives need one. Use a "
+            "channel or neuron objective, or a model with a single output"
+        )
+    path = last_layer_path(model)
+    if loaded.softmax is None:
+        return LogitSource(Tap(path, "output"))  # the output already is the score
+    if loaded.softmax == "layer":
+        return LogitSource(Tap(path, "input"))  # the input of the Softmax layer
+    layer, _ = get_layer(model, path)
+    if isinstance(layer, keras.layers.Dense):
+        return LogitSource(Tap(path, "input"), dense_path=path)
+    raise CnnvizError(
+        f"the last layer {path!r} ({type(layer).__name__}) applies the softmax itself, so its "
+        "logits cannot be read without changing the model: use "
+        "objectives.class_probability instead of class_logit"
+    )

@@ -1,0 +1,1 @@
+"""Compatibility layers that let code written for older libraries run on cnnviz_widgets."""

@@ -1,0 +1,210 @@
+"""Activation maximization: quality on the embedded model, compiled-step behaviour, errors."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cnnviz_widgets as cw
+from cnnviz_widgets import objectives as obj
+from cnnviz_widgets.engine import optvis
+from tests.conftest import assert_same_state, model_state
+
+
+def _predict(model, images_uint8):
+    return model.model.predict(images_uint8.astype("float32") / 255.0, verbose=0)
+
+
+def test_every_class_is_reached_and_survives_unseen_jitter_and_scale(shapes):
+    n = len(shapes.class_names)
+    before = model_state(shapes.model)
+    res = cw.visualize(shapes, list(range(n)))  # default preset, one image per class
+    assert res.images.shape == (n, 64, 64, 3) and res.images.dtype == np.uint8
+    probs = _predict(shapes, res.images)[np.arange(n), np.arange(n)]
+    assert probs.min() >= 0.9, dict(zip(shapes.class_names, probs.round(3)))
+    # re-score under random jitter (+-4 px) and zoom (0.9-1.1) with seeds never used in
+    # the optimization
+    rescoring = cw.Transforms(jitter=4, scale=(0.9, 1.1))
+    x = tf.constant(res.images.astype("float32") / 255.0)
+    robust = []
+    for s in range(10):
+        warped = rescoring(x, tf.constant([9000 + s, 77])).numpy()
+        robust.append(shapes.model.predict(warped, verbose=0)[np.arange(n), np.arange(n)])
+    assert np.mean(robust) >= 0.8, np.mean(robust, axis=0).round(3)
+    # the objective went up: objectives are maximized
+    assert (res.history[-1] > res.history[0]).all()
+    assert_same_state(before, model_state(shapes.model))
+
+
+def test_channel_images_beat_the_data_set(shapes):
+    """The optimized image drives its channel harder than >= 95% of 1000 data images."""
+    layer = "conv4"
+    probe = keras.Model(shapes.model.inputs[0], shapes.model.get_layer(layer).output)
+    data = cw.generate_shapes(1000, seed=31).images
+    acts = probe.predict(data, verbose=0, batch_size=250).mean(axis=(1, 2))
+    live = [c for c in range(acts.shape[1]) if np.percentile(acts[:, c], 95) > 0]
+    channels = live[:: max(1, len(live) // 8)][:8]  # 8 channels the data set activates
+    res = cw.visualize(shapes, obj.channel(layer, channels))
+    ours = probe.predict(res.images.astype("float32") / 255.0, verbose=0).mean(axis=(1, 2))
+    for i, c in enumerate(channels):
+        share = (acts[:, c] < ours[i, c]).mean()
+        assert share >= 0.95, f"channel {c}: beats only {share:.1%} of the data set"
+
+
+def test_changing_class_or_channel_does_not_retrace(shapes):
+    cw.visualize(shapes, obj.class_logit(0), steps=2)
+    cw.visualize(shapes, obj.channel("conv3", 0), steps=2)
+    count = optvis.tracing_count(shapes)
+    for i in range(20):
+        cw.visualize(shapes, obj.class_logit(i % 9), steps=2, lr=0.01 + i / 1000, seed=i)
+        cw.visualize(shapes, obj.channel("conv3", i), steps=2)
+    assert optvis.tracing_count(shapes) == count
+
+
+def test_same_seed_same_images_other_seed_other_images(shapes):
+    a = cw.visualize(shapes, "circle", steps=12, seed=3)
+    b = cw.visualize(shapes, "circle", steps=12, seed=3)
+    c = cw.visualize(shapes, "circle", steps=12, seed=4)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.history, b.history)
+    assert not np.array_equal(a.images, c.images)
+
+
+def test_a_run_streams_frames_and_stops_keeping_its_last_image(shapes):
+    run = cw.optimize(shapes, "square", steps=200, every=4)
+    frames = []
+    for frame in run:
+        frames.append(frame)
+        if frame.step == 12:
+            run.stop()
+    assert [f.step for f in frames[:3]] == [4, 8, 12]
+    assert frames[-1].final and frames[-1].step == 12
+    assert not np.array_equal(frames[0].images, frames[2].images)  # the image changes
+    res = run.result
+    assert res.stopped and res.error is None and res.steps == 12
+    np.testing.assert_array_equal(res.images, frames[-1].images)
+    assert res.history.shape == (12, 1)
+
+
+def test_batch_with_diversity_gives_different_images(shapes):
+    goal = obj.class_logit("dots") + 5.0 * obj.diversity("conv3")
+    res = cw.visualize(shapes, goal, batch=3, steps=32)
+    assert res.images.shape[0] == 3
+    assert not np.array_equal(res.images[0], res.images[1])
+
+
+@pytest.mark.parametrize("preset", sorted(cw.PRESETS))
+def test_presets_run(shapes, preset):
+    res = cw.visualize(shapes, 2, preset=preset, steps=3)
+    assert res.images.shape == (1, 64, 64, 3) and res.steps == 3
+
+
+def test_logits_are_read_without_changing_the_model(shapes):
+    """The class logit is the input of the softmax: softmax(our logits) == the output."""
+    compiled = optvis._compiled(
+        shapes, obj.class_logit(0), cw.Pixels(), cw.Transforms(), 1, (64, 64, 3)
+    )
+    x = cw.generate_shapes(4, seed=2).images
+    pre = compiled.ext(x)
+    pre = pre[0] if isinstance(pre, list) else pre
+    dense = shapes.model.get_layer("predictions")
+    logits = pre @ dense.kernel + dense.bias
+    np.testing.assert_allclose(
+        tf.nn.softmax(logits).numpy(), shapes.model.predict(x, verbose=0), rtol=1e-4, atol=1e-6
+    )
+    assert shapes.model.get_layer("predictions").get_config()["activation"] == "softmax"
+
+
+def _tiny(softmax: str):
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="c")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    if softmax == "activation":
+        out = keras.layers.Dense(3, activation="softmax", name="d")(x)
+    else:
+        x = keras.layers.Dense(3, name="d")(x)
+        out = keras.layers.Softmax(name="sm")(x)
+    return keras.Model(inp, out)
+
+
+@pytest.mark.parametrize("where", ["activation", "layer"])
+def test_both_softmax_positions_give_logits(where):
+    model = _tiny(where)
+    before = model_state(model)
+    res = cw.visualize(model, obj.class_logit(1), steps=20, preset="lucid")
+    assert res.history[-1, 0] > res.history[0, 0]
+    # the reported value is the logit: the model's probability is its softmax
+    probs = model.predict(res.images.astype("float32") / 255.0, verbose=0)
+    assert np.isfinite(res.history).all() and probs.shape == (1, 3)
+    assert_same_state(before, model_state(model))
+
+
+def test_nested_layer_objective():
+    base = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.Conv2D(6, 3, name="inner_conv")], name="base"
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            base,
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    nodes = [len(layer._inbound_nodes) for layer in base.layers]
+    res = cw.visualize(model, obj.channel("base/inner_conv", [1, 4]), steps=16)
+    assert res.images.shape == (2, 32, 32, 3)
+    assert (res.history[-1] > res.history[0]).all()
+    assert nodes == [len(layer._inbound_nodes) for layer in base.layers]  # nothing added
+
+
+def test_bad_input_messages(shapes):
+    with pytest.raises(cw.CnnvizError, match=r"class index 9 is out of range.*9 classes.*0\.\.8"):
+        cw.optimize(shapes, obj.class_logit(9))
+    with pytest.raises(cw.CnnvizError, match=r"unknown class name 'circel'.*circle"):
+        cw.optimize(shapes, "circel")
+    with pytest.raises(cw.CnnvizError, match=r"channel 64 is out of range.*64 channels"):
+        cw.optimize(shapes, obj.channel("conv4", 64))
+    with pytest.raises(cw.CnnvizError, match=r"no spatial axes.*neuron"):
+        cw.optimize(shapes, obj.channel("predictions", 0))
+    with pytest.raises(cw.LayerNotFoundError, match="conv3"):
+        cw.optimize(shapes, obj.channel("conv33", 0))
+    vector = keras.Sequential([keras.Input((20,)), keras.layers.Dense(3)])
+    with pytest.raises(cw.CnnvizError, match=r"not an image"):
+        cw.optimize(vector, obj.class_logit(0))
+    with pytest.raises(cw.CnnvizError, match=r"unknown preset 'lucyd'"):
+        cw.optimize(shapes, 0, preset="lucyd")
+
+
+def test_nan_gradients_stop_the_run_and_keep_the_last_good_image(shapes):
+    # a custom term that is fine while conv2's mean activation stays below a ceiling a bit
+    # above its value on a gray image, and NaN (sqrt of a negative) once it passes it
+    probe = keras.Model(shapes.model.inputs[0], shapes.model.get_layer("conv2").output)
+    ceiling = float(probe(np.full((1, 64, 64, 3), 0.5, np.float32)).numpy().mean()) + 0.05
+
+    def fragile(act):
+        return -tf.sqrt(ceiling - tf.reduce_mean(act, axis=(1, 2, 3)))
+
+    run = cw.optimize(shapes, obj.custom(fragile, "conv2"), steps=300, every=1, lr=0.05)
+    frames = list(run)
+    res = run.result
+    assert res.error and "NaN" in res.error and "last good image" in res.error
+    assert 0 < res.steps < 300 and np.isfinite(res.history).all()
+    np.testing.assert_array_equal(res.images, frames[-2].images)  # the last good step
+    with pytest.warns(RuntimeWarning, match="NaN"):
+        cw.visualize(shapes, obj.custom(fragile, "conv2"), steps=300, lr=0.05)
+
+
+def test_objectives_compose():
+    a = obj.class_logit(1) + 0.5 * obj.channel("conv1", 2) - obj.total_variation()
+    assert [w for w, _ in a.terms] == [1.0, 0.5, -1.0]
+    assert repr(a) == "class_logit(1) + 0.5*channel('conv1', 2) - total_variation()"
+    assert sum([obj.class_logit(0), obj.class_logit(1)]).batch_size() == 1
+    assert obj.class_logit([0, 1, 2]).batch_size() == 3
+    # structure ignores the values, so these share one compiled step
+    assert obj.class_logit(1).structure() == obj.class_logit(7).structure()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (2 * a).terms[0][0] == 2.0
