@@ -247,7 +247,7 @@ def test_clicking_a_filter_selects_and_enlarges_it(shapes, sent):
     values = cw.filter_values(shapes, "conv1", view="rgb", filters=[5])[0]
     numbers = gallery.detail_numbers.value
     assert f"{values[0, 0, 0]:+.3f}" in numbers and f"{values[6, 6, 2]:+.3f}" in numbers
-    assert "filter 5 of conv1" in gallery.detail_head.value
+    assert "Filter 5 of conv1" in gallery.detail_head.value
     enlarged = gallery.detail_pixels.sent
     tile = cw.filter_montage(shapes, "conv1", filters=[5], scale=1, padding=0).image
     assert enlarged.shape[0] >= 140
@@ -416,6 +416,7 @@ def test_exports(shapes, tmp_path, monkeypatch):
     fig = gallery.to_figure()
     assert isinstance(fig, Figure) and "conv1" in fig.axes[0].get_title()
     fig.savefig(tmp_path / "fig.png")  # renders without pyplot
+    assert fig._repr_png_().startswith(PNG)  # shows itself as a cell's result
     monkeypatch.chdir(tmp_path)
     gallery.save_png.click()
     assert (tmp_path / "filters_conv1.png").read_bytes() == data

@@ -21,6 +21,7 @@ STYLE = """
   color: var(--jp-ui-font-color1, #222); gap: 6px; padding: 10px 12px;
   border: 1px solid var(--jp-border-color2, #ddd); border-radius: 6px;
   background: var(--jp-layout-color0, #fff); box-sizing: border-box; }
+.cnnviz-panel .widget-html-content { line-height: 1.45; }
 .cnnviz-panel .cnnviz-title { font-size: 15px; font-weight: 600; line-height: 1.4; }
 .cnnviz-panel .cnnviz-title .cnnviz-sub { font-weight: 400;
   color: var(--jp-ui-font-color2, #555); font-size: 13px; }
@@ -41,8 +42,8 @@ STYLE = """
 .cnnviz-panel table.cnnviz-kv td { font-family: var(--jp-code-font-family, monospace);
   font-size: 12px; padding: 2px 0; word-break: break-word; }
 .cnnviz-panel table.cnnviz-kv tr + tr { border-top: 1px solid var(--jp-border-color3, #eee); }
-.cnnviz-panel .cnnviz-section { font-size: 12px; font-weight: 600; letter-spacing: .04em;
-  text-transform: uppercase; color: var(--jp-ui-font-color2, #666); margin: 10px 0 3px; }
+.cnnviz-panel .cnnviz-section { font-size: 13px; font-weight: 600;
+  color: var(--jp-ui-font-color1, #222); margin: 10px 0 3px; }
 .cnnviz-panel select { font-size: 13px; }
 .cnnviz-panel .cnnviz-layer-list select { font-family: var(--jp-code-font-family, monospace);
   font-size: 12.5px; line-height: 1.5; padding: 2px 0; }
@@ -50,15 +51,17 @@ STYLE = """
   font-size: 12.5px; white-space: pre; color: var(--jp-ui-font-color2, #555);
   padding: 0 4px; overflow: hidden; }
 .cnnviz-panel canvas.cnnviz-pixels { image-rendering: pixelated; display: block;
-  max-width: none; }
+  max-width: none; outline: none; }
+.cnnviz-panel canvas.cnnviz-gallery-canvas { cursor: pointer; }
 .cnnviz-panel .cnnviz-canvas-box { overflow: auto; max-height: 720px;
   background: #282828; border-radius: 4px; padding: 6px; flex: 0 1 auto;
   align-self: flex-start; }
 .cnnviz-panel .cnnviz-detail-box { padding: 0 4px; }
 .cnnviz-panel table.cnnviz-kernel { border-collapse: collapse;
-  font-family: var(--jp-code-font-family, monospace); font-size: 11px; margin: 2px 0 8px; }
+  font-family: var(--jp-code-font-family, monospace); font-size: 10.5px; margin: 2px 0 8px;
+  line-height: 1.3; }
 .cnnviz-panel table.cnnviz-kernel td { border: 1px solid rgba(128,128,128,.35);
-  padding: 2px 4px; text-align: right; min-width: 38px; }
+  padding: 1px 3px; text-align: right; }
 .cnnviz-panel .widget-label { color: var(--jp-ui-font-color1, #222); }
 .cnnviz-panel .cnnviz-controls { gap: 4px 14px; flex-wrap: wrap; align-items: center; }
 .cnnviz-panel .cnnviz-controls > .widget-inline-hbox { margin: 0; }

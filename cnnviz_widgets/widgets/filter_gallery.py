@@ -68,6 +68,18 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _showable(fig: Any) -> Any:
+    """Let a pyplot-free Figure show itself in a notebook (``_repr_png_``)."""
+
+    def repr_png() -> bytes:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+    fig._repr_png_ = repr_png
+    return fig
+
+
 def _font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
@@ -156,9 +168,10 @@ class FilterGallery(Panel):
         self.title = widgets.HTML()
         self.title.add_class("cnnviz-title")
         self.mode_toggle = widgets.ToggleButtons(
-            options=[("Filters of a layer", "filters"), ("Overview: one per block", "overview")],
+            options=[("All filters", "filters"), ("Overview", "overview")],
+            tooltips=["every filter of one layer", "the first filter of each block"],
             value=mode,
-            style={"button_width": "170px"},
+            style={"button_width": "110px"},
         )
         self.mode_toggle.add_class("cnnviz-mode")
         self.layer_select = widgets.Dropdown(
@@ -250,7 +263,7 @@ class FilterGallery(Panel):
         self.detail_canvas_box.add_class("cnnviz-canvas-box")
         self.detail = widgets.VBox(
             [self.detail_head, self.detail_canvas_box, self.detail_numbers],
-            layout=widgets.Layout(flex="0 1 320px", min_width="240px", padding="0 0 0 14px"),
+            layout=widgets.Layout(flex="0 1 340px", min_width="300px", padding="0 0 0 14px"),
         )
         self.detail.add_class("cnnviz-detail-box")
 
@@ -337,6 +350,8 @@ class FilterGallery(Panel):
     def to_figure(self, dpi: int = 100):
         """The picture as a ``matplotlib.figure.Figure`` (no pyplot needed), with a title.
 
+        The figure shows itself as PNG when it is a cell's result, even without pyplot.
+
         In overview mode: one axes per block, the raw values of
         ``layer.get_weights()[0][:, :, 0, 0]`` in gray (the seed article's figure).
         In filters mode: the montage, with a colour bar for single-channel views.
@@ -360,7 +375,7 @@ class FilterGallery(Panel):
                 f"{self.session.loaded.name}: first filter of each block, input channel 0",
                 fontsize=10,
             )
-            return fig
+            return _showable(fig)
         montage = self.montage
         if montage is None:
             raise CnnvizError(
@@ -385,7 +400,7 @@ class FilterGallery(Panel):
             if montage.normalization == "filter":
                 bar.set_ticks([low, high], labels=["each filter's min", "max"])
             bar.ax.tick_params(labelsize=8)
-        return fig
+        return _showable(fig)
 
     # --- filters mode -----------------------------------------------------------------
 
@@ -515,7 +530,7 @@ class FilterGallery(Panel):
         path = self._current_conv()
         if channel is None or montage is None or path is None:
             self.detail_head.value = (
-                '<div class="cnnviz-section">selected filter</div>'
+                '<div class="cnnviz-section">Selected filter</div>'
                 '<div class="cnnviz-muted">Click a filter in the montage.</div>'
             )
             self.detail_numbers.value = ""
@@ -545,7 +560,7 @@ class FilterGallery(Panel):
             "channel": f"input channel {self.in_channel.value}",
         }[montage.view]
         self.detail_head.value = (
-            f'<div class="cnnviz-section">filter {channel} of {esc(path)}</div>'
+            f'<div class="cnnviz-section">Filter {channel} of {esc(path)}</div>'
             f'<div class="cnnviz-muted">{kh}×{kw} · {what}<br>'
             f"min {values.min():+.3f} · max {values.max():+.3f} · "
             f"mean {values.mean():+.3f}</div>"

@@ -258,7 +258,7 @@ class LayerBrowser(Panel):
             f'<div class="cnnviz-title">{esc(row.name)} '
             f'<span class="cnnviz-sub">{esc(row.class_name)}</span></div>'
             + _kv_table(items)
-            + '<div class="cnnviz-section">config — get_config()</div>'
+            + '<div class="cnnviz-section">Config: <code>get_config()</code></div>'
             + _kv_table(config)
         )
 
