@@ -1,0 +1,209 @@
+"""The panels in a real JupyterLab page: what the browser draws, and how fast.
+
+Set CNNVIZ_SCREENSHOTS=1 to also write the screenshots to docs/ (they are always taken,
+into a temporary folder).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import statistics
+import time
+
+import nbformat
+import numpy as np
+import pytest
+from PIL import Image
+
+import cnnviz_widgets as cw
+from cnnviz_widgets.widgets import zoom_nearest
+from cnnviz_widgets.widgets.filter_gallery import auto_zoom
+
+from .conftest import REPO, copy_notebook, open_and_run
+
+BROWSER = ".cnnviz-layer-browser"
+GALLERY = ".cnnviz-filter-gallery"
+CANVAS = "canvas.cnnviz-gallery-canvas"
+DETAIL_CANVAS = "canvas.cnnviz-filter-canvas"
+LIST = ".cnnviz-layer-list select"
+
+# a cheap fingerprint of a canvas' pixels, computed in the page
+HASH_JS = """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let h = 0; for (let i = 0; i < d.length; i += 7) h = (Math.imul(h, 31) + d[i]) | 0;
+  return h; }"""
+
+
+def read_canvas(page, index: int = 0) -> np.ndarray:
+    """The pixels of the index-th gallery canvas, read back from the page."""
+    url = page.evaluate(
+        "([sel, i]) => document.querySelectorAll(sel)[i].toDataURL('image/png')",
+        [CANVAS, index],
+    )
+    data = base64.b64decode(url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+
+
+def wait_drawn(page, selector: str, index: int, width: int | None = None, before=None):
+    """Wait until the canvas is drawn (opaque corner), optionally at a size and with
+    pixels other than ``before`` (a fingerprint)."""
+    page.wait_for_function(
+        f"""([sel, i, w, before]) => {{
+            const hash = {HASH_JS};
+            const c = document.querySelectorAll(sel)[i];
+            if (!c || c.width <= 1 || (w !== null && c.width !== w)) return false;
+            const px = c.getContext('2d').getImageData(c.width - 1, c.height - 1, 1, 1).data;
+            if (px[3] !== 255) return false;
+            return before === null || hash(c) !== before;
+        }}""",
+        arg=[selector, index, width, before],
+        polling="raf",
+        timeout=60_000,
+    )
+
+
+def fingerprint(page, selector: str, index: int = 0) -> int:
+    return page.evaluate(
+        f"([sel, i]) => ({HASH_JS})(document.querySelectorAll(sel)[i])", [selector, index]
+    )
+
+
+def option_index(page, selector: str, prefix: str) -> int:
+    """Index of the option whose text starts with ``prefix`` (labels use nbsp)."""
+    return page.evaluate(
+        """([sel, prefix]) => [...document.querySelector(sel).options]
+              .findIndex(o => o.textContent.replace(/\\u00a0/g, ' ').trim().startsWith(prefix))""",
+        [selector, prefix],
+    )
+
+
+@pytest.fixture(scope="module")
+def shapes_page(lab, browser_context):
+    url, root = lab
+    copy_notebook("widgets.ipynb", root)
+    page = open_and_run(browser_context, url, "widgets.ipynb", "shapes", GALLERY)
+    # the last cell selects conv2, filter 3: wait until the notebook has run to the end
+    page.get_by_text("Session('shapes', layer='conv2', channel=3").wait_for(timeout=90_000)
+    wait_drawn(page, CANVAS, 0)
+    wait_drawn(page, CANVAS, 1)
+    return page
+
+
+def test_layer_browser_lists_every_layer(shapes_page, shapes):
+    texts = shapes_page.eval_on_selector(LIST, "s => [...s.options].map(o => o.textContent)")
+    names = [t.replace("\u00a0", " ").split()[0] for t in texts]
+    assert names == [r.name for r in cw.layer_table(shapes)]
+    assert "Conv2D" in texts[1].replace("\u00a0", " ")
+    summary = shapes_page.locator(BROWSER).inner_text()
+    assert "63,017" in summary and "kernel_size" in summary  # conv2's config is shown
+
+
+def test_selecting_a_conv_layer_redraws_the_gallery(shapes_page, shapes):
+    before = read_canvas(shapes_page)
+    mark = fingerprint(shapes_page, CANVAS)
+    select = shapes_page.locator(LIST)
+    select.select_option(index=option_index(shapes_page, LIST, "conv3"))
+    expected = cw.filter_montage(shapes, "conv3").image
+    expected = zoom_nearest(expected, auto_zoom(expected.shape))
+    wait_drawn(shapes_page, CANVAS, 0, width=expected.shape[1], before=mark)
+    after = read_canvas(shapes_page)
+    assert after.shape != before.shape or not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, expected)  # exactly the engine's montage
+    gallery_text = shapes_page.locator(GALLERY).first.inner_text()
+    assert "of conv3" in gallery_text
+
+
+def test_clicking_a_filter_enlarges_it(shapes_page, shapes):
+    montage = cw.filter_montage(shapes, "conv3")
+    zoom = auto_zoom(montage.image.shape)
+    x, y, w, h = montage.tile_box(5)
+    mark = fingerprint(shapes_page, CANVAS)
+    shapes_page.locator(CANVAS).first.click(
+        position={"x": (x + w / 2) * zoom, "y": (y + h / 2) * zoom}
+    )
+    shapes_page.get_by_text("filter 5 of conv3").wait_for(timeout=30_000)
+    wait_drawn(shapes_page, DETAIL_CANVAS, 0)
+    wait_drawn(shapes_page, CANVAS, 0, before=mark)  # the outline around filter 5
+    pixels = read_canvas(shapes_page)
+    edge = pixels[y * zoom - 1, (x + w // 2) * zoom]  # just above the tile
+    assert edge[0] > 200 and 120 < edge[1] < 220 and edge[2] < 80, edge  # orange
+    value = cw.filter_values(shapes, "conv3", view="mean", filters=[5])[0][0, 0]
+    assert f"{value:+.3f}" in shapes_page.locator(GALLERY).first.inner_text()
+
+
+def test_screenshots(shapes_page, tmp_path):
+    page = shapes_page
+    # a colourful state for the pictures: conv1 (RGB filters), filter 9 enlarged
+    gallery_select = f"{GALLERY} .cnnviz-gallery-layer select"
+    mark = fingerprint(page, CANVAS)
+    page.locator(gallery_select).first.select_option(
+        index=option_index(page, gallery_select, "conv1")
+    )
+    wait_drawn(page, CANVAS, 0, before=mark)
+    montage = cw.filter_montage(cw.load_model("shapes"), "conv1")
+    zoom = auto_zoom(montage.image.shape)
+    x, y, w, h = montage.tile_box(9)
+    page.locator(CANVAS).first.click(position={"x": (x + w / 2) * zoom, "y": (y + h / 2) * zoom})
+    page.get_by_text("filter 9 of conv1").wait_for(timeout=30_000)
+    wait_drawn(page, DETAIL_CANVAS, 0)
+    page.mouse.move(0, 0)
+    page.set_viewport_size({"width": 1360, "height": 2400})  # whole panels in view
+    page.wait_for_timeout(500)  # let the layout and hover styles settle
+    targets = {
+        "layer_browser.png": page.locator(BROWSER),
+        "filter_gallery.png": page.locator(GALLERY).nth(0),
+        "filter_overview.png": page.locator(GALLERY).nth(1),
+    }
+    out_dirs = [tmp_path] + ([REPO / "docs"] if os.environ.get("CNNVIZ_SCREENSHOTS") else [])
+    for name, locator in targets.items():
+        for folder in out_dirs:
+            folder.mkdir(exist_ok=True)
+            locator.screenshot(path=str(folder / name))
+        shot = np.asarray(Image.open(tmp_path / name))
+        assert shot.shape[0] > 150 and shot.shape[1] > 400, (name, shot.shape)
+        assert shot[..., :3].std() > 10, f"{name} looks empty"
+
+
+@pytest.fixture(scope="module")
+def vgg_page(lab, browser_context):
+    url, root = lab
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import keras\n"
+            "import cnnviz_widgets as cw\n"
+            "from cnnviz_widgets.widgets import FilterGallery\n"
+            "keras.utils.set_random_seed(0)\n"
+            "gallery = FilterGallery(cw.load_model('vgg16', weights=None))\n"
+            "gallery"
+        )
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)"}
+    nbformat.write(nb, root / "vgg.ipynb")
+    page = open_and_run(browser_context, url, "vgg.ipynb", "vgg", GALLERY)
+    wait_drawn(page, CANVAS, 0)
+    return page
+
+
+def test_select_to_canvas_time_for_512_filters(vgg_page, vgg16, capsys):
+    page = vgg_page
+    select = f"{GALLERY} .cnnviz-gallery-layer select"
+    timings = {}
+    for layer in ["block5_conv1", "block4_conv3", "block5_conv2", "block5_conv3"]:
+        expected = cw.filter_montage(vgg16, layer).image
+        width = expected.shape[1] * auto_zoom(expected.shape)
+        index = option_index(page, select, layer)
+        mark = fingerprint(page, CANVAS)
+        start = time.perf_counter()
+        page.locator(select).select_option(index=index)
+        wait_drawn(page, CANVAS, 0, width=width, before=mark)
+        timings[layer] = time.perf_counter() - start
+    assert f"of {layer}" in page.locator(GALLERY).inner_text()
+    assert read_canvas(page).shape[:2] == (576, 576)
+    with capsys.disabled():
+        print(
+            "\n[browser] select a 512-filter VGG16 layer -> new montage on the canvas: "
+            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items())
+            + f" (median {statistics.median(timings.values()) * 1000:.0f} ms)"
+        )
