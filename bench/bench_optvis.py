@@ -1,0 +1,179 @@
+"""Class-optimization speed and memory figures (not tests), all measured in one run.
+
+    .venv/bin/pip install -r bench/requirements.txt   # tf-keras-vis, for the comparison
+    .venv/bin/python bench/bench_optvis.py [--quick]
+
+Prints:
+1. step cost on VGG16 (weights=None, 224x224, batch 1): our compiled step (default
+   "lucid" preset: Fourier image, decorrelated colour, pad/jitter/scale/rotate, Adam)
+   divided by a bare compiled forward+backward pass of the same model (target <= 1.10);
+2. tf-keras-vis' ActivationMaximization for the same number of steps divided by ours
+   (target >= 1.6), if tf-keras-vis is installed;
+3. the embedded model, all nine classes in one batch, 256 steps (target <= 30 s);
+4. tracing count across 20 runs with different class indices (target: no new traces);
+5. resident memory over 50 consecutive runs (target: <= 5 % growth);
+6. the cost of rendering a preview frame every step (what a live widget asks for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import cnnviz_widgets as cw
+from cnnviz_widgets import objectives as obj
+from cnnviz_widgets.engine import optvis
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def bare_step_fn(model):
+    """A bare compiled forward+backward pass w.r.t. the input (plus a trivial update)."""
+    x = tf.Variable(tf.random.uniform((1, 224, 224, 3)) * 255.0 - 128.0)
+
+    @tf.function
+    def step(index):
+        with tf.GradientTape() as tape:
+            out = model(x, training=False)
+            score = tf.gather(out[0], index)
+        g = tape.gradient(score, x)
+        x.assign_add(0.01 * g)
+        return score
+
+    return step
+
+
+def per_step(fn, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+def bench_vgg(steps: int, rounds: int, compare: bool) -> None:
+    vgg = cw.load_model("vgg16", weights=None)
+    bare = bare_step_fn(vgg.model)
+    index = tf.constant(385)
+    bare(index).numpy()  # trace
+
+    def ours_block():
+        run = cw.optimize(vgg, obj.class_logit(385), steps=steps, every=steps)
+        start = time.perf_counter()
+        for _ in run:
+            pass
+        return (time.perf_counter() - start) / steps
+
+    ours_block()  # trace
+    bare_times, our_times = [], []
+    for _ in range(rounds):  # interleaved, so both see the same machine load
+        bare_times.append(per_step(lambda: bare(index).numpy(), steps))
+        our_times.append(ours_block())
+    b, o = statistics.median(bare_times), statistics.median(our_times)
+    print(f"VGG16 224x224 batch 1, {rounds} interleaved rounds of {steps} steps (median):")
+    print(f"  bare compiled forward+backward : {b * 1000:7.1f} ms/step")
+    print(f"  cnnviz step (lucid preset)     : {o * 1000:7.1f} ms/step")
+    print(f"  ratio ours / bare              : {o / b:7.3f}   (target <= 1.10)")
+
+    if not compare:
+        return
+    try:
+        from tf_keras_vis.activation_maximization import ActivationMaximization
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+        from tf_keras_vis.utils.scores import CategoricalScore
+    except ImportError:
+        print("  tf-keras-vis not installed: pip install -r bench/requirements.txt")
+        return
+    # tf-keras-vis replaces the softmax on a copy of the model (clone=True, its default)
+    am = ActivationMaximization(vgg.model, model_modifier=ReplaceToLinear(), clone=True)
+    score = CategoricalScore(385)
+    am(score, steps=2)  # warm up
+    theirs, ours = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        am(score, steps=steps)
+        theirs.append((time.perf_counter() - start) / steps)
+        ours.append(ours_block())
+    t, o = statistics.median(theirs), statistics.median(ours)
+    print(f"  tf-keras-vis ActivationMaximization: {t * 1000:7.1f} ms/step")
+    print(f"  cnnviz, same steps                 : {o * 1000:7.1f} ms/step")
+    print(f"  ratio tf-keras-vis / ours          : {t / o:7.3f}   (target >= 1.6)")
+
+
+def bench_shapes(memory_runs: int) -> None:
+    shapes = cw.load_model("shapes")
+    n = len(shapes.class_names)
+    cw.visualize(shapes, list(range(n)), steps=2)  # trace
+    start = time.perf_counter()
+    res = cw.visualize(shapes, list(range(n)), steps=256)
+    seconds = time.perf_counter() - start
+    probs = shapes.model.predict(res.images / 255.0, verbose=0)[np.arange(n), np.arange(n)]
+    print(
+        f"\nembedded model, all {n} classes in one batch, 256 steps: {seconds:.1f} s "
+        f"(target <= 30 s); min class probability {probs.min():.3f}"
+    )
+
+    count = optvis.tracing_count(shapes)
+    for i in range(20):
+        cw.visualize(shapes, obj.class_logit(i % n), steps=2)
+    cw.visualize(shapes, obj.class_logit(0), steps=2)
+    print(
+        f"tracing count before/after 20 runs with different classes: {count} / "
+        f"{optvis.tracing_count(shapes) - 0}  (new traces: "
+        f"{optvis.tracing_count(shapes) - count})"
+    )
+
+    for i in range(5):
+        cw.visualize(shapes, list(range(n)), steps=16, seed=i)
+    before = rss_mb()
+    for i in range(memory_runs):
+        cw.visualize(shapes, list(range(n)), steps=16, seed=i)
+    after = rss_mb()
+    print(
+        f"resident memory over {memory_runs} runs: {before:.0f} MB -> {after:.0f} MB "
+        f"({(after / before - 1) * 100:+.1f} %, target <= 5 %)"
+    )
+
+    def timed_run(every):
+        run = cw.optimize(shapes, list(range(n)), steps=128, every=every)
+        start = time.perf_counter()
+        for _frame in run:
+            pass
+        return time.perf_counter() - start
+
+    timed_run(1)
+    quiet = statistics.median(timed_run(128) for _ in range(3))
+    live = statistics.median(timed_run(1) for _ in range(3))
+    live4 = statistics.median(timed_run(4) for _ in range(3))
+    print(
+        f"preview frames (9 images) every step: {live:.2f} s vs none {quiet:.2f} s "
+        f"({(live / quiet - 1) * 100:+.1f} %); every 4 steps {(live4 / quiet - 1) * 100:+.1f} %"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer steps and rounds")
+    parser.add_argument("--no-compare", action="store_true", help="skip tf-keras-vis")
+    args = parser.parse_args()
+    keras.utils.set_random_seed(0)
+    steps, rounds = (5, 2) if args.quick else (20, 3)
+    bench_vgg(steps, rounds, compare=not args.no_compare)
+    bench_shapes(memory_runs=10 if args.quick else 50)
+
+
+if __name__ == "__main__":
+    main()
