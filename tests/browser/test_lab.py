@@ -21,7 +21,7 @@ import cnnviz_widgets as cw
 from cnnviz_widgets.widgets import zoom_nearest
 from cnnviz_widgets.widgets.filter_gallery import auto_zoom
 
-from .conftest import REPO, copy_notebook, open_and_run
+from .conftest import IDLE, REPO, copy_notebook, open_and_run
 
 BROWSER = ".cnnviz-layer-browser"
 GALLERY = ".cnnviz-filter-gallery"
@@ -163,6 +163,27 @@ def test_screenshots(shapes_page, tmp_path):
         shot = np.asarray(Image.open(tmp_path / name))
         assert shot.shape[0] > 150 and shot.shape[1] > 400, (name, shot.shape)
         assert shot[..., :3].std() > 10, f"{name} looks empty"
+
+
+def test_a_reloaded_page_gets_the_montage_again(shapes_page, shapes):
+    """A new view of a live kernel starts with an empty canvas: the panel redraws it when
+    the view reports ready (on_client_ready), as Voila and a page reload need."""
+    page = shapes_page
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_timeout(500)
+    page.reload()
+    page.get_by_text(IDLE).wait_for(timeout=60_000)
+    page.locator(CANVAS).first.wait_for(timeout=60_000)
+    wait_drawn(page, CANVAS, 0)
+    expected = cw.filter_montage(shapes, "conv1").image
+    zoom = auto_zoom(expected.shape)
+    expected = zoom_nearest(expected, zoom)
+    pixels = read_canvas(page)
+    assert pixels.shape == expected.shape
+    x, y, w, h = cw.filter_montage(shapes, "conv1").tile_box(9)  # outlined: leave it out
+    outside = np.ones(expected.shape[:2], bool)
+    outside[(y - 3) * zoom : (y + h + 3) * zoom, (x - 3) * zoom : (x + w + 3) * zoom] = False
+    np.testing.assert_array_equal(pixels[outside], expected[outside])
 
 
 @pytest.fixture(scope="module")
