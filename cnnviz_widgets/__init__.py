@@ -19,8 +19,22 @@ from .errors import (
     ModelSourceError,
     NoKernelError,
 )
+from .session import SelectionError, Session
 
 __version__ = "0.1.0"
+
+# The panels import ipywidgets and ipycanvas: load them on first use, so that importing
+# the engine (or the package in a script) loads no widget module.
+_WIDGETS = ("FilterGallery", "LayerBrowser")
+
+
+def __getattr__(name: str):
+    if name in _WIDGETS:
+        from . import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     *_engine_all,
@@ -29,5 +43,8 @@ __all__ = [
     "ModelNotBuiltError",
     "ModelSourceError",
     "NoKernelError",
+    "SelectionError",
+    "Session",
     "objectives",
+    *_WIDGETS,
 ]
