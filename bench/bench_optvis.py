@@ -126,14 +126,13 @@ def bench_shapes(memory_runs: int) -> None:
         f"(target <= 30 s); min class probability {probs.min():.3f}"
     )
 
+    cw.visualize(shapes, obj.class_logit(0), steps=2)  # first (and only) trace of this step
     count = optvis.tracing_count(shapes)
     for i in range(20):
-        cw.visualize(shapes, obj.class_logit(i % n), steps=2)
-    cw.visualize(shapes, obj.class_logit(0), steps=2)
+        cw.visualize(shapes, obj.class_logit(i % n), steps=2, seed=i, lr=0.01 + i / 1000)
     print(
-        f"tracing count before/after 20 runs with different classes: {count} / "
-        f"{optvis.tracing_count(shapes) - 0}  (new traces: "
-        f"{optvis.tracing_count(shapes) - count})"
+        f"traces of the compiled steps across 20 runs with different classes, seeds and "
+        f"learning rates: {optvis.tracing_count(shapes) - count} new (target 0)"
     )
 
     for i in range(5):

@@ -258,7 +258,9 @@ class _Compiled:
     """The variables and the compiled step for one configuration (reused across runs)."""
 
     def __init__(self, loaded, objective, param, transforms, batch, hwc):
-        self.loaded = loaded
+        # no reference to the model object itself: the cache is keyed weakly by it
+        self.preprocessing = loaded.preprocessing
+        self.busy = threading.Lock()  # one run at a time uses these variables
         self.param = param
         self.transforms = transforms
         self.batch = batch
@@ -327,7 +329,7 @@ class _Compiled:
             tape.watch(self.var)
             image = self.param.image(self.var, self.h, self.w, self.c)
             x = self.transforms(image, seed)
-            x = self.loaded.preprocessing(x)
+            x = self.preprocessing(x)
             outs = self.ext(x, training=False)
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
             acts = {(t.path, t.kind): o for t, o in zip(self.taps, outs)}
@@ -380,17 +382,23 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _compiled(loaded, objective, param, transforms, batch, hwc) -> _Compiled:
+    """The compiled step for this configuration: a cached one that no run is using, or a
+    new one (two panels optimizing the same model at once each get their own)."""
     key = (objective.structure(), param, transforms, batch, hwc, loaded.preprocessing.name)
-    per_model = _COMPILED.setdefault(loaded.model, {})
-    if key not in per_model:
-        per_model[key] = _Compiled(loaded, objective, param, transforms, batch, hwc)
-    return per_model[key]
+    pool = _COMPILED.setdefault(loaded.model, {}).setdefault(key, [])
+    for compiled in pool:
+        if not compiled.busy.locked():
+            return compiled
+    compiled = _Compiled(loaded, objective, param, transforms, batch, hwc)
+    pool.append(compiled)
+    return compiled
 
 
 def tracing_count(model) -> int:
     """How many times the compiled steps of ``model`` have been traced (for checks)."""
     model = model.model if isinstance(model, LoadedModel) else model
-    return sum(c.tracing_count() for c in _COMPILED.get(model, {}).values())
+    pools = _COMPILED.get(model, {}).values()
+    return sum(c.tracing_count() for pool in pools for c in pool)
 
 
 # ------------------------------------------------------------------------------ runs
@@ -405,6 +413,7 @@ class Run:
     def __init__(
         self,
         compiled: _Compiled,
+        fresh,
         objective,
         user_terms: int,
         batch: int,
@@ -415,6 +424,7 @@ class Run:
         every: int,
     ):
         self._c = compiled
+        self._fresh = fresh  # makes a step of the same configuration if this one is busy
         self.objective = objective
         self.steps = int(steps)
         self.every = max(1, int(every))
@@ -447,6 +457,15 @@ class Run:
             raise CnnvizError("a Run can be iterated once; start a new one with optimize()")
         self._started = True
         c = self._c
+        if not c.busy.acquire(blocking=False):  # another run took it since optimize()
+            c = self._c = self._fresh()
+            c.busy.acquire()
+        try:
+            yield from self._iterate(c)
+        finally:
+            c.busy.release()
+
+    def _iterate(self, c: _Compiled) -> Iterator[Frame]:
         rng = np.random.default_rng(self.seed)
         c.reset(c.param.init(rng, c.batch, c.h, c.w, c.c), self.lr)
         weights = tf.constant(self._weights)
@@ -581,7 +600,17 @@ def optimize(
     param_obj = p.param if param is None else get_param(param)
     t = p.transforms_for(min(hwc[:2])) if transforms is None else transforms
     compiled = _compiled(loaded, full, param_obj, t, int(batch), hwc)
-    return Run(compiled, full, user_terms, int(batch), steps=steps, lr=lr, seed=seed, every=every)
+    return Run(
+        compiled,
+        lambda: _compiled(loaded, full, param_obj, t, int(batch), hwc),
+        full,
+        user_terms,
+        int(batch),
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        every=every,
+    )
 
 
 def visualize(model, objective, **kwargs) -> Result:
