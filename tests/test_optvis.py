@@ -230,3 +230,17 @@ def test_two_runs_at_once_do_not_share_variables(shapes):
         pass
     np.testing.assert_array_equal(a.result.images, solo.images)
     assert not np.array_equal(b.result.images, solo.images)
+
+
+def test_grayscale_model_with_its_own_preprocessing():
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(6, 5, activation="relu", name="c1")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(4, name="logits")(x))
+    loaded = cw.engine.models.wrap_model(model, preprocessing="tf")  # inputs in [-1, 1]
+    res = cw.visualize(loaded, obj.channel("c1", [0, 3]), steps=24)
+    assert res.images.shape == (2, 28, 28, 1) and res.images.dtype == np.uint8
+    assert (res.history[-1] > res.history[0]).all()
+    res = cw.visualize(loaded, obj.class_logit(2), steps=12, param="pixels")
+    assert res.history[-1, 0] > res.history[0, 0]
