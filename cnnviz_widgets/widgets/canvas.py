@@ -8,6 +8,7 @@ be lost (Voila), so the last image is replayed on ``on_client_ready``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +20,11 @@ from ..errors import CnnvizError
 
 HIGHLIGHT = "#ffb000"
 
+# ipycanvas has one canvas manager for every canvas: a batch held in one thread must not
+# take in (or lose) draw commands of another thread, such as a background optimization's
+# live preview.  Every drawing block in this package goes through ``safe_hold``.
+_DRAW_LOCK = threading.RLock()
+
 
 @contextmanager
 def safe_hold() -> Iterator[None]:
@@ -27,22 +33,26 @@ def safe_hold() -> Iterator[None]:
 
     ``hold_canvas`` leaves caching switched on when its body raises: every later draw of
     every canvas would then be held forever.
+
+    Thread-safe: a (re-entrant) lock makes the block atomic with respect to drawing from
+    other threads.
     """
     manager = _CANVAS_MANAGER
-    was_caching = manager._caching
-    manager._caching = True
-    try:
-        yield
-    except BaseException:
+    with _DRAW_LOCK:
+        was_caching = manager._caching
+        manager._caching = True
+        try:
+            yield
+        except BaseException:
+            if not was_caching:
+                manager._commands_cache = []
+                manager._buffers_cache = []
+                manager._current_canvas = None  # a dropped switchCanvas must be re-sent
+                manager._caching = False
+            raise
         if not was_caching:
-            manager._commands_cache = []
-            manager._buffers_cache = []
-            manager._current_canvas = None  # a dropped switchCanvas must be re-sent
+            manager.flush()
             manager._caching = False
-        raise
-    if not was_caching:
-        manager.flush()
-        manager._caching = False
 
 
 def zoom_nearest(image: np.ndarray, factor: int) -> np.ndarray:
@@ -81,6 +91,7 @@ class PixelCanvas:
         zoom: its zoom factor.
         sent: the exact ``(H, W, 4)`` array last passed to ``put_image_data``.
         highlight: ``(x, y, w, h)`` in image pixels outlined over the image, or ``None``.
+        css_zoom: how much larger the browser shows the canvas (CSS size, pixelated).
     """
 
     def __init__(self, css_class: str | None = None, width: int = 1, height: int = 1) -> None:
@@ -92,6 +103,7 @@ class PixelCanvas:
         self.zoom = 1
         self.sent: np.ndarray | None = None
         self.highlight: tuple[int, int, int, int] | None = None
+        self.css_zoom = 1
         self.draw_count = 0
         self.canvas.on_client_ready(self.redraw)
 
@@ -100,13 +112,32 @@ class PixelCanvas:
         image: np.ndarray,
         zoom: int = 1,
         highlight: tuple[int, int, int, int] | None = None,
+        *,
+        css_zoom: int = 1,
     ) -> np.ndarray:
-        """Resize the canvas to the zoomed image and draw it; returns the array sent."""
+        """Resize the canvas to the zoomed image and draw it; returns the array sent.
+
+        ``zoom`` enlarges the image here (exact in any front end); ``css_zoom`` has the
+        browser show the canvas that many times larger (``image-rendering: pixelated``,
+        nearest neighbour in current browsers), which keeps the message small: use it for
+        images redrawn many times a second, such as a live preview.
+        """
         image = check_rgba(image)
         self.image, self.zoom, self.highlight = image, int(zoom), highlight
         self.sent = np.ascontiguousarray(zoom_nearest(image, self.zoom))
+        self._set_css_size(int(css_zoom))
         self.redraw()
         return self.sent
+
+    def _set_css_size(self, css_zoom: int) -> None:
+        if css_zoom < 1:
+            raise CnnvizError(f"css_zoom must be a positive integer, got {css_zoom}")
+        height, width = self.sent.shape[:2]
+        size = (f"{width * css_zoom}px", f"{height * css_zoom}px") if css_zoom > 1 else (None, None)
+        layout = self.canvas.layout
+        if (layout.width, layout.height) != size:
+            layout.width, layout.height = size
+        self.css_zoom = css_zoom
 
     def set_highlight(self, box: tuple[int, int, int, int] | None) -> None:
         """Outline ``(x, y, w, h)`` (image pixels, before zoom) over the image; ``None``
@@ -118,6 +149,9 @@ class PixelCanvas:
     def clear(self, width: int = 1, height: int = 1) -> None:
         """Forget the image and shrink the canvas."""
         self.image = self.sent = self.highlight = None
+        if self.css_zoom != 1:
+            self.canvas.layout.width = self.canvas.layout.height = None
+            self.css_zoom = 1
         with safe_hold():
             self.canvas.width, self.canvas.height = width, height
             self.canvas.clear()
