@@ -3,21 +3,28 @@
 Pure ipywidgets + ipycanvas (no custom JavaScript): they run in JupyterLab, Notebook 7,
 Voila and VS Code.  Every panel accepts a model or a session::
 
-    from cnnviz_widgets.widgets import FilterGallery, LayerBrowser
+    from cnnviz_widgets.widgets import ClassOptimizer, FilterGallery, LayerBrowser, explore
     from cnnviz_widgets.session import Session
 
     session = Session("shapes")
     LayerBrowser(session)   # pick a layer ...
     FilterGallery(session)  # ... and see its filters
+    ClassOptimizer(session) # ... and the image a class or a filter responds to most
+
+    explore("shapes")       # all of them in tabs, on one session
 """
 
 from ..session import SelectionError, Session
 from .canvas import PixelCanvas, safe_hold, zoom_nearest
+from .class_optimizer import ClassOptimizer
 from .common import MessageArea, Panel
+from .explore import Explorer, explore
 from .filter_gallery import FilterGallery
 from .layer_browser import LayerBrowser
 
 __all__ = [
+    "ClassOptimizer",
+    "Explorer",
     "FilterGallery",
     "LayerBrowser",
     "MessageArea",
@@ -25,6 +32,7 @@ __all__ = [
     "PixelCanvas",
     "SelectionError",
     "Session",
+    "explore",
     "safe_hold",
     "zoom_nearest",
 ]

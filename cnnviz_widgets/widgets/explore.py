@@ -1,0 +1,174 @@
+"""explore(model): every panel on one shared session, as tabs."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..session import Session
+from .class_optimizer import ClassOptimizer
+from .common import error_message, esc, style_sheet
+from .filter_gallery import FilterGallery
+from .layer_browser import LayerBrowser
+
+EXPLORER_STYLE = """
+<style>
+.cnnviz-explorer { gap: 6px; max-width: 1240px; }
+.cnnviz-explorer .cnnviz-explorer-head { font-family: var(--jp-ui-font-family, sans-serif);
+  color: var(--jp-ui-font-color1, #222); font-size: 13px; line-height: 1.5;
+  padding: 2px 2px 0; }
+.cnnviz-explorer .cnnviz-explorer-head b.cnnviz-model { font-size: 16px; }
+.cnnviz-explorer .cnnviz-explorer-head .cnnviz-sub { color: var(--jp-ui-font-color2, #555); }
+.cnnviz-explorer .cnnviz-explorer-head code { font-size: 12px; }
+.cnnviz-explorer .lm-TabBar-tab, .cnnviz-explorer .p-TabBar-tab { min-width: 150px;
+  font-size: 13px; }
+.cnnviz-explorer .widget-tab-contents { padding: 8px 4px; }
+.cnnviz-explorer .widget-tab-contents > .cnnviz-panel { border: none; padding: 4px 6px; }
+</style>
+"""
+
+# (tab title, module, class): panels written elsewhere, shown when their module imports
+OPTIONAL_PANELS = [
+    ("Explain an image", "cnnviz_widgets.widgets.image_explainer", "ImageExplainer"),
+]
+
+PanelSpec = Any  # a widget, a panel class / factory taking the session, or (title, either)
+
+
+class Explorer(widgets.VBox):
+    """The panels of :func:`explore` in tabs over one :class:`Session`.
+
+    Attributes:
+        session: the shared session.
+        panels: ``{tab title: panel widget}`` in tab order.
+        tabs: the ``ipywidgets.Tab``.
+    """
+
+    def __init__(self, session: Session, panels: dict[str, widgets.Widget]) -> None:
+        self.session = session
+        self.panels = panels
+        self.head = widgets.HTML()
+        self.head.add_class("cnnviz-explorer-head")
+        self.tabs = widgets.Tab(children=list(panels.values()), titles=list(panels))
+        self.tabs.add_class("cnnviz-explorer-tabs")
+        super().__init__(
+            [
+                style_sheet(),
+                widgets.HTML(EXPLORER_STYLE, layout=widgets.Layout(display="none")),
+                self.head,
+                self.tabs,
+            ]
+        )
+        self.add_class("cnnviz-explorer")
+        self._observed = ["layer", "channel", "class_index"]
+        session.observe(self._update_head, names=self._observed)
+        self._update_head()
+
+    def show(self, title: str) -> widgets.Widget:
+        """Bring a tab to the front (by title); returns its panel."""
+        names = list(self.panels)
+        if title not in names:
+            raise KeyError(f"no tab {title!r}: the tabs are {', '.join(names)}")
+        self.tabs.selected_index = names.index(title)
+        return self.panels[title]
+
+    def _update_head(self, change: Any = None) -> None:
+        s = self.session
+        loaded = s.loaded
+        parts = [f'<b class="cnnviz-model">{esc(loaded.name)}</b>']
+        shape = tuple(loaded.model.inputs[0].shape) if len(loaded.model.inputs) == 1 else None
+        if shape is not None:
+            parts.append(f'<span class="cnnviz-sub">input {esc(shape[1:])}</span>')
+        if s.n_classes:
+            parts.append(f'<span class="cnnviz-sub">{s.n_classes} classes</span>')
+        picked = []
+        if s.layer is not None:
+            picked.append(f"layer <code>{esc(s.layer)}</code>")
+        if s.channel is not None:
+            picked.append(f"channel <code>{s.channel}</code>")
+        if s.class_index is not None:
+            picked.append(f"class <code>{esc(s.class_name())}</code>")
+        selection = " · ".join(picked) if picked else "nothing selected yet"
+        self.head.value = " · ".join(parts) + f" &nbsp;—&nbsp; selected: {selection}"
+
+    def close(self) -> None:
+        """Close every panel (a running optimization is stopped) and the explorer."""
+        if self._observed:  # close() may run twice (explicitly, then from __del__)
+            self.session.unobserve(self._update_head, names=self._observed)
+            self._observed = []
+            for panel in self.panels.values():
+                panel.close()
+        super().close()
+
+
+def _optional_panels() -> list[tuple[str, Callable[[Session], widgets.Widget]]]:
+    found = []
+    for title, module_name, class_name in OPTIONAL_PANELS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue  # not written yet, or its dependencies are missing
+        cls = getattr(module, class_name, None)
+        if cls is not None:
+            found.append((title, cls))
+    return found
+
+
+def _error_tab(err: BaseException) -> widgets.HTML:
+    tab = widgets.HTML(f'<div class="cnnviz-message-error">{error_message(err)}</div>')
+    tab.add_class("cnnviz-panel")
+    return tab
+
+
+def explore(
+    model: Any,
+    *,
+    extra_panels: Sequence[PanelSpec] = (),
+    **load_kwargs: Any,
+) -> Explorer:
+    """Every panel of cnnviz_widgets on one model, in tabs that share one session.
+
+    Args:
+        model: a :class:`~cnnviz_widgets.session.Session`, or anything ``load_model``
+            takes (``"shapes"``, ``"vgg16"``, a path, a ``keras.Model``).
+        extra_panels: more tabs: each a widget, a class or function called with the
+            session (``MyPanel``), or a ``(title, widget_or_class)`` pair.
+        **load_kwargs: passed to ``load_model`` when a model is given (``weights=None``).
+
+    Returns:
+        An :class:`Explorer` widget (tabs: Layers, Filters, Class optimization, and the
+        image explainer when it is installed).  Its session is ``.session``::
+
+            app = cw.explore("shapes")
+            app                      # show it
+            app.session.layer = "conv2"
+    """
+    session = Session.of(model, **load_kwargs)
+    specs: list[tuple[str, Any]] = [
+        ("Layers", LayerBrowser),
+        ("Filters", FilterGallery),
+        ("Class optimization", ClassOptimizer),
+        *_optional_panels(),
+    ]
+    for spec in extra_panels:
+        if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
+            specs.append(spec)
+        else:
+            if isinstance(spec, widgets.Widget):
+                title = type(spec).__name__
+            else:
+                title = getattr(spec, "__name__", type(spec).__name__)
+            specs.append((title, spec))
+    panels: dict[str, widgets.Widget] = {}
+    for title, spec in specs:
+        try:
+            panel = spec if isinstance(spec, widgets.Widget) else spec(session)
+        except Exception as err:  # one broken panel must not take the others down
+            panel = _error_tab(err)
+        while title in panels:
+            title += " "
+        panels[title] = panel
+    return Explorer(session, panels)

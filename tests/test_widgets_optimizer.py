@@ -1,0 +1,477 @@
+"""ClassOptimizer and explore() without a browser: drive them like a front end, let the
+background runs finish (polled, no timing assertions), check what is sent and kept."""
+
+import importlib
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ipycanvas.canvas import _CANVAS_MANAGER
+from PIL import Image
+
+import cnnviz_widgets as cw
+from cnnviz_widgets import objectives as obj
+from cnnviz_widgets.session import SelectionError, Session
+from cnnviz_widgets.widgets import ClassOptimizer, FilterGallery, LayerBrowser, explore
+from cnnviz_widgets.widgets.class_optimizer import compose, curve_svg, thumbnail, to_rgba
+from cnnviz_widgets.widgets.explore import Explorer
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class Sent:
+    """PNG images sent through the canvas manager, with the canvas each was drawn on."""
+
+    def __init__(self):
+        self.images = []  # (canvas model id, image)
+        self.lock = threading.Lock()
+
+    def on(self, canvas):
+        with self.lock:
+            return [image for owner, image in self.images if owner == canvas.model_id]
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every PNG image the canvas manager is asked to send, by the canvas it is for."""
+    record = Sent()
+    original = _CANVAS_MANAGER.send_command
+
+    def spy(canvas, command, buffers=()):
+        for buffer in buffers:
+            data = bytes(buffer)
+            assert not data.startswith(b"\xff\xd8"), "an image went as JPEG (lossy)"
+            if data.startswith(PNG):
+                with record.lock:
+                    image = np.asarray(Image.open(io.BytesIO(data)))
+                    record.images.append((canvas.model_id, image))
+        return original(canvas, command, buffers)
+
+    monkeypatch.setattr(_CANVAS_MANAGER, "send_command", spy)
+    return record
+
+
+def wait_until(condition, timeout=120.0, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def finish(panel, timeout=180.0):
+    assert panel.wait(timeout), "the run did not end"
+
+
+def pick(panel: ClassOptimizer, *classes):
+    """What the front end sends when classes are clicked in the list."""
+    values = [v for _, v in panel.class_list.options]
+    panel.class_list.set_state({"index": [values.index(c) for c in classes]})
+
+
+def click_canvas(canvas):
+    canvas._handle_frontend_event(None, {"event": "mouse_down", "x": 3, "y": 3}, [])
+
+
+@pytest.fixture
+def session(shapes):
+    return Session(shapes)
+
+
+@pytest.fixture
+def panel(session):
+    opt = ClassOptimizer(session, steps=12)
+    opt.redraw_interval = 0.0  # every frame drawn: deterministic frame counts in tests
+    yield opt
+    opt.close()
+
+
+# --- targets ------------------------------------------------------------------------
+
+
+def test_classes_are_listed_by_name_and_searchable(panel, shapes):
+    labels = [label for label, _ in panel.class_list.options]
+    assert labels[0] == "0 · circle" and labels[8] == "8 · dots" and len(labels) == 9
+    assert panel.class_list.value == (0,)  # a class is ready to run
+    assert "circle" in panel.target_summary.value
+    pick(panel, 3)
+    panel.class_search.value = "STRIPES"
+    assert [v for _, v in panel.class_list.options] == [5, 6]
+    assert panel.class_targets == [3]  # hidden by the search, still the target
+    pick(panel, 5, 6)
+    assert panel.class_targets == [5, 6]
+    assert "2 images in one batch" in panel.target_summary.value
+    panel.class_search.value = "zebra"
+    assert panel.messages.kind == "note" and "zebra" in panel.messages.text
+    panel.class_search.value = "4"  # an index works as a search word
+    assert [v for _, v in panel.class_list.options] == [4]
+    panel.class_search.value = ""
+    assert panel.class_list.value == (5, 6) and panel.messages.kind is None
+
+
+def test_imagenet_names_for_keras_applications(vgg16):
+    opt = ClassOptimizer(vgg16)
+    labels = [label for label, _ in opt.class_list.options]
+    assert len(labels) == 1000 and labels[207] == "207 · golden_retriever"
+    opt.class_search.value = "retriever"
+    assert 207 in [v for _, v in opt.class_list.options]
+    opt.class_targets = ["tabby"]
+    assert opt.session.class_index == 281 and opt.class_targets == [281]
+    assert "block1_conv1" in [v for _, v in opt.layer_select.options]
+    opt.close()
+
+
+def test_a_model_without_class_names_lists_indices():
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(4, 3, name="c"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(5, name="out"),
+        ]
+    )
+    opt = ClassOptimizer(model, steps=4)
+    assert [label for label, _ in opt.class_list.options] == [f"class {i}" for i in range(5)]
+    opt.run(wait=True, timeout=180)
+    assert opt.result.images.shape == (1, 16, 16, 3)
+    assert opt.tiles[0].label == "class 0"
+    opt.close()
+
+
+def test_channel_targets_and_batches(panel, shapes):
+    panel.mode.value = "channel"
+    panel.layer_select.value = "conv3"
+    panel.channel_index.value = 62
+    panel.channel_count.value = 4  # only 64 channels: 62 and 63
+    objective, labels, title = panel.targets()
+    assert labels == ["conv3 · 62", "conv3 · 63"] and title == "conv3 · 62–63"
+    assert objective.batch_size() == 2
+    assert "channels <b>62–63</b>" in panel.target_summary.value
+    panel.channel_index.value = 4
+    panel.run(wait=True, timeout=180)
+    assert panel.result.images.shape == (4, 64, 64, 3)
+    assert [t.label for t in panel.tiles] == [f"conv3 · {c}" for c in (4, 5, 6, 7)]
+    assert "channel('conv3', [4, 5, 6, 7])" in panel.shown.settings["objective"]
+
+
+def test_presets_fill_the_settings(panel):
+    assert (panel.steps.value, panel.lr.value, panel.tv.value) == (12, 0.02, 0.0)
+    panel.preset.value = "keras-vis"
+    p = cw.PRESETS["keras-vis"]
+    assert (panel.steps.value, panel.lr.value, panel.tv.value, panel.lp.value) == (
+        p.steps, p.lr, p.tv, p.lp,
+    )  # fmt: skip
+    assert "keras-vis" in panel.preset_info.value
+    panel.class_objective.value = "class_logit"
+    assert "class_logit(0)" == repr(panel.targets()[0])
+
+
+# --- runs ---------------------------------------------------------------------------
+
+
+def test_run_streams_frames_and_keeps_a_history(panel, sent):
+    pick(panel, 0, 3, 8)
+    panel.steps.value = 16
+    panel.run_button.click()  # returns at once: the run goes on in a thread
+    assert panel.running or panel.wait(0)
+    finish(panel)
+    record = panel.shown
+    result = panel.result
+    assert result.steps == 16 and not result.stopped and result.error is None
+    assert result.images.shape == (3, 64, 64, 3) and result.history.shape == (16, 3)
+    # live frames reached every preview canvas, and they changed from frame to frame
+    for k, tile in enumerate(panel.tiles):
+        frames = sent.on(tile.pixels.canvas)
+        assert len(frames) >= 3, k
+        distinct = {f.tobytes() for f in frames}
+        assert len(distinct) >= 2, "the preview did not change"
+        np.testing.assert_array_equal(frames[-1], to_rgba(result.images[k]))  # exact, RGBA
+    assert panel.tiles[0].pixels.css_zoom == 3  # 64 px shown at 192 CSS px, pixelated
+    assert panel.draw_count >= 2
+    assert len(record.frames) >= 3 and record.frame_steps[-1] == 16
+    assert [t.label for t in panel.tiles] == ["circle", "ring", "dots"]
+    assert "done: 16 steps" in panel.status.value and panel.progress.value == 16
+    assert panel.progress.bar_style == "success"
+    assert "<polyline" in panel.curve.value and panel.curve.value.count("<polyline") == 3
+    assert not panel.run_button.disabled and panel.stop_button.disabled
+    assert len(panel.history_box.children) == 1 and panel.records == [record]
+
+    pick(panel, 1)
+    panel.run(wait=True, timeout=180)
+    assert len(panel.history_box.children) == 2 and len(panel.records) == 2
+    assert panel.result.images.shape[0] == 1 and len(panel.preview_box.children) == 1
+    # the newest first in the strip; clicking the older one shows it again
+    older = panel._history_items[0]
+    assert panel.history_box.children[1] is older.box
+    click_canvas(older.pixels.canvas)
+    assert panel.shown is record and len(panel.tiles) == 3
+    assert "cnnviz-selected" in older.box._dom_classes
+    np.testing.assert_array_equal(panel.tiles[2].pixels.image, to_rgba(record.images[2]))
+    assert "circle, ring, dots" in panel.result_info.value
+
+
+def test_png_and_gif_exports_decode(panel, tmp_path):
+    with pytest.raises(cw.CnnvizError, match="nothing to export"):
+        panel.to_png()
+    pick(panel, 2, 4)
+    panel.run(wait=True, timeout=180)
+    png = Image.open(io.BytesIO(panel.to_png(tmp_path / "a.png")))
+    assert png.size[0] > 2 * 64 * 3 and (tmp_path / "a.png").exists()
+    single = np.asarray(Image.open(io.BytesIO(panel.to_png(index=1))))
+    np.testing.assert_array_equal(single, to_rgba(panel.result.images[1]))
+    with pytest.raises(cw.CnnvizError, match="out of range"):
+        panel.to_png(index=5)
+    gif = Image.open(io.BytesIO(panel.to_gif(tmp_path / "a.gif")))
+    assert gif.format == "GIF" and gif.n_frames >= 3 and gif.size == png.size
+    first = np.asarray(gif.convert("RGB"))
+    gif.seek(gif.n_frames - 1)
+    assert not np.array_equal(first, np.asarray(gif.convert("RGB")))  # it moves
+    panel.save_png.click()
+    panel.save_gif.click()
+    assert "optimized_triangle_cross.png" in panel.export_status.value or "KB" in (
+        panel.export_status.value
+    )
+    assert "download" in panel.export_status.value
+
+
+def test_stop_ends_the_run_and_keeps_the_last_image(panel, sent):
+    panel.steps.value = 100_000
+    panel.run()
+    wait_until(lambda: panel.draw_count >= 2, what="two live frames")
+    assert panel.running and panel.run_button.disabled and not panel.stop_button.disabled
+    panel.stop_button.click()
+    finish(panel)
+    result = panel.result
+    assert result.stopped and 2 <= result.steps < 100_000
+    assert result.images.std() > 1  # not blank
+    shown = sent.on(panel.tiles[0].pixels.canvas)[-1]
+    np.testing.assert_array_equal(shown, to_rgba(result.images[0]))
+    assert "stopped at step" in panel.status.value and "last image kept" in panel.status.value
+    assert panel.records[-1].result is result and "stopped at" in (
+        panel._history_items[-1].caption.value
+    )
+
+
+def test_one_run_at_a_time_and_the_other_panels_keep_working(session, panel):
+    browser = LayerBrowser(session)
+    panel.steps.value = 100_000
+    panel.run()
+    with pytest.raises(cw.CnnvizError, match="already going"):
+        panel.run()
+    panel.run_button.click()  # from the button: a message in the panel, nothing raised
+    assert panel.messages.kind == "error" and "already going" in panel.messages.text
+    wait_until(lambda: panel.draw_count >= 1, what="a live frame")
+    browser.layer_list.value = "conv2"  # answered while the run goes on
+    assert panel.running  # still going
+    assert "conv2" in browser.details.value and "(None, 32, 32, 32)" in browser.details.value
+    panel.stop()
+    finish(panel)
+    browser.close()
+
+
+def test_closing_the_panel_stops_its_run(session):
+    opt = ClassOptimizer(session, steps=100_000)
+    opt.run()
+    wait_until(lambda: opt.draw_count >= 1, what="a live frame")
+    run = opt._run
+    opt.close()
+    assert not opt.running and run.result is not None and run.result.stopped
+    assert opt._thread is not None and not opt._thread.is_alive()
+    with pytest.raises(cw.CnnvizError, match="closed"):
+        opt.run()
+    opt.close()  # twice is fine
+
+
+def test_live_preview_off_draws_only_the_result(panel, sent):
+    panel.live_preview.value = False
+    panel.run(wait=True, timeout=180)
+    frames = sent.on(panel.tiles[0].pixels.canvas)
+    assert len(frames) == 1  # the final image only
+    np.testing.assert_array_equal(frames[0], to_rgba(panel.result.images[0]))
+    assert panel.progress.value == 12
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+def test_bad_settings_show_in_the_panel(panel):
+    panel.lr.value = 0
+    panel.run_button.click()
+    assert panel.messages.kind == "error" and "learning rate must be > 0" in panel.messages.text
+    panel.lr.value = 0.05
+    panel.steps.value = 0
+    panel.run_button.click()
+    assert "steps must be at least 1" in panel.messages.text
+    panel.steps.value = 4
+    panel.tv.value = -1
+    panel.run_button.click()
+    assert "tv is a penalty weight" in panel.messages.text
+    panel.tv.value = 0
+    with pytest.raises(SelectionError, match="class index 99 is out of range"):
+        panel.class_targets = [99]  # from code: raised
+    panel.guarded(lambda: setattr(panel, "class_targets", [0, 99]))()  # from a control: shown
+    assert "class index 99 is out of range" in panel.messages.text and "0..8" in panel.messages.text
+    assert panel.class_targets == [0]
+    panel._class_targets = [99]  # stale or forged: the run refuses it with the range
+    panel.run_button.click()
+    assert "class 99 is out of range" in panel.messages.text
+    panel.class_targets = list(range(9)) * 2
+    panel.run_button.click()
+    assert "at most 16" in panel.messages.text
+    pick(panel, 1)
+    panel.run(wait=True, timeout=180)  # still usable
+    assert panel.messages.kind is None and panel.result.steps == 4
+
+
+def test_a_nan_stop_keeps_the_last_image_and_the_panel_usable(panel):
+    panel.extra = obj.custom(lambda image: tf.sqrt(-tf.reduce_mean(image, axis=[1, 2, 3])))
+    panel.run(wait=True, timeout=180)
+    result = panel.result
+    assert result.error and "NaN" in result.error
+    assert panel.messages.kind == "error" and "NaN or infinite" in panel.messages.text
+    assert result.images.shape == (1, 64, 64, 3) and result.images.std() > 0
+    np.testing.assert_array_equal(panel.tiles[0].pixels.image, to_rgba(result.images[0]))
+    assert panel.progress.bar_style == "danger" and "NaN stop" in panel.status.value
+    assert not panel.run_button.disabled
+    panel.extra = None
+    panel.run(wait=True, timeout=180)
+    assert panel.result.error is None and panel.messages.kind is None
+
+
+def test_an_unexpected_error_in_the_run_shows_in_the_panel(panel, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("GPU on fire")
+
+    monkeypatch.setattr(panel, "_draw_images", broken)
+    panel.run(wait=True, timeout=180)
+    assert panel.messages.kind == "error" and "GPU on fire" in panel.messages.text
+    assert not panel.running and not panel.run_button.disabled
+    monkeypatch.undo()
+    panel.run(wait=True, timeout=180)
+    assert panel.result is not None and panel.messages.kind is None
+
+
+# --- session ------------------------------------------------------------------------
+
+
+def test_session_sync_both_ways(session, panel):
+    session.class_index = "ring"
+    assert panel.mode.value == "class" and panel.class_list.value == (3,)
+    pick(panel, 7)
+    assert session.class_index == 7
+    panel.class_search.value = "circle"
+    session.class_index = 5  # hidden by the search: the search is cleared to show it
+    assert panel.class_search.value == "" and panel.class_list.value == (5,)
+
+    gallery = FilterGallery(session)  # a click on filter 9 of conv2 in the gallery
+    session.select("conv2", channel=9)
+    assert panel.mode.value == "channel"
+    assert (panel.layer_select.value, panel.channel_index.value) == ("conv2", 9)
+    assert "channel <b>9</b> of conv2" in panel.target_summary.value
+    panel.channel_index.value = 11  # and back to the session
+    assert session.channel == 11 and gallery.pixels.highlight is not None
+    panel.layer_select.value = "conv4"
+    assert session.layer == "conv4" and session.channel == 11
+    assert gallery.montage.layer == "conv4"
+    session.layer = "pool1"  # not a convolution: the channel target stays
+    assert panel.layer_select.value == "conv4"
+    session.layer = "conv1"
+    assert panel.layer_select.value == "conv1" and panel.channel_index.value == 11
+    assert panel.channel_index.max == 15
+    gallery.close()
+
+
+def test_initial_target_from_the_session(shapes):
+    session = Session(shapes, layer="conv3", channel=5)
+    opt = ClassOptimizer(session)
+    assert opt.mode.value == "channel" and opt.channel_index.value == 5
+    assert opt.steps.value == cw.PRESETS["lucid"].steps
+    opt.close()
+    opt = ClassOptimizer(Session(shapes, class_index="dots"), preset="tf-keras-vis", lr=0.3)
+    assert opt.mode.value == "class" and opt.class_targets == [8] and opt.lr.value == 0.3
+    with pytest.raises(cw.CnnvizError, match="unknown preset"):
+        ClassOptimizer(shapes, preset="deepdream")
+    opt.close()
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def test_compose_thumbnail_and_curve():
+    images = np.random.default_rng(0).integers(0, 255, (5, 8, 8, 3), dtype=np.uint8)
+    picture = compose(images, ["a", "b", "c", "d", "e"], zoom=2)
+    assert picture.dtype == np.uint8 and picture.shape[2] == 4
+    np.testing.assert_array_equal(picture[10:26:2, 10:26:2, :3], images[0])
+    thumb = thumbnail(images)
+    assert thumb.shape == (84, 84, 4)
+    gray = compose(images[:2, :, :, :1], zoom=1)
+    assert gray.shape[2] == 4
+    svg = curve_svg(np.arange(1, 11), np.random.default_rng(1).normal(size=(10, 2)), 20)
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2 and "step 20" in svg
+    assert "appears when a run starts" in curve_svg(np.zeros(0), np.zeros((0, 1)), 10)
+
+
+# --- explore ------------------------------------------------------------------------
+
+
+def test_explore_puts_the_panels_on_one_session(shapes):
+    app = explore(shapes)
+    assert isinstance(app, Explorer) and isinstance(app.session, Session)
+    assert list(app.panels)[:3] == ["Layers", "Filters", "Class optimization"]
+    assert app.tabs.titles[:3] == ("Layers", "Filters", "Class optimization")
+    browser, gallery, optimizer = (app.panels[k] for k in list(app.panels)[:3])
+    assert isinstance(browser, LayerBrowser) and isinstance(gallery, FilterGallery)
+    assert isinstance(optimizer, ClassOptimizer)
+    assert browser.session is gallery.session is optimizer.session is app.session
+    browser.layer_list.value = "conv3"
+    assert gallery.montage.layer == "conv3" and optimizer.layer_select.value == "conv3"
+    app.session.channel = 4
+    assert optimizer.mode.value == "channel" and optimizer.channel_index.value == 4
+    assert "channel <code>4</code>" in app.head.value and "9 classes" in app.head.value
+    assert app.show("Class optimization") is optimizer and app.tabs.selected_index == 2
+    app.close()
+    assert optimizer._closed
+
+
+def test_explore_takes_extra_panels_and_survives_a_broken_one(shapes):
+    import ipywidgets
+
+    session = Session(shapes)
+    note = ipywidgets.HTML("mine")
+
+    def broken(session):
+        raise RuntimeError("not today")
+
+    app = explore(session, extra_panels=[("Notes", note), broken, LayerBrowser])
+    assert app.session is session
+    titles = list(app.panels)
+    assert titles[-3:] == ["Notes", "broken", "LayerBrowser"]
+    assert app.panels["Notes"] is note
+    assert "not today" in app.panels["broken"].value
+    assert app.panels["LayerBrowser"].session is session
+    app.close()
+
+
+def test_explore_includes_the_image_explainer_when_it_imports(shapes, monkeypatch):
+    import sys
+    import types
+
+    explore_module = importlib.import_module("cnnviz_widgets.widgets.explore")
+
+    module = types.ModuleType("cnnviz_widgets.widgets.image_explainer")
+
+    class ImageExplainer(LayerBrowser):  # a stand-in with the expected constructor
+        pass
+
+    module.ImageExplainer = ImageExplainer
+    monkeypatch.setitem(sys.modules, "cnnviz_widgets.widgets.image_explainer", module)
+    app = explore_module.explore(shapes)
+    assert isinstance(app.panels["Explain an image"], ImageExplainer)
+    assert app.panels["Explain an image"].session is app.session
+    app.close()
