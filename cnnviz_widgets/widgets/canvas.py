@@ -8,13 +8,15 @@ be lost (Voila), so the last image is replayed on ``on_client_ready``.
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import ipycanvas
 import numpy as np
-from ipycanvas.canvas import _CANVAS_MANAGER
+from ipycanvas.canvas import _CANVAS_MANAGER, COMMANDS
+from PIL import Image
 
 from ..errors import CnnvizError
 
@@ -84,6 +86,9 @@ class PixelCanvas:
     Args:
         css_class: a CSS class added to the canvas (for styling and browser tests).
         width, height: the initial size in pixels.
+        compress_level: zlib level of the PNG sent (0-9).  ``None``: ipycanvas' own
+            encoding (level 6).  Level 1 encodes 3-4x faster for ~10 % more bytes: for
+            images redrawn many times a second.
 
     Attributes:
         canvas: the ``ipycanvas.Canvas`` widget to put in a layout.
@@ -94,8 +99,15 @@ class PixelCanvas:
         css_zoom: how much larger the browser shows the canvas (CSS size, pixelated).
     """
 
-    def __init__(self, css_class: str | None = None, width: int = 1, height: int = 1) -> None:
+    def __init__(
+        self,
+        css_class: str | None = None,
+        width: int = 1,
+        height: int = 1,
+        compress_level: int | None = None,
+    ) -> None:
         self.canvas = ipycanvas.Canvas(width=width, height=height)
+        self.compress_level = compress_level
         if css_class:
             self.canvas.add_class(css_class)
         self.canvas.add_class("cnnviz-pixels")
@@ -168,7 +180,14 @@ class PixelCanvas:
             if (canvas.width, canvas.height) != (width, height):
                 canvas.width, canvas.height = width, height
             canvas.clear()
-            canvas.put_image_data(self.sent, 0, 0)
+            if self.compress_level is None:
+                canvas.put_image_data(self.sent, 0, 0)
+            else:  # what put_image_data sends, with a faster PNG encoding
+                buffer = io.BytesIO()
+                Image.fromarray(self.sent).save(buffer, "PNG", compress_level=self.compress_level)
+                _CANVAS_MANAGER.send_draw_command(
+                    canvas, COMMANDS["putImageData"], [0, 0], [buffer.getvalue()]
+                )
             if self.highlight is not None:
                 x, y, w, h = (v * self.zoom for v in self.highlight)
                 canvas.stroke_style = HIGHLIGHT
