@@ -16,7 +16,13 @@ import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
 from cnnviz_widgets.session import SelectionError, Session
 from cnnviz_widgets.widgets import ClassOptimizer, FilterGallery, LayerBrowser, explore
-from cnnviz_widgets.widgets.class_optimizer import compose, curve_svg, thumbnail, to_rgba
+from cnnviz_widgets.widgets.class_optimizer import (
+    PreviewLayout,
+    compose,
+    curve_svg,
+    thumbnail,
+    to_rgba,
+)
 from cnnviz_widgets.widgets.explore import Explorer
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -71,6 +77,12 @@ def pick(panel: ClassOptimizer, *classes):
     """What the front end sends when classes are clicked in the list."""
     values = [v for _, v in panel.class_list.options]
     panel.class_list.set_state({"index": [values.index(c) for c in classes]})
+
+
+def tile(panel, picture, k):
+    """Image ``k`` of the batch, cut out of a preview canvas picture."""
+    x, y, w, h = panel.preview_layout.box(k)
+    return picture[y : y + h, x : x + w]
 
 
 def click_canvas(canvas):
@@ -140,7 +152,7 @@ def test_a_model_without_class_names_lists_indices():
     assert [label for label, _ in opt.class_list.options] == [f"class {i}" for i in range(5)]
     opt.run(wait=True, timeout=180)
     assert opt.result.images.shape == (1, 16, 16, 3)
-    assert opt.tiles[0].label == "class 0"
+    assert opt.labels == ["class 0"] and "class 0" in opt.captions.value
     opt.close()
 
 
@@ -156,7 +168,9 @@ def test_channel_targets_and_batches(panel, shapes):
     panel.channel_index.value = 4
     panel.run(wait=True, timeout=180)
     assert panel.result.images.shape == (4, 64, 64, 3)
-    assert [t.label for t in panel.tiles] == [f"conv3 · {c}" for c in (4, 5, 6, 7)]
+    assert panel.labels == [f"conv3 · {c}" for c in (4, 5, 6, 7)]
+    layout = panel.preview_layout
+    assert layout.columns == 4 and layout.rows == 1  # 4 images of 64 px fit in a row
     assert "channel('conv3', [4, 5, 6, 7])" in panel.shown.settings["objective"]
 
 
@@ -186,16 +200,20 @@ def test_run_streams_frames_and_keeps_a_history(panel, sent):
     assert result.steps == 16 and not result.stopped and result.error is None
     assert result.images.shape == (3, 64, 64, 3) and result.history.shape == (16, 3)
     # live frames reached every preview canvas, and they changed from frame to frame
-    for k, tile in enumerate(panel.tiles):
-        frames = sent.on(tile.pixels.canvas)
-        assert len(frames) >= 3, k
-        distinct = {f.tobytes() for f in frames}
+    frames = sent.on(panel.pixels.canvas)  # one canvas, every image of the batch
+    assert len(frames) >= 3
+    for k in range(3):
+        distinct = {tile(panel, f, k).tobytes() for f in frames}
         assert len(distinct) >= 2, "the preview did not change"
-        np.testing.assert_array_equal(frames[-1], to_rgba(result.images[k]))  # exact, RGBA
-    assert panel.tiles[0].pixels.css_zoom == 3  # 64 px shown at 192 CSS px, pixelated
+        np.testing.assert_array_equal(tile(panel, frames[-1], k), to_rgba(result.images[k]))
+    assert frames[-1].shape == (64 + 8, 3 * 64 + 2 * 4, 4)  # own size: gaps of 4 px, a
+    assert panel.pixels.css_zoom == 3  # caption band of 8 px; shown 3× larger, pixelated
+    assert panel.pixels.canvas.layout.width == f"{frames[-1].shape[1] * 3}px"
     assert panel.draw_count >= 2
     assert len(record.frames) >= 3 and record.frame_steps[-1] == 16
-    assert [t.label for t in panel.tiles] == ["circle", "ring", "dots"]
+    assert panel.labels == ["circle", "ring", "dots"]
+    for name in ("circle", "ring", "dots"):
+        assert f"{name}</div>" in panel.captions.value or f"{name} <span" in panel.captions.value
     assert "done: 16 steps" in panel.status.value and panel.progress.value == 16
     assert panel.progress.bar_style == "success"
     assert "<polyline" in panel.curve.value and panel.curve.value.count("<polyline") == 3
@@ -205,18 +223,19 @@ def test_run_streams_frames_and_keeps_a_history(panel, sent):
     pick(panel, 1)
     panel.run(wait=True, timeout=180)
     assert len(panel.history_box.children) == 2 and len(panel.records) == 2
-    assert panel.result.images.shape[0] == 1 and len(panel.preview_box.children) == 1
+    assert panel.result.images.shape[0] == 1 and panel.pixels.image.shape == (64 + 8, 64, 4)
     # the newest first in the strip; clicking the older one shows it again
     older = panel._history_items[0]
     assert panel.history_box.children[1] is older.box
     click_canvas(older.pixels.canvas)
-    assert panel.shown is record and len(panel.tiles) == 3
+    assert panel.shown is record and panel.labels == ["circle", "ring", "dots"]
     assert "cnnviz-selected" in older.box._dom_classes
-    np.testing.assert_array_equal(panel.tiles[2].pixels.image, to_rgba(record.images[2]))
+    np.testing.assert_array_equal(tile(panel, panel.pixels.image, 2), to_rgba(record.images[2]))
     assert "circle, ring, dots" in panel.result_info.value
 
 
-def test_png_and_gif_exports_decode(panel, tmp_path):
+def test_png_and_gif_exports_decode(panel, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the buttons write into the working folder
     with pytest.raises(cw.CnnvizError, match="nothing to export"):
         panel.to_png()
     pick(panel, 2, 4)
@@ -233,11 +252,11 @@ def test_png_and_gif_exports_decode(panel, tmp_path):
     gif.seek(gif.n_frames - 1)
     assert not np.array_equal(first, np.asarray(gif.convert("RGB")))  # it moves
     panel.save_png.click()
+    assert "optimized_triangle_cross.png" in panel.export_status.value
+    assert Image.open(tmp_path / "optimized_triangle_cross.png").size == png.size
     panel.save_gif.click()
-    assert "optimized_triangle_cross.png" in panel.export_status.value or "KB" in (
-        panel.export_status.value
-    )
-    assert "download" in panel.export_status.value
+    assert "download" in panel.export_status.value and "image/gif" in panel.export_status.value
+    assert Image.open(tmp_path / "optimized_triangle_cross.gif").n_frames == gif.n_frames
 
 
 def test_stop_ends_the_run_and_keeps_the_last_image(panel, sent):
@@ -250,8 +269,8 @@ def test_stop_ends_the_run_and_keeps_the_last_image(panel, sent):
     result = panel.result
     assert result.stopped and 2 <= result.steps < 100_000
     assert result.images.std() > 1  # not blank
-    shown = sent.on(panel.tiles[0].pixels.canvas)[-1]
-    np.testing.assert_array_equal(shown, to_rgba(result.images[0]))
+    shown = sent.on(panel.pixels.canvas)[-1]
+    np.testing.assert_array_equal(tile(panel, shown, 0), to_rgba(result.images[0]))
     assert "stopped at step" in panel.status.value and "last image kept" in panel.status.value
     assert panel.records[-1].result is result and "stopped at" in (
         panel._history_items[-1].caption.value
@@ -291,9 +310,9 @@ def test_closing_the_panel_stops_its_run(session):
 def test_live_preview_off_draws_only_the_result(panel, sent):
     panel.live_preview.value = False
     panel.run(wait=True, timeout=180)
-    frames = sent.on(panel.tiles[0].pixels.canvas)
+    frames = sent.on(panel.pixels.canvas)
     assert len(frames) == 1  # the final image only
-    np.testing.assert_array_equal(frames[0], to_rgba(panel.result.images[0]))
+    np.testing.assert_array_equal(tile(panel, frames[0], 0), to_rgba(panel.result.images[0]))
     assert panel.progress.value == 12
 
 
@@ -336,7 +355,7 @@ def test_a_nan_stop_keeps_the_last_image_and_the_panel_usable(panel):
     assert result.error and "NaN" in result.error
     assert panel.messages.kind == "error" and "NaN or infinite" in panel.messages.text
     assert result.images.shape == (1, 64, 64, 3) and result.images.std() > 0
-    np.testing.assert_array_equal(panel.tiles[0].pixels.image, to_rgba(result.images[0]))
+    np.testing.assert_array_equal(tile(panel, panel.pixels.image, 0), to_rgba(result.images[0]))
     assert panel.progress.bar_style == "danger" and "NaN stop" in panel.status.value
     assert not panel.run_button.disabled
     panel.extra = None
@@ -401,6 +420,19 @@ def test_initial_target_from_the_session(shapes):
 
 
 # --- helpers ------------------------------------------------------------------------
+
+
+def test_preview_layout_grids():
+    nine = PreviewLayout.for_batch(9, 64, 64)
+    assert (nine.zoom, nine.columns, nine.rows) == (3, 3, 3)
+    assert nine.box(4) == (68, 76, 64, 64)  # row 1, column 1: past a gap and a caption band
+    picture = nine.compose(np.full((9, 64, 64, 3), 7, np.uint8))
+    assert picture.shape == (3 * 72 + 2 * 4, 3 * 64 + 2 * 4, 4)
+    assert (picture[..., :3] == 7).sum() == 9 * 64 * 64 * 3
+    vgg = PreviewLayout.for_batch(4, 224, 224)
+    assert (vgg.zoom, vgg.columns, vgg.rows) == (1, 2, 2)
+    one = PreviewLayout.for_batch(1, 28, 28)
+    assert (one.zoom, one.columns) == (6, 1)
 
 
 def test_compose_thumbnail_and_curve():

@@ -42,10 +42,10 @@ from PIL import Image, ImageDraw
 
 from ..engine import PRESETS, optimize
 from ..engine import objectives as obj
-from ..engine.optvis import Result, Run
+from ..engine.optvis import Frame, Result, Run
 from ..errors import CnnvizError
 from ..session import SelectionError
-from .canvas import PixelCanvas, safe_hold, zoom_nearest
+from .canvas import PixelCanvas, zoom_nearest
 from .common import Panel, esc, style_sheet
 from .filter_gallery import _font
 
@@ -54,7 +54,11 @@ MAX_HISTORY = 24  # finished runs kept in the strip
 MAX_GIF_FRAMES = 120  # preview frames kept per run (thinned when a run is long)
 REDRAW_INTERVAL = 0.1  # seconds between preview redraws (at most ~10 per second)
 PREVIEW_TARGET = 176  # CSS pixels of a preview image (whole-pixel zoom)
+PREVIEW_WIDTH = 820  # CSS pixels the preview's rows aim to fit in
+CAPTION_BAND = 22  # CSS pixels under each row of images for the captions
+TEXT_INTERVAL = 0.25  # seconds between updates of the progress text and the curve
 THUMB = 84  # pixels of a history thumbnail
+MAX_CURVE_POINTS = 160  # points per line of the objective curve
 BACKGROUND = (40, 40, 40, 255)
 # one colour per image of a batch: its curve, and a swatch by its caption
 PALETTE = [
@@ -82,13 +86,16 @@ EXTRA_STYLE = """
 .cnnviz-panel .cnnviz-class-list select { font-size: 12.5px; line-height: 1.5; }
 .cnnviz-panel .cnnviz-preview-box { background: #282828; border-radius: 6px; padding: 10px;
   gap: 10px; flex-flow: row wrap; align-content: flex-start; min-height: 120px;
-  flex: 1 1 420px; }
-.cnnviz-panel .cnnviz-tile { gap: 3px; align-items: center; }
-.cnnviz-panel .cnnviz-tile .widget-html-content { color: #e8e8e8; font-size: 12px;
-  line-height: 1.3; text-align: center; white-space: nowrap; }
-.cnnviz-panel .cnnviz-tile .cnnviz-swatch { display: inline-block; width: 9px; height: 9px;
-  border-radius: 2px; margin-right: 4px; vertical-align: 0; }
-.cnnviz-panel .cnnviz-tile .cnnviz-value { color: #a9a9a9; }
+  flex: 0 1 auto; min-width: 200px; }
+.cnnviz-panel .cnnviz-preview-stack { position: relative; flex: 0 0 auto; }
+.cnnviz-panel .cnnviz-preview-stack > .cnnviz-caption-layer { position: absolute; left: 0;
+  top: 0; margin: 0; pointer-events: none; }
+.cnnviz-panel .cnnviz-caption-layer .cnnviz-caption { position: absolute; color: #e8e8e8;
+  font-size: 12px; line-height: 16px; text-align: center; white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis; }
+.cnnviz-panel .cnnviz-caption .cnnviz-swatch { display: inline-block; width: 9px;
+  height: 9px; border-radius: 2px; margin-right: 4px; vertical-align: 0; }
+.cnnviz-panel .cnnviz-caption .cnnviz-value { color: #a9a9a9; }
 .cnnviz-panel .cnnviz-run-row { gap: 8px; align-items: center; flex-wrap: wrap; }
 .cnnviz-panel .cnnviz-run-row .widget-progress { margin: 0; }
 .cnnviz-panel .cnnviz-status { font-size: 12.5px; font-variant-numeric: tabular-nums; }
@@ -103,7 +110,7 @@ EXTRA_STYLE = """
   line-height: 1.25; text-align: center; max-width: 110px; white-space: normal;
   overflow-wrap: anywhere; }
 .cnnviz-panel .cnnviz-curve svg { display: block; }
-.cnnviz-panel .cnnviz-result-info { font-size: 12.5px; max-width: 330px; }
+.cnnviz-panel .cnnviz-result-info { font-size: 12.5px; max-width: 300px; }
 .cnnviz-panel button.cnnviz-run-button { font-weight: 600; }
 </style>
 """
@@ -123,6 +130,61 @@ def to_rgba(image: np.ndarray) -> np.ndarray:
 def preview_zoom(shape: tuple[int, ...], target: int = PREVIEW_TARGET) -> int:
     """Whole-pixel zoom that brings an image's longer side near ``target`` (1..8)."""
     return int(min(8, max(1, round(target / max(shape[0], shape[1], 1)))))
+
+
+@dataclass(frozen=True)
+class PreviewLayout:
+    """Where each image of a batch goes in the live preview's one canvas.
+
+    The canvas holds the images at their own size, separated by gaps, and the browser
+    shows it ``zoom`` times larger (pixelated): one small PNG per frame, whatever the
+    batch.  The captions are HTML laid over the gaps under the images.
+    """
+
+    batch: int
+    height: int
+    width: int
+    zoom: int
+    columns: int
+    gap: int  # pixels between images, before zoom
+    band: int  # pixels under each row for its captions, before zoom
+
+    @classmethod
+    def for_batch(cls, batch: int, height: int, width: int) -> PreviewLayout:
+        zoom = preview_zoom((height, width))
+        fit = max(1, PREVIEW_WIDTH // (width * zoom + 12))  # images a row can hold
+        columns = batch if batch <= fit else max(1, min(fit, math.ceil(math.sqrt(batch))))
+        gap = math.ceil(12 / zoom)
+        band = math.ceil(CAPTION_BAND / zoom)
+        return cls(batch, height, width, zoom, columns, gap, band)
+
+    @property
+    def rows(self) -> int:
+        return math.ceil(self.batch / self.columns)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the canvas before zoom."""
+        w = self.columns * self.width + (self.columns - 1) * self.gap
+        h = self.rows * (self.height + self.band) + (self.rows - 1) * self.gap
+        return h, w
+
+    def box(self, k: int) -> tuple[int, int, int, int]:
+        """``(x, y, w, h)`` of image ``k`` on the canvas, before zoom."""
+        r, c = divmod(k, self.columns)
+        x = c * (self.width + self.gap)
+        y = r * (self.height + self.band + self.gap)
+        return x, y, self.width, self.height
+
+    def compose(self, images: np.ndarray) -> np.ndarray:
+        """The images on one RGBA canvas (background where there is no image)."""
+        h, w = self.shape
+        out = np.empty((h, w, 4), np.uint8)
+        out[:] = BACKGROUND
+        for k in range(min(self.batch, len(images))):
+            x, y, iw, ih = self.box(k)
+            out[y : y + ih, x : x + iw] = to_rgba(images[k])
+        return out
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -195,12 +257,13 @@ def curve_svg(
     steps: np.ndarray,
     values: np.ndarray,
     total_steps: int,
-    width: int = 330,
+    width: int = 300,
     height: int = 150,
 ) -> str:
     """The objective per step as an inline SVG, one line per image (the palette's colours).
 
-    ``steps``: ``(n,)``; ``values``: ``(n, B)``.  Long histories are thinned to ~300 points.
+    ``steps``: ``(n,)``; ``values``: ``(n, B)``.  Long histories are thinned to
+    ``MAX_CURVE_POINTS`` points (the message stays small however long the run).
     """
     left, right, top, bottom = 46, 10, 18, 22
     pw, ph = width - left - right, height - top - bottom
@@ -221,8 +284,9 @@ def curve_svg(
         span = high - low
         low, high = low - 0.05 * span, high + 0.05 * span
         xmax = max(int(total_steps), int(steps[-1]), 1)
-        stride = max(1, len(steps) // 300)
-        idx = np.unique(np.r_[np.arange(0, len(steps), stride), len(steps) - 1])
+        idx = np.unique(
+            np.linspace(0, len(steps) - 1, min(len(steps), MAX_CURVE_POINTS)).astype(int)
+        )
         xs = left + pw * np.asarray(steps, np.float64)[idx] / xmax
         if low < 0 < high:  # the zero line
             y0 = top + ph * (high - 0.0) / (high - low)
@@ -279,7 +343,7 @@ class RunRecord:
         settings: preset, steps, lr, tv, lp, blur, seed, objective.
         frames: the preview frames ``(B, H, W, C)`` uint8 (for the GIF), at most
             ``MAX_GIF_FRAMES``, spread over the run.
-        steps_seen, values_seen: the objective per image at every frame seen.
+        curve(): ``(steps, values)``, the objective per image so far (thread-safe).
         result: the engine's :class:`~cnnviz_widgets.engine.optvis.Result` (``None``
             while running, or when the run failed with an exception).
     """
@@ -289,10 +353,30 @@ class RunRecord:
     settings: dict
     frames: list[np.ndarray] = field(default_factory=list)
     frame_steps: list[int] = field(default_factory=list)
-    steps_seen: list[int] = field(default_factory=list)
-    values_seen: list[np.ndarray] = field(default_factory=list)
     result: Result | None = None
     error: str | None = None
+    _steps: np.ndarray = field(default_factory=lambda: np.zeros(256, np.int64), repr=False)
+    _values: np.ndarray | None = field(default=None, repr=False)
+    _n: int = 0
+
+    def add_values(self, step: int, values: np.ndarray) -> None:
+        """Record the objective per image at ``step`` (the run's thread; readers in other
+        threads see a consistent prefix)."""
+        values = np.asarray(values, np.float64)
+        n = self._n
+        if self._values is None:
+            self._values = np.zeros((len(self._steps), values.shape[0]))
+        if n == len(self._steps):  # grow: copy, then publish the new buffers
+            steps, vals = np.zeros(2 * n, np.int64), np.zeros((2 * n, values.shape[0]))
+            steps[:n], vals[:n] = self._steps, self._values
+            self._steps, self._values = steps, vals
+        self._steps[n], self._values[n] = step, values
+        self._n = n + 1
+
+    @property
+    def last_values(self) -> np.ndarray | None:
+        n = self._n
+        return None if n == 0 else self._values[n - 1]
 
     @property
     def images(self) -> np.ndarray | None:
@@ -314,36 +398,11 @@ class RunRecord:
         if self.result is not None and len(self.result.history):
             h = self.result.history
             return np.arange(1, len(h) + 1), h
-        if not self.steps_seen:
+        n = self._n
+        if n == 0:
             return np.zeros(0, int), np.zeros((0, len(self.labels)))
-        return np.asarray(self.steps_seen), np.stack(self.values_seen)
-
-
-class _Tile:
-    """One image of the preview: a canvas and its caption."""
-
-    def __init__(self, index: int) -> None:
-        self.pixels = PixelCanvas("cnnviz-optimizer-canvas")
-        self.caption = widgets.HTML()
-        self.box = widgets.VBox([self.pixels.canvas, self.caption])
-        self.box.add_class("cnnviz-tile")
-        self.index = index
-        self.label = ""
-
-    def set_caption(self, label: str, value: float | None = None) -> None:
-        color = PALETTE[self.index % len(PALETTE)]
-        value_html = "" if value is None else f' <span class="cnnviz-value">{_fmt(value)}</span>'
-        text = (
-            f'<span class="cnnviz-swatch" style="background:{color}"></span>{esc(label)}'
-            + value_html
-        )
-        if self.caption.value != text:
-            self.caption.value = text
-
-    def close(self) -> None:
-        self.pixels.canvas.close()
-        self.caption.close()
-        self.box.close()
+        steps, values = self._steps, self._values  # read n first: a prefix is complete
+        return steps[:n], values[:n]
 
 
 class _HistoryItem:
@@ -356,14 +415,15 @@ class _HistoryItem:
         if images is not None:
             self.pixels.show(thumbnail(images))
         s = record.settings
-        state = ""
-        if record.result is not None and record.result.error:
-            state = " · <b>NaN stop</b>"
-        elif record.result is not None and record.result.stopped:
-            state = f" · stopped at {record.result.steps}"
+        result = record.result
+        steps = f"{s['steps']} steps"
+        if result is not None and result.error:
+            steps = f"<b>NaN</b> at step {result.steps + 1}"
+        elif result is not None and result.stopped:
+            steps = f"stopped at {result.steps}"
         self.caption = widgets.HTML(
             f"<b>{esc(record.title)}</b><br>"
-            f'<span class="cnnviz-muted">{esc(s["preset"])} · {s["steps"]} steps{state}</span>'
+            f'<span class="cnnviz-muted">{esc(s["preset"])} · {steps}</span>'
         )
         self.box = widgets.VBox([self.pixels.canvas, self.caption])
         self.box.add_class("cnnviz-history-item")
@@ -379,6 +439,68 @@ class _HistoryItem:
         self.pixels.canvas.close()
         self.caption.close()
         self.box.close()
+
+
+class _Painter(threading.Thread):
+    """Draws the newest frame of a run at most every ``panel.redraw_interval`` seconds.
+
+    The run's thread only hands frames over (:meth:`offer`): encoding images and sending
+    widget messages never delays an optimization step, and frames that arrive between two
+    redraws are skipped.
+    """
+
+    def __init__(self, panel: ClassOptimizer, run: Run, record: RunRecord) -> None:
+        super().__init__(name="cnnviz-class-optimizer-painter", daemon=True)
+        self.panel, self.run_, self.record = panel, run, record
+        self._cond = threading.Condition()
+        self._frame: Frame | None = None
+        self._done = False
+        self._first: tuple[int, float] | None = None  # (step, time) after compiling
+        self._last_text = -math.inf
+
+    def offer(self, frame: Frame) -> None:
+        with self._cond:
+            if self._first is None:
+                self._first = (frame.step, time.perf_counter())
+            self._frame = frame
+            self._cond.notify()
+
+    def finish(self) -> None:
+        """Stop painting (the frame being drawn completes) and wait for the thread."""
+        with self._cond:
+            self._done = True
+            self._cond.notify()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join()
+
+    def run(self) -> None:
+        panel = self.panel
+        while True:
+            with self._cond:
+                while self._frame is None and not self._done:
+                    self._cond.wait()
+                if self._done:
+                    return
+                frame, self._frame = self._frame, None
+                first = self._first
+            now = time.perf_counter()
+            rate = (frame.step - first[0]) / (now - first[1]) if now > first[1] else 0.0
+            text = now - self._last_text >= max(TEXT_INTERVAL, panel.redraw_interval)
+            if text:
+                self._last_text = now
+            try:
+                panel._paint(frame, self.run_, self.record, rate, text)
+            except Exception as err:
+                panel.messages.show_error(err)
+                self.run_.stop()  # a panel that cannot draw should not run on unseen
+                return
+            # at most one redraw per interval, and the painter busy <= 1/20 of the time
+            spent = time.perf_counter() - now
+            panel.paint_seconds += spent
+            pause = max(panel.redraw_interval - spent, 19 * spent if panel.redraw_interval else 0)
+            if pause > 0:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._done, timeout=pause)
 
 
 # ------------------------------------------------------------------------------ panel
@@ -413,8 +535,10 @@ class ClassOptimizer(Panel):
         layer_select, channel_index, channel_count: the channel target.
         preset, steps, lr, tv, lp, blur, seed, class_objective, live_preview: settings.
         run_button, stop_button, progress, status, curve: run controls and read-outs.
-        tiles: the preview, one :class:`PixelCanvas` per image (``tiles[i].pixels``; CSS
-            class ``cnnviz-optimizer-canvas``).
+        pixels: the live preview, one :class:`PixelCanvas` (CSS class
+            ``cnnviz-optimizer-canvas``) with every image of the batch side by side at its
+            own size, shown enlarged (pixelated); ``preview_layout.box(k)`` is where image
+            ``k`` is.  ``labels`` are the captions, ``captions`` the HTML laid over it.
         records: the finished runs (:class:`RunRecord`), oldest first; ``shown`` the one on
             display.
         extra: an objective added to the target's (e.g. ``0.5 * objectives.diversity(
@@ -450,9 +574,12 @@ class ClassOptimizer(Panel):
         self.extra: obj.Objective | None = None
         self.redraw_interval = REDRAW_INTERVAL
         self.draw_count = 0
+        self.paint_seconds = 0.0
         self.records: list[RunRecord] = []
         self.shown: RunRecord | None = None
-        self.tiles: list[_Tile] = []
+        self.labels: list[str] = []  # one caption per image of the preview
+        self.preview_layout: PreviewLayout | None = None
+        self._captions_key: tuple | None = None
         self._history_items: list[_HistoryItem] = []
         self._class_targets: list[int] = []
         self._n_classes = session.n_classes
@@ -475,11 +602,11 @@ class ClassOptimizer(Panel):
         self.class_search = widgets.Text(
             placeholder="search classes…",
             continuous_update=True,
-            layout=widgets.Layout(width="100%"),
+            layout=widgets.Layout(width="400px"),
         )
         self.class_search.add_class("cnnviz-class-search")
         self.class_list = widgets.SelectMultiple(
-            options=self._class_options(""), rows=8, layout=widgets.Layout(width="100%")
+            options=self._class_options(""), rows=8, layout=widgets.Layout(width="400px")
         )
         self.class_list.add_class("cnnviz-class-list")
         self.class_hint = widgets.HTML(
@@ -490,7 +617,7 @@ class ClassOptimizer(Panel):
             options=[(f"{p} · {session.n_channels(p)} channels", p) for p in conv],
             value=None,
             description="Layer",
-            layout=widgets.Layout(width="100%"),
+            layout=widgets.Layout(width="400px"),
             style={"description_width": "60px"},
         )
         self.layer_select.add_class("cnnviz-opt-layer")
@@ -606,7 +733,12 @@ class ClassOptimizer(Panel):
         self.progress.add_class("cnnviz-progress")
         self.status = widgets.HTML('<span class="cnnviz-muted">ready</span>')
         self.status.add_class("cnnviz-status")
-        self.preview_box = widgets.Box()
+        self.pixels = PixelCanvas("cnnviz-optimizer-canvas", compress_level=1)
+        self.captions = widgets.HTML(layout=widgets.Layout(margin="0"))
+        self.captions.add_class("cnnviz-caption-layer")
+        self.preview_stack = widgets.Box([self.pixels.canvas, self.captions])
+        self.preview_stack.add_class("cnnviz-preview-stack")
+        self.preview_box = widgets.Box([self.preview_stack])
         self.preview_box.add_class("cnnviz-preview-box")
         self.curve = widgets.HTML(curve_svg(np.zeros(0), np.zeros((0, 1)), 1))
         self.curve.add_class("cnnviz-curve")
@@ -641,7 +773,7 @@ class ClassOptimizer(Panel):
                 self.channel_box,
                 self.target_summary,
             ],
-            layout=widgets.Layout(flex="1 1 340px", min_width="300px", max_width="460px"),
+            layout=widgets.Layout(flex="0 0 412px", width="412px"),
         )
         target_col.add_class("cnnviz-opt-column")
         settings_col = widgets.VBox(
@@ -671,7 +803,7 @@ class ClassOptimizer(Panel):
                 self._row(self.save_png, self.save_gif),
                 self.export_status,
             ],
-            layout=widgets.Layout(flex="0 1 340px", padding="0 0 0 14px"),
+            layout=widgets.Layout(flex="0 1 316px", padding="0 0 0 14px"),
         )
         body = widgets.HBox(
             [self.preview_box, side],
@@ -862,10 +994,11 @@ class ClassOptimizer(Panel):
             record = RunRecord(labels=labels, title=title, settings=settings)
             self._run, self._current = run, record
             self.draw_count = 0
+            self.paint_seconds = 0.0
             self.messages.clear()
             self.export_status.value = ""
             self._select_history(None)
-            self._prepare_tiles(labels)
+            self._prepare_preview(labels)
             with self.progress.hold_sync():
                 self.progress.max = max(1, settings["steps"])
                 self.progress.value = 0
@@ -912,7 +1045,7 @@ class ClassOptimizer(Panel):
     def _show_record(self, record: RunRecord) -> None:
         with self._lock:
             self.shown = record
-            self._prepare_tiles(record.labels)
+            self._prepare_preview(record.labels)
             images = record.images
             if images is not None:
                 self._draw_images(images, self._final_values(record))
@@ -1008,47 +1141,47 @@ class ClassOptimizer(Panel):
             thread.join(timeout=5)
         for item in self._history_items:
             item.close()
-        for tile in self.tiles:
-            tile.close()
+        self.pixels.canvas.close()
         super().close()
 
     # --- background run ---------------------------------------------------------------
 
     def _work(self, run: Run, record: RunRecord) -> None:
-        last_draw = -math.inf
-        first: tuple[int, float] | None = None  # (step, time) of the first frame: compile
+        """The run's thread: step the engine; hand frames to the painter, never wait on it."""
+        painter = _Painter(self, run, record)
+        painter.start()
         try:
             for frame in run:
-                record.steps_seen.append(frame.step)
-                record.values_seen.append(np.asarray(frame.values, np.float64))
+                record.add_values(frame.step, frame.values)
                 if self._closed:
                     run.stop()
-                    continue
-                now = time.perf_counter()
-                if first is None:
-                    first = (frame.step, now)
-                if frame.final:
-                    continue  # the loop ends here; _finish draws the result
-                if now - last_draw < self.redraw_interval:
-                    continue
-                last_draw = now
-                record.keep_frame(frame.step, frame.images)
-                with self._lock:
-                    if self._closed:
-                        continue
-                    rate = (frame.step - first[0]) / (now - first[1]) if now > first[1] else 0
-                    self._draw_progress(frame.step, run.steps, rate, frame.seconds)
-                    if self.live_preview.value:
-                        self._draw_images(frame.images, frame.values)
-                        steps, values = record.curve()
-                        self.curve.value = curve_svg(steps, values, run.steps)
-                    self.draw_count += 1
+                elif not frame.final:  # the final frame is drawn by _finish
+                    painter.offer(frame)
         except Exception as err:  # the run is over; the panel and the kernel go on
             record.error = f"{type(err).__name__}: {err}"
             if not self._closed:
                 self.messages.show_error(err)
         finally:
+            painter.finish()
             self._finish(run, record)
+
+    def _paint(
+        self, frame: Frame, run: Run, record: RunRecord, rate: float, text: bool = True
+    ) -> None:
+        """Draw one live frame (the painter's thread); with ``text``, also the progress
+        read-out and the curve (these change slowly: redrawn less often)."""
+        record.keep_frame(frame.step, frame.images)
+        with self._lock:
+            if self._closed:
+                return
+            if text:
+                self._draw_progress(frame.step, run.steps, rate, frame.seconds)
+            if self.live_preview.value:
+                self._draw_images(frame.images)
+                if text:
+                    steps, values = record.curve()
+                    self.curve.value = curve_svg(steps, values, run.steps)
+            self.draw_count += 1
 
     def _finish(self, run: Run, record: RunRecord) -> None:
         with self._lock:
@@ -1090,30 +1223,50 @@ class ClassOptimizer(Panel):
 
     # --- drawing ----------------------------------------------------------------------
 
-    def _prepare_tiles(self, labels: list[str]) -> None:
-        """One tile per image, captions set (reusing the tiles that exist)."""
-        while len(self.tiles) < len(labels):
-            self.tiles.append(_Tile(len(self.tiles)))
-        extra = self.tiles[len(labels) :]
-        self.tiles = self.tiles[: len(labels)]
-        for tile in extra:
-            tile.close()
-        for tile, label in zip(self.tiles, labels):
-            tile.label = label
-            tile.set_caption(label)
-        children = tuple(t.box for t in self.tiles)
-        if self.preview_box.children != children:
-            self.preview_box.children = children
+    def _prepare_preview(self, labels: list[str]) -> None:
+        """A new batch: its captions (the layout is set by the first frame's size)."""
+        self.labels = list(labels)
+        self.preview_layout = None
+        self._captions_key = None
 
     def _draw_images(self, images: np.ndarray, values: np.ndarray | None = None) -> None:
+        """Draw a batch on the preview canvas: one PNG, whatever the batch size."""
         images = np.asarray(images)
-        zoom = preview_zoom(images.shape[1:3])
-        with safe_hold():
-            for k, tile in enumerate(self.tiles[: len(images)]):
-                tile.pixels.show(to_rgba(images[k]), css_zoom=zoom)
-        if values is not None:
-            for k, tile in enumerate(self.tiles[: len(images)]):
-                tile.set_caption(tile.label, float(values[k]))
+        layout = self.preview_layout
+        if layout is None or (layout.batch, layout.height, layout.width) != (
+            len(images),
+            *images.shape[1:3],
+        ):
+            layout = self.preview_layout = PreviewLayout.for_batch(len(images), *images.shape[1:3])
+        self.pixels.show(layout.compose(images), css_zoom=layout.zoom)
+        self._draw_captions(values)
+
+    def _draw_captions(self, values: np.ndarray | None) -> None:
+        layout = self.preview_layout
+        key = (layout, tuple(self.labels), None if values is None else tuple(np.round(values, 4)))
+        if key == self._captions_key:
+            return
+        self._captions_key = key
+        z = layout.zoom
+        spans = []
+        for k, label in enumerate(self.labels[: layout.batch]):
+            x, y, w, h = layout.box(k)
+            color = PALETTE[k % len(PALETTE)]
+            value = (
+                "" if values is None else f' <span class="cnnviz-value">{_fmt(values[k])}</span>'
+            )
+            spans.append(
+                f'<div class="cnnviz-caption" style="left:{x * z}px; top:{(y + h) * z + 3}px; '
+                f'width:{w * z}px" title="{esc(label)}">'
+                f'<span class="cnnviz-swatch" style="background:{color}"></span>{esc(label)}'
+                f"{value}</div>"
+            )
+        height, width = layout.shape
+        self.captions.value = (
+            f'<div style="position:relative; width:{width * z}px; height:{height * z}px">'
+            + "".join(spans)
+            + "</div>"
+        )
 
     def _draw_progress(self, step: int, steps: int, rate: float, seconds: float) -> None:
         self.progress.value = step
@@ -1130,26 +1283,25 @@ class ClassOptimizer(Panel):
         result = record.result
         if result is not None and len(result.history):
             return result.history[-1]
-        return record.values_seen[-1] if record.values_seen else None
+        return record.last_values
 
     def _result_text(self, record: RunRecord) -> str:
         s = record.settings
         result = record.result
-        lines = [f"<b>{esc(record.title)}</b>"]
+        names = ", ".join(record.labels) if len(record.labels) <= 6 else record.title
+        lines = [f"<b>{esc(names)}</b>"]
         if result is not None:
-            state = (
-                "stopped by NaN gradients"
-                if result.error
-                else "stopped early"
-                if result.stopped
-                else "finished"
-            )
+            state = "finished"
+            if result.error:
+                state = "stopped by NaN gradients"
+            elif result.stopped:
+                state = "stopped early"
             lines.append(
                 f"{state} · {result.steps} of {s['steps']} steps · {_duration(result.seconds)}"
             )
         lines.append(
-            f"preset {esc(s['preset'])} · lr {s['lr']:g} · tv {s['tv']:g} · lp {s['lp']:g} · "
-            f"blur {s['blur']:g} · seed {s['seed']}"
+            f"preset {esc(s['preset'])} · lr {s['lr']:g} · seed {s['seed']}<br>"
+            f"penalties: tv {s['tv']:g} · lp {s['lp']:g} · blur {s['blur']:g}"
         )
         lines.append(f'<span class="cnnviz-muted">{esc(s.get("objective", ""))}</span>')
         return "<br>".join(lines)
@@ -1166,7 +1318,8 @@ class ClassOptimizer(Panel):
         self.history_section.layout.display = None
         self.history_head.value = (
             f'<div class="cnnviz-section">History <span class="cnnviz-muted">'
-            f"({len(self._history_items)} runs; click one to show it again)</span></div>"
+            f"({len(self._history_items)} run{'s' if len(self._history_items) > 1 else ''}; "
+            "click one to show it again)</span></div>"
         )
 
     def _select_history(self, record: RunRecord | None) -> None:
