@@ -1,25 +1,35 @@
 """ClassOptimizer: activation maximization as a panel, with a live preview and a history.
 
-How a run is driven: a background thread
------------------------------------------
+How a run is driven: background threads, decided by measuring in JupyterLab
+---------------------------------------------------------------------------
 The engine's :class:`~cnnviz_widgets.engine.optvis.Run` is a plain iterator of frames.  The
-panel iterates it in a daemon **thread** and draws from there (at most ~10 times a second);
-Stop calls the thread-safe ``run.stop()``.  Measured in JupyterLab 4.6 / ipykernel 7.4
-(tests/browser/test_optimizer.py, ``bench/bench_widgets.py``):
+panel iterates it in a daemon **run thread**, which only hands each frame to a **painter
+thread**; the painter draws the newest one at most ~10 times a second (and stays busy at
+most 1/20 of the time), so encoding and sending images never delays a step.  Stop calls
+the thread-safe ``run.stop()``: the run ends after the step in progress.
 
-* The kernel's shell handler stays free: a click in another panel (the layer browser) is
-  answered while a run goes on, because TensorFlow releases the GIL inside its ops, and
-  widget messages sent from the thread reach the page (ipykernel sends comm messages from
-  any thread through its IOPub thread; a comm's parent header falls back to the shell's).
-* The alternative, an asyncio task on the kernel's event loop, runs each compiled step *on*
-  that loop: the kernel cannot handle a click until the step in progress ends (VGG16: ~0.6 s
-  per step on two cores), and a cell the user runs meanwhile would freeze the run.  Also,
-  outside a kernel (plain Python, tests) there is no running loop to drive it.
+Measured in JupyterLab 4.6 / ipykernel 7.4 / headless Chromium on two cores, VGG16 with
+random weights (~0.4 s a step), against the alternative, an asyncio task on the kernel's
+event loop stepping the same ``Run`` (``await asyncio.sleep(0)`` between steps):
 
-The thread only ever touches this panel's own run widgets (preview canvases, progress,
-curve, history), under a lock; canvas drawing goes through
+* a cell that keeps the kernel busy for 5 s: the thread went on (13 steps), the asyncio
+  task froze (0 steps): a task on the kernel's loop only runs while no cell does;
+* a click in the layer browser during a run: answered in ~60 ms median with either (this
+  JupyterLab sends widget messages on a kernel subshell, so they do not wait for the loop;
+  front ends without subshells would wait up to a whole step with the asyncio task);
+* steps/s: the same (2.3 vs 2.5);
+* outside a kernel (scripts, tests) there is no running loop to drive a task; a thread
+  just works there too.
+
+Widget messages sent from these threads reach the page: ipykernel sends comm messages from
+any thread through its IOPub thread.  The threads touch only this panel's run widgets
+(preview, progress, curve, history), under the panel's lock; canvas drawing goes through
 :func:`~cnnviz_widgets.widgets.canvas.safe_hold`, which serializes the shared ipycanvas
-manager between threads.  One run per panel at a time; :meth:`ClassOptimizer.close` stops it.
+manager between threads.  One run per panel at a time; :meth:`ClassOptimizer.close` stops
+it.  Preview cost (``bench/bench_widgets.py``, ``tests/browser/test_optimizer.py``): ~2 %
+of the steps/s in the kernel; ~10 % in the whole browser setup on two shared cores with
+the embedded model (~15 ms a step, the worst case: a bigger model pays the same per
+redraw on much longer steps).
 """
 
 from __future__ import annotations
@@ -1022,8 +1032,10 @@ class ClassOptimizer(Panel):
         run = self._run
         if run is not None and self.running:
             run.stop()
-            self.status.value = "stopping after this step…"
-            self.stop_button.disabled = True
+            with self._lock:
+                if self.running:
+                    self.status.value = "stopping after this step…"
+                    self.stop_button.disabled = True
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the run to end; ``True`` if no run is going any more."""
