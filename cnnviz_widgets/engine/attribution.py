@@ -24,12 +24,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError, closest
+from ..errors import CnnvizError
 from .filters import Montage, tile_images, to_rgba
 from .imageio import as_image, fit_image
 from .images import resize
 from .introspect import get_layer, iter_layers
-from .models import LoadedModel, load_model, wrap_model
+from .models import LoadedModel, as_loaded, resolve_class
 from .taps import Tap, extractor, logit_source
 
 __all__ = [
@@ -320,14 +320,6 @@ class Predictions:
 
 
 # ------------------------------------------------------------------------- model checks
-def _as_loaded(model) -> LoadedModel:
-    if isinstance(model, LoadedModel):
-        return model
-    if isinstance(model, keras.Model):
-        return wrap_model(model)
-    return load_model(model)
-
-
 def _input_hwc(loaded: LoadedModel) -> tuple[int | None, int | None, int]:
     model = loaded.model
     if len(model.inputs) != 1:
@@ -388,31 +380,7 @@ def _resolve_class(loaded: LoadedModel, target, n: int) -> int:
     """``target`` (index, name or ``None``) as an index; ``-1`` means "the predicted one"."""
     if target is None:
         return -1
-    names = loaded.class_names or []
-    if isinstance(target, str):
-        if target in names:
-            return names.index(target)
-        hint = closest(target, names)
-        raise CnnvizError(
-            f"unknown class name {target!r}"
-            + (f"; closest: {', '.join(hint)}" if hint else "")
-            + (
-                ". The model's class names are unknown: pass an index, or load it with "
-                "class_names=[...]"
-                if not names
-                else ""
-            )
-        )
-    if isinstance(target, (bool, np.bool_)) or not isinstance(target, (int, np.integer)):
-        raise CnnvizError(
-            f"a class is an int index or a name, got {type(target).__name__} {target!r}"
-        )
-    if not 0 <= int(target) < n:
-        raise CnnvizError(
-            f"class index {int(target)} is out of range: the model has {n} classes, so use "
-            f"0..{n - 1}" + (f" (or a name such as {names[0]!r})" if names else "")
-        )
-    return int(target)
+    return resolve_class(target, n, loaded.class_names)
 
 
 # -------------------------------------------------------------------- spatial layers
@@ -453,7 +421,7 @@ def spatial_layers(model) -> list[str]:
     """Paths of the layers Grad-CAM can use: 4-D outputs ``(batch, h, w, channels)`` with
     more than one position, in model order, inside nested models too (pooling, dropout,
     padding and reshape layers left out)."""
-    loaded = _as_loaded(model)
+    loaded = as_loaded(model)
     return [
         path
         for _, path, _, layer, _ in iter_layers(loaded.model)
@@ -822,7 +790,7 @@ def predict_top(model, image, k: int = 5) -> Predictions:
     Returns:
         :class:`Predictions`; ``str()`` gives a small table.
     """
-    loaded = _as_loaded(model)
+    loaded = as_loaded(model)
     n = _class_count(loaded)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise CnnvizError(f"k is a number of classes >= 1, got {k!r}")
@@ -858,7 +826,7 @@ def grad_cam(model, image, target=None, *, layer=None, plus_plus: bool = False) 
         softmax without changing the model).  Grad-CAM and Grad-CAM++ come from the same
         compiled function (one forward and one backward pass).
     """
-    loaded = _as_loaded(model)
+    loaded = as_loaded(model)
     n = _class_count(loaded)
     c = _resolve_class(loaded, target, n)
     path = _cam_layer(loaded, layer)
@@ -923,7 +891,7 @@ def saliency(
     Returns:
         :class:`Saliency`.
     """
-    loaded = _as_loaded(model)
+    loaded = as_loaded(model)
     n_classes = _class_count(loaded)
     c = _resolve_class(loaded, target, n_classes)
     smooth = int(smooth)
@@ -1058,7 +1026,7 @@ def occlusion(
     Returns:
         :class:`Occlusion`.
     """
-    loaded = _as_loaded(model)
+    loaded = as_loaded(model)
     n_classes = _class_count(loaded)
     c = _resolve_class(loaded, target, n_classes)
     if score not in ("logit", "probability"):
@@ -1176,7 +1144,7 @@ def feature_maps(
     Returns:
         :class:`FeatureMaps`.
     """
-    loaded = _as_loaded(model)
+    loaded = as_loaded(model)
     if normalization not in _NORMS:
         raise CnnvizError(
             f"unknown normalization {normalization!r}: use one of {', '.join(_NORMS)}"

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError, closest
+from ..errors import CnnvizError
+from .models import resolve_class
 
 __all__ = [
     "Context",
@@ -136,33 +137,7 @@ class _ClassTerm(Term):
         n = facts.n_classes
         out = []
         for ref in _broadcast(self.index, batch, self.name):
-            if isinstance(ref, str):
-                names = facts.class_names or []
-                if ref not in names:
-                    hint = closest(ref, names)
-                    raise CnnvizError(
-                        f"unknown class name {ref!r}"
-                        + (f"; closest: {', '.join(hint)}" if hint else "")
-                        + (
-                            ". The model's class names are unknown: pass an index"
-                            if not names
-                            else ""
-                        )
-                    )
-                ref = names.index(ref)
-            if isinstance(ref, (bool, np.bool_)) or not isinstance(ref, (int, np.integer)):
-                raise CnnvizError(f"{self.name}: a class is an int index or a name, got {ref!r}")
-            if not 0 <= int(ref) < n:
-                raise CnnvizError(
-                    f"class index {int(ref)} is out of range: the model has {n} classes, so "
-                    f"use 0..{n - 1}"
-                    + (
-                        f" (or a name such as {facts.class_names[0]!r})"
-                        if facts.class_names
-                        else ""
-                    )
-                )
-            out.append(int(ref))
+            out.append(resolve_class(ref, n, facts.class_names, what=self.name))
         return {"index": np.asarray(out, np.int32)}
 
     def describe(self) -> str:

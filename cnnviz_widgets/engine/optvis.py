@@ -27,7 +27,7 @@ import tensorflow as tf
 from ..errors import CnnvizError
 from . import objectives as obj
 from .introspect import get_layer
-from .models import LoadedModel, load_model, wrap_model
+from .models import LoadedModel, as_loaded
 from .param import Fourier, Pixels, get_param
 from .taps import Tap, extractor, logit_source
 from .transforms import Transforms
@@ -195,14 +195,6 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------ model checks
-def _as_loaded(model) -> LoadedModel:
-    if isinstance(model, LoadedModel):
-        return model
-    if isinstance(model, keras.Model):
-        return wrap_model(model)
-    return load_model(model)
-
-
 def _image_input(loaded: LoadedModel, size) -> tuple[int, int, int]:
     model = loaded.model
     if len(model.inputs) != 1:
@@ -565,7 +557,7 @@ def optimize(
     Returns:
         A :class:`Run`.
     """
-    loaded = _as_loaded(model)
+    loaded = as_loaded(model)
     p = get_preset(preset)
     hwc = _image_input(loaded, size)
     objective = _objective_from(objective, loaded)
