@@ -3,13 +3,16 @@
 Pure ipywidgets + ipycanvas (no custom JavaScript): they run in JupyterLab, Notebook 7,
 Voila and VS Code.  Every panel accepts a model or a session::
 
-    from cnnviz_widgets.widgets import ClassOptimizer, FilterGallery, LayerBrowser, explore
+    from cnnviz_widgets.widgets import (
+        ClassOptimizer, FilterGallery, ImageExplainer, LayerBrowser, explore
+    )
     from cnnviz_widgets.session import Session
 
     session = Session("shapes")
     LayerBrowser(session)   # pick a layer ...
     FilterGallery(session)  # ... and see its filters
     ClassOptimizer(session) # ... and the image a class or a filter responds to most
+    ImageExplainer(session) # ... and where in one image the evidence for a class is
 
     explore("shapes")       # all of them in tabs, on one session
 """
@@ -20,12 +23,14 @@ from .class_optimizer import ClassOptimizer
 from .common import MessageArea, Panel
 from .explore import Explorer, explore
 from .filter_gallery import FilterGallery
+from .image_explainer import ImageExplainer
 from .layer_browser import LayerBrowser
 
 __all__ = [
     "ClassOptimizer",
     "Explorer",
     "FilterGallery",
+    "ImageExplainer",
     "LayerBrowser",
     "MessageArea",
     "Panel",

@@ -1,0 +1,997 @@
+"""ImageExplainer: how the network sees one image, as a panel.
+
+Pick an image (upload, a bundled sample, a new generated shapes image, or an array from
+code), read the top-5 predictions, and see where the evidence for a class is: Grad-CAM,
+Grad-CAM++, saliency, SmoothGrad or occlusion, as a heatmap over the image.  Under it, the
+feature maps of the session's layer, strongest first; a click on a map selects that
+channel in the session, so the class optimizer (channel target) and the filter gallery
+follow.
+
+Every engine call runs synchronously in the callback that asked for it: on the embedded
+model they take milliseconds; occlusion on VGG16 takes seconds, during which the status
+line says "working…".
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import warnings
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+from PIL import Image
+
+from ..engine import (
+    SHAPES_CLASS_NAMES,
+    Attribution,
+    FeatureMaps,
+    ImageAdjustedWarning,
+    Predictions,
+    default_cam_layer,
+    feature_maps,
+    grad_cam,
+    occlusion,
+    predict_top,
+    saliency,
+    sample_image,
+)
+from ..engine.attribution import _input_hwc
+from ..engine.filters import to_rgba
+from ..engine.imageio import as_image, fit_image, load_image
+from ..engine.shapes import generate_shapes
+from ..engine.shapes import sample as shapes_sample
+from ..errors import CnnvizError
+from .canvas import PixelCanvas
+from .common import Panel, esc, style_sheet
+
+METHODS = [
+    ("Grad-CAM", "grad_cam"),
+    ("Grad-CAM++", "grad_cam++"),
+    ("Saliency", "saliency"),
+    ("SmoothGrad", "smoothgrad"),
+    ("Occlusion", "occlusion"),
+]
+METHOD_TIPS = [
+    "class-weighted sum of a conv layer's channels (Selvaraju et al. 2017)",
+    "Grad-CAM with higher-order channel weights (Chattopadhay et al. 2018)",
+    "gradient of the class score with respect to the pixels (Simonyan et al. 2014)",
+    "saliency averaged over noisy copies of the image (Smilkov et al. 2017)",
+    "score drop when a patch is hidden (Zeiler and Fergus 2014)",
+]
+METHOD_NAMES = dict((v, k) for k, v in METHODS)
+CMAPS = ["jet", "turbo", "inferno", "viridis", "magma", "hot"]
+FEATURE_SORTS = [
+    ("strongest mean first", "mean"),
+    ("strongest max first", "max"),
+    ("most active first", "active"),
+    ("largest spread first", "std"),
+    ("channel order", None),
+]
+GRACE_HOPPER = "grace_hopper"
+TOP_K = 5
+OVERLAY_TARGET = 256  # CSS pixels the overlay's longer side aims for (small images)
+MONTAGE_TARGET = 300  # pixels the feature-map montage aims for
+CHANNEL_TARGET = 128  # pixels of the selected channel's map
+SEARCH_FROM = 20  # a class search box when the model has more classes than this
+
+EXTRA_STYLE = """
+<style>
+.cnnviz-panel.cnnviz-image-explainer { max-width: 1180px; }
+.cnnviz-panel .cnnviz-ex-column { gap: 6px; }
+.cnnviz-panel .cnnviz-ex-side { border-left: 1px solid var(--jp-border-color2, #ddd);
+  padding-left: 14px; min-width: 360px; flex: 1 1 380px; }
+.cnnviz-panel .cnnviz-ex-image-box { background: #282828; border-radius: 6px; padding: 8px;
+  align-self: flex-start; flex: 0 0 auto; }
+.cnnviz-panel .cnnviz-ex-caption { font-size: 12.5px; line-height: 1.45; max-width: 420px; }
+.cnnviz-panel .cnnviz-ex-legend { display: flex; align-items: center; gap: 6px;
+  font-size: 11.5px; color: var(--jp-ui-font-color2, #555); }
+.cnnviz-panel .cnnviz-ex-legend .cnnviz-ex-bar { width: 180px; height: 10px;
+  border-radius: 2px; }
+.cnnviz-panel table.cnnviz-top { border-collapse: collapse; font-size: 12.5px;
+  width: 100%; }
+.cnnviz-panel table.cnnviz-top td { padding: 2px 6px 2px 0; white-space: nowrap; }
+.cnnviz-panel table.cnnviz-top td.cnnviz-top-name { overflow: hidden;
+  text-overflow: ellipsis; max-width: 190px; }
+.cnnviz-panel table.cnnviz-top td.cnnviz-top-p { text-align: right;
+  font-variant-numeric: tabular-nums; }
+.cnnviz-panel table.cnnviz-top tr.cnnviz-top-picked td { font-weight: 600; }
+.cnnviz-panel .cnnviz-top-bar { height: 9px; border-radius: 2px; background: #4e9af1;
+  min-width: 1px; }
+.cnnviz-panel .cnnviz-top-track { width: 110px; background: var(--jp-layout-color2, #eee);
+  border-radius: 2px; }
+.cnnviz-panel .cnnviz-status { font-size: 12.5px; font-variant-numeric: tabular-nums; }
+.cnnviz-panel .cnnviz-status.cnnviz-working { color: #b06000; font-weight: 600; }
+.cnnviz-panel .cnnviz-ex-methods .widget-toggle-button { font-size: 12.5px; }
+.cnnviz-panel canvas.cnnviz-featuremap-canvas { cursor: pointer; }
+.cnnviz-panel .cnnviz-ex-fm-detail { min-width: 260px; flex: 1 1 280px; }
+</style>
+"""
+
+
+def overlay_zoom(shape: tuple[int, ...], target: int = OVERLAY_TARGET) -> int:
+    """Whole-pixel zoom that brings a small image's longer side near ``target`` (1..8)."""
+    return int(min(8, max(1, round(target / max(shape[0], shape[1], 1)))))
+
+
+def _zoom_to(shape: tuple[int, ...], target: int) -> int:
+    return int(min(8, max(1, target // max(shape[0], shape[1], 1))))
+
+
+def _rgba(image: np.ndarray) -> np.ndarray:
+    """A display image (float ``[0, 1]``, 1 or 3 channels) as opaque uint8 RGBA."""
+    rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
+    out = np.empty((*image.shape[:2], 4), np.uint8)
+    out[..., :3] = np.clip(np.rint(rgb * 255.0), 0, 255)
+    out[..., 3] = 255
+    return out
+
+
+def colorbar_css(cmap: str, steps: int = 11) -> str:
+    """A CSS ``linear-gradient`` through a matplotlib colormap (low on the left)."""
+    colors = to_rgba(np.linspace(0.0, 1.0, steps)[None], cmap)[0]
+    stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b, _ in colors)
+    return f"linear-gradient(to right, {stops})"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.4g}"
+
+
+class ImageExplainer(Panel):
+    """Explain one image: top-5 predictions, a class heatmap over the image, feature maps.
+
+    Args:
+        model_or_session: a :class:`~cnnviz_widgets.session.Session` or a model (name,
+            path, ``keras.Model``, ``LoadedModel``).
+        image: the first image: an array ``(H, W, 3)`` (floats in ``[0, 1]`` or uint8), a
+            grayscale array, a PIL image, a path or the bytes of an image file.  Default:
+            a generated shapes image for the embedded model, matplotlib's sample photo of
+            Grace Hopper for other models.  A bad image shows a message in the panel (and
+            the default image instead).
+        **load_kwargs: passed to ``load_model`` when a model is given.
+
+    Images come from the **Upload** button (any format PIL reads), the **Sample**
+    dropdown (one generated image per shapes class and matplotlib's Grace Hopper photo,
+    nothing downloaded), **New shapes image** (a random seed, shown) or :meth:`set_image`.
+    An image that does not fit the model's input is resized or converted, with a note.
+
+    A new image selects its top prediction as the class to explain.  Picking a class sets
+    ``session.class_index`` (so the class optimizer can take it up), and a class set in the
+    session elsewhere is explained here.  The feature maps are those of ``session.layer``
+    (the Grad-CAM layer while the session has none); a click on a map calls
+    ``session.select(layer, channel)``.
+
+    Attributes:
+        image: the display image the model sees, ``(H, W, C)`` float32 in ``[0, 1]``
+            (after any resizing), or ``None``.
+        image_label: where it came from (``"generated ring, seed 4821"``).
+        image_notes: what was changed to make it fit the model.
+        predictions: the :class:`~cnnviz_widgets.Predictions` for the image.
+        attribution: the last :class:`~cnnviz_widgets.Attribution` shown, or ``None``.
+        features: the :class:`~cnnviz_widgets.FeatureMaps` shown, or ``None``.
+        pixels: the overlay's :class:`PixelCanvas` (CSS class
+            ``cnnviz-explainer-canvas``), zoomed by whole pixels (``pixels.zoom``).
+        fm_pixels: the feature-map montage (``cnnviz-featuremap-canvas``);
+            ``channel_pixels`` the selected channel over the image.
+        upload, sample_select, new_image: the image sources.
+        class_search, class_select, method, cam_layer, smooth_samples, smooth_noise,
+            patch, stride, opacity, cmap, weighted: the explanation's controls.
+        fm_layer, fm_sort: the feature maps' layer (it is ``session.layer``) and order.
+        status: what was computed and how long it took ("working…" meanwhile).
+        busy: ``True`` while an engine call runs.
+    """
+
+    def __init__(self, model_or_session: Any, image: Any = None, **load_kwargs: Any) -> None:
+        super().__init__(model_or_session, css_class="cnnviz-image-explainer", **load_kwargs)
+        session = self.session
+        loaded = session.loaded
+        self.image: np.ndarray | None = None
+        self.image_label = ""
+        self.image_notes: list[str] = []
+        self.predictions: Predictions | None = None
+        self.attribution: Attribution | None = None
+        self.features: FeatureMaps | None = None
+        self.busy = False
+        self._updating = False
+        self._n_classes = session.n_classes
+        self._class_labels = self._make_class_labels()
+        self._is_shapes = list(loaded.class_names or []) == list(SHAPES_CLASS_NAMES)
+        try:
+            self._input = _input_hwc(loaded)
+        except CnnvizError:
+            self._input = (None, None, 3)
+        try:
+            self._cam_default: str | None = default_cam_layer(loaded)
+        except CnnvizError:
+            self._cam_default = None
+
+        # --- image sources -----------------------------------------------------------
+        self.title = widgets.HTML(
+            f'Explain an image <span class="cnnviz-sub">with {esc(loaded.name)}: what it '
+            "predicts, and where in the image the evidence is</span>"
+        )
+        self.title.add_class("cnnviz-title")
+        self.upload = widgets.FileUpload(
+            accept="image/*",
+            multiple=False,
+            description="Upload image",
+            layout=widgets.Layout(width="150px"),
+        )
+        self.upload.add_class("cnnviz-ex-upload")
+        self.sample_select = widgets.Dropdown(
+            options=[
+                *[(f"{name.replace('_', ' ')} (generated)", name) for name in SHAPES_CLASS_NAMES],
+                ("Grace Hopper (photo)", GRACE_HOPPER),
+            ],
+            value=None,
+            description="Sample",
+            layout=widgets.Layout(width="290px"),
+            style={"description_width": "56px"},
+        )
+        self.sample_select.add_class("cnnviz-ex-sample")
+        self.new_image = widgets.Button(
+            description="New shapes image",
+            icon="random",
+            tooltip="a random generated shapes image (its seed is shown)",
+            layout=widgets.Layout(width="170px"),
+        )
+        self.new_image.add_class("cnnviz-ex-new")
+        self.source = widgets.HTML()
+        self.source.add_class("cnnviz-muted")
+
+        # --- class and method --------------------------------------------------------
+        self.predictions_html = widgets.HTML()
+        self.class_search = widgets.Text(
+            placeholder=f"search {self._n_classes or ''} classes…",
+            continuous_update=True,
+            layout=widgets.Layout(width="340px"),
+        )
+        self.class_search.add_class("cnnviz-ex-class-search")
+        self.class_search.layout.display = None if (self._n_classes or 0) > SEARCH_FROM else "none"
+        self.class_select = widgets.Dropdown(
+            options=self._class_options(""),
+            value=None,
+            description="Class",
+            layout=widgets.Layout(width="340px"),
+            style={"description_width": "64px"},
+        )
+        self.class_select.add_class("cnnviz-ex-class")
+        self.method = widgets.ToggleButtons(
+            options=METHODS,
+            tooltips=METHOD_TIPS,
+            value="grad_cam" if self._cam_default is not None else "saliency",
+            style={"button_width": "82px"},
+        )
+        self.method.add_class("cnnviz-ex-methods")
+        cam_options: list[tuple[str, Any]] = []
+        if self._cam_default is not None:
+            cam_options.append((f"auto: {self._cam_default} (last conv)", None))
+        cam_options += [
+            (f"{r.path} · {r.output_shape[1]}×{r.output_shape[2]}×{r.output_shape[3]}", r.path)
+            for r in session.table
+            if r.class_name != "InputLayer"
+            and isinstance(r.output_shape, tuple)
+            and len(r.output_shape) == 4
+        ]
+        self.cam_layer = widgets.Dropdown(
+            options=cam_options or [("no spatial layer", None)],
+            value=None,
+            description="Layer",
+            layout=widgets.Layout(width="340px"),
+            style={"description_width": "64px"},
+        )
+        self.cam_layer.add_class("cnnviz-ex-cam-layer")
+        self.smooth_samples = widgets.IntSlider(
+            value=25,
+            min=5,
+            max=100,
+            step=5,
+            description="samples",
+            continuous_update=False,
+            layout=widgets.Layout(width="340px"),
+            style={"description_width": "64px"},
+        )
+        self.smooth_noise = widgets.FloatSlider(
+            value=0.15,
+            min=0.0,
+            max=0.5,
+            step=0.05,
+            description="noise",
+            continuous_update=False,
+            layout=widgets.Layout(width="340px"),
+            style={"description_width": "64px"},
+        )
+        self.patch = widgets.BoundedIntText(
+            value=8,
+            min=1,
+            max=4096,
+            description="patch",
+            tooltip="side of the hidden patch, in pixels",
+            layout=widgets.Layout(width="150px"),
+            style={"description_width": "64px"},
+        )
+        self.stride = widgets.BoundedIntText(
+            value=4,
+            min=1,
+            max=4096,
+            description="stride",
+            tooltip="step between patches, in pixels",
+            layout=widgets.Layout(width="130px"),
+            style={"description_width": "50px"},
+        )
+        self.opacity = widgets.FloatSlider(
+            value=0.5,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="opacity",
+            readout_format=".2f",
+            layout=widgets.Layout(width="340px"),
+            style={"description_width": "64px"},
+        )
+        self.opacity.add_class("cnnviz-ex-opacity")
+        self.cmap = widgets.Dropdown(
+            options=CMAPS,
+            value="jet",
+            description="colours",
+            layout=widgets.Layout(width="180px"),
+            style={"description_width": "64px"},
+        )
+        self.weighted = widgets.Checkbox(
+            value=False,
+            description="fade cold regions",
+            indent=False,
+            tooltip="scale the opacity by the heat, so unimportant regions show the image",
+            layout=widgets.Layout(width="150px"),
+        )
+        self.status = widgets.HTML()
+        self.status.add_class("cnnviz-status")
+
+        # --- overlay -----------------------------------------------------------------
+        self.pixels = PixelCanvas("cnnviz-explainer-canvas")
+        self.caption = widgets.HTML()
+        self.caption.add_class("cnnviz-ex-caption")
+        self.legend = widgets.HTML()
+        image_box = widgets.Box([self.pixels.canvas])
+        image_box.add_class("cnnviz-ex-image-box")
+
+        # --- feature maps ------------------------------------------------------------
+        self.fm_layer = widgets.Dropdown(
+            options=[
+                (f"{r.path} · {r.class_name} · {r.output_shape}", r.path)
+                for r in session.table
+                if r.class_name != "InputLayer"
+            ],
+            value=None,
+            description="Layer",
+            layout=widgets.Layout(width="420px"),
+            style={"description_width": "52px"},
+        )
+        self.fm_layer.add_class("cnnviz-ex-fm-layer")
+        self.fm_sort = widgets.Dropdown(
+            options=FEATURE_SORTS,
+            value="mean",
+            description="Order",
+            layout=widgets.Layout(width="250px"),
+            style={"description_width": "52px"},
+        )
+        self.fm_pixels = PixelCanvas("cnnviz-featuremap-canvas")
+        self.channel_pixels = PixelCanvas("cnnviz-channel-canvas")
+        self.fm_info = widgets.HTML()
+        self.fm_info.add_class("cnnviz-muted")
+        self.fm_detail = widgets.HTML()
+        fm_box = widgets.Box([self.fm_pixels.canvas])
+        fm_box.add_class("cnnviz-canvas-box")
+        self.channel_box = widgets.Box([self.channel_pixels.canvas])
+        self.channel_box.add_class("cnnviz-canvas-box")
+        self.fm_detail_box = widgets.VBox([self.fm_detail, self.channel_box])
+        self.fm_detail_box.add_class("cnnviz-ex-fm-detail")
+
+        # --- layout ------------------------------------------------------------------
+        sources = widgets.HBox([self.upload, self.sample_select, self.new_image])
+        sources.add_class("cnnviz-controls")
+        self.cam_box = widgets.VBox([self.cam_layer])
+        self.smooth_box = widgets.VBox([self.smooth_samples, self.smooth_noise])
+        self.occlusion_box = widgets.HBox([self.patch, self.stride])
+        self.occlusion_box.add_class("cnnviz-controls")
+        side = widgets.VBox(
+            [
+                widgets.HTML('<div class="cnnviz-section">Top 5 predictions</div>'),
+                self.predictions_html,
+                widgets.HTML('<div class="cnnviz-section">Explain</div>'),
+                self.class_search,
+                self.class_select,
+                self.method,
+                self.cam_box,
+                self.smooth_box,
+                self.occlusion_box,
+                self.opacity,
+                widgets.HBox([self.cmap, self.weighted], layout=widgets.Layout(gap="8px")),
+                self.status,
+            ]
+        )
+        side.add_class("cnnviz-ex-side")
+        side.add_class("cnnviz-ex-column")
+        left = widgets.VBox([image_box, self.legend, self.caption])
+        left.add_class("cnnviz-ex-column")
+        body = widgets.HBox(
+            [left, side],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", gap="14px"),
+        )
+        fm_controls = widgets.HBox([self.fm_layer, self.fm_sort])
+        fm_controls.add_class("cnnviz-controls")
+        fm_body = widgets.HBox(
+            [widgets.VBox([fm_box, self.fm_info]), self.fm_detail_box],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", gap="14px"),
+        )
+        self.fm_head = widgets.HTML()
+        self.children = [
+            style_sheet(),
+            widgets.HTML(EXTRA_STYLE, layout=widgets.Layout(display="none")),
+            self.title,
+            sources,
+            self.source,
+            self.messages,
+            body,
+            self.fm_head,
+            fm_controls,
+            fm_body,
+        ]
+
+        # --- callbacks ---------------------------------------------------------------
+        self.upload.observe(self.guarded(self._on_upload), names="value")
+        self.sample_select.observe(self.guarded(self._on_sample), names="value")
+        self.new_image.on_click(self.guarded(lambda _: self.new_shapes_image()))
+        self.class_search.observe(self.guarded(self._on_search), names="value")
+        self.class_select.observe(self.guarded(self._on_class_pick), names="value")
+        for control in (self.method, self.cam_layer, self.smooth_samples, self.smooth_noise):
+            control.observe(self.guarded(self._on_method_control), names="value")
+        for control in (self.patch, self.stride):
+            control.observe(self.guarded(self._on_method_control), names="value")
+        for control in (self.opacity, self.cmap, self.weighted):
+            control.observe(self.guarded(self._on_style), names="value")
+        self.fm_layer.observe(self.guarded(self._on_fm_layer), names="value")
+        self.fm_sort.observe(self.guarded(lambda _: self.render_features()), names="value")
+        self.fm_pixels.canvas.on_mouse_down(self.guarded(self._on_fm_click))
+        self.observe_session(self._on_session_layer, names=["layer"])
+        self.observe_session(self._on_session_channel, names=["channel"])
+        self.observe_session(self._on_session_class, names=["class_index"])
+
+        self._update_method_controls()
+        self._sync_fm_layer()
+        first_error: BaseException | None = None
+        if image is not None:
+            try:
+                self.set_image(image)
+            except Exception as err:  # keep the panel: show the error and a default image
+                first_error = err
+        if self.image is None:
+            self.guarded(self._default_image)()
+        if first_error is not None:
+            self.messages.show_error(first_error)
+
+    # --- public API -------------------------------------------------------------------
+
+    def set_image(self, image: Any, name: str | None = None) -> None:
+        """Explain a new image: an array ``(H, W, C)`` or ``(H, W)`` (floats in ``[0, 1]``
+        or uint8), a PIL image, a path, or the bytes of an image file.
+
+        The image is fitted to the model's input (resized, gray <-> RGB; each change shown
+        as a note), its top-5 predictions computed, the top one selected as the class to
+        explain, and the heatmap and feature maps redrawn.
+
+        Raises:
+            CnnvizError: not an image (no such file, undecodable bytes, wrong shape); the
+                panel keeps its previous image.
+        """
+        if name is None:
+            if isinstance(image, (str, os.PathLike)):
+                name = os.path.basename(os.fspath(image))
+            elif isinstance(image, np.ndarray):
+                name = f"array {image.shape} {image.dtype}"
+            else:
+                name = type(image).__name__
+        self._set_image(image, name)
+
+    def new_shapes_image(self, seed: int | None = None) -> int:
+        """Show a generated shapes image (random class) for ``seed`` (default: a random
+        seed); returns the seed."""
+        if seed is None:
+            seed = int(np.random.default_rng().integers(0, 100_000))
+        size = self._shapes_size()
+        batch = generate_shapes(1, seed=int(seed), size=size)
+        label = SHAPES_CLASS_NAMES[int(batch.labels[0])].replace("_", " ")
+        self._set_image(batch.images[0], f"generated {label}, seed {seed}", sample=None)
+        return int(seed)
+
+    def explain(self) -> Attribution | None:
+        """Recompute the heatmap for the current image, class and method and draw it."""
+        if self.image is None:
+            return None
+        self.attribution = None
+        method = self.method.value
+        target = self.class_select.value
+        what = METHOD_NAMES[method]
+        if method == "occlusion":
+            h, w = self.image.shape[:2]
+            n = -(-h // int(self.stride.value)) * -(-w // int(self.stride.value))
+            what += f" ({n} patches)"
+        elif method == "smoothgrad":
+            what += f" ({int(self.smooth_samples.value)} noisy copies)"
+        self._working(f"working… {esc(what)}")
+        start = time.perf_counter()
+        try:
+            result = self._compute(method, target)
+        except Exception:
+            self._show_plain()
+            self.status.value = ""
+            raise
+        finally:
+            self.busy = False
+            self.status.remove_class("cnnviz-working")
+        seconds = time.perf_counter() - start
+        self.attribution = result
+        self.draw_overlay()
+        self.status.value = f"{esc(METHOD_NAMES[method])} computed in {seconds * 1000:.0f} ms"
+        self._show_predictions()
+        caveats = [n for n in result.notes if n not in self.image_notes]
+        if caveats:
+            self.messages.show_note("<br>".join(esc(n) for n in caveats))
+        return result
+
+    def draw_overlay(self) -> np.ndarray | None:
+        """Draw the current heatmap over the image (opacity, colours); returns the RGBA
+        image drawn (before zoom)."""
+        result = self.attribution
+        if result is None:
+            self._show_plain()
+            return None
+        rgba = result.overlay(
+            self.cmap.value, float(self.opacity.value), weighted=bool(self.weighted.value)
+        )
+        self.pixels.show(rgba, overlay_zoom(rgba.shape))
+        self.legend.value = (
+            '<div class="cnnviz-ex-legend">low<div class="cnnviz-ex-bar" '
+            f'style="background: {colorbar_css(self.cmap.value)}"></div>high evidence</div>'
+        )
+        self.caption.value = self._caption(result)
+        return rgba
+
+    def render_features(self) -> FeatureMaps | None:
+        """Redraw the feature maps of ``session.layer`` (the Grad-CAM layer when the session
+        has no layer) for the current image."""
+        self.features = None
+        self.fm_pixels.clear()
+        self.channel_pixels.clear()
+        self.channel_box.layout.display = "none"
+        self.fm_detail.value = ""
+        if self.image is None:
+            self.fm_info.value = ""
+            return None
+        layer = self.session.layer or self._cam_default
+        if layer is None:
+            self._fm_note("This model has no layer with a spatial output: no feature maps.")
+            return None
+        row = self.session.table.row(layer)
+        shape = row.output_shape
+        spatial = (
+            isinstance(shape, tuple)
+            and len(shape) == 4
+            and (shape[1] is None or shape[2] is None or shape[1] * shape[2] > 1)
+        )
+        self._set_fm_head(layer)
+        if not spatial:
+            usable = [r.path for r in self.session.table if r.path in self._spatial_paths()]
+            listed = ", ".join(usable[-8:]) or "none"
+            self._fm_note(
+                f"<b>{esc(layer)}</b> is a {esc(row.class_name)} layer with output "
+                f"{esc(shape)}: it has no spatial maps to show. Pick a layer with an "
+                f"(h, w, channels) output, such as {esc(listed)}."
+            )
+            return None
+        fm = feature_maps(self.session.loaded, self.image, layer, sort=self.fm_sort.value)
+        self.features = fm
+        montage = fm.montage
+        self.fm_pixels.show(
+            montage.image, _zoom_to(montage.image.shape, MONTAGE_TARGET), self._fm_highlight()
+        )
+        dead = len(fm.stats.dead)
+        how = dict((v, label) for label, v in FEATURE_SORTS).get(fm.sort, "")
+        self.fm_info.value = (
+            f"{fm.maps.shape[-1]} channels of {fm.maps.shape[0]}×{fm.maps.shape[1]}, {esc(how)}"
+            f" (each map scaled to its own range) · {dead} silent on this image"
+            "<br>Click a map to select that channel (the class optimizer follows)."
+        )
+        self._show_channel()
+        return fm
+
+    def to_png(self, path: str | os.PathLike | None = None) -> bytes:
+        """The overlay as shown (at its zoom) as PNG bytes; also written to ``path``."""
+        if self.pixels.sent is None:
+            raise CnnvizError("nothing to export yet: choose an image")
+        buffer = io.BytesIO()
+        Image.fromarray(self.pixels.sent, "RGBA").save(buffer, "PNG")
+        data = buffer.getvalue()
+        if path is not None:
+            with open(path, "wb") as file:
+                file.write(data)
+        return data
+
+    # --- images -----------------------------------------------------------------------
+
+    def _default_image(self) -> None:
+        if self._is_shapes:
+            self.sample_select.value = SHAPES_CLASS_NAMES[0]
+        else:
+            self.sample_select.value = GRACE_HOPPER
+
+    def _shapes_size(self) -> int:
+        h, w, _ = self._input
+        return int(h) if h is not None and h == w and 16 <= h <= 512 else 64
+
+    def _set_image(self, source: Any, label: str, sample: str | None = None) -> None:
+        h, w, c = self._input
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ImageAdjustedWarning)
+            arr, notes = as_image(source)
+            fitted, notes = fit_image(arr, h, w, c, notes=notes)
+        for warning in caught:  # anything warned but not in the notes
+            text = str(warning.message)
+            if issubclass(warning.category, ImageAdjustedWarning) and text not in notes:
+                notes.append(text)
+        self.image = fitted
+        self.image_label = label
+        self.image_notes = notes
+        self.attribution = self.predictions = None
+        if self.sample_select.value != sample:
+            self._updating = True
+            try:
+                self.sample_select.value = sample
+            finally:
+                self._updating = False
+        self._reset_occlusion(fitted.shape)
+        self.messages.clear()
+        self.source.value = (
+            f"Image: <b>{esc(label)}</b> · {fitted.shape[0]}×{fitted.shape[1]}"
+            f"{'' if fitted.shape[-1] != 1 else ' gray'} as the model sees it"
+        )
+        if notes:
+            self.messages.show_note(
+                "The image was adjusted to fit the model: " + "; ".join(esc(n) for n in notes)
+            )
+        # each step on its own: a method that fails leaves the others shown
+        errors: list[BaseException] = []
+        for step in (self._predict, self.explain, self.render_features):
+            try:
+                step()
+            except Exception as err:
+                errors.append(err)
+        if errors:
+            self.messages.show_error(errors[0])
+
+    def _predict(self) -> None:
+        self.predictions = None
+        self.predictions_html.value = ""
+        k = min(TOP_K, self._n_classes or TOP_K)
+        self.predictions = predict_top(self.session.loaded, self.image, k=k)
+        top = self.predictions.class_index
+        self._updating = True  # a new image's default class: not written to the session
+        try:
+            if top not in {v for _, v in self.class_select.options}:
+                self.class_search.value = ""
+                self.class_select.options = self._class_options("")
+            self.class_select.value = top
+        finally:
+            self._updating = False
+        self._show_predictions()
+
+    def _reset_occlusion(self, shape: tuple[int, ...]) -> None:
+        patch = max(1, min(shape[0], shape[1]) // 8)
+        self._updating = True
+        try:
+            self.patch.max = self.stride.max = max(shape[0], shape[1])
+            self.patch.value = patch
+            self.stride.value = max(1, patch // 2)
+        finally:
+            self._updating = False
+
+    # --- explanation ------------------------------------------------------------------
+
+    def _compute(self, method: str, target: int | None) -> Attribution:
+        loaded, image = self.session.loaded, self.image
+        if method in ("grad_cam", "grad_cam++"):
+            return grad_cam(
+                loaded, image, target, layer=self.cam_layer.value, plus_plus=method == "grad_cam++"
+            )
+        if method == "saliency":
+            return saliency(loaded, image, target)
+        if method == "smoothgrad":
+            return saliency(
+                loaded,
+                image,
+                target,
+                smooth=int(self.smooth_samples.value),
+                noise=float(self.smooth_noise.value),
+            )
+        if method == "occlusion":
+            return occlusion(
+                loaded, image, target, patch=int(self.patch.value), stride=int(self.stride.value)
+            )
+        raise CnnvizError(f"unknown method {method!r}: use one of {', '.join(METHOD_NAMES)}")
+
+    def _working(self, text: str) -> None:
+        self.busy = True
+        self.status.add_class("cnnviz-working")
+        self.status.value = text
+
+    def _show_plain(self) -> None:
+        if self.image is None:
+            self.pixels.clear()
+            return
+        rgba = _rgba(self.image)
+        self.pixels.show(rgba, overlay_zoom(rgba.shape))
+        self.legend.value = ""
+        self.caption.value = '<span class="cnnviz-muted">the image without a heatmap</span>'
+
+    def _caption(self, result: Attribution) -> str:
+        name = result.class_name or f"class {result.class_index}"
+        where = f" at <code>{esc(result.layer)}</code>" if result.layer else ""
+        extra = ""
+        if result.method == "occlusion":
+            extra = f" · patch {result.patch}, stride {result.stride}"
+        elif result.method == "smoothgrad":
+            extra = f" · {result.samples} samples, noise {result.noise:g}"
+        h, w = result.heatmap.shape
+        zoom = self.pixels.zoom
+        size = f"{w}×{h} px" + (f", shown {zoom}× larger" if zoom > 1 else "")
+        return (
+            f"<b>{esc(METHOD_NAMES.get(result.method, result.method))}</b> for "
+            f"<b>{esc(name)}</b> (p = {result.probability * 100:.1f} %){where}{extra}"
+            f'<br><span class="cnnviz-muted">{size} · red/bright = where the evidence for '
+            "the class is</span>"
+        )
+
+    def _show_predictions(self) -> None:
+        p = self.predictions
+        if p is None:
+            self.predictions_html.value = ""
+            return
+        picked = self.class_select.value
+        rows = []
+        for rank, (index, name, prob) in enumerate(p, 1):
+            label = name if name is not None else f"class {index}"
+            cls = ' class="cnnviz-top-picked"' if index == picked else ""
+            width = max(0.0, min(100.0, prob * 100))
+            rows.append(
+                f"<tr{cls}><td>{rank}.</td>"
+                f'<td class="cnnviz-top-name" title="{esc(label)} (index {index})">'
+                f"{esc(label)}</td>"
+                f'<td><div class="cnnviz-top-track"><div class="cnnviz-top-bar" '
+                f'style="width: {width:.1f}%"></div></div></td>'
+                f'<td class="cnnviz-top-p">{prob * 100:.1f} %</td></tr>'
+            )
+        self.predictions_html.value = f'<table class="cnnviz-top">{"".join(rows)}</table>'
+
+    def _update_method_controls(self) -> None:
+        method = self.method.value
+        self.cam_box.layout.display = None if method.startswith("grad_cam") else "none"
+        self.smooth_box.layout.display = None if method == "smoothgrad" else "none"
+        self.occlusion_box.layout.display = None if method == "occlusion" else "none"
+
+    # --- classes ----------------------------------------------------------------------
+
+    def _make_class_labels(self) -> list[str]:
+        names = self.session.loaded.class_names
+        if names:
+            return [f"{i} · {name}" for i, name in enumerate(names)]
+        return [f"class {i}" for i in range(self._n_classes or 0)]
+
+    def _class_options(self, text: str) -> list[tuple[str, int]]:
+        text = text.strip().lower()
+        current = getattr(self, "class_select", None)
+        keep = current.value if current is not None else None
+        options = [
+            (label, i)
+            for i, label in enumerate(self._class_labels)
+            if not text or text in label.lower() or text == str(i) or i == keep
+        ]
+        return options
+
+    # --- feature maps -----------------------------------------------------------------
+
+    def _spatial_paths(self) -> set[str]:
+        return {
+            r.path
+            for r in self.session.table
+            if isinstance(r.output_shape, tuple)
+            and len(r.output_shape) == 4
+            and r.class_name != "InputLayer"
+        }
+
+    def _fm_note(self, text: str) -> None:
+        self.fm_info.value = f'<div class="cnnviz-message-note">{text}</div>'
+
+    def _set_fm_head(self, layer: str) -> None:
+        if self.session.layer is None:
+            how = (
+                " (no layer is selected in the session: this is the Grad-CAM layer; pick "
+                "another below or in the layer browser)"
+            )
+        else:
+            how = " (the layer selected in the session)"
+        self.fm_head.value = (
+            f'<div class="cnnviz-section">Feature maps of <code>{esc(layer)}</code>'
+            f'<span class="cnnviz-muted">{esc(how)}</span></div>'
+        )
+
+    def _fm_highlight(self) -> tuple[int, int, int, int] | None:
+        fm, channel = self.features, self.session.channel
+        if fm is None or channel is None or self.session.layer != fm.layer:
+            return None
+        where = np.flatnonzero(np.asarray(fm.order) == channel)
+        return fm.montage.tile_box(int(where[0])) if len(where) else None
+
+    def _show_channel(self) -> None:
+        fm = self.features
+        channel = self.session.channel
+        if fm is None or channel is None or self.session.layer != fm.layer:
+            self.channel_pixels.clear()
+            self.channel_box.layout.display = "none"
+            top = fm.top(5, by=self.fm_sort.value or "mean") if fm is not None else []
+            listing = ", ".join(str(int(c)) for c in top)
+            self.fm_detail.value = (
+                '<div class="cnnviz-section">Channel statistics</div>'
+                f'<span class="cnnviz-muted">Strongest channels: {listing}. Click a map for '
+                "its statistics and its map over the image.</span>"
+                if fm is not None
+                else ""
+            )
+            return
+        if channel >= fm.maps.shape[-1]:
+            return
+        s = fm.stats.row(channel)
+        rank = int(np.flatnonzero(np.asarray(fm.order) == channel)[0]) + 1
+        rows = "".join(
+            f"<tr><th>{k}</th><td>{v}</td></tr>"
+            for k, v in (
+                ("mean", _fmt(s["mean"])),
+                ("max", _fmt(s["max"])),
+                ("min", _fmt(s["min"])),
+                ("std", _fmt(s["std"])),
+                ("active", f"{s['active'] * 100:.0f} % of positions > 0"),
+                ("rank", f"{rank} of {fm.maps.shape[-1]} ({esc(self.fm_sort.label)})"),
+            )
+        )
+        self.fm_detail.value = (
+            f'<div class="cnnviz-section">Channel {channel} of <code>{esc(fm.layer)}</code>'
+            f'</div><table class="cnnviz-kv">{rows}</table>'
+            '<div class="cnnviz-muted">its map over the image:</div>'
+        )
+        rgba = fm.overlay(channel, self.cmap.value, 0.6)
+        self.channel_pixels.show(rgba, _zoom_to(rgba.shape, CHANNEL_TARGET))
+        self.channel_box.layout.display = None
+
+    def _sync_fm_layer(self) -> None:
+        value = self.session.layer
+        if value not in {v for _, v in self.fm_layer.options}:
+            value = None
+        if self.fm_layer.value != value:
+            self._updating = True
+            try:
+                self.fm_layer.value = value
+            finally:
+                self._updating = False
+
+    # --- callbacks --------------------------------------------------------------------
+
+    def _on_upload(self, change: dict) -> None:
+        files = change["new"]
+        if not files:
+            return
+        item = files[-1]
+        name = item.get("name") or "uploaded file"
+        try:
+            data = bytes(item["content"])
+            self._set_image(load_image(data, mode=None), f"{name} (uploaded)")
+        except CnnvizError as err:
+            raise CnnvizError(f"{name}: {err}") from None
+        finally:
+            self._updating = True
+            try:  # the same file can be uploaded again
+                self.upload.value = ()
+            finally:
+                self._updating = False
+
+    def _on_sample(self, change: dict) -> None:
+        if self._updating or change["new"] is None:
+            return
+        name = change["new"]
+        if name == GRACE_HOPPER:
+            image = sample_image(GRACE_HOPPER)
+            label = "Grace Hopper (matplotlib's sample photo)"
+        else:
+            image = shapes_sample(name, seed=0, size=self._shapes_size())[0]
+            label = f"generated {name.replace('_', ' ')}, seed 0"
+        self._set_image(image, label, sample=name)
+
+    def _on_search(self, change: dict) -> None:
+        text = change["new"]
+        options = self._class_options(text)
+        self._updating = True
+        try:
+            self.class_select.options = options
+        finally:
+            self._updating = False
+        needle = text.strip().lower()
+        if needle and not any(needle in label.lower() or needle == str(i) for label, i in options):
+            self.messages.show_note(
+                f"No class matches <b>{esc(text)}</b>; the explained class stays."
+            )
+        elif self.messages.kind == "note" and "No class matches" in self.messages.value:
+            self.messages.clear()
+
+    def _on_class_pick(self, change: dict) -> None:
+        if self._updating or change["new"] is None:
+            return
+        index = int(change["new"])
+        if self.session.class_index != index:
+            self._updating = True
+            try:
+                self.session.class_index = index
+            finally:
+                self._updating = False
+        self.explain()
+
+    def _on_method_control(self, change: dict) -> None:
+        self._update_method_controls()
+        if self._updating:
+            return
+        self.explain()
+
+    def _on_style(self, change: dict) -> None:
+        self.draw_overlay()
+        if change["owner"] is self.cmap and self.features is not None:
+            self._show_channel()
+
+    def _on_fm_layer(self, change: dict) -> None:
+        if self._updating or change["new"] is None:
+            return
+        self.session.layer = change["new"]  # its observer redraws
+
+    def _on_fm_click(self, x: float, y: float) -> None:
+        fm = self.features
+        if fm is None:
+            return
+        ix, iy = self.fm_pixels.to_image_coordinates(x, y)
+        channel = fm.montage.filter_at(ix, iy)
+        if channel is not None:
+            self.session.select(fm.layer, channel)
+
+    def _on_session_layer(self, change: dict) -> None:
+        self._sync_fm_layer()
+        self.render_features()
+
+    def _on_session_channel(self, change: dict) -> None:
+        if self.features is None or self.features.layer != self.session.layer:
+            return
+        self.fm_pixels.set_highlight(self._fm_highlight())
+        self._show_channel()
+
+    def _on_session_class(self, change: dict) -> None:
+        if self._updating or change["new"] is None:
+            return
+        index = int(change["new"])
+        if index == self.class_select.value:
+            return
+        self._updating = True
+        try:
+            if index not in {v for _, v in self.class_select.options}:
+                self.class_search.value = ""
+                self.class_select.options = self._class_options("")
+            self.class_select.value = index
+        finally:
+            self._updating = False
+        self.explain()
