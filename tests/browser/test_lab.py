@@ -208,23 +208,30 @@ def vgg_page(lab, browser_context):
 
 
 def test_select_to_canvas_time_for_512_filters(vgg_page, vgg16, capsys):
+    """From choosing a 512-filter VGG16 layer in the gallery's list to its new montage on the
+    canvas, read back from the page (printed, not asserted: shared cores)."""
     page = vgg_page
     select = f"{GALLERY} .cnnviz-gallery-layer select"
-    timings = {}
-    for layer in ["block5_conv1", "block4_conv3", "block5_conv2", "block5_conv3"]:
-        expected = cw.filter_montage(vgg16, layer).image
-        width = expected.shape[1] * auto_zoom(expected.shape)
-        index = option_index(page, select, layer)
-        mark = fingerprint(page, CANVAS)
-        start = time.perf_counter()
-        page.locator(select).select_option(index=index)
-        wait_drawn(page, CANVAS, 0, width=width, before=mark)
-        timings[layer] = time.perf_counter() - start
+    layers = ["block5_conv1", "block4_conv3", "block5_conv2", "block5_conv3"]
+    timings: dict[str, list[float]] = {layer: [] for layer in layers}
+    for _ in range(3):  # the first visit of a layer computes its montage; later ones cache
+        for layer in layers:
+            expected = cw.filter_montage(vgg16, layer).image
+            width = expected.shape[1] * auto_zoom(expected.shape)
+            index = option_index(page, select, layer)
+            mark = fingerprint(page, CANVAS)
+            start = time.perf_counter()
+            page.locator(select).select_option(index=index)
+            wait_drawn(page, CANVAS, 0, width=width, before=mark)
+            timings[layer].append(time.perf_counter() - start)
     assert f"of {layer}" in page.locator(GALLERY).inner_text()
     assert read_canvas(page).shape[:2] == (576, 576)
+    first = [t[0] for t in timings.values()]
+    every = [v for t in timings.values() for v in t]
     with capsys.disabled():
         print(
             "\n[browser] select a 512-filter VGG16 layer -> new montage on the canvas: "
-            + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items())
-            + f" (median {statistics.median(timings.values()) * 1000:.0f} ms)"
+            f"median {statistics.median(every) * 1000:.0f} ms over {len(every)} selections "
+            f"(first visits {', '.join(f'{v * 1000:.0f}' for v in first)} ms; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
         )

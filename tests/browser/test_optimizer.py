@@ -218,7 +218,8 @@ def test_preview_overhead(opt_page, capsys):
             f"\n[browser] batch of 4, 300 steps (median of 4): {on:.1f} steps/s with the live "
             f"preview, {off:.1f} without: overhead {100 * (off - on) / off:+.1f} % "
             f"({draws:.1f} redraws/s, {paint * 1000:.1f} ms each; "
-            f"on {[round(r) for r in rates[True]]}, off {[round(r) for r in rates[False]]})"
+            f"on {[round(r) for r in rates[True]]}, off {[round(r) for r in rates[False]]}; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
         )
 
 
