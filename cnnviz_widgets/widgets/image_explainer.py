@@ -76,6 +76,7 @@ OVERLAY_TARGET = 256  # CSS pixels the overlay's longer side aims for (small ima
 MONTAGE_TARGET = 300  # pixels the feature-map montage aims for
 CHANNEL_TARGET = 128  # pixels of the selected channel's map
 SEARCH_FROM = 20  # a class search box when the model has more classes than this
+AUTO = ""  # the Grad-CAM layer option "automatic" (a Dropdown shows no value for None)
 
 EXTRA_STYLE = """
 <style>
@@ -90,8 +91,7 @@ EXTRA_STYLE = """
   font-size: 11.5px; color: var(--jp-ui-font-color2, #555); }
 .cnnviz-panel .cnnviz-ex-legend .cnnviz-ex-bar { width: 180px; height: 10px;
   border-radius: 2px; }
-.cnnviz-panel table.cnnviz-top { border-collapse: collapse; font-size: 12.5px;
-  width: 100%; }
+.cnnviz-panel table.cnnviz-top { border-collapse: collapse; font-size: 12.5px; }
 .cnnviz-panel table.cnnviz-top td { padding: 2px 6px 2px 0; white-space: nowrap; }
 .cnnviz-panel table.cnnviz-top td.cnnviz-top-name { overflow: hidden;
   text-overflow: ellipsis; max-width: 190px; }
@@ -106,7 +106,8 @@ EXTRA_STYLE = """
 .cnnviz-panel .cnnviz-status.cnnviz-working { color: #b06000; font-weight: 600; }
 .cnnviz-panel .cnnviz-ex-methods .widget-toggle-button { font-size: 12.5px; }
 .cnnviz-panel canvas.cnnviz-featuremap-canvas { cursor: pointer; }
-.cnnviz-panel .cnnviz-ex-fm-detail { min-width: 260px; flex: 1 1 280px; }
+.cnnviz-panel .cnnviz-ex-fm-detail { min-width: 260px; flex: 0 1 360px; }
+.cnnviz-panel .cnnviz-ex-fm-info { max-width: 420px; }
 </style>
 """
 
@@ -134,6 +135,11 @@ def colorbar_css(cmap: str, steps: int = 11) -> str:
     colors = to_rgba(np.linspace(0.0, 1.0, steps)[None], cmap)[0]
     stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b, _ in colors)
     return f"linear-gradient(to right, {stops})"
+
+
+def _percent(p: float) -> str:
+    """A probability as a percentage: ``"99.8 %"``, ``"<0.1 %"``."""
+    return "<0.1 %" if 0 < p < 0.0005 else f"{p * 100:.1f} %"
 
 
 def _fmt(value: float) -> str:
@@ -263,12 +269,12 @@ class ImageExplainer(Panel):
             options=METHODS,
             tooltips=METHOD_TIPS,
             value="grad_cam" if self._cam_default is not None else "saliency",
-            style={"button_width": "82px"},
+            style={"button_width": "108px"},
         )
         self.method.add_class("cnnviz-ex-methods")
         cam_options: list[tuple[str, Any]] = []
         if self._cam_default is not None:
-            cam_options.append((f"auto: {self._cam_default} (last conv)", None))
+            cam_options.append((f"auto: {self._cam_default} (the last conv layer)", AUTO))
         cam_options += [
             (f"{r.path} · {r.output_shape[1]}×{r.output_shape[2]}×{r.output_shape[3]}", r.path)
             for r in session.table
@@ -277,8 +283,8 @@ class ImageExplainer(Panel):
             and len(r.output_shape) == 4
         ]
         self.cam_layer = widgets.Dropdown(
-            options=cam_options or [("no spatial layer", None)],
-            value=None,
+            options=cam_options or [("auto (this model has no spatial layer)", AUTO)],
+            value=AUTO,
             description="Layer",
             layout=widgets.Layout(width="340px"),
             style={"description_width": "64px"},
@@ -382,6 +388,7 @@ class ImageExplainer(Panel):
         self.channel_pixels = PixelCanvas("cnnviz-channel-canvas")
         self.fm_info = widgets.HTML()
         self.fm_info.add_class("cnnviz-muted")
+        self.fm_info.add_class("cnnviz-ex-fm-info")
         self.fm_detail = widgets.HTML()
         fm_box = widgets.Box([self.fm_pixels.canvas])
         fm_box.add_class("cnnviz-canvas-box")
@@ -704,7 +711,11 @@ class ImageExplainer(Panel):
         loaded, image = self.session.loaded, self.image
         if method in ("grad_cam", "grad_cam++"):
             return grad_cam(
-                loaded, image, target, layer=self.cam_layer.value, plus_plus=method == "grad_cam++"
+                loaded,
+                image,
+                target,
+                layer=self.cam_layer.value or None,
+                plus_plus=method == "grad_cam++",
             )
         if method == "saliency":
             return saliency(loaded, image, target)
@@ -749,7 +760,7 @@ class ImageExplainer(Panel):
         size = f"{w}×{h} px" + (f", shown {zoom}× larger" if zoom > 1 else "")
         return (
             f"<b>{esc(METHOD_NAMES.get(result.method, result.method))}</b> for "
-            f"<b>{esc(name)}</b> (p = {result.probability * 100:.1f} %){where}{extra}"
+            f"<b>{esc(name)}</b> (p = {_percent(result.probability)}){where}{extra}"
             f'<br><span class="cnnviz-muted">{size} · red/bright = where the evidence for '
             "the class is</span>"
         )
@@ -771,7 +782,7 @@ class ImageExplainer(Panel):
                 f"{esc(label)}</td>"
                 f'<td><div class="cnnviz-top-track"><div class="cnnviz-top-bar" '
                 f'style="width: {width:.1f}%"></div></div></td>'
-                f'<td class="cnnviz-top-p">{prob * 100:.1f} %</td></tr>'
+                f'<td class="cnnviz-top-p">{_percent(prob)}</td></tr>'
             )
         self.predictions_html.value = f'<table class="cnnviz-top">{"".join(rows)}</table>'
 
@@ -875,7 +886,7 @@ class ImageExplainer(Panel):
         self.channel_box.layout.display = None
 
     def _sync_fm_layer(self) -> None:
-        value = self.session.layer
+        value = self.session.layer or self._cam_default  # the layer whose maps are shown
         if value not in {v for _, v in self.fm_layer.options}:
             value = None
         if self.fm_layer.value != value:
