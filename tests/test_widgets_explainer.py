@@ -342,12 +342,15 @@ def test_new_shapes_images_show_their_seed(panel):
 
 def test_samples_cover_every_class_and_the_photo(panel):
     values = [v for _, v in panel.sample_select.options]
-    assert values == [*cw.SHAPES_CLASS_NAMES, "grace_hopper"]
+    assert values == ["", *cw.SHAPES_CLASS_NAMES, "grace_hopper"]
+    assert panel.sample_select.value == "circle"  # the default image is a sample
     panel.sample_select.value = "grace_hopper"
     assert "Grace Hopper" in panel.source.value
     assert panel.messages.kind == "note"  # resized to the model's 64 px
     panel.sample_select.value = "checkerboard"
     np.testing.assert_array_equal(panel.image, cw.sample_image("checkerboard"))
+    panel.new_shapes_image(seed=3)
+    assert panel.sample_select.value == ""  # not a sample any more
 
 
 def test_grad_cam_without_a_spatial_layer_is_a_message(tmp_path):
@@ -446,3 +449,27 @@ def test_exported_from_the_package(tmp_path, panel):
     data = panel.to_png(tmp_path / "overlay.png")
     assert data.startswith(PNG) and (tmp_path / "overlay.png").read_bytes() == data
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), panel.pixels.sent)
+
+
+def test_large_inputs_get_cheaper_defaults_and_a_subsampled_montage(sent):
+    inputs = keras.Input((160, 160, 3))
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="big")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3, activation="softmax")(x)
+    session = Session(keras.Model(inputs, outputs))
+    panel = ImageExplainer(session, image=np.random.default_rng(1).random((160, 160, 3)))
+    assert panel.smooth_samples.value == 10
+    assert (panel.patch.value, panel.stride.value) == (20, 20)  # whole-patch steps
+    assert "64 patches" in panel.patch_count.value
+    panel.stride.value = 10
+    assert "256 patches" in panel.patch_count.value
+    fm = panel.features
+    assert fm.layer == "big" and max(fm.montage.image.shape[:2]) > 1024
+    drawn = last_sent(sent, panel.fm_pixels)
+    assert max(drawn.shape[:2]) <= 1024  # every 2nd pixel
+    np.testing.assert_array_equal(drawn, fm.montage.image[::2, ::2])
+    # a click on the subsampled picture finds the right map, and outlines it there
+    x, y, w, h = fm.montage.tile_box(9)
+    click(panel.fm_pixels, (x + w / 2) / 2, (y + h / 2) / 2)
+    assert session.channel == int(fm.order[9])
+    assert panel.fm_pixels.highlight == (x // 2, y // 2, -(-w // 2), -(-h // 2))

@@ -74,8 +74,11 @@ GRACE_HOPPER = "grace_hopper"
 TOP_K = 5
 OVERLAY_TARGET = 256  # CSS pixels the overlay's longer side aims for (small images)
 MONTAGE_TARGET = 300  # pixels the feature-map montage aims for
+MONTAGE_MAX = 1024  # a larger montage is shown subsampled (every k-th pixel)
+LARGE_IMAGE = 128  # inputs larger than this get cheaper occlusion / SmoothGrad defaults
 CHANNEL_TARGET = 128  # pixels of the selected channel's map
 SEARCH_FROM = 20  # a class search box when the model has more classes than this
+NO_SAMPLE = ""  # the sample dropdown's value when the image is not a sample
 AUTO = ""  # the Grad-CAM layer option "automatic" (a Dropdown shows no value for None)
 
 EXTRA_STYLE = """
@@ -202,6 +205,7 @@ class ImageExplainer(Panel):
         self.features: FeatureMaps | None = None
         self.busy = False
         self._updating = False
+        self._fm_step = 1  # the montage's subsampling on the canvas
         self._n_classes = session.n_classes
         self._class_labels = self._make_class_labels()
         self._is_shapes = list(loaded.class_names or []) == list(SHAPES_CLASS_NAMES)
@@ -229,10 +233,11 @@ class ImageExplainer(Panel):
         self.upload.add_class("cnnviz-ex-upload")
         self.sample_select = widgets.Dropdown(
             options=[
+                ("— choose a sample —", NO_SAMPLE),
                 *[(f"{name.replace('_', ' ')} (generated)", name) for name in SHAPES_CLASS_NAMES],
                 ("Grace Hopper (photo)", GRACE_HOPPER),
             ],
-            value=None,
+            value=NO_SAMPLE,
             description="Sample",
             layout=widgets.Layout(width="290px"),
             style={"description_width": "56px"},
@@ -290,8 +295,10 @@ class ImageExplainer(Panel):
             style={"description_width": "64px"},
         )
         self.cam_layer.add_class("cnnviz-ex-cam-layer")
+        height, width = self._input[:2]
+        large = max(height or 0, width or 0) > LARGE_IMAGE
         self.smooth_samples = widgets.IntSlider(
-            value=25,
+            value=10 if large else 25,
             min=5,
             max=100,
             step=5,
@@ -402,7 +409,9 @@ class ImageExplainer(Panel):
         sources.add_class("cnnviz-controls")
         self.cam_box = widgets.VBox([self.cam_layer])
         self.smooth_box = widgets.VBox([self.smooth_samples, self.smooth_noise])
-        self.occlusion_box = widgets.HBox([self.patch, self.stride])
+        self.patch_count = widgets.HTML()
+        self.patch_count.add_class("cnnviz-muted")
+        self.occlusion_box = widgets.HBox([self.patch, self.stride, self.patch_count])
         self.occlusion_box.add_class("cnnviz-controls")
         side = widgets.VBox(
             [
@@ -511,7 +520,7 @@ class ImageExplainer(Panel):
         size = self._shapes_size()
         batch = generate_shapes(1, seed=int(seed), size=size)
         label = SHAPES_CLASS_NAMES[int(batch.labels[0])].replace("_", " ")
-        self._set_image(batch.images[0], f"generated {label}, seed {seed}", sample=None)
+        self._set_image(batch.images[0], f"generated {label}, seed {seed}")
         return int(seed)
 
     def explain(self) -> Attribution | None:
@@ -601,10 +610,11 @@ class ImageExplainer(Panel):
             return None
         fm = feature_maps(self.session.loaded, self.image, layer, sort=self.fm_sort.value)
         self.features = fm
-        montage = fm.montage
-        self.fm_pixels.show(
-            montage.image, _zoom_to(montage.image.shape, MONTAGE_TARGET), self._fm_highlight()
-        )
+        picture = fm.montage.image
+        # a large montage (VGG16's first layers: 64 maps of 224 px) is shown subsampled
+        self._fm_step = max(1, -(-max(picture.shape[:2]) // MONTAGE_MAX))
+        picture = np.ascontiguousarray(picture[:: self._fm_step, :: self._fm_step])
+        self.fm_pixels.show(picture, _zoom_to(picture.shape, MONTAGE_TARGET), self._fm_highlight())
         dead = len(fm.stats.dead)
         how = dict((v, label) for label, v in FEATURE_SORTS).get(fm.sort, "")
         self.fm_info.value = (
@@ -639,7 +649,7 @@ class ImageExplainer(Panel):
         h, w, _ = self._input
         return int(h) if h is not None and h == w and 16 <= h <= 512 else 64
 
-    def _set_image(self, source: Any, label: str, sample: str | None = None) -> None:
+    def _set_image(self, source: Any, label: str, sample: str = NO_SAMPLE) -> None:
         h, w, c = self._input
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ImageAdjustedWarning)
@@ -701,9 +711,22 @@ class ImageExplainer(Panel):
         try:
             self.patch.max = self.stride.max = max(shape[0], shape[1])
             self.patch.value = patch
-            self.stride.value = max(1, patch // 2)
+            # half-patch steps on small images; whole patches on large ones (VGG16: 64
+            # patches instead of 256, each a forward pass)
+            small = max(shape[0], shape[1]) <= LARGE_IMAGE
+            self.stride.value = max(1, patch // 2) if small else patch
         finally:
             self._updating = False
+        self._update_patch_count()
+
+    def _update_patch_count(self) -> None:
+        if self.image is None:
+            self.patch_count.value = ""
+            return
+        h, w = self.image.shape[:2]
+        step = max(1, int(self.stride.value))
+        n = -(-h // step) * -(-w // step)
+        self.patch_count.value = f"→ {n} patches, one forward pass each"
 
     # --- explanation ------------------------------------------------------------------
 
@@ -843,7 +866,11 @@ class ImageExplainer(Panel):
         if fm is None or channel is None or self.session.layer != fm.layer:
             return None
         where = np.flatnonzero(np.asarray(fm.order) == channel)
-        return fm.montage.tile_box(int(where[0])) if len(where) else None
+        if not len(where):
+            return None
+        x, y, w, h = fm.montage.tile_box(int(where[0]))
+        k = self._fm_step
+        return x // k, y // k, -(-w // k), -(-h // k)
 
     def _show_channel(self) -> None:
         fm = self.features
@@ -917,7 +944,7 @@ class ImageExplainer(Panel):
                 self._updating = False
 
     def _on_sample(self, change: dict) -> None:
-        if self._updating or change["new"] is None:
+        if self._updating or change["new"] == NO_SAMPLE:
             return
         name = change["new"]
         if name == GRACE_HOPPER:
@@ -958,6 +985,7 @@ class ImageExplainer(Panel):
 
     def _on_method_control(self, change: dict) -> None:
         self._update_method_controls()
+        self._update_patch_count()
         if self._updating:
             return
         self.explain()
@@ -977,7 +1005,7 @@ class ImageExplainer(Panel):
         if fm is None:
             return
         ix, iy = self.fm_pixels.to_image_coordinates(x, y)
-        channel = fm.montage.filter_at(ix, iy)
+        channel = fm.montage.filter_at(ix * self._fm_step, iy * self._fm_step)
         if channel is not None:
             self.session.select(fm.layer, channel)
 
