@@ -784,8 +784,7 @@ class ImageExplainer(Panel):
         return (
             f"<b>{esc(METHOD_NAMES.get(result.method, result.method))}</b> for "
             f"<b>{esc(name)}</b> (p = {_percent(result.probability)}){where}{extra}"
-            f'<br><span class="cnnviz-muted">{size} · red/bright = where the evidence for '
-            "the class is</span>"
+            f'<br><span class="cnnviz-muted">{size}</span>'
         )
 
     def _show_predictions(self) -> None:
