@@ -473,3 +473,20 @@ def test_large_inputs_get_cheaper_defaults_and_a_subsampled_montage(sent):
     click(panel.fm_pixels, (x + w / 2) / 2, (y + h / 2) / 2)
     assert session.channel == int(fm.order[9])
     assert panel.fm_pixels.highlight == (x // 2, y // 2, -(-w // 2), -(-h // 2))
+
+
+def test_a_grayscale_model_takes_colour_uploads_with_a_note():
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    before = model_state(model)
+    panel = ImageExplainer(model)
+    colour = (cw.sample_image("cross", size=28) * 255).round().astype(np.uint8)
+    upload(panel, "cross.png", png_bytes(colour))
+    assert panel.messages.kind == "note" and "gray" in panel.messages.text
+    assert panel.image.shape == (28, 28, 1)
+    assert panel.attribution.method == "grad_cam" and panel.attribution.layer == "conv"
+    assert panel.pixels.sent.shape == (224, 224, 4)  # 28 px enlarged 8x (the largest zoom)
+    assert_same_state(before, model_state(model))
