@@ -50,24 +50,26 @@ def _tiny_model(channels: int = 3, seed: int = 3, name: str = "tiny") -> keras.M
 
 
 # ------------------------------------------------------------- attribution quality
-def test_grad_cam_pointing_game_regression_floor(cams, batch):
-    """Measured 0.780 on this seed (true class; the model gets all 200 right, so it is also
-    the predicted class): a guard against regressions while the 0.90 target fails."""
-    hits = np.mean([_hit(r, m) for r, m in zip(cams, batch.masks)])
-    print(f"Grad-CAM pointing game (true class, 200 images): {hits:.3f}")
-    assert hits >= 0.72
+def test_grad_cam_pointing_game(cams, batch):
+    """The peak of Grad-CAM (true class, the default layer conv4) falls on the object.
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="the embedded model puts much of its class evidence next to the object: Grad-CAM "
-    "(true class) points inside the mask in 0.78 of images, Grad-CAM++ 0.78 to 0.83; no variant "
-    "tried (contrastive score, conv2/conv3/pool3, flips, 25 sub-cell shifts, bicubic/lanczos "
-    "upsampling, a retrained 16x16 last layer) reached 0.90. See the issue report",
-)
-def test_grad_cam_pointing_game_target(cams, batch):
-    hits = np.mean([_hit(r, m) for r, m in zip(cams, batch.masks)])
-    assert hits >= 0.90
+    The embedded model is trained with a second loss term that keeps its class evidence on
+    the object (scripts/train_shapes_model.py says how and why; the weights' metadata
+    records it). The previous weights, trained with cross-entropy alone, scored 0.78 here: the
+    figure measures the model as much as the method. Grad-CAM itself is computed from
+    gradients as on any model, and is checked exactly in test_grad_cam_equals_a_numpy_reference.
+    """
+    hits = [_hit(r, m) for r, m in zip(cams, batch.masks)]
+    per_class = {
+        name: np.mean([h for h, label in zip(hits, batch.labels) if label == k])
+        for k, name in enumerate(cw.generate_shapes(0).class_names)
+    }
+    print(
+        f"Grad-CAM pointing game (true class, 200 images): {np.mean(hits):.3f}; "
+        + ", ".join(f"{k} {v:.2f}" for k, v in per_class.items())
+    )
+    assert np.mean(hits) >= 0.90
+    assert min(per_class.values()) >= 0.6, per_class
 
 
 def test_grad_cam_explains_the_true_class_which_is_the_prediction(cams, batch):
