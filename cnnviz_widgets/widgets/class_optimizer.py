@@ -67,6 +67,7 @@ PREVIEW_TARGET = 176  # CSS pixels of a preview image (whole-pixel zoom)
 PREVIEW_WIDTH = 820  # CSS pixels the preview's rows aim to fit in
 CAPTION_BAND = 22  # CSS pixels under each row of images for the captions
 TEXT_INTERVAL = 0.25  # seconds between updates of the progress text and the curve
+MAX_PAUSE = 1.0  # the preview is redrawn at least this often, however slow a redraw was
 THUMB = 84  # pixels of a history thumbnail
 MAX_CURVE_POINTS = 160  # points per line of the objective curve
 BACKGROUND = (40, 40, 40, 255)
@@ -467,6 +468,7 @@ class _Painter(threading.Thread):
         self._done = False
         self._first: tuple[int, float] | None = None  # (step, time) after compiling
         self._last_text = -math.inf
+        self._typical: float | None = None  # running mean of the redraw's cost
 
     def offer(self, frame: Frame) -> None:
         with self._cond:
@@ -504,10 +506,15 @@ class _Painter(threading.Thread):
                 panel.messages.show_error(err)
                 self.run_.stop()  # a panel that cannot draw should not run on unseen
                 return
-            # at most one redraw per interval, and the painter busy <= 1/20 of the time
+            # at most one redraw per interval, and the painter busy <= 1/20 of the time,
+            # judged on the typical redraw: one slow redraw (seen: 0.27 s, the first of a
+            # run, against ~9 ms) must not freeze the preview for 19 times as long
             spent = time.perf_counter() - now
             panel.paint_seconds += spent
-            pause = max(panel.redraw_interval - spent, 19 * spent if panel.redraw_interval else 0)
+            typical = spent if self._typical is None else (self._typical + spent) / 2
+            self._typical = typical
+            busy = min(19 * typical, MAX_PAUSE) if panel.redraw_interval else 0
+            pause = max(panel.redraw_interval - spent, busy)
             if pause > 0:
                 with self._cond:
                     self._cond.wait_for(lambda: self._done, timeout=pause)
