@@ -179,7 +179,12 @@ class PixelCanvas:
             # batched draw, which arrives on the canvas manager's channel afterwards
             if (canvas.width, canvas.height) != (width, height):
                 canvas.width, canvas.height = width, height
-            canvas.clear()
+            # the page decodes the PNG asynchronously and then draws it over what is there:
+            # an opaque image covers the whole canvas (and an old outline), so it is drawn
+            # without a clear, which would leave the canvas blank until the decode is done
+            # (a flicker in the live preview; a browser test read a blank canvas there)
+            if self.sent[..., 3].min() < 255:
+                canvas.clear()
             if self.compress_level is None:
                 canvas.put_image_data(self.sent, 0, 0)
             else:  # what put_image_data sends, with a faster PNG encoding
