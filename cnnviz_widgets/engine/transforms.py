@@ -1,10 +1,11 @@
-"""Robustness transforms: random pad, jitter, scale and rotation as TensorFlow ops.
+"""Robustness transforms: random pad, jitter, scale, rotation, crop and noise as TF ops.
 
 They run inside the compiled step (no round trip to the host): a pad, then ONE projective
-warp per image that combines translation (jitter), zoom and rotation, then a centre crop
-back to the model's input size.  Randomness is stateless, drawn from ``(seed, step)``, so a
-run is repeatable.  An image that still drives the model after random warps is one the
-model really responds to, not an adversarial pattern.
+warp per image that combines translation (jitter), zoom, rotation and a random crop, then a
+centre crop back to the model's input size, then (optionally) Gaussian noise.  Randomness
+is stateless, drawn from ``(seed, step)``, so a run is repeatable.  An image that still
+drives the model after random warps is one the model really responds to, not an
+adversarial pattern.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class Transforms:
         scale: range of the random zoom factor, e.g. ``(0.9, 1.1)``; ``(1, 1)`` for none.
         rotate: largest random rotation in degrees.
         fill: how the pad is filled: ``"reflect"`` or ``"constant"`` (mid-gray).
+        crop: range of the side of a random crop, as a fraction of the image's side (same
+            aspect), e.g. ``(0.5, 1.0)``; the crop lies inside the image (placed uniformly at
+            random) and is resized to the full size, as MaCo does.  ``(1, 1)`` for none.
+        noise: standard deviation of Gaussian noise added to the transformed image (in the
+            ``[0, 1]`` display scale, before the model's preprocessing).
     """
 
     pad: int = 0
@@ -35,6 +41,8 @@ class Transforms:
     scale: tuple[float, float] = (1.0, 1.0)
     rotate: float = 0.0
     fill: str = "reflect"
+    crop: tuple[float, float] = (1.0, 1.0)
+    noise: float = 0.0
 
     def __post_init__(self):
         if self.pad < 0 or self.jitter < 0 or self.rotate < 0:
@@ -44,32 +52,67 @@ class Transforms:
             raise CnnvizError(
                 f"transforms: scale must be (low, high) with 0 < low <= high, got {self.scale}"
             )
+        lo, hi = self.crop
+        if not 0 < lo <= hi <= 1:
+            raise CnnvizError(
+                f"transforms: crop must be (low, high) with 0 < low <= high <= 1 (fractions "
+                f"of the image side), got {self.crop}"
+            )
+        if not (math.isfinite(self.noise) and self.noise >= 0):
+            raise CnnvizError(f"transforms: noise must be >= 0, got {self.noise}")
         if self.fill not in ("reflect", "constant"):
             raise CnnvizError(
                 f"transforms: fill must be 'reflect' or 'constant', got {self.fill!r}"
             )
 
     @property
+    def warps(self) -> bool:
+        """Some geometric transform is asked for (a warp runs)."""
+        return not (
+            self.pad == 0
+            and self.jitter == 0
+            and tuple(self.scale) == (1.0, 1.0)
+            and self.rotate == 0
+            and tuple(self.crop) == (1.0, 1.0)
+        )
+
+    @property
     def identity(self) -> bool:
-        return self.pad == 0 and self.jitter == 0 and self.scale == (1.0, 1.0) and self.rotate == 0
+        return not self.warps and self.noise == 0
 
     def __call__(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """Apply to a batch ``(B, H, W, C)``; ``seed`` is an int32 tensor of shape (2,)."""
-        if self.identity:
-            return images
-        return random_warp(images, seed, self)
+        if self.warps:
+            images = random_warp(images, seed, self)
+        if self.noise:
+            s = _stream(seed, 7)
+            images = images + tf.random.stateless_normal(
+                tf.shape(images), seed=s, stddev=self.noise, dtype=images.dtype
+            )
+        return images
 
 
 NONE = Transforms()
 
 
+def _stream(seed, salt: int) -> tf.Tensor:
+    """The stateless seed of random stream ``salt`` (0..7) at this ``(seed, step)``.
+
+    Streams 0-3 (shift, zoom, rotation) are as they always were, so runs repeat across
+    versions; 4-7 (crop, noise) use ``-seed - 1``, which no (non-negative) run seed has.
+    """
+    seed = tf.cast(seed, tf.int32)
+    first = seed[0] if salt < 4 else -seed[0] - 1
+    return tf.stack([first, seed[1] * 4 + salt % 4])
+
+
 def _uniform(seed, salt: int, shape, lo: float, hi: float) -> tf.Tensor:
-    s = tf.stack([seed[0], seed[1] * 4 + salt])
+    s = _stream(seed, salt)
     return tf.random.stateless_uniform(shape, seed=s, minval=lo, maxval=hi)
 
 
 def random_warp(images: tf.Tensor, seed: tf.Tensor, t: Transforms) -> tf.Tensor:
-    """Pad, warp each image with its own random shift/zoom/rotation, crop back."""
+    """Pad, warp each image with its own random shift/zoom/rotation/crop, crop back."""
     h, w = images.shape[1], images.shape[2]
     b = tf.shape(images)[0]
     p = int(t.pad)
@@ -87,6 +130,15 @@ def random_warp(images: tf.Tensor, seed: tf.Tensor, t: Transforms) -> tf.Tensor:
         if t.rotate
         else tf.zeros([b])
     )
+    clo, chi = t.crop
+    if (clo, chi) != (1.0, 1.0):
+        # a crop of `side` times the image's size, inside the image: its
+        # centre moves at most (1 - side) / 2 of the image from the centre, in x and in y
+        side = _uniform(seed, 4, [b], clo, chi) if chi > clo else tf.fill([b], float(clo))
+        ox = _uniform(seed, 5, [b], -1.0, 1.0) * (1.0 - side) * (w - 1) / 2.0
+        oy = _uniform(seed, 6, [b], -1.0, 1.0) * (1.0 - side) * (h - 1) / 2.0
+        zoom = zoom / side
+        dx, dy = dx - ox, dy - oy
     # The warp maps each OUTPUT pixel (x, y) to the input pixel it samples:
     # input = R(-theta) (output - c) / zoom + c - shift, with c the centre.
     cos, sin = tf.cos(theta) / zoom, tf.sin(theta) / zoom
