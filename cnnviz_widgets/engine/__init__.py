@@ -38,7 +38,7 @@ from .models import (
     softmax_position,
 )
 from .optvis import PRESETS, Frame, Preset, Result, Run, optimize, visualize
-from .param import Fourier, Pixels
+from .param import Fourier, Maco, Pixels, Spectrum, spectrum_from
 from .preprocessing import PREPROCESSINGS, Preprocessing
 from .shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
 from .shapes import ShapesBatch, generate_shapes
@@ -61,6 +61,7 @@ __all__ = [
     "LayerRow",
     "LayerTable",
     "LoadedModel",
+    "Maco",
     "Montage",
     "Occlusion",
     "Pixels",
@@ -71,6 +72,7 @@ __all__ = [
     "Run",
     "Saliency",
     "ShapesBatch",
+    "Spectrum",
     "Tap",
     "Transforms",
     "default_cam_layer",
@@ -95,5 +97,6 @@ __all__ = [
     "sample_image",
     "softmax_position",
     "spatial_layers",
+    "spectrum_from",
     "visualize",
 ]
