@@ -28,7 +28,7 @@ from ..errors import CnnvizError
 from . import objectives as obj
 from .introspect import get_layer
 from .models import LoadedModel, as_loaded
-from .param import Fourier, Pixels, get_param
+from .param import Fourier, Maco, Pixels, get_param
 from .taps import Tap, extractor, logit_source
 from .transforms import Transforms
 
@@ -52,7 +52,7 @@ class Preset:
 
     Attributes:
         name: the preset's name.
-        param: ``Fourier(...)`` or ``Pixels(...)``.
+        param: ``Fourier(...)``, ``Pixels(...)`` or ``Maco(...)``.
         transforms: the random transforms (for a 224 px image).
         lr: Adam's learning rate.
         steps: default number of steps.
@@ -64,7 +64,7 @@ class Preset:
     """
 
     name: str
-    param: Fourier | Pixels
+    param: Fourier | Pixels | Maco
     transforms: Transforms
     lr: float
     steps: int
@@ -120,6 +120,16 @@ PRESETS: dict[str, Preset] = {
             description="keras-vis' recipe (the seed article's library): raw pixels, Lp (p=6) "
             "+ total variation",
         ),
+        Preset(
+            "maco",
+            Maco(),
+            Transforms(crop=(0.5, 1.0), noise=0.05),
+            lr=0.1,
+            steps=256,
+            description="MaCo (Fel et al. 2023): only the Fourier phase is optimized, the "
+            "magnitude stays a natural 1/f spectrum; random crops + noise at every step; "
+            "result.alpha shows where the evidence is",
+        ),
     )
 }
 
@@ -173,6 +183,12 @@ class Result:
         stopped: the run was stopped before its last step.
         error: why the run ended early (NaN gradients), or ``None``.
         objective: the objective, as text.
+        alpha: ``(B, H, W)`` float32 in ``[0, 1]``, the transparency map (MaCo): the
+            absolute gradient of the objective w.r.t. each pixel of the image, summed over
+            the run (mean over colours), divided by its 95th percentile per image and
+            clipped at 1 (a few very strong pixels must not make the rest transparent).
+            High where the model took its evidence; 0 where it never looked (e.g. outside
+            every random crop).  ``None`` for a run that took no step.
     """
 
     images: np.ndarray
@@ -183,6 +199,7 @@ class Result:
     stopped: bool = False
     error: str | None = None
     objective: str = ""
+    alpha: np.ndarray | None = None
 
     @property
     def image(self) -> np.ndarray:
@@ -192,6 +209,23 @@ class Result:
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
+
+
+ALPHA_PERCENTILE = 95.0
+
+
+def alpha_map(evidence: np.ndarray, percentile: float = ALPHA_PERCENTILE) -> np.ndarray:
+    """Accumulated absolute gradients ``(B, H, W)`` to a transparency map in ``[0, 1]``:
+    divided by the per-image ``percentile`` and clipped (MaCo's and Horama's display)."""
+    evidence = np.asarray(evidence, np.float32)
+    flat = evidence.reshape(len(evidence), -1)
+    top = np.percentile(flat, percentile, axis=1) if flat.shape[1] else np.zeros(len(flat))
+    top = np.where(top > 0, top, flat.max(axis=1, initial=0.0))  # evidence on few pixels
+    out = np.zeros_like(evidence)
+    for k, t in enumerate(top):
+        if t > 0 and np.isfinite(t):
+            out[k] = np.clip(evidence[k] / t, 0.0, 1.0)
+    return out
 
 
 # ------------------------------------------------------------------------ model checks
@@ -310,6 +344,8 @@ class _Compiled:
         self.v = tf.Variable(tf.zeros(pshape), trainable=False)
         self.t = tf.Variable(0.0, trainable=False)
         self.lr = tf.Variable(0.05, trainable=False)
+        # |d objective / d pixel| summed over the run: MaCo's transparency map
+        self.evidence = tf.Variable(tf.zeros((batch, self.h, self.w)), trainable=False)
         self.step = tf.function(self._step)
         self.render = tf.function(self._render)
 
@@ -320,7 +356,10 @@ class _Compiled:
         with tf.GradientTape() as tape:
             tape.watch(self.var)
             image = self.param.image(self.var, self.h, self.w, self.c)
-            x = self.transforms(image, seed)
+            # the model's own path from the image: its gradient is the evidence map (the
+            # image regularizers read `image`, so they do not count there)
+            seen = tf.identity(image)
+            x = self.transforms(seen, seed)
             x = self.preprocessing(x)
             outs = self.ext(x, training=False)
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
@@ -342,12 +381,17 @@ class _Compiled:
             )  # (T, B)
             total = tf.tensordot(weights, scores, axes=1)  # (B,)
             loss = -tf.reduce_sum(total)
-        grad = tape.gradient(loss, self.var)
+        grad, grad_image = tape.gradient(loss, [self.var, seen])  # one backward pass
+        if grad_image is None:  # no term reads the model (cannot happen with a tap)
+            grad_image = tf.zeros_like(seen)
         finite = tf.logical_and(
             tf.reduce_all(tf.math.is_finite(grad)), tf.reduce_all(tf.math.is_finite(total))
         )
+        evidence = tf.reduce_mean(tf.abs(grad_image), axis=-1)  # (B, H, W)
+        finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(evidence)))
 
         def apply():
+            self.evidence.assign_add(evidence)
             t = self.t.assign_add(1.0)
             m = self.m.assign(0.9 * self.m + 0.1 * grad)
             v = self.v.assign(0.999 * self.v + 0.001 * tf.square(grad))
@@ -365,6 +409,7 @@ class _Compiled:
         self.v.assign(tf.zeros_like(self.v))
         self.t.assign(0.0)
         self.lr.assign(float(lr))
+        self.evidence.assign(tf.zeros_like(self.evidence))
 
     def tracing_count(self) -> int:
         return self.step.experimental_get_tracing_count()
@@ -502,6 +547,7 @@ class Run:
             stopped=self._stop.is_set() and step < self.steps,
             error=error,
             objective=repr(self.objective),
+            alpha=alpha_map(c.evidence.numpy()) if step else None,
         )
         last = hist[-1] if len(hist) else np.full(b, np.nan, np.float32)
         last_t = tot[-1] if len(tot) else np.full(b, np.nan, np.float32)
@@ -531,7 +577,7 @@ def optimize(
     batch: int | None = None,
     seed: int = 0,
     size: int | tuple[int, int] | None = None,
-    param: str | Fourier | Pixels | None = None,
+    param: str | Fourier | Pixels | Maco | None = None,
     transforms: Transforms | None = None,
     tv: float | None = None,
     lp: float | None = None,
@@ -545,7 +591,8 @@ def optimize(
         model: a ``LoadedModel``, a built ``keras.Model`` or anything ``load_model`` takes.
         objective: an ``Objective`` (see ``cnnviz_widgets.objectives``), or a class index,
             class name, or list of them (``objectives.class_score``: one image per class).
-        preset: ``"lucid"`` (default), ``"tf-keras-vis"``, ``"keras-vis"`` or a ``Preset``.
+        preset: ``"lucid"`` (default), ``"tf-keras-vis"``, ``"keras-vis"``, ``"maco"`` or
+            a ``Preset``.
         steps, lr: override the preset's number of steps and Adam learning rate.
         batch: number of images; default: one per target of the objective.
         seed: makes the run repeatable (initial image and random transforms).
