@@ -86,7 +86,9 @@ PRESET_LABELS = {
     "lucid": "lucid: Fourier image, transforms",
     "tf-keras-vis": "tf-keras-vis: pixels, TV + L1",
     "keras-vis": "keras-vis: pixels, TV + Lp (p=6)",
+    "maco": "maco: Fourier phase only, crops + noise",
 }
+CHECKER = ((204, 204, 204), (153, 153, 153))  # the transparency view's background squares
 
 EXTRA_STYLE = """
 <style>
@@ -136,6 +138,26 @@ def to_rgba(image: np.ndarray) -> np.ndarray:
     out[..., :3] = image[..., :1] if c == 1 else image[..., :3]
     out[..., 3] = 255
     return out
+
+
+def over_checkerboard(images: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Images ``(B, H, W, C)`` uint8 blended by ``alpha`` ``(B, H, W)`` in ``[0, 1]`` over a
+    gray checkerboard, as ``(B, H, W, 3)`` uint8: opaque where the model took its evidence,
+    transparent where it never looked (MaCo's way of showing its images)."""
+    images = np.asarray(images, np.uint8)
+    alpha = np.asarray(alpha, np.float32)
+    if images.ndim != 4 or alpha.shape != images.shape[:3]:
+        raise CnnvizError(
+            f"the transparency map {alpha.shape} does not fit the images {images.shape}"
+        )
+    _, h, w, c = images.shape
+    rgb = np.repeat(images[..., :1], 3, axis=-1) if c == 1 else images[..., :3]
+    cell = max(2, min(h, w) // 8)
+    odd = ((np.arange(h)[:, None] // cell + np.arange(w)[None, :] // cell) % 2).astype(bool)
+    board = np.where(odd[..., None], np.array(CHECKER[1]), np.array(CHECKER[0]))
+    a = np.clip(alpha, 0.0, 1.0)[..., None]
+    out = rgb.astype(np.float32) * a + board[None].astype(np.float32) * (1.0 - a)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def preview_zoom(shape: tuple[int, ...], target: int = PREVIEW_TARGET) -> int:
@@ -527,8 +549,8 @@ class ClassOptimizer(Panel):
     Args:
         model_or_session: a :class:`~cnnviz_widgets.session.Session` or a model (name,
             path, ``keras.Model``, ``LoadedModel``).
-        preset: ``"lucid"`` (default), ``"tf-keras-vis"`` or ``"keras-vis"``: fills in
-            steps, learning rate and regularizer weights.
+        preset: ``"lucid"`` (default), ``"tf-keras-vis"``, ``"keras-vis"`` or ``"maco"``:
+            fills in steps, learning rate and regularizer weights.
         steps, lr, tv, lp, blur: override the preset's values.
         seed: the random seed (the same seed gives the same images).
         **load_kwargs: passed to ``load_model`` when a model is given.
@@ -551,6 +573,9 @@ class ClassOptimizer(Panel):
         class_search, class_list: the class filter text and the ``SelectMultiple``.
         layer_select, channel_index, channel_count: the channel target.
         preset, steps, lr, tv, lp, blur, seed, class_objective, live_preview: settings.
+        transparency: ``Checkbox``: show the finished images over a checkerboard,
+            transparent where the model took little evidence (the result's ``alpha``,
+            MaCo's transparency map); PNG export follows it.
         run_button, stop_button, progress, status, curve: run controls and read-outs.
         pixels: the live preview, one :class:`PixelCanvas` (CSS class
             ``cnnviz-optimizer-canvas``) with every image of the batch side by side at its
@@ -724,6 +749,15 @@ class ClassOptimizer(Panel):
             tooltip="redraw the images while the run goes (about 10 times a second)",
             layout=widgets.Layout(width="120px"),
         )
+        self.transparency = widgets.Checkbox(
+            value=False,
+            description="transparency",
+            indent=False,
+            tooltip="show the result over a checkerboard, transparent where the model took "
+            "little evidence (accumulated gradients, MaCo's alpha map)",
+            layout=widgets.Layout(width="120px"),
+        )
+        self.transparency.add_class("cnnviz-opt-transparency")
         self._apply_preset(preset, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur)
 
         # --- run ---------------------------------------------------------------------
@@ -800,7 +834,7 @@ class ClassOptimizer(Panel):
                 self.preset_info,
                 self._row(self.steps, self.lr),
                 self._row(self.tv, self.lp, self.blur),
-                self._row(self.seed, self.live_preview),
+                self._row(self.seed, self.live_preview, self.transparency),
                 self.class_objective,
             ],
             layout=widgets.Layout(flex="1 1 360px", min_width="330px"),
@@ -847,6 +881,7 @@ class ClassOptimizer(Panel):
         self.channel_index.observe(self.guarded(self._on_channel_pick), names="value")
         self.channel_count.observe(self.guarded(self._update_summary), names="value")
         self.preset.observe(self.guarded(self._on_preset), names="value")
+        self.transparency.observe(self.guarded(self._on_transparency), names="value")
         self.run_button.on_click(self.guarded(lambda _: self.run()))
         self.stop_button.on_click(self.guarded(lambda _: self.stop()))
         self.save_png.on_click(self.guarded(self._on_save_png))
@@ -1065,7 +1100,7 @@ class ClassOptimizer(Panel):
         with self._lock:
             self.shown = record
             self._prepare_preview(record.labels)
-            images = record.images
+            images = self._display_images(record)
             if images is not None:
                 self._draw_images(images, self._final_values(record))
             steps, values = record.curve()
@@ -1354,7 +1389,22 @@ class ClassOptimizer(Panel):
     def _shown_images(self) -> np.ndarray:
         if self.shown is None or self.shown.images is None:
             raise CnnvizError("nothing to export yet: press Run and wait for the result")
-        return self.shown.images
+        return self._display_images(self.shown)
+
+    def _display_images(self, record: RunRecord) -> np.ndarray | None:
+        """The record's images as shown: over the checkerboard when ``transparency`` is on
+        and the run has a transparency map."""
+        images = record.images
+        result = record.result
+        if (
+            images is None
+            or not self.transparency.value
+            or result is None
+            or result.alpha is None
+            or result.alpha.shape != images.shape[:3]
+        ):
+            return images
+        return over_checkerboard(images, result.alpha)
 
     # --- targets ----------------------------------------------------------------------
 
@@ -1544,6 +1594,12 @@ class ClassOptimizer(Panel):
         for key, value in values.items():
             getattr(self, key).value = value
         self.preset_info.value = esc(p.description)
+
+    def _on_transparency(self, change: dict) -> None:
+        with self._lock:
+            if self.running or self.shown is None:
+                return  # a live preview has no map yet: the finished run is drawn with it
+            self._show_record(self.shown)
 
     def _on_history_click(self, item: _HistoryItem) -> None:
         self.show_record(item.record)
