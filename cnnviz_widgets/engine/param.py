@@ -232,8 +232,9 @@ class Maco:
         return rng.uniform(-np.pi, np.pi, size=shape).astype(np.float32)
 
     def magnitude(self, h: int, w: int, c: int) -> np.ndarray:
-        """The fixed magnitude ``(C, h, w//2+1)`` for this image size, scaled so that the
-        image before the sigmoid has standard deviation ``contrast``."""
+        """The fixed magnitude ``(C, h, w//2+1)`` for this image size, scaled so that each
+        RGB channel before the sigmoid has standard deviation ``contrast`` (expected, after
+        the colour mix; exact per decorrelated channel)."""
         wr = w // 2 + 1
         if self.spectrum is None:
             fy = np.fft.fftfreq(h)[:, None]
@@ -288,7 +289,7 @@ class Maco:
             parts.append(fixed[w // 2][..., None])
         phase = tf.concat(parts, axis=-1)
         spectrum = tf.complex(mag * tf.cos(phase), mag * tf.sin(phase))  # (B, C, H, W//2+1)
-        x = tf.signal.irfft2d(spectrum, fft_length=[h, w])  # (B, C, H, W), std = contrast
+        x = tf.signal.irfft2d(spectrum, fft_length=[h, w])  # (B, C, H, W), mean 0
         x = tf.transpose(x, (0, 2, 3, 1))
         x = _decorrelate(x) if self.decorrelate else x
         return tf.sigmoid(x)
