@@ -9,9 +9,9 @@ Runs the same optimization (the embedded model, a batch of 4 classes) in alterna
 3. the panel with the live preview on (images ~10x/s, curve and read-out ~4x/s);
 
 and prints the median steps/s of each and the preview's overhead (target <= 10 %).  This
-is the kernel's side only (outside a kernel the widget messages go nowhere); the browser
-test ``tests/browser/test_optimizer.py::test_preview_overhead`` measures it in JupyterLab,
-where the page's own drawing shares the CPU.  Also prints the cost of one redraw.
+is the kernel's side only (outside a kernel the widget messages go nowhere);
+``bench/bench_browser.py::test_preview_overhead`` measures it in JupyterLab, where the
+page's own drawing shares the CPU.  Also prints the cost of one redraw.
 """
 
 from __future__ import annotations

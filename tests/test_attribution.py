@@ -15,7 +15,7 @@ import cnnviz_widgets as cw
 from cnnviz_widgets.engine import attribution
 from cnnviz_widgets.engine.imageio import ImageAdjustedWarning, load_image
 
-from .conftest import assert_same_state, model_state
+from .helpers import assert_same_state, model_state
 
 QUALITY_SEED = 11  # chosen before measuring; the methods were tuned on other seeds
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
-from tests.conftest import assert_same_state, model_state
+
+from .helpers import assert_same_state, model_state
 
 
 def test_seed_snippet_on_vgg16():

@@ -5,7 +5,8 @@ import json
 import keras
 
 import cnnviz_widgets as cw
-from tests.conftest import assert_same_state, model_state
+
+from .helpers import assert_same_state, model_state
 
 
 def test_engine_calls_leave_model_untouched(vgg16):

@@ -10,7 +10,8 @@ import tensorflow as tf
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
 from cnnviz_widgets.engine import optvis
-from tests.conftest import assert_same_state, model_state
+
+from .helpers import assert_same_state, model_state
 
 
 def _predict(model, images_uint8):

@@ -7,7 +7,6 @@ import io
 import keras
 import numpy as np
 import pytest
-from ipycanvas.canvas import _CANVAS_MANAGER
 from PIL import Image
 
 import cnnviz_widgets as cw
@@ -16,32 +15,11 @@ from cnnviz_widgets.widgets import ClassOptimizer, ImageExplainer, explore, zoom
 from cnnviz_widgets.widgets import image_explainer as explainer_module
 from cnnviz_widgets.widgets.image_explainer import overlay_zoom
 
-from .conftest import assert_same_state, model_state
-
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """``{canvas model id: [images]}``: every PNG the canvas manager sends, decoded."""
-    record: dict[str, list[np.ndarray]] = {}
-    original = _CANVAS_MANAGER.send_command
-
-    def spy(canvas, command, buffers=()):
-        for buffer in buffers:
-            data = bytes(buffer)
-            assert not data.startswith(b"\xff\xd8"), "an image went as JPEG (lossy)"
-            if data.startswith(PNG):
-                image = np.asarray(Image.open(io.BytesIO(data)))
-                record.setdefault(canvas.model_id, []).append(image)
-        return original(canvas, command, buffers)
-
-    monkeypatch.setattr(_CANVAS_MANAGER, "send_command", spy)
-    return record
+from .helpers import PNG, assert_same_state, click, model_state, png_bytes
 
 
 def last_sent(sent, pixels) -> np.ndarray:
-    images = sent.get(pixels.canvas.model_id)
+    images = sent.on(pixels.canvas)
     assert images, "nothing was drawn on this canvas"
     return images[-1]
 
@@ -54,12 +32,6 @@ def session(shapes):
 @pytest.fixture
 def panel(session):
     return ImageExplainer(session)
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def upload(panel: ImageExplainer, name: str, data: bytes) -> None:
@@ -79,17 +51,12 @@ def upload(panel: ImageExplainer, name: str, data: bytes) -> None:
     )
 
 
-def click(pixels, x: float, y: float) -> None:
-    """What a mouse click on the canvas view sends to the kernel."""
-    pixels.canvas._handle_frontend_event(None, {"event": "mouse_down", "x": x, "y": y}, [])
-
-
 def click_tile(panel: ImageExplainer, position: int) -> int:
     """Click the feature map at ``position`` of the montage; returns its channel."""
     fm = panel.features
     x, y, w, h = fm.montage.tile_box(position)
     z = panel.fm_pixels.zoom
-    click(panel.fm_pixels, (x + w / 2) * z, (y + h / 2) * z)
+    click(panel.fm_pixels.canvas, (x + w / 2) * z, (y + h / 2) * z)
     return int(fm.order[position])
 
 
@@ -306,7 +273,7 @@ def test_clicking_a_feature_map_selects_the_channel_for_the_optimizer(session, s
     overlay = panel.features.overlay(channel, "jet", 0.6)
     np.testing.assert_array_equal(panel.channel_pixels.image, overlay)
     # a click on the padding between tiles changes nothing
-    click(panel.fm_pixels, 0, 0)
+    click(panel.fm_pixels.canvas, 0, 0)
     assert session.channel == channel
     # with no layer selected, a click selects the layer shown (the Grad-CAM layer)
     session.layer = None
@@ -477,7 +444,7 @@ def test_large_inputs_get_cheaper_defaults_and_a_subsampled_montage(sent):
     np.testing.assert_array_equal(drawn, fm.montage.image[::2, ::2])
     # a click on the subsampled picture finds the right map, and outlines it there
     x, y, w, h = fm.montage.tile_box(9)
-    click(panel.fm_pixels, (x + w / 2) / 2, (y + h / 2) / 2)
+    click(panel.fm_pixels.canvas, (x + w / 2) / 2, (y + h / 2) / 2)
     assert session.channel == int(fm.order[9])
     assert panel.fm_pixels.highlight == (x // 2, y // 2, -(-w // 2), -(-h // 2))
 

@@ -3,13 +3,10 @@ background runs finish (polled, no timing assertions), check what is sent and ke
 
 import importlib
 import io
-import threading
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from ipycanvas.canvas import _CANVAS_MANAGER
 from PIL import Image
 
 import cnnviz_widgets as cw
@@ -25,48 +22,7 @@ from cnnviz_widgets.widgets.class_optimizer import (
 )
 from cnnviz_widgets.widgets.explore import Explorer
 
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-class Sent:
-    """PNG images sent through the canvas manager, with the canvas each was drawn on."""
-
-    def __init__(self):
-        self.images = []  # (canvas model id, image)
-        self.lock = threading.Lock()
-
-    def on(self, canvas):
-        with self.lock:
-            return [image for owner, image in self.images if owner == canvas.model_id]
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Every PNG image the canvas manager is asked to send, by the canvas it is for."""
-    record = Sent()
-    original = _CANVAS_MANAGER.send_command
-
-    def spy(canvas, command, buffers=()):
-        for buffer in buffers:
-            data = bytes(buffer)
-            assert not data.startswith(b"\xff\xd8"), "an image went as JPEG (lossy)"
-            if data.startswith(PNG):
-                with record.lock:
-                    image = np.asarray(Image.open(io.BytesIO(data)))
-                    record.images.append((canvas.model_id, image))
-        return original(canvas, command, buffers)
-
-    monkeypatch.setattr(_CANVAS_MANAGER, "send_command", spy)
-    return record
-
-
-def wait_until(condition, timeout=120.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+from .helpers import click, wait_until
 
 
 def finish(panel, timeout=180.0):
@@ -83,10 +39,6 @@ def tile(panel, picture, k):
     """Image ``k`` of the batch, cut out of a preview canvas picture."""
     x, y, w, h = panel.preview_layout.box(k)
     return picture[y : y + h, x : x + w]
-
-
-def click_canvas(canvas):
-    canvas._handle_frontend_event(None, {"event": "mouse_down", "x": 3, "y": 3}, [])
 
 
 @pytest.fixture
@@ -227,7 +179,7 @@ def test_run_streams_frames_and_keeps_a_history(panel, sent):
     # the newest first in the strip; clicking the older one shows it again
     older = panel._history_items[0]
     assert panel.history_box.children[1] is older.box
-    click_canvas(older.pixels.canvas)
+    click(older.pixels.canvas)
     assert panel.shown is record and panel.labels == ["circle", "ring", "dots"]
     assert "cnnviz-selected" in older.box._dom_classes
     np.testing.assert_array_equal(tile(panel, panel.pixels.image, 2), to_rgba(record.images[2]))

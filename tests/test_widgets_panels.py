@@ -23,48 +23,7 @@ from cnnviz_widgets.widgets import (
 from cnnviz_widgets.widgets import filter_gallery as gallery_module
 from cnnviz_widgets.widgets.filter_gallery import auto_zoom
 
-from .conftest import assert_same_state, model_state
-
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-class Sent:
-    """Everything the canvas manager sends, decoded: images and command names."""
-
-    def __init__(self):
-        self.images = []
-        self.messages = 0
-
-    def __call__(self, command, buffers=()):
-        self.messages += 1
-        for buffer in buffers:
-            data = bytes(buffer)
-            assert not data.startswith(b"\xff\xd8"), "an image went as JPEG (lossy)"
-            if data.startswith(PNG):
-                self.images.append(np.asarray(Image.open(io.BytesIO(data))))
-
-    @property
-    def last(self):
-        assert self.images, "nothing was drawn"
-        return self.images[-1]
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    record = Sent()
-    original = _CANVAS_MANAGER._send_custom
-
-    def spy(command, buffers=()):
-        record(command, buffers)
-        return original(command, buffers)
-
-    monkeypatch.setattr(_CANVAS_MANAGER, "_send_custom", spy)
-    return record
-
-
-def click(pixels: PixelCanvas, x: float, y: float) -> None:
-    """What a mouse click on the canvas view sends to the kernel."""
-    pixels.canvas._handle_frontend_event(None, {"event": "mouse_down", "x": x, "y": y}, [])
+from .helpers import PNG, assert_same_state, click, model_state
 
 
 def tile_center(gallery: FilterGallery, position: int) -> tuple[float, float]:
@@ -241,7 +200,7 @@ def test_selecting_in_the_browser_redraws_the_gallery(shapes, sent):
 
 def test_clicking_a_filter_selects_and_enlarges_it(shapes, sent):
     gallery = FilterGallery(shapes)
-    click(gallery.pixels, *tile_center(gallery, 5))
+    click(gallery.pixels.canvas, *tile_center(gallery, 5))
     assert gallery.session.channel == 5
     assert gallery.messages.kind is None
     values = cw.filter_values(shapes, "conv1", view="rgb", filters=[5])[0]
@@ -258,7 +217,7 @@ def test_clicking_a_filter_selects_and_enlarges_it(shapes, sent):
 
 def test_clicking_padding_selects_nothing(shapes):
     gallery = FilterGallery(shapes)
-    click(gallery.pixels, 0, 0)
+    click(gallery.pixels.canvas, 0, 0)
     assert gallery.session.channel is None
 
 
@@ -403,7 +362,7 @@ def test_overview_is_the_seed_figure(vgg16, sent):
         gray = (seed - seed.min()) / (seed.max() - seed.min()) * 255
         np.testing.assert_allclose(shown, gray, atol=2)  # gray colormap, filter-scaled
     x, y, w, h, path = boxes[2]
-    click(gallery.pixels, x + w / 2, y + h / 2)
+    click(gallery.pixels.canvas, x + w / 2, y + h / 2)
     assert session.layer == path == "block3_conv1" and session.channel == 0
     assert gallery.mode_toggle.value == "filters" and gallery.montage.layer == path
 
@@ -467,6 +426,6 @@ def test_panels_do_not_change_the_model(shapes):
     gallery = FilterGallery(session)
     for layer in ["conv1", "conv2", "conv4"]:
         session.layer = layer
-        click(gallery.pixels, *tile_center(gallery, 0))
+        click(gallery.pixels.canvas, *tile_center(gallery, 0))
     gallery.mode_toggle.value = "overview"
     assert_same_state(before, model_state(shapes.model))

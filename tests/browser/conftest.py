@@ -9,60 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-REPO = Path(__file__).resolve().parents[2]
-IDLE = "Python 3 (ipykernel) | Idle"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited early:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/status", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.25)
-    raise RuntimeError(f"jupyter lab did not start in {timeout} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)  # the server shuts its kernels down
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # its own process group: the server and kernels
-        proc.wait(timeout=10)
+from .pages import CHROMIUM, CHROMIUM_ARGS, free_port, stop, wait_for_server
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +49,7 @@ def lab(tmp_path_factory):
         TF_CPP_MIN_LOG_LEVEL="3",
         PYTHONWARNINGS="ignore",
     )
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [
         str(Path(sys.executable).with_name("jupyter")),
@@ -119,10 +72,10 @@ def lab(tmp_path_factory):
             cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        _wait_for_server(url, proc, log)
+        wait_for_server(url, proc, log)
         yield url, root
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -147,27 +100,3 @@ def browser_context(lab):
         finally:
             context.close()
             browser.close()
-
-
-def copy_notebook(name: str, root: Path) -> Path:
-    """Copy notebooks/<name> into the server's folder (the repository copy stays clean)."""
-    target = root / name
-    shutil.copy(REPO / "notebooks" / name, target)
-    return target
-
-
-def open_and_run(context, url: str, path: str, workspace: str, ready_selector: str):
-    """Open a notebook in its own workspace, wait for an idle kernel, run all cells and
-    wait until ``ready_selector`` is in the page.  Returns the page."""
-    page = context.new_page()
-    page.goto(f"{url}/lab/workspaces/{workspace}/tree/{path}")
-    page.get_by_text(IDLE).wait_for(timeout=60_000)
-    page.evaluate(
-        """() => {
-            const app = window.jupyterapp;
-            if (!app.shell.leftCollapsed) app.commands.execute('application:toggle-left-area');
-            return app.commands.execute('notebook:run-all-cells');
-        }"""
-    )
-    page.locator(ready_selector).first.wait_for(timeout=90_000)
-    return page

@@ -6,8 +6,6 @@ Set CNNVIZ_SCREENSHOTS=1 to also write docs/image_explainer.png.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import os
 
@@ -19,9 +17,7 @@ import cnnviz_widgets as cw
 from cnnviz_widgets.widgets import zoom_nearest
 from cnnviz_widgets.widgets.image_explainer import overlay_zoom
 
-from .conftest import REPO, open_and_run
-from .test_lab import HASH_JS, fingerprint
-from .test_optimizer import kernel, notebook
+from .pages import REPO, fingerprint, kernel, notebook, open_and_run, read_canvas, wait_drawn
 
 EXPLAINER = ".cnnviz-image-explainer"
 OVERLAY = "canvas.cnnviz-explainer-canvas"
@@ -29,14 +25,6 @@ MAPS = "canvas.cnnviz-featuremap-canvas"
 CLASS_SELECT = f"{EXPLAINER} .cnnviz-ex-class select"
 UPLOAD = f"{EXPLAINER} button.cnnviz-ex-upload"
 SOURCE_CLASS = "checkerboard"  # the uploaded picture
-
-
-def read(page, selector: str, index: int = 0) -> np.ndarray:
-    url = page.evaluate(
-        "([sel, i]) => document.querySelectorAll(sel)[i].toDataURL('image/png')", [selector, index]
-    )
-    data = base64.b64decode(url.split(",", 1)[1])
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
 
 
 def upload(page, path) -> None:
@@ -48,23 +36,6 @@ def upload(page, path) -> None:
     with page.expect_file_chooser() as chooser:
         page.locator(UPLOAD).click()
     chooser.value.set_files(str(path))
-
-
-def wait_changed(page, selector: str, before: int | None, width: int | None = None) -> None:
-    """Wait until the canvas holds an opaque image (at ``width``) other than ``before``."""
-    page.wait_for_function(
-        f"""([sel, before, w]) => {{
-            const hash = {HASH_JS};
-            const c = document.querySelector(sel);
-            if (!c || c.width <= 1 || (w !== null && c.width !== w)) return false;
-            if (c.getContext('2d').getImageData(c.width - 1, c.height - 1, 1, 1).data[3] !== 255)
-                return false;
-            return before === null || hash(c) !== before;
-        }}""",
-        arg=[selector, before, width],
-        polling="raf",
-        timeout=60_000,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +53,8 @@ def explainer_page(lab, browser_context):
         ],
     )
     page = open_and_run(browser_context, url, name, "explainer", OVERLAY)
-    wait_changed(page, OVERLAY, None)
-    wait_changed(page, MAPS, None)
+    wait_drawn(page, OVERLAY)
+    wait_drawn(page, MAPS)
     return page
 
 
@@ -108,8 +79,8 @@ def test_upload_then_a_new_class_redraws_the_heatmap(explainer_page, picture):
     before = fingerprint(page, OVERLAY)
     upload(page, path)
     page.locator(EXPLAINER).get_by_text(f"{path.name} (uploaded)").wait_for(timeout=60_000)
-    wait_changed(page, OVERLAY, before, width=256)
-    uploaded = read(page, OVERLAY)
+    wait_drawn(page, OVERLAY, width=256, before=before)
+    uploaded = read_canvas(page, OVERLAY)
     assert uploaded.shape == (256, 256, 4)
     # the page shows what the engine computes for this picture and its top class
     top = cw.predict_top(cw.load_model("shapes"), image).class_index
@@ -126,8 +97,8 @@ def test_upload_then_a_new_class_redraws_the_heatmap(explainer_page, picture):
     other = 0 if top != 0 else 1
     mark = fingerprint(page, OVERLAY)
     page.locator(CLASS_SELECT).select_option(index=other)
-    wait_changed(page, OVERLAY, mark, width=256)
-    changed = read(page, OVERLAY)
+    wait_drawn(page, OVERLAY, width=256, before=mark)
+    changed = read_canvas(page, OVERLAY)
     assert not np.array_equal(changed, uploaded)
     diff = np.abs(changed.astype(int) - expected_overlay(image, other).astype(int))
     assert diff.mean() < 1.0, diff.mean()
@@ -145,7 +116,7 @@ def test_a_bad_upload_shows_a_message_and_the_panel_keeps_working(explainer_page
     # still usable: a sample picks a new image and clears the message
     mark = fingerprint(page, OVERLAY)
     page.locator(f"{EXPLAINER} .cnnviz-ex-sample select").select_option(label="ring (generated)")
-    wait_changed(page, OVERLAY, mark)
+    wait_drawn(page, OVERLAY, before=mark)
     assert page.locator(f"{EXPLAINER} .cnnviz-message-error").count() == 0
 
 
@@ -168,7 +139,7 @@ def test_clicking_a_feature_map_selects_the_channel(explainer_page):
     maps.scroll_into_view_if_needed()
     maps.click(position={"x": x, "y": y})
     page.locator(EXPLAINER).get_by_text(f"Channel {channel} of").wait_for(timeout=30_000)
-    wait_changed(page, MAPS, mark)  # the outline around the tile
+    wait_drawn(page, MAPS, before=mark)  # the outline around the tile
     state = kernel(page, "print(session.layer, session.channel, optimizer.channel_index.value)")
     assert state.split() == ["conv4", str(channel), str(channel)]
 
@@ -179,7 +150,7 @@ def test_screenshot(explainer_page, picture, tmp_path):
     mark = fingerprint(page, OVERLAY)
     upload(page, path)
     page.locator(EXPLAINER).get_by_text(f"{path.name} (uploaded)").wait_for(timeout=60_000)
-    wait_changed(page, OVERLAY, mark)
+    wait_drawn(page, OVERLAY, before=mark)
     kernel(page, "session.select('conv3', 5)")
     page.locator(EXPLAINER).get_by_text("Channel 5 of").wait_for(timeout=30_000)
     page.mouse.move(0, 0)

@@ -16,11 +16,20 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, _free_port, _stop, _wait_for_server
-from .test_lab import CANVAS, LIST, fingerprint, option_index, wait_drawn
+from .pages import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    fingerprint,
+    free_port,
+    notebook,
+    option_index,
+    stop,
+    wait_drawn,
+    wait_for_server,
+)
+from .test_lab import CANVAS, LIST
 from .test_optimizer import RUN, STATUS, TILE
 
 CELLS = [
@@ -29,14 +38,6 @@ CELLS = [
     "optimizer = cw.ClassOptimizer(session, steps=400)\noptimizer.class_targets = ['ring']\n"
     "optimizer",
 ]
-
-
-def _write_notebook(root: Path) -> str:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)"}
-    nbformat.write(nb, root / "panels.ipynb")
-    return "panels.ipynb"
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
@@ -63,7 +64,7 @@ def _server(kind: str, root: Path):
         TF_CPP_MIN_LOG_LEVEL="3",
         PYTHONWARNINGS="ignore",
     )
-    port = _free_port()
+    port = free_port()
     bin_dir = Path(sys.executable).parent
     if kind == "notebook":
         cmd = [
@@ -95,11 +96,11 @@ def _server(kind: str, root: Path):
     url = f"http://127.0.0.1:{port}"
     try:
         if kind == "notebook":
-            _wait_for_server(url, proc, log)
+            wait_for_server(url, proc, log)
         else:  # a GET of Voila's page would start a kernel: wait for the port instead
             _wait_for_port(port, proc, log)
     except BaseException:
-        _stop(proc)
+        stop(proc)
         raise
     return url, proc
 
@@ -115,7 +116,7 @@ def frontend_page(request, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     root = tmp_path_factory.mktemp(kind)
-    name = _write_notebook(root)
+    name = notebook(root, "panels.ipynb", CELLS)
     url, proc = _server(kind, root)
     try:
         with sync_playwright() as p:
@@ -138,7 +139,7 @@ def frontend_page(request, tmp_path_factory):
             yield kind, page
             browser.close()
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def test_panels_render_and_the_gallery_is_drawn(frontend_page):

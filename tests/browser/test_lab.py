@@ -6,13 +6,8 @@ into a temporary folder).
 
 from __future__ import annotations
 
-import base64
-import io
 import os
-import statistics
-import time
 
-import nbformat
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,61 +16,22 @@ import cnnviz_widgets as cw
 from cnnviz_widgets.widgets import zoom_nearest
 from cnnviz_widgets.widgets.filter_gallery import auto_zoom
 
-from .conftest import IDLE, REPO, copy_notebook, open_and_run
+from .pages import (
+    IDLE,
+    REPO,
+    copy_notebook,
+    fingerprint,
+    open_and_run,
+    option_index,
+    read_canvas,
+    wait_drawn,
+)
 
 BROWSER = ".cnnviz-layer-browser"
 GALLERY = ".cnnviz-filter-gallery"
 CANVAS = "canvas.cnnviz-gallery-canvas"
 DETAIL_CANVAS = "canvas.cnnviz-filter-canvas"
 LIST = ".cnnviz-layer-list select"
-
-# a cheap fingerprint of a canvas' pixels, computed in the page
-HASH_JS = """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let h = 0; for (let i = 0; i < d.length; i += 7) h = (Math.imul(h, 31) + d[i]) | 0;
-  return h; }"""
-
-
-def read_canvas(page, index: int = 0) -> np.ndarray:
-    """The pixels of the index-th gallery canvas, read back from the page."""
-    url = page.evaluate(
-        "([sel, i]) => document.querySelectorAll(sel)[i].toDataURL('image/png')",
-        [CANVAS, index],
-    )
-    data = base64.b64decode(url.split(",", 1)[1])
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
-
-
-def wait_drawn(page, selector: str, index: int, width: int | None = None, before=None):
-    """Wait until the canvas is drawn (opaque corner), optionally at a size and with
-    pixels other than ``before`` (a fingerprint)."""
-    page.wait_for_function(
-        f"""([sel, i, w, before]) => {{
-            const hash = {HASH_JS};
-            const c = document.querySelectorAll(sel)[i];
-            if (!c || c.width <= 1 || (w !== null && c.width !== w)) return false;
-            const px = c.getContext('2d').getImageData(c.width - 1, c.height - 1, 1, 1).data;
-            if (px[3] !== 255) return false;
-            return before === null || hash(c) !== before;
-        }}""",
-        arg=[selector, index, width, before],
-        polling="raf",
-        timeout=60_000,
-    )
-
-
-def fingerprint(page, selector: str, index: int = 0) -> int:
-    return page.evaluate(
-        f"([sel, i]) => ({HASH_JS})(document.querySelectorAll(sel)[i])", [selector, index]
-    )
-
-
-def option_index(page, selector: str, prefix: str) -> int:
-    """Index of the option whose text starts with ``prefix`` (labels use nbsp)."""
-    return page.evaluate(
-        """([sel, prefix]) => [...document.querySelector(sel).options]
-              .findIndex(o => o.textContent.replace(/\\u00a0/g, ' ').trim().startsWith(prefix))""",
-        [selector, prefix],
-    )
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +56,14 @@ def test_layer_browser_lists_every_layer(shapes_page, shapes):
 
 
 def test_selecting_a_conv_layer_redraws_the_gallery(shapes_page, shapes):
-    before = read_canvas(shapes_page)
+    before = read_canvas(shapes_page, CANVAS)
     mark = fingerprint(shapes_page, CANVAS)
     select = shapes_page.locator(LIST)
     select.select_option(index=option_index(shapes_page, LIST, "conv3"))
     expected = cw.filter_montage(shapes, "conv3").image
     expected = zoom_nearest(expected, auto_zoom(expected.shape))
     wait_drawn(shapes_page, CANVAS, 0, width=expected.shape[1], before=mark)
-    after = read_canvas(shapes_page)
+    after = read_canvas(shapes_page, CANVAS)
     assert after.shape != before.shape or not np.array_equal(after, before)
     np.testing.assert_array_equal(after, expected)  # exactly the engine's montage
     gallery_text = shapes_page.locator(GALLERY).first.inner_text()
@@ -125,7 +81,7 @@ def test_clicking_a_filter_enlarges_it(shapes_page, shapes):
     shapes_page.get_by_text("filter 5 of conv3").wait_for(timeout=30_000)
     wait_drawn(shapes_page, DETAIL_CANVAS, 0)
     wait_drawn(shapes_page, CANVAS, 0, before=mark)  # the outline around filter 5
-    pixels = read_canvas(shapes_page)
+    pixels = read_canvas(shapes_page, CANVAS)
     edge = pixels[y * zoom - 1, (x + w // 2) * zoom]  # just above the tile
     assert edge[0] > 200 and 120 < edge[1] < 220 and edge[2] < 80, edge  # orange
     value = cw.filter_values(shapes, "conv3", view="mean", filters=[5])[0][0, 0]
@@ -178,60 +134,9 @@ def test_a_reloaded_page_gets_the_montage_again(shapes_page, shapes):
     expected = cw.filter_montage(shapes, "conv1").image
     zoom = auto_zoom(expected.shape)
     expected = zoom_nearest(expected, zoom)
-    pixels = read_canvas(page)
+    pixels = read_canvas(page, CANVAS)
     assert pixels.shape == expected.shape
     x, y, w, h = cw.filter_montage(shapes, "conv1").tile_box(9)  # outlined: leave it out
     outside = np.ones(expected.shape[:2], bool)
     outside[(y - 3) * zoom : (y + h + 3) * zoom, (x - 3) * zoom : (x + w + 3) * zoom] = False
     np.testing.assert_array_equal(pixels[outside], expected[outside])
-
-
-@pytest.fixture(scope="module")
-def vgg_page(lab, browser_context):
-    url, root = lab
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            "import keras\n"
-            "import cnnviz_widgets as cw\n"
-            "from cnnviz_widgets.widgets import FilterGallery\n"
-            "keras.utils.set_random_seed(0)\n"
-            "gallery = FilterGallery(cw.load_model('vgg16', weights=None))\n"
-            "gallery"
-        )
-    ]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)"}
-    nbformat.write(nb, root / "vgg.ipynb")
-    page = open_and_run(browser_context, url, "vgg.ipynb", "vgg", GALLERY)
-    wait_drawn(page, CANVAS, 0)
-    return page
-
-
-def test_select_to_canvas_time_for_512_filters(vgg_page, vgg16, capsys):
-    """From choosing a 512-filter VGG16 layer in the gallery's list to its new montage on the
-    canvas, read back from the page (printed, not asserted: shared cores)."""
-    page = vgg_page
-    select = f"{GALLERY} .cnnviz-gallery-layer select"
-    layers = ["block5_conv1", "block4_conv3", "block5_conv2", "block5_conv3"]
-    timings: dict[str, list[float]] = {layer: [] for layer in layers}
-    for _ in range(3):  # the first visit of a layer computes its montage; later ones cache
-        for layer in layers:
-            expected = cw.filter_montage(vgg16, layer).image
-            width = expected.shape[1] * auto_zoom(expected.shape)
-            index = option_index(page, select, layer)
-            mark = fingerprint(page, CANVAS)
-            start = time.perf_counter()
-            page.locator(select).select_option(index=index)
-            wait_drawn(page, CANVAS, 0, width=width, before=mark)
-            timings[layer].append(time.perf_counter() - start)
-    assert f"of {layer}" in page.locator(GALLERY).inner_text()
-    assert read_canvas(page).shape[:2] == (576, 576)
-    first = [t[0] for t in timings.values()]
-    every = [v for t in timings.values() for v in t]
-    with capsys.disabled():
-        print(
-            "\n[browser] select a 512-filter VGG16 layer -> new montage on the canvas: "
-            f"median {statistics.median(every) * 1000:.0f} ms over {len(every)} selections "
-            f"(first visits {', '.join(f'{v * 1000:.0f}' for v in first)} ms; "
-            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
-        )

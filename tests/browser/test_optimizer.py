@@ -1,21 +1,17 @@
 """ClassOptimizer and explore() in a real JupyterLab page: the live preview streams from the
-background thread, Stop keeps the last image, other panels answer during a run; and the
-preview's cost, printed.
+background thread, Stop keeps the last image, other panels answer during a run.  The
+preview's cost is measured by bench/bench_browser.py.
 
 Set CNNVIZ_SCREENSHOTS=1 to also write docs/class_optimizer.png and docs/explore.png.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import os
 import re
-import statistics
 import time
 
-import nbformat
 import numpy as np
 import pytest
 from PIL import Image
@@ -23,9 +19,18 @@ from PIL import Image
 import cnnviz_widgets as cw
 from cnnviz_widgets.widgets.filter_gallery import auto_zoom
 
-from .conftest import REPO, open_and_run
+from .pages import (
+    REPO,
+    fingerprint,
+    kernel,
+    notebook,
+    open_and_run,
+    option_index,
+    read_canvas,
+    wait_drawn,
+)
 from .test_lab import CANVAS as GALLERY_CANVAS
-from .test_lab import HASH_JS, LIST, fingerprint, option_index
+from .test_lab import LIST
 
 OPTIMIZER = ".cnnviz-class-optimizer"
 TILE = "canvas.cnnviz-optimizer-canvas"
@@ -33,56 +38,6 @@ HISTORY = "canvas.cnnviz-history-canvas"
 RUN = f"{OPTIMIZER} button.cnnviz-run-button"
 STOP = f"{OPTIMIZER} button.cnnviz-stop-button"
 STATUS = f"{OPTIMIZER} .cnnviz-status"
-
-
-def notebook(root, name: str, cells: list[str]) -> str:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)"}
-    nbformat.write(nb, root / name)
-    return name
-
-
-def kernel(page, code: str) -> str:
-    """Run ``code`` in the notebook's kernel (not as a cell); returns what it printed."""
-    return page.evaluate(
-        """async (code) => {
-            const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-            const future = kernel.requestExecute({code, store_history: false});
-            let out = '';
-            future.onIOPub = (msg) => {
-                if (msg.header.msg_type === 'stream') out += msg.content.text;
-                if (msg.header.msg_type === 'error') out += 'ERROR ' + msg.content.evalue;
-            };
-            await future.done;
-            return out;
-        }""",
-        code,
-    )
-
-
-def read(page, selector: str, index: int = 0) -> np.ndarray:
-    url = page.evaluate(
-        "([sel, i]) => document.querySelectorAll(sel)[i].toDataURL('image/png')", [selector, index]
-    )
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
-
-
-def wait_opaque(page, selector: str, index: int = 0, before=None, timeout=60_000) -> None:
-    """Wait until the canvas has an image (opaque corner) other than fingerprint ``before``."""
-    page.wait_for_function(
-        f"""([sel, i, before]) => {{
-            const hash = {HASH_JS};
-            const c = document.querySelectorAll(sel)[i];
-            if (!c || c.width <= 1) return false;
-            if (c.getContext('2d').getImageData(c.width - 1, c.height - 1, 1, 1).data[3] !== 255)
-                return false;
-            return before === null || hash(c) !== before;
-        }}""",
-        arg=[selector, index, before],
-        polling="raf",
-        timeout=timeout,
-    )
 
 
 def status(page) -> str:
@@ -128,10 +83,10 @@ def test_run_streams_frames_stop_keeps_the_last_image_and_the_browser_answers(op
     idle_click = time.perf_counter() - start
 
     page.locator(RUN).click()
-    wait_opaque(page, TILE)  # the first live frame
+    wait_drawn(page, TILE)  # the first live frame
     seen = {fingerprint(page, TILE)}
     while len(seen) < 3:  # the preview streams: new frames keep arriving
-        wait_opaque(page, TILE, before=list(seen)[-1])
+        wait_drawn(page, TILE, before=list(seen)[-1])
         seen.add(fingerprint(page, TILE))
     wait_status(page, r"step \d+ / 100000 · [\d.]+ steps/s · about")
 
@@ -147,16 +102,16 @@ def test_run_streams_frames_stop_keeps_the_last_image_and_the_browser_answers(op
     text = wait_status(page, "stopped at step")
     steps = int(re.search(r"stopped at step (\d+)", text).group(1))
     assert 3 <= steps < 100000
-    last = read(page, TILE)
+    last = read_canvas(page, TILE)
     page.wait_for_timeout(1000)
-    after = read(page, TILE)
+    after = read_canvas(page, TILE)
     np.testing.assert_array_equal(after, last)  # nothing drawn after the stop
     image = last[:64, :64]  # the canvas holds the images at their own size
     assert last[..., 3].min() == 255 and image[..., :3].std() > 5  # opaque, not blank
     # exactly the kernel's last image (RGBA, lossless)
     kept = json.loads(kernel(page, "print(optimizer.result.images[0].tolist())"))
     np.testing.assert_array_equal(image[..., :3], np.array(kept, np.uint8))
-    wait_opaque(page, HISTORY)  # its thumbnail is in the history strip
+    wait_drawn(page, HISTORY)  # its thumbnail is in the history strip
     box = page.locator(TILE).first.bounding_box()
     assert box["width"] == pytest.approx(3 * last.shape[1], abs=1)  # 3× larger, pixelated
     assert page.locator(f"{OPTIMIZER} .cnnviz-caption").first.inner_text().startswith("circle")
@@ -185,42 +140,6 @@ def test_screenshot_class_optimizer(opt_page, tmp_path):
     page.set_viewport_size({"width": 1360, "height": 2000})
     page.wait_for_timeout(600)
     shoot(page.locator(OPTIMIZER), "class_optimizer.png", tmp_path)
-
-
-def test_preview_overhead(opt_page, capsys):
-    """Steps/s of the same run with the live preview on and off, alternating (printed, not
-    asserted: on two shared cores the kernel, the server and the browser compete)."""
-    page = opt_page
-    kernel(page, "optimizer.steps.value = 300; optimizer.class_targets = [0, 1, 2, 3]")
-    rates: dict[bool, list[float]] = {True: [], False: []}
-    draws = paint = 0.0
-    for live in (True, False) * 4:
-        kernel(page, f"optimizer.live_preview.value = {live}")
-        before = int(kernel(page, "print(len(optimizer.records))"))
-        page.locator(RUN).click()
-        page.wait_for_function(
-            "() => document.querySelector('.cnnviz-class-optimizer .cnnviz-run-button').disabled"
-        )
-        out = kernel(
-            page,
-            "optimizer.wait(); r = optimizer.result\n"
-            "print(len(optimizer.records), r.steps / r.seconds, optimizer.draw_count, "
-            "r.seconds, optimizer.paint_seconds)",
-        ).split()
-        assert int(out[0]) == before + 1, out
-        rates[live].append(float(out[1]))
-        if live:
-            assert int(out[2]) >= 5, out  # it did draw
-            draws, paint = int(out[2]) / float(out[3]), float(out[4]) / int(out[2])
-    on, off = statistics.median(rates[True]), statistics.median(rates[False])
-    with capsys.disabled():
-        print(
-            f"\n[browser] batch of 4, 300 steps (median of 4): {on:.1f} steps/s with the live "
-            f"preview, {off:.1f} without: overhead {100 * (off - on) / off:+.1f} % "
-            f"({draws:.1f} redraws/s, {paint * 1000:.1f} ms each; "
-            f"on {[round(r) for r in rates[True]]}, off {[round(r) for r in rates[False]]}; "
-            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
-        )
 
 
 def shoot(locator, name: str, tmp_path) -> None:
@@ -258,7 +177,7 @@ def test_explore_in_the_page(lab, browser_context, tmp_path):
     tabs.nth(2).click()
     page.locator(RUN).click()
     wait_status(page, "done: 200 steps")
-    wait_opaque(page, TILE)
+    wait_drawn(page, TILE)
     assert "selected: layer conv1" in page.locator(".cnnviz-explorer-head").inner_text()
     # for the picture: the filters tab, filter 9 of conv1 enlarged (RGB filters)
     tabs.nth(1).click()
