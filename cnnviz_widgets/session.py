@@ -19,7 +19,9 @@ import numpy as np
 import traitlets
 
 from .engine import LayerRow, LayerTable, LoadedModel, get_layer, layer_table, load_model
-from .errors import CnnvizError, LayerNotFoundError, closest
+from .engine.filters import filter_count
+from .engine.models import resolve_class
+from .errors import CnnvizError, LayerNotFoundError
 
 
 class SelectionError(CnnvizError):
@@ -57,7 +59,7 @@ class _ClassIndex(_Index):
 
     def validate(self, obj, value):
         if isinstance(value, str):
-            return obj._class_from_name(value)
+            return obj.class_index_of(value)
         return super().validate(obj, value)
 
 
@@ -169,12 +171,7 @@ class Session(traitlets.HasTraits):
             return None
         row = self.table.row(self._layer_path(ref))
         if row.has_kernel:  # as many as the filter gallery shows
-            found, _ = get_layer(self.loaded, row.path)
-            if isinstance(found, keras.layers.SeparableConv2D):
-                return int(np.prod(found.depthwise_kernel.shape[2:]))
-            if isinstance(found, keras.layers.DepthwiseConv2D):
-                return int(np.prod(found.kernel.shape[2:]))
-            return int(row.config["filters"])
+            return filter_count(get_layer(self.loaded, row.path)[0])
         shape = row.output_shape
         if isinstance(shape, tuple) and shape and isinstance(shape[-1], int):
             return shape[-1]
@@ -204,22 +201,27 @@ class Session(traitlets.HasTraits):
         _, path = get_layer(self.loaded, ref)
         return path
 
-    def _class_from_name(self, name: str) -> int:
-        names = self.loaded.class_names or []
-        if name in names:
-            return names.index(name)
-        if not names:
+    def class_index_of(self, ref) -> int:
+        """A class given by index or name, as an index checked against the model's classes.
+
+        Raises ``SelectionError`` naming the closest class names, or the valid range.
+        """
+        if isinstance(ref, str) and not self.loaded.class_names:
             raise SelectionError(
-                f"this model has no class names, so {name!r} cannot be looked up: assign "
+                f"this model has no class names, so {ref!r} cannot be looked up: assign "
                 "the class index (an int), or load the model with class_names=[...]"
             )
-        hint = closest(name, names)
-        raise SelectionError(
-            f"no class named {name!r}"
-            + (f"; closest: {', '.join(hint)}" if hint else "")
-            + f". The model has {len(names)} classes: assign a name from "
-            "session.loaded.class_names or an index"
-        )
+        n = self.n_classes
+        if n is None and not isinstance(ref, str):
+            if int(ref) < 0:
+                raise SelectionError(
+                    f"class index {int(ref)} is out of range: use a non-negative int"
+                )
+            return int(ref)
+        try:
+            return resolve_class(ref, n or 0, self.loaded.class_names)
+        except CnnvizError as err:
+            raise SelectionError(str(err)) from None
 
     @traitlets.validate("channel")
     def _check_channel(self, proposal):
@@ -236,15 +238,7 @@ class Session(traitlets.HasTraits):
     @traitlets.validate("class_index")
     def _check_class(self, proposal):
         value = proposal["value"]
-        if value is None:
-            return None
-        n = self.n_classes
-        if value < 0 or (n is not None and value >= n):
-            span = f"0..{n - 1}" if n else "a non-negative int"
-            raise SelectionError(
-                f"class index {value} is out of range: the model has {n} classes; use {span}"
-            )
-        return value
+        return None if value is None else self.class_index_of(value)
 
     @traitlets.observe("layer")
     def _clear_channel(self, change):

@@ -13,14 +13,9 @@ import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
 from cnnviz_widgets.session import SelectionError, Session
 from cnnviz_widgets.widgets import ClassOptimizer, FilterGallery, LayerBrowser, explore
-from cnnviz_widgets.widgets.class_optimizer import (
-    PreviewLayout,
-    compose,
-    curve_svg,
-    thumbnail,
-    to_rgba,
-)
+from cnnviz_widgets.widgets.class_optimizer import PreviewLayout, curve_svg
 from cnnviz_widgets.widgets.explore import Explorer
+from cnnviz_widgets.widgets.pictures import compose, opaque_rgba, thumbnail
 
 from .helpers import click, wait_until
 
@@ -157,7 +152,7 @@ def test_run_streams_frames_and_keeps_a_history(panel, sent):
     for k in range(3):
         distinct = {tile(panel, f, k).tobytes() for f in frames}
         assert len(distinct) >= 2, "the preview did not change"
-        np.testing.assert_array_equal(tile(panel, frames[-1], k), to_rgba(result.images[k]))
+        np.testing.assert_array_equal(tile(panel, frames[-1], k), opaque_rgba(result.images[k]))
     assert frames[-1].shape == (64 + 8, 3 * 64 + 2 * 4, 4)  # own size: gaps of 4 px, a
     assert panel.pixels.css_zoom == 3  # caption band of 8 px; shown 3× larger, pixelated
     assert panel.pixels.canvas.layout.width == f"{frames[-1].shape[1] * 3}px"
@@ -182,7 +177,7 @@ def test_run_streams_frames_and_keeps_a_history(panel, sent):
     click(older.pixels.canvas)
     assert panel.shown is record and panel.labels == ["circle", "ring", "dots"]
     assert "cnnviz-selected" in older.box._dom_classes
-    np.testing.assert_array_equal(tile(panel, panel.pixels.image, 2), to_rgba(record.images[2]))
+    np.testing.assert_array_equal(tile(panel, panel.pixels.image, 2), opaque_rgba(record.images[2]))
     assert "circle, ring, dots" in panel.result_info.value
 
 
@@ -195,7 +190,7 @@ def test_png_and_gif_exports_decode(panel, tmp_path, monkeypatch):
     png = Image.open(io.BytesIO(panel.to_png(tmp_path / "a.png")))
     assert png.size[0] > 2 * 64 * 3 and (tmp_path / "a.png").exists()
     single = np.asarray(Image.open(io.BytesIO(panel.to_png(index=1))))
-    np.testing.assert_array_equal(single, to_rgba(panel.result.images[1]))
+    np.testing.assert_array_equal(single, opaque_rgba(panel.result.images[1]))
     with pytest.raises(cw.CnnvizError, match="out of range"):
         panel.to_png(index=5)
     gif = Image.open(io.BytesIO(panel.to_gif(tmp_path / "a.gif")))
@@ -222,7 +217,7 @@ def test_stop_ends_the_run_and_keeps_the_last_image(panel, sent):
     assert result.stopped and 2 <= result.steps < 100_000
     assert result.images.std() > 1  # not blank
     shown = sent.on(panel.pixels.canvas)[-1]
-    np.testing.assert_array_equal(tile(panel, shown, 0), to_rgba(result.images[0]))
+    np.testing.assert_array_equal(tile(panel, shown, 0), opaque_rgba(result.images[0]))
     assert "stopped at step" in panel.status.value and "last image kept" in panel.status.value
     assert panel.records[-1].result is result and "stopped at" in (
         panel._history_items[-1].caption.value
@@ -264,7 +259,7 @@ def test_live_preview_off_draws_only_the_result(panel, sent):
     panel.run(wait=True, timeout=180)
     frames = sent.on(panel.pixels.canvas)
     assert len(frames) == 1  # the final image only
-    np.testing.assert_array_equal(tile(panel, frames[0], 0), to_rgba(panel.result.images[0]))
+    np.testing.assert_array_equal(tile(panel, frames[0], 0), opaque_rgba(panel.result.images[0]))
     assert panel.progress.value == 12
 
 
@@ -307,7 +302,7 @@ def test_a_nan_stop_keeps_the_last_image_and_the_panel_usable(panel):
     assert result.error and "NaN" in result.error
     assert panel.messages.kind == "error" and "NaN or infinite" in panel.messages.text
     assert result.images.shape == (1, 64, 64, 3) and result.images.std() > 0
-    np.testing.assert_array_equal(tile(panel, panel.pixels.image, 0), to_rgba(result.images[0]))
+    np.testing.assert_array_equal(tile(panel, panel.pixels.image, 0), opaque_rgba(result.images[0]))
     assert panel.progress.bar_style == "danger" and "NaN stop" in panel.status.value
     assert not panel.run_button.disabled
     panel.extra = None

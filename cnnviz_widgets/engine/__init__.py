@@ -4,21 +4,14 @@ Never imports ipywidgets, IPython or pyplot; tested without Jupyter.
 """
 
 from .attribution import (
-    Attribution,
-    ChannelStats,
-    FeatureMaps,
-    GradCam,
-    Occlusion,
-    Predictions,
-    Saliency,
     default_cam_layer,
-    feature_maps,
     grad_cam,
     occlusion,
     predict_top,
     saliency,
     spatial_layers,
 )
+from .features import feature_maps
 from .filters import Montage, filter_montage, filter_values, kernel_array
 from .imageio import ImageAdjustedWarning, load_image
 from .images import SAMPLE_NAMES, sample_image
@@ -40,6 +33,15 @@ from .models import (
 from .optvis import PRESETS, Frame, Preset, Result, Run, optimize, visualize
 from .param import Fourier, Maco, Pixels, Spectrum, spectrum_from
 from .preprocessing import PREPROCESSINGS, Preprocessing
+from .results import (
+    Attribution,
+    ChannelStats,
+    FeatureMaps,
+    GradCam,
+    Occlusion,
+    Predictions,
+    Saliency,
+)
 from .shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
 from .shapes import ShapesBatch, generate_shapes
 from .taps import Tap, extractor

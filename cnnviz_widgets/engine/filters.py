@@ -49,6 +49,31 @@ def kernel_array(layer) -> np.ndarray:
     raise AssertionError(type(layer))
 
 
+def filter_count(layer) -> int:
+    """How many filters :func:`kernel_array` gives for a convolution layer (from the kernel's
+    shape, without copying the weights)."""
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        return int(layer.kernel.shape[2])
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        return int(np.prod(layer.depthwise_kernel.shape[2:]))
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        return int(np.prod(layer.kernel.shape[2:]))
+    return int(layer.kernel.shape[-1])
+
+
+def _by_norm(k: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``index`` ordered by the filters' L2 norm, largest first (ties keep their order)."""
+    norms = np.sqrt((k.reshape(-1, k.shape[3]) ** 2).sum(axis=0))
+    return index[np.argsort(-norms[index], kind="stable")]
+
+
+def strongest_filters(model, layer) -> np.ndarray:
+    """Every filter of a convolution layer, largest L2 norm (over the whole kernel) first."""
+    found, _ = _kernel_layer(model, layer)
+    k = kernel_array(found)
+    return _by_norm(k, np.arange(k.shape[3]))
+
+
 def _kernel_layer(model, layer):
     model = as_keras_model(model)
     found, path = get_layer(model, layer)
@@ -277,8 +302,7 @@ def filter_montage(
     if filters is not None:
         index = index[filters] if isinstance(filters, slice) else index[np.asarray(filters)]
     if sort == "norm":
-        norms = np.sqrt((k.reshape(-1, n_filters) ** 2).sum(axis=0))
-        index = index[np.argsort(-norms[index], kind="stable")]
+        index = _by_norm(k, index)
     elif sort is not None:
         raise CnnvizError(f"unknown sort {sort!r}: use None or 'norm'")
     values, view = _view_values(k, view, channel, path)

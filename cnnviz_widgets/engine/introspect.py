@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
 
 from ..errors import LayerNotFoundError, closest
+from .internals import iter_layers
 from .models import as_keras_model
 
 # Layers whose kernels the filter views can show (Conv3D's 3-D kernels are not).
@@ -189,15 +189,6 @@ def _config(layer) -> dict:
         return jsonable(layer.get_config())
     except Exception as err:  # custom layers may not implement get_config
         return {"name": layer.name, "error": f"get_config() failed: {err}"}
-
-
-def iter_layers(model, prefix: str = "", depth: int = 0) -> Iterator[tuple]:
-    """Yield ``(index, path, depth, layer, parent)`` for every layer, depth first."""
-    for i, layer in enumerate(model.layers):
-        path = prefix + layer.name
-        yield i, path, depth, layer, model
-        if isinstance(layer, keras.Model):
-            yield from iter_layers(layer, path + "/", depth + 1)
 
 
 def has_kernel(layer) -> bool:

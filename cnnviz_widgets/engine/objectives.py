@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import CnnvizError
-from .models import resolve_class
+from .internals import resolve_class
 
 __all__ = [
     "Context",

@@ -26,10 +26,10 @@ import tensorflow as tf
 
 from ..errors import CnnvizError
 from . import objectives as obj
+from .internals import Tap, build_extractor, image_input, layer_at, logit_source
 from .introspect import get_layer
 from .models import LoadedModel, as_loaded
 from .param import Fourier, Maco, Pixels, get_param
-from .taps import Tap, extractor, logit_source
 from .transforms import Transforms
 
 __all__ = [
@@ -229,27 +229,10 @@ def alpha_map(evidence: np.ndarray, percentile: float = ALPHA_PERCENTILE) -> np.
 
 
 # ------------------------------------------------------------------------ model checks
-def _image_input(loaded: LoadedModel, size) -> tuple[int, int, int]:
-    model = loaded.model
-    if len(model.inputs) != 1:
-        raise CnnvizError(
-            f"the model {model.name!r} has {len(model.inputs)} inputs; activation maximization "
-            "needs a model with one image input. Build a keras.Model from the image input to "
-            "the layer you want to study, with the other inputs fixed"
-        )
-    shape = tuple(model.inputs[0].shape)
-    if len(shape) != 4:
-        raise CnnvizError(
-            f"the model's input has shape {shape}, which is not an image: expected (batch, "
-            "height, width, channels). Activation maximization works on image models (Conv2D "
-            "inputs); for a model on vectors or sequences, pick another tool"
-        )
-    h, w, c = shape[1:]
-    if c is None or c > 4 or (h is not None and h <= 4 and c > 4):
-        raise CnnvizError(
-            f"the model's input has shape {shape}: expected channels last, (batch, height, "
-            "width, channels) with 1, 3 or 4 channels. A channels_first model is not supported"
-        )
+def _image_size(loaded: LoadedModel, size) -> tuple[int, int, int]:
+    """The size of the images to optimize: the model's input, or ``size`` when it takes any."""
+    h, w, c = image_input(loaded.model, "optimize")
+    shape = tuple(loaded.model.inputs[0].shape)
     if size is not None:
         sh, sw = (size, size) if isinstance(size, int) else size
         if (h is not None and sh != h) or (w is not None and sw != w):
@@ -324,12 +307,12 @@ class _Compiled:
                 "channel, neuron or layer objective"
             )
         self.taps = taps
-        self.ext = extractor(model, taps, with_outputs=False)
+        self.ext = build_extractor(model, taps, with_outputs=False)
         self.tap_shapes = {(t.path, t.kind): tuple(o.shape) for t, o in zip(taps, self.ext.outputs)}
         for path, layer in self.pre.items():  # terms check shapes of the layer's output
             self.tap_shapes.setdefault((path, "output"), tuple(layer.output.shape))
         self.dense = (
-            get_layer(model, self.logits.dense_path)[0]
+            layer_at(model, self.logits.dense_path)
             if self.logits and self.logits.dense_path
             else None
         )
@@ -606,7 +589,7 @@ def optimize(
     """
     loaded = as_loaded(model)
     p = get_preset(preset)
-    hwc = _image_input(loaded, size)
+    hwc = _image_size(loaded, size)
     objective = _objective_from(objective, loaded)
     user_terms = len(objective.terms)
     weights = {

@@ -48,16 +48,15 @@ from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..engine import PRESETS, optimize
 from ..engine import objectives as obj
 from ..engine.optvis import Frame, Result, Run
 from ..errors import CnnvizError
-from ..session import SelectionError
 from .canvas import PixelCanvas, zoom_nearest
 from .common import Panel, esc, style_sheet
-from .filter_gallery import _font
+from .pictures import BACKGROUND, compose, fit_zoom, opaque_rgba, png_bytes, thumbnail
 
 MAX_BATCH = 16  # images (targets) per run
 MAX_HISTORY = 24  # finished runs kept in the strip
@@ -68,9 +67,7 @@ PREVIEW_WIDTH = 820  # CSS pixels the preview's rows aim to fit in
 CAPTION_BAND = 22  # CSS pixels under each row of images for the captions
 TEXT_INTERVAL = 0.25  # seconds between updates of the progress text and the curve
 MAX_PAUSE = 1.0  # the preview is redrawn at least this often, however slow a redraw was
-THUMB = 84  # pixels of a history thumbnail
 MAX_CURVE_POINTS = 160  # points per line of the objective curve
-BACKGROUND = (40, 40, 40, 255)
 # one colour per image of a batch: its curve, and a swatch by its caption
 PALETTE = [
     "#4e9af1", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7",
@@ -90,56 +87,8 @@ PRESET_LABELS = {
 }
 CHECKER = ((204, 204, 204), (153, 153, 153))  # the transparency view's background squares
 
-EXTRA_STYLE = """
-<style>
-.cnnviz-panel.cnnviz-class-optimizer { max-width: 1180px; }
-.cnnviz-panel .cnnviz-opt-column { gap: 4px; }
-.cnnviz-panel .cnnviz-opt-settings { border-left: 1px solid var(--jp-border-color2, #ddd);
-  padding-left: 14px; }
-.cnnviz-panel .cnnviz-class-list select { font-size: 12.5px; line-height: 1.5; }
-.cnnviz-panel .cnnviz-preview-box { background: #282828; border-radius: 6px; padding: 10px;
-  gap: 10px; flex-flow: row wrap; align-content: flex-start; min-height: 120px;
-  flex: 0 1 auto; min-width: 200px; }
-.cnnviz-panel .cnnviz-preview-stack { position: relative; flex: 0 0 auto; }
-.cnnviz-panel .cnnviz-preview-stack > .cnnviz-caption-layer { position: absolute; left: 0;
-  top: 0; margin: 0; pointer-events: none; }
-.cnnviz-panel .cnnviz-caption-layer .cnnviz-caption { position: absolute; color: #e8e8e8;
-  font-size: 12px; line-height: 16px; text-align: center; white-space: nowrap;
-  overflow: hidden; text-overflow: ellipsis; }
-.cnnviz-panel .cnnviz-caption .cnnviz-swatch { display: inline-block; width: 9px;
-  height: 9px; border-radius: 2px; margin-right: 4px; vertical-align: 0; }
-.cnnviz-panel .cnnviz-caption .cnnviz-value { color: #a9a9a9; }
-.cnnviz-panel .cnnviz-run-row { gap: 8px; align-items: center; flex-wrap: wrap; }
-.cnnviz-panel .cnnviz-run-row .widget-progress { margin: 0; }
-.cnnviz-panel .cnnviz-status { font-size: 12.5px; font-variant-numeric: tabular-nums; }
-.cnnviz-panel .cnnviz-history { overflow-x: auto; gap: 8px; padding: 4px 2px 6px;
-  flex-flow: row nowrap; }
-.cnnviz-panel .cnnviz-history-item { gap: 2px; align-items: center; padding: 4px;
-  border-radius: 5px; border: 2px solid transparent; flex: 0 0 auto; }
-.cnnviz-panel .cnnviz-history-item canvas { cursor: pointer; border-radius: 3px; }
-.cnnviz-panel .cnnviz-history-item.cnnviz-selected { border-color: #ffb000;
-  background: var(--jp-layout-color2, #f2f2f2); }
-.cnnviz-panel .cnnviz-history-item .widget-html-content { font-size: 11.5px;
-  line-height: 1.25; text-align: center; max-width: 110px; white-space: normal;
-  overflow-wrap: anywhere; }
-.cnnviz-panel .cnnviz-curve svg { display: block; }
-.cnnviz-panel .cnnviz-result-info { font-size: 12.5px; max-width: 300px; }
-.cnnviz-panel button.cnnviz-run-button { font-weight: 600; }
-</style>
-"""
-
 
 # --------------------------------------------------------------------------- helpers
-def to_rgba(image: np.ndarray) -> np.ndarray:
-    """``(H, W, C)`` uint8 (1, 3 or 4 channels) as opaque ``(H, W, 4)`` RGBA."""
-    image = np.asarray(image, np.uint8)
-    h, w, c = image.shape
-    out = np.empty((h, w, 4), np.uint8)
-    out[..., :3] = image[..., :1] if c == 1 else image[..., :3]
-    out[..., 3] = 255
-    return out
-
-
 def over_checkerboard(images: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Images ``(B, H, W, C)`` uint8 blended by ``alpha`` ``(B, H, W)`` in ``[0, 1]`` over a
     gray checkerboard, as ``(B, H, W, 3)`` uint8: opaque where the model took its evidence,
@@ -162,7 +111,7 @@ def over_checkerboard(images: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def preview_zoom(shape: tuple[int, ...], target: int = PREVIEW_TARGET) -> int:
     """Whole-pixel zoom that brings an image's longer side near ``target`` (1..8)."""
-    return int(min(8, max(1, round(target / max(shape[0], shape[1], 1)))))
+    return fit_zoom(shape, target, nearest=True)
 
 
 @dataclass(frozen=True)
@@ -216,68 +165,8 @@ class PreviewLayout:
         out[:] = BACKGROUND
         for k in range(min(self.batch, len(images))):
             x, y, iw, ih = self.box(k)
-            out[y : y + ih, x : x + iw] = to_rgba(images[k])
+            out[y : y + ih, x : x + iw] = opaque_rgba(images[k])
         return out
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def compose(
-    images: np.ndarray,
-    labels: list[str] | None = None,
-    zoom: int | None = None,
-    columns: int | None = None,
-) -> np.ndarray:
-    """The images of a batch side by side (rows of ``columns``), whole-pixel zoomed, with
-    their captions: one ``(H, W, 4)`` RGBA picture on a dark background."""
-    images = np.asarray(images)
-    b, h, w = images.shape[:3]
-    zoom = preview_zoom((h, w)) if zoom is None else int(zoom)
-    columns = columns or (b if b <= 4 else math.ceil(math.sqrt(b)))
-    rows = math.ceil(b / columns)
-    tw, th = w * zoom, h * zoom
-    pad, gap = 10, 10
-    label_h = 22 if labels else 0
-    width = 2 * pad + columns * tw + (columns - 1) * gap
-    height = 2 * pad + rows * (th + label_h) + (rows - 1) * gap
-    canvas = Image.new("RGBA", (width, height), BACKGROUND)
-    draw = ImageDraw.Draw(canvas)
-    font = _font(13)
-    for k in range(b):
-        r, c = divmod(k, columns)
-        x, y = pad + c * (tw + gap), pad + r * (th + label_h + gap)
-        canvas.paste(Image.fromarray(zoom_nearest(to_rgba(images[k]), zoom), "RGBA"), (x, y))
-        if labels:
-            text = labels[k]
-            while len(text) > 3 and draw.textlength(text, font=font) > tw:
-                text = text[:-2] + "…"
-            draw.text(
-                (x + tw / 2, y + th + 5), text, fill=(232, 232, 232, 255), font=font, anchor="ma"
-            )
-    return np.asarray(canvas, dtype=np.uint8)
-
-
-def thumbnail(images: np.ndarray, size: int = THUMB) -> np.ndarray:
-    """A ``size``-pixel square RGBA thumbnail: the image, or a grid of the first nine."""
-    images = np.asarray(images)[:9]
-    n = len(images)
-    cols = 1 if n == 1 else (2 if n <= 4 else 3)
-    cell = (size - (cols - 1) * 2) // cols
-    out = Image.new("RGBA", (size, size), BACKGROUND)
-    for k, image in enumerate(images):
-        tile = Image.fromarray(to_rgba(image), "RGBA")
-        scale = cell / max(tile.size)
-        method = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
-        tile = tile.resize(
-            (max(1, round(tile.width * scale)), max(1, round(tile.height * scale))), method
-        )
-        r, c = divmod(k, cols)
-        out.paste(tile, (c * (cell + 2), r * (cell + 2)))
-    return np.asarray(out, dtype=np.uint8)
 
 
 def _fmt(v: float) -> str:
@@ -864,7 +753,7 @@ class ClassOptimizer(Panel):
         self.history_section.layout.display = "none"
         self.children = [
             style_sheet(),
-            widgets.HTML(EXTRA_STYLE, layout=widgets.Layout(display="none")),
+            style_sheet("class_optimizer"),
             self.title,
             top,
             run_row,
@@ -936,21 +825,7 @@ class ClassOptimizer(Panel):
     def class_targets(self, classes: Any) -> None:
         if isinstance(classes, (int, np.integer, str)):
             classes = [classes]
-        indices = []
-        for c in classes:
-            if isinstance(c, str):
-                names = self.session.loaded.class_names or []
-                if c not in names:
-                    self.session._class_from_name(c)  # raises with the closest names
-                c = names.index(c)
-            indices.append(int(c))
-        n = self._n_classes
-        for c in indices:
-            if c < 0 or (n is not None and c >= n):
-                raise SelectionError(
-                    f"class index {c} is out of range: the model has {n} classes; use "
-                    f"0..{(n or 1) - 1}"
-                )
+        indices = [self.session.class_index_of(c) for c in classes]
         self._class_targets = indices
         self._sync_class_list()
         if indices:
@@ -1134,7 +1009,7 @@ class ClassOptimizer(Panel):
                     f"index {index} is out of range: the run has {len(images)} "
                     f"images, 0..{len(images) - 1}"
                 )
-            picture = zoom_nearest(to_rgba(images[index]), zoom or 1)
+            picture = zoom_nearest(opaque_rgba(images[index]), zoom or 1)
         else:
             picture = compose(images, self.shown.labels if labels else None, zoom)
         data = png_bytes(picture)

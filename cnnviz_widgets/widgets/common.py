@@ -6,6 +6,7 @@ import functools
 import html
 import traceback
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 import ipywidgets as widgets
@@ -13,66 +14,16 @@ import ipywidgets as widgets
 from ..errors import CnnvizError
 from ..session import Session
 
-# One style sheet for every panel, scoped by class names.  JupyterLab's theme variables
-# (with fallbacks for other front ends) keep it readable in light and dark themes.
-STYLE = """
-<style>
-.cnnviz-panel { font-family: var(--jp-ui-font-family, sans-serif);
-  color: var(--jp-ui-font-color1, #222); gap: 6px; padding: 10px 12px;
-  border: 1px solid var(--jp-border-color2, #ddd); border-radius: 6px;
-  background: var(--jp-layout-color0, #fff); box-sizing: border-box; }
-.cnnviz-panel .widget-html-content { line-height: 1.45; }
-.cnnviz-panel .cnnviz-title { font-size: 15px; font-weight: 600; line-height: 1.4; }
-.cnnviz-panel .cnnviz-title .cnnviz-sub { font-weight: 400;
-  color: var(--jp-ui-font-color2, #555); font-size: 13px; }
-.cnnviz-panel .cnnviz-muted { color: var(--jp-ui-font-color2, #555); font-size: 12.5px;
-  line-height: 1.5; }
-.cnnviz-panel .cnnviz-message-error { background: #fdecea; color: #5f1412;
-  border-left: 4px solid #d93025; padding: 8px 12px; border-radius: 4px;
-  font-size: 13px; line-height: 1.45; white-space: normal; }
-.cnnviz-panel .cnnviz-message-note { background: #e8f0fe; color: #123a6b;
-  border-left: 4px solid #1a73e8; padding: 8px 12px; border-radius: 4px;
-  font-size: 13px; line-height: 1.45; white-space: normal; }
-.cnnviz-panel .cnnviz-message-error pre { white-space: pre-wrap; font-size: 11px;
-  max-height: 240px; overflow: auto; }
-.cnnviz-panel table.cnnviz-kv { border-collapse: collapse; font-size: 12.5px;
-  width: 100%; table-layout: auto; }
-.cnnviz-panel table.cnnviz-kv th { text-align: left; font-weight: 500; vertical-align: top;
-  color: var(--jp-ui-font-color2, #555); padding: 2px 12px 2px 0; white-space: nowrap; }
-.cnnviz-panel table.cnnviz-kv td { font-family: var(--jp-code-font-family, monospace);
-  font-size: 12px; padding: 2px 0; word-break: break-word; }
-.cnnviz-panel table.cnnviz-kv tr + tr { border-top: 1px solid var(--jp-border-color3, #eee); }
-.cnnviz-panel .cnnviz-section { font-size: 13px; font-weight: 600;
-  color: var(--jp-ui-font-color1, #222); margin: 10px 0 3px; }
-.cnnviz-panel select { font-size: 13px; }
-.cnnviz-panel .cnnviz-layer-list select { font-family: var(--jp-code-font-family, monospace);
-  font-size: 12.5px; line-height: 1.5; padding: 2px 0; }
-.cnnviz-panel .cnnviz-list-head { font-family: var(--jp-code-font-family, monospace);
-  font-size: 12.5px; white-space: pre; color: var(--jp-ui-font-color2, #555);
-  padding: 0 4px; overflow: hidden; }
-.cnnviz-panel canvas.cnnviz-pixels { image-rendering: pixelated; display: block;
-  max-width: none; outline: none; }
-.cnnviz-panel canvas.cnnviz-gallery-canvas { cursor: pointer; }
-.cnnviz-panel .cnnviz-canvas-box { overflow: auto; max-height: 720px;
-  background: #282828; border-radius: 4px; padding: 6px; flex: 0 1 auto;
-  align-self: flex-start; }
-.cnnviz-panel .cnnviz-detail-box { padding: 0 4px; }
-.cnnviz-panel table.cnnviz-kernel { border-collapse: collapse;
-  font-family: var(--jp-code-font-family, monospace); font-size: 10.5px; margin: 2px 0 8px;
-  line-height: 1.3; }
-.cnnviz-panel table.cnnviz-kernel td { border: 1px solid rgba(128,128,128,.35);
-  padding: 1px 3px; text-align: right; }
-.cnnviz-panel .widget-label { color: var(--jp-ui-font-color1, #222); }
-.cnnviz-panel .cnnviz-controls { gap: 4px 14px; flex-wrap: wrap; align-items: center; }
-.cnnviz-panel .cnnviz-controls > .widget-inline-hbox { margin: 0; }
-</style>
-"""
+
+@functools.cache
+def _css(name: str) -> str:
+    return resources.files("cnnviz_widgets.widgets").joinpath("css", f"{name}.css").read_text()
 
 
-def style_sheet() -> widgets.HTML:
-    """An (invisible) HTML widget carrying the panels' style sheet."""
-    sheet = widgets.HTML(STYLE, layout=widgets.Layout(display="none"))
-    return sheet
+def style_sheet(name: str = "common") -> widgets.HTML:
+    """An (invisible) HTML widget carrying a style sheet of ``cnnviz_widgets/widgets/css``:
+    ``"common"`` (every panel's) or a panel's own (``"class_optimizer"``, ...)."""
+    return widgets.HTML(f"<style>\n{_css(name)}</style>", layout=widgets.Layout(display="none"))
 
 
 def esc(value: Any) -> str:

@@ -14,22 +14,6 @@ from .common import error_message, esc, style_sheet
 from .filter_gallery import FilterGallery
 from .layer_browser import LayerBrowser
 
-EXPLORER_STYLE = """
-<style>
-.cnnviz-explorer { gap: 6px; max-width: 1240px; }
-.cnnviz-explorer .cnnviz-explorer-head { font-family: var(--jp-ui-font-family, sans-serif);
-  color: var(--jp-ui-font-color1, #222); font-size: 13px; line-height: 1.5;
-  padding: 2px 2px 0; }
-.cnnviz-explorer .cnnviz-explorer-head b.cnnviz-model { font-size: 16px; }
-.cnnviz-explorer .cnnviz-explorer-head .cnnviz-sub { color: var(--jp-ui-font-color2, #555); }
-.cnnviz-explorer .cnnviz-explorer-head code { font-size: 12px; }
-.cnnviz-explorer .lm-TabBar-tab, .cnnviz-explorer .p-TabBar-tab { min-width: 150px;
-  font-size: 13px; }
-.cnnviz-explorer .widget-tab-contents { padding: 8px 4px; }
-.cnnviz-explorer .widget-tab-contents > .cnnviz-panel { border: none; padding: 4px 6px; }
-</style>
-"""
-
 # (tab title, module, class): panels written elsewhere, shown when their module imports
 OPTIONAL_PANELS = [
     ("Explain an image", "cnnviz_widgets.widgets.image_explainer", "ImageExplainer"),
@@ -57,7 +41,7 @@ class Explorer(widgets.VBox):
         super().__init__(
             [
                 style_sheet(),
-                widgets.HTML(EXPLORER_STYLE, layout=widgets.Layout(display="none")),
+                style_sheet("explore"),
                 self.head,
                 self.tabs,
             ]

@@ -11,7 +11,7 @@ from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ..engine import (
     Montage,
@@ -21,9 +21,11 @@ from ..engine import (
     get_layer,
     kernel_array,
 )
+from ..engine.filters import strongest_filters
 from ..errors import CnnvizError, NoKernelError
 from .canvas import PixelCanvas, zoom_nearest
 from .common import Panel, esc, style_sheet
+from .pictures import BACKGROUND, fit_zoom, font, png_bytes
 
 VIEW_OPTIONS = [
     ("auto (rgb for 3 inputs, else mean)", "auto"),
@@ -53,19 +55,11 @@ DETAIL_TARGET = 168  # pixels of the enlarged filter
 OVERVIEW_TILE = 112  # pixels of a filter in the overview
 OVERVIEW_COLUMNS = 6
 MAX_TABLE = 16  # larger kernels show only their top-left corner as numbers
-BACKGROUND = (40, 40, 40, 255)
 
 
 def auto_zoom(shape: tuple[int, ...], target: int = AUTO_ZOOM_TARGET) -> int:
     """The whole-pixel zoom that brings an image's longer side near ``target`` (1..8)."""
-    return int(min(8, max(1, target // max(shape[0], shape[1], 1))))
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """``(H, W, 4)`` uint8 RGBA as PNG bytes (lossless)."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image), "RGBA").save(buffer, "PNG")
-    return buffer.getvalue()
+    return fit_zoom(shape, target)
 
 
 def _showable(fig: Any) -> Any:
@@ -78,13 +72,6 @@ def _showable(fig: Any) -> Any:
 
     fig._repr_png_ = repr_png
     return fig
-
-
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow without FreeType
-        return ImageFont.load_default()
 
 
 def _text_color(rgba: np.ndarray) -> str:
@@ -440,10 +427,7 @@ class FilterGallery(Panel):
     def _norm_order(self, path: str) -> np.ndarray:
         """Every filter of the layer, strongest (L2 norm over the whole kernel) first."""
         if path not in self._orders:
-            ranked = filter_montage(
-                self.session.loaded, path, view="mean", sort="norm", scale=1, padding=0
-            )
-            self._orders[path] = np.asarray(ranked.order)
+            self._orders[path] = strongest_filters(self.session.loaded, path)
         return self._orders[path]
 
     def _montage(self, path: str, filters: Any) -> Montage:
@@ -606,7 +590,7 @@ class FilterGallery(Panel):
         paths = first_conv_per_block(loaded)
         if not paths:
             raise NoKernelError("this model has no convolution layer, so no filters to show")
-        font, small = _font(14), _font(12)
+        face, small = font(14), font(12)
         tiles = []
         for path in paths:
             tile = filter_montage(
@@ -641,7 +625,7 @@ class FilterGallery(Panel):
             canvas.paste(Image.fromarray(tile, "RGBA"), (tx, ty))
             row = self.session.table.row(path)
             name = path if len(path) <= 18 else "…" + path[-17:]
-            draw.text((x0 + col_w / 2, y0), name, fill=(235, 235, 235, 255), font=font, anchor="ma")
+            draw.text((x0 + col_w / 2, y0), name, fill=(235, 235, 235, 255), font=face, anchor="ma")
             draw.text(
                 (x0 + col_w / 2, y0 + 19),
                 f"layer {row.index} · filter 0, in 0",

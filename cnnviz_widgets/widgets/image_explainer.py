@@ -38,14 +38,15 @@ from ..engine import (
     saliency,
     sample_image,
 )
-from ..engine.attribution import _input_hwc
 from ..engine.filters import to_rgba
 from ..engine.imageio import as_image, fit_image, load_image
+from ..engine.internals import image_input, is_spatial
 from ..engine.shapes import generate_shapes
 from ..engine.shapes import sample as shapes_sample
 from ..errors import CnnvizError
 from .canvas import PixelCanvas
 from .common import Panel, esc, style_sheet
+from .pictures import fit_zoom, opaque_rgba
 
 METHODS = [
     ("Grad-CAM", "grad_cam"),
@@ -81,56 +82,10 @@ SEARCH_FROM = 20  # a class search box when the model has more classes than this
 NO_SAMPLE = ""  # the sample dropdown's value when the image is not a sample
 AUTO = ""  # the Grad-CAM layer option "automatic" (a Dropdown shows no value for None)
 
-EXTRA_STYLE = """
-<style>
-.cnnviz-panel.cnnviz-image-explainer { max-width: 1180px; }
-.cnnviz-panel .cnnviz-ex-column { gap: 6px; }
-.cnnviz-panel .cnnviz-ex-side { border-left: 1px solid var(--jp-border-color2, #ddd);
-  padding-left: 14px; min-width: 360px; flex: 1 1 380px; }
-.cnnviz-panel .cnnviz-ex-image-box { background: #282828; border-radius: 6px; padding: 8px;
-  align-self: flex-start; flex: 0 0 auto; }
-.cnnviz-panel .cnnviz-ex-caption { font-size: 12.5px; line-height: 1.45; max-width: 420px; }
-.cnnviz-panel .cnnviz-ex-legend { display: flex; align-items: center; gap: 6px;
-  font-size: 11.5px; color: var(--jp-ui-font-color2, #555); }
-.cnnviz-panel .cnnviz-ex-legend .cnnviz-ex-bar { width: 180px; height: 10px;
-  border-radius: 2px; }
-.cnnviz-panel table.cnnviz-top { border-collapse: collapse; font-size: 12.5px; }
-.cnnviz-panel table.cnnviz-top td { padding: 2px 6px 2px 0; white-space: nowrap; }
-.cnnviz-panel table.cnnviz-top td.cnnviz-top-name { overflow: hidden;
-  text-overflow: ellipsis; max-width: 190px; }
-.cnnviz-panel table.cnnviz-top td.cnnviz-top-p { text-align: right;
-  font-variant-numeric: tabular-nums; }
-.cnnviz-panel table.cnnviz-top tr.cnnviz-top-picked td { font-weight: 600; }
-.cnnviz-panel .cnnviz-top-bar { height: 9px; border-radius: 2px; background: #4e9af1;
-  min-width: 1px; }
-.cnnviz-panel .cnnviz-top-track { width: 110px; background: var(--jp-layout-color2, #eee);
-  border-radius: 2px; }
-.cnnviz-panel .cnnviz-status { font-size: 12.5px; font-variant-numeric: tabular-nums; }
-.cnnviz-panel .cnnviz-status.cnnviz-working { color: #b06000; font-weight: 600; }
-.cnnviz-panel .cnnviz-ex-methods .widget-toggle-button { font-size: 12.5px; }
-.cnnviz-panel canvas.cnnviz-featuremap-canvas { cursor: pointer; }
-.cnnviz-panel .cnnviz-ex-fm-detail { min-width: 260px; flex: 0 1 360px; }
-.cnnviz-panel .cnnviz-ex-fm-info { max-width: 420px; }
-</style>
-"""
-
 
 def overlay_zoom(shape: tuple[int, ...], target: int = OVERLAY_TARGET) -> int:
     """Whole-pixel zoom that brings a small image's longer side near ``target`` (1..8)."""
-    return int(min(8, max(1, round(target / max(shape[0], shape[1], 1)))))
-
-
-def _zoom_to(shape: tuple[int, ...], target: int) -> int:
-    return int(min(8, max(1, target // max(shape[0], shape[1], 1))))
-
-
-def _rgba(image: np.ndarray) -> np.ndarray:
-    """A display image (float ``[0, 1]``, 1 or 3 channels) as opaque uint8 RGBA."""
-    rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
-    out = np.empty((*image.shape[:2], 4), np.uint8)
-    out[..., :3] = np.clip(np.rint(rgb * 255.0), 0, 255)
-    out[..., 3] = 255
-    return out
+    return fit_zoom(shape, target, nearest=True)
 
 
 def colorbar_css(cmap: str, steps: int = 11) -> str:
@@ -210,7 +165,7 @@ class ImageExplainer(Panel):
         self._class_labels = self._make_class_labels()
         self._is_shapes = list(loaded.class_names or []) == list(SHAPES_CLASS_NAMES)
         try:
-            self._input = _input_hwc(loaded)
+            self._input = image_input(loaded.model)
         except CnnvizError:
             self._input = (None, None, 3)
         try:
@@ -446,7 +401,7 @@ class ImageExplainer(Panel):
         self.fm_head = widgets.HTML()
         self.children = [
             style_sheet(),
-            widgets.HTML(EXTRA_STYLE, layout=widgets.Layout(display="none")),
+            style_sheet("image_explainer"),
             self.title,
             sources,
             self.source,
@@ -593,13 +548,8 @@ class ImageExplainer(Panel):
             return None
         row = self.session.table.row(layer)
         shape = row.output_shape
-        spatial = (
-            isinstance(shape, tuple)
-            and len(shape) == 4
-            and (shape[1] is None or shape[2] is None or shape[1] * shape[2] > 1)
-        )
         self._set_fm_head(layer)
-        if not spatial:
+        if not (isinstance(shape, tuple) and is_spatial(shape)):
             usable = [r.path for r in self.session.table if r.path in self._spatial_paths()]
             listed = ", ".join(usable[-8:]) or "none"
             self._fm_note(
@@ -614,7 +564,7 @@ class ImageExplainer(Panel):
         # a large montage (VGG16's first layers: 64 maps of 224 px) is shown subsampled
         self._fm_step = max(1, -(-max(picture.shape[:2]) // MONTAGE_MAX))
         picture = np.ascontiguousarray(picture[:: self._fm_step, :: self._fm_step])
-        self.fm_pixels.show(picture, _zoom_to(picture.shape, MONTAGE_TARGET), self._fm_highlight())
+        self.fm_pixels.show(picture, fit_zoom(picture.shape, MONTAGE_TARGET), self._fm_highlight())
         dead = len(fm.stats.dead)
         how = dict((v, label) for label, v in FEATURE_SORTS).get(fm.sort, "")
         self.fm_info.value = (
@@ -765,7 +715,7 @@ class ImageExplainer(Panel):
         if self.image is None:
             self.pixels.clear()
             return
-        rgba = _rgba(self.image)
+        rgba = opaque_rgba(self.image)
         self.pixels.show(rgba, overlay_zoom(rgba.shape))
         self.legend.value = ""
         self.caption.value = '<span class="cnnviz-muted">the image without a heatmap</span>'
@@ -908,7 +858,7 @@ class ImageExplainer(Panel):
             '<div class="cnnviz-muted">its map over the image:</div>'
         )
         rgba = fm.overlay(channel, self.cmap.value, 0.6)
-        self.channel_pixels.show(rgba, _zoom_to(rgba.shape, CHANNEL_TARGET))
+        self.channel_pixels.show(rgba, fit_zoom(rgba.shape, CHANNEL_TARGET))
         self.channel_box.layout.display = None
 
     def _sync_fm_layer(self) -> None:

@@ -1,0 +1,199 @@
+"""What the attribution methods and the feature maps share: the display image fitted to the
+model, the class to explain, and one compiled pass from images to (tapped activations,
+class scores, probabilities), cached per Keras model (weakly, so a model that goes away
+takes its functions with it) and per layer."""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from ..errors import CnnvizError
+from .imageio import as_image, fit_image
+from .internals import (
+    Tap,
+    class_count,
+    final_activation,
+    image_input,
+    layer_at,
+    logit_source,
+    quiet_retracing,
+    reader,
+    resolve_class,
+    spatial_layer_paths,
+)
+from .models import LoadedModel, as_loaded
+
+__all__ = [
+    "FLOAT",
+    "INT",
+    "CompiledFns",
+    "Net",
+    "cached_fns",
+    "class_name_at",
+    "default_cam_layer",
+    "image_spec",
+    "pick_class",
+    "prepare_image",
+    "spatial_layers",
+    "target_class",
+    "tracing_count",
+    "unit",
+]
+
+
+def prepare_image(loaded: LoadedModel, image) -> tuple[np.ndarray, list[str]]:
+    """The display image fitted to the model, and the notes about what changed."""
+    h, w, c = image_input(loaded.model)
+    arr, notes = as_image(image)
+    return fit_image(arr, h, w, c, notes=notes)
+
+
+def target_class(loaded: LoadedModel, target, n: int) -> int:
+    """``target`` (index, name or ``None``) as an index; ``-1`` means "the predicted one"."""
+    if target is None:
+        return -1
+    return resolve_class(target, n, loaded.class_names)
+
+
+def spatial_layers(model) -> list[str]:
+    """Paths of the layers Grad-CAM can use: 4-D outputs ``(batch, h, w, channels)`` with
+    more than one position, in model order, inside nested models too (pooling, dropout,
+    padding and reshape layers left out)."""
+    return spatial_layer_paths(as_loaded(model).model)
+
+
+def default_cam_layer(model) -> str:
+    """The layer Grad-CAM uses by default: the last of :func:`spatial_layers` (VGG16:
+    ``block5_conv3``; ResNet50: ``conv5_block3_out``; Xception: ``block14_sepconv2_act``),
+    looking inside nested models."""
+    layers = spatial_layers(model)
+    if not layers:
+        raise CnnvizError(
+            "the model has no layer with a spatial output (batch, h, w, channels): Grad-CAM "
+            "needs a convolutional model"
+        )
+    return layers[-1]
+
+
+class Net:
+    """Display images -> (tapped activations, class scores, probabilities), one pass.
+
+    Holds no reference to the model object itself (the caches are keyed weakly by it).
+    """
+
+    def __init__(self, loaded: LoadedModel, taps: list[Tap], scores: bool = True):
+        model = loaded.model
+        self.prep = loaded.preprocessing
+        self.n_taps = len(taps)
+        self.scores = scores
+        self.src = None
+        self.dense = None
+        self.prob = "softmax"
+        self.notes: list[str] = []
+        all_taps = list(taps)
+        with_outputs = False
+        if scores:
+            class_count(model)
+            try:
+                self.src = logit_source(loaded)
+            except CnnvizError:
+                self.src = None
+            if self.src is not None:
+                all_taps.append(self.src.tap)
+                if self.src.dense_path:
+                    self.dense = layer_at(model, self.src.dense_path)
+                if loaded.softmax is None:
+                    if final_activation(model) == "sigmoid":
+                        self.prob = "output"
+                        self.notes.append(
+                            "the model ends in a sigmoid: scores and probabilities are its "
+                            "outputs (one per class, not summing to 1)"
+                        )
+                    else:
+                        self.notes.append(
+                            "the model's output has no softmax: scores are its outputs and "
+                            "probabilities are their softmax"
+                        )
+            else:
+                with_outputs = True
+                self.prob = "output"
+                self.notes.append(
+                    "the logits cannot be read without changing the model: scores are the "
+                    "output probabilities"
+                )
+        self.run = reader(model, all_taps, with_outputs)
+
+    def __call__(self, images):
+        x = self.prep(images)
+        values, outs = self.run(x)
+        acts = values[: self.n_taps]
+        if not self.scores:
+            return acts, None, None
+        if self.src is not None:
+            logits = self.src.logits(values[-1], self.dense)
+        else:
+            logits = outs[0]
+        logits = tf.cast(logits, tf.float32)
+        probs = tf.nn.softmax(logits, axis=-1) if self.prob == "softmax" else logits
+        return acts, logits, probs
+
+
+_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def cached_fns(loaded: LoadedModel, key: tuple, build):
+    per_model = _FNS.setdefault(loaded.model, {})
+    full = (*key, loaded.preprocessing.name, loaded.softmax)
+    if full not in per_model:
+        per_model[full] = build()
+    return per_model[full]
+
+
+def tracing_count(model) -> int:
+    """How many times the compiled functions of ``model`` were traced (for checks)."""
+    model = model.model if isinstance(model, LoadedModel) else model
+    return sum(
+        f.experimental_get_tracing_count()
+        for entry in _FNS.get(model, {}).values()
+        for f in entry.functions()
+    )
+
+
+class CompiledFns:
+    def __init__(self, net: Net, **fns):
+        self.net = net
+        self.notes = net.notes
+        self.fns = fns
+        for name, f in fns.items():
+            setattr(self, name, quiet_retracing(f))
+
+    def functions(self):
+        return list(self.fns.values())
+
+
+def image_spec(loaded: LoadedModel) -> tf.TensorSpec:
+    h, w, c = image_input(loaded.model)
+    return tf.TensorSpec((1, h, w, c), tf.float32)
+
+
+INT = tf.TensorSpec((), tf.int32)
+FLOAT = tf.TensorSpec((), tf.float32)
+
+
+def pick_class(logits, class_index):
+    """The class to explain: ``class_index``, or the prediction when it is negative."""
+    pred = tf.argmax(logits[0], output_type=tf.int32)
+    return tf.where(class_index < 0, pred, class_index)
+
+
+def class_name_at(loaded: LoadedModel, index: int) -> str | None:
+    names = loaded.class_names
+    return names[index] if names and 0 <= index < len(names) else None
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    top = float(x.max()) if x.size else 0.0
+    return (x / top).astype(np.float32) if top > 0 else np.zeros_like(x, np.float32)
