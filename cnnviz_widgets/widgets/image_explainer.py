@@ -31,7 +31,6 @@ from ..engine import (
     ImageAdjustedWarning,
     Predictions,
     default_cam_layer,
-    feature_maps,
     grad_cam,
     occlusion,
     predict_top,
@@ -40,12 +39,13 @@ from ..engine import (
 )
 from ..engine.filters import to_rgba
 from ..engine.imageio import as_image, fit_image, load_image
-from ..engine.internals import image_input, is_spatial
+from ..engine.internals import image_input
 from ..engine.shapes import generate_shapes
 from ..engine.shapes import sample as shapes_sample
 from ..errors import CnnvizError
 from .canvas import PixelCanvas
 from .common import Panel, esc, style_sheet
+from .feature_maps_view import FeatureMapsView
 from .pictures import fit_zoom, opaque_rgba
 
 METHODS = [
@@ -64,20 +64,10 @@ METHOD_TIPS = [
 ]
 METHOD_NAMES = dict((v, k) for k, v in METHODS)
 CMAPS = ["jet", "turbo", "inferno", "viridis", "magma", "hot"]
-FEATURE_SORTS = [
-    ("strongest mean first", "mean"),
-    ("strongest max first", "max"),
-    ("most active first", "active"),
-    ("largest spread first", "std"),
-    ("channel order", None),
-]
 GRACE_HOPPER = "grace_hopper"
 TOP_K = 5
 OVERLAY_TARGET = 256  # CSS pixels the overlay's longer side aims for (small images)
-MONTAGE_TARGET = 300  # pixels the feature-map montage aims for
-MONTAGE_MAX = 1024  # a larger montage is shown subsampled (every k-th pixel)
 LARGE_IMAGE = 128  # inputs larger than this get cheaper occlusion / SmoothGrad defaults
-CHANNEL_TARGET = 128  # pixels of the selected channel's map
 SEARCH_FROM = 20  # a class search box when the model has more classes than this
 NO_SAMPLE = ""  # the sample dropdown's value when the image is not a sample
 AUTO = ""  # the Grad-CAM layer option "automatic" (a Dropdown shows no value for None)
@@ -98,10 +88,6 @@ def colorbar_css(cmap: str, steps: int = 11) -> str:
 def _percent(p: float) -> str:
     """A probability as a percentage: ``"99.8 %"``, ``"<0.1 %"``."""
     return "<0.1 %" if 0 < p < 0.0005 else f"{p * 100:.1f} %"
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.4g}"
 
 
 class ImageExplainer(Panel):
@@ -157,10 +143,8 @@ class ImageExplainer(Panel):
         self.image_notes: list[str] = []
         self.predictions: Predictions | None = None
         self.attribution: Attribution | None = None
-        self.features: FeatureMaps | None = None
         self.busy = False
         self._updating = False
-        self._fm_step = 1  # the montage's subsampling on the canvas
         self._n_classes = session.n_classes
         self._class_labels = self._make_class_labels()
         self._is_shapes = list(loaded.class_names or []) == list(SHAPES_CLASS_NAMES)
@@ -327,37 +311,14 @@ class ImageExplainer(Panel):
         image_box.add_class("cnnviz-ex-image-box")
 
         # --- feature maps ------------------------------------------------------------
-        self.fm_layer = widgets.Dropdown(
-            options=[
-                (f"{r.path} · {r.class_name} · {r.output_shape}", r.path)
-                for r in session.table
-                if r.class_name != "InputLayer"
-            ],
-            value=None,
-            description="Layer",
-            layout=widgets.Layout(width="420px"),
-            style={"description_width": "52px"},
+        self.maps = FeatureMapsView(session, self._cam_default, self.guarded, self.cmap)
+        self.fm_layer, self.fm_sort = self.maps.layer, self.maps.sort
+        self.fm_pixels, self.channel_pixels = self.maps.pixels, self.maps.channel_pixels
+        self.fm_info, self.fm_detail, self.fm_head = (
+            self.maps.info,
+            self.maps.detail,
+            self.maps.head,
         )
-        self.fm_layer.add_class("cnnviz-ex-fm-layer")
-        self.fm_sort = widgets.Dropdown(
-            options=FEATURE_SORTS,
-            value="mean",
-            description="Order",
-            layout=widgets.Layout(width="250px"),
-            style={"description_width": "52px"},
-        )
-        self.fm_pixels = PixelCanvas("cnnviz-featuremap-canvas")
-        self.channel_pixels = PixelCanvas("cnnviz-channel-canvas")
-        self.fm_info = widgets.HTML()
-        self.fm_info.add_class("cnnviz-muted")
-        self.fm_info.add_class("cnnviz-ex-fm-info")
-        self.fm_detail = widgets.HTML()
-        fm_box = widgets.Box([self.fm_pixels.canvas])
-        fm_box.add_class("cnnviz-canvas-box")
-        self.channel_box = widgets.Box([self.channel_pixels.canvas])
-        self.channel_box.add_class("cnnviz-canvas-box")
-        self.fm_detail_box = widgets.VBox([self.fm_detail, self.channel_box])
-        self.fm_detail_box.add_class("cnnviz-ex-fm-detail")
 
         # --- layout ------------------------------------------------------------------
         sources = widgets.HBox([self.upload, self.sample_select, self.new_image])
@@ -392,13 +353,6 @@ class ImageExplainer(Panel):
             [left, side],
             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", gap="14px"),
         )
-        fm_controls = widgets.HBox([self.fm_layer, self.fm_sort])
-        fm_controls.add_class("cnnviz-controls")
-        fm_body = widgets.HBox(
-            [widgets.VBox([fm_box, self.fm_info]), self.fm_detail_box],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", gap="14px"),
-        )
-        self.fm_head = widgets.HTML()
         self.children = [
             style_sheet(),
             style_sheet("image_explainer"),
@@ -407,9 +361,7 @@ class ImageExplainer(Panel):
             self.source,
             self.messages,
             body,
-            self.fm_head,
-            fm_controls,
-            fm_body,
+            *self.maps.children,
         ]
 
         # --- callbacks ---------------------------------------------------------------
@@ -424,15 +376,13 @@ class ImageExplainer(Panel):
             control.observe(self.guarded(self._on_method_control), names="value")
         for control in (self.opacity, self.cmap, self.weighted):
             control.observe(self.guarded(self._on_style), names="value")
-        self.fm_layer.observe(self.guarded(self._on_fm_layer), names="value")
         self.fm_sort.observe(self.guarded(lambda _: self.render_features()), names="value")
-        self.fm_pixels.canvas.on_mouse_down(self.guarded(self._on_fm_click))
         self.observe_session(self._on_session_layer, names=["layer"])
         self.observe_session(self._on_session_channel, names=["channel"])
         self.observe_session(self._on_session_class, names=["class_index"])
 
         self._update_method_controls()
-        self._sync_fm_layer()
+        self.maps.sync_layer()
         first_error: BaseException | None = None
         if image is not None:
             try:
@@ -531,49 +481,15 @@ class ImageExplainer(Panel):
         self.caption.value = self._caption(result)
         return rgba
 
+    @property
+    def features(self) -> FeatureMaps | None:
+        """The :class:`~cnnviz_widgets.FeatureMaps` shown, or ``None``."""
+        return self.maps.features
+
     def render_features(self) -> FeatureMaps | None:
         """Redraw the feature maps of ``session.layer`` (the Grad-CAM layer when the session
         has no layer) for the current image."""
-        self.features = None
-        self.fm_pixels.clear()
-        self.channel_pixels.clear()
-        self.channel_box.layout.display = "none"
-        self.fm_detail.value = ""
-        if self.image is None:
-            self.fm_info.value = ""
-            return None
-        layer = self.session.layer or self._cam_default
-        if layer is None:
-            self._fm_note("This model has no layer with a spatial output: no feature maps.")
-            return None
-        row = self.session.table.row(layer)
-        shape = row.output_shape
-        self._set_fm_head(layer)
-        if not (isinstance(shape, tuple) and is_spatial(shape)):
-            usable = [r.path for r in self.session.table if r.path in self._spatial_paths()]
-            listed = ", ".join(usable[-8:]) or "none"
-            self._fm_note(
-                f"<b>{esc(layer)}</b> is a {esc(row.class_name)} layer with output "
-                f"{esc(shape)}: it has no spatial maps to show. Pick a layer with an "
-                f"(h, w, channels) output, such as {esc(listed)}."
-            )
-            return None
-        fm = feature_maps(self.session.loaded, self.image, layer, sort=self.fm_sort.value)
-        self.features = fm
-        picture = fm.montage.image
-        # a large montage (VGG16's first layers: 64 maps of 224 px) is shown subsampled
-        self._fm_step = max(1, -(-max(picture.shape[:2]) // MONTAGE_MAX))
-        picture = np.ascontiguousarray(picture[:: self._fm_step, :: self._fm_step])
-        self.fm_pixels.show(picture, fit_zoom(picture.shape, MONTAGE_TARGET), self._fm_highlight())
-        dead = len(fm.stats.dead)
-        how = dict((v, label) for label, v in FEATURE_SORTS).get(fm.sort, "")
-        self.fm_info.value = (
-            f"{fm.maps.shape[-1]} channels of {fm.maps.shape[0]}×{fm.maps.shape[1]}, {esc(how)}"
-            f" (each map scaled to its own range) · {dead} silent on this image"
-            "<br>Click a map to select that channel (the class optimizer follows)."
-        )
-        self._show_channel()
-        return fm
+        return self.maps.render(self.image)
 
     def to_png(self, path: str | os.PathLike | None = None) -> bytes:
         """The overlay as shown (at its zoom) as PNG bytes; also written to ``path``."""
@@ -783,95 +699,6 @@ class ImageExplainer(Panel):
         ]
         return options
 
-    # --- feature maps -----------------------------------------------------------------
-
-    def _spatial_paths(self) -> set[str]:
-        return {
-            r.path
-            for r in self.session.table
-            if isinstance(r.output_shape, tuple)
-            and len(r.output_shape) == 4
-            and r.class_name != "InputLayer"
-        }
-
-    def _fm_note(self, text: str) -> None:
-        self.fm_info.value = f'<div class="cnnviz-message-note">{text}</div>'
-
-    def _set_fm_head(self, layer: str) -> None:
-        if self.session.layer is None:
-            how = (
-                " (no layer is selected in the session: this is the Grad-CAM layer; pick "
-                "another below or in the layer browser)"
-            )
-        else:
-            how = " (the layer selected in the session)"
-        self.fm_head.value = (
-            f'<div class="cnnviz-section">Feature maps of <code>{esc(layer)}</code>'
-            f'<span class="cnnviz-muted">{esc(how)}</span></div>'
-        )
-
-    def _fm_highlight(self) -> tuple[int, int, int, int] | None:
-        fm, channel = self.features, self.session.channel
-        if fm is None or channel is None or self.session.layer != fm.layer:
-            return None
-        where = np.flatnonzero(np.asarray(fm.order) == channel)
-        if not len(where):
-            return None
-        x, y, w, h = fm.montage.tile_box(int(where[0]))
-        k = self._fm_step
-        return x // k, y // k, -(-w // k), -(-h // k)
-
-    def _show_channel(self) -> None:
-        fm = self.features
-        channel = self.session.channel
-        if fm is None or channel is None or self.session.layer != fm.layer:
-            self.channel_pixels.clear()
-            self.channel_box.layout.display = "none"
-            top = fm.top(5, by=self.fm_sort.value or "mean") if fm is not None else []
-            listing = ", ".join(str(int(c)) for c in top)
-            self.fm_detail.value = (
-                '<div class="cnnviz-section">Channel statistics</div>'
-                f'<span class="cnnviz-muted">Strongest channels: {listing}. Click a map for '
-                "its statistics and its map over the image.</span>"
-                if fm is not None
-                else ""
-            )
-            return
-        if channel >= fm.maps.shape[-1]:
-            return
-        s = fm.stats.row(channel)
-        rank = int(np.flatnonzero(np.asarray(fm.order) == channel)[0]) + 1
-        rows = "".join(
-            f"<tr><th>{k}</th><td>{v}</td></tr>"
-            for k, v in (
-                ("mean", _fmt(s["mean"])),
-                ("max", _fmt(s["max"])),
-                ("min", _fmt(s["min"])),
-                ("std", _fmt(s["std"])),
-                ("active", f"{s['active'] * 100:.0f} % of positions > 0"),
-                ("rank", f"{rank} of {fm.maps.shape[-1]} ({esc(self.fm_sort.label)})"),
-            )
-        )
-        self.fm_detail.value = (
-            f'<div class="cnnviz-section">Channel {channel} of <code>{esc(fm.layer)}</code>'
-            f'</div><table class="cnnviz-kv">{rows}</table>'
-            '<div class="cnnviz-muted">its map over the image:</div>'
-        )
-        rgba = fm.overlay(channel, self.cmap.value, 0.6)
-        self.channel_pixels.show(rgba, fit_zoom(rgba.shape, CHANNEL_TARGET))
-        self.channel_box.layout.display = None
-
-    def _sync_fm_layer(self) -> None:
-        value = self.session.layer or self._cam_default  # the layer whose maps are shown
-        if value not in {v for _, v in self.fm_layer.options}:
-            value = None
-        if self.fm_layer.value != value:
-            self._updating = True
-            try:
-                self.fm_layer.value = value
-            finally:
-                self._updating = False
-
     # --- callbacks --------------------------------------------------------------------
 
     def _on_upload(self, change: dict) -> None:
@@ -942,31 +769,14 @@ class ImageExplainer(Panel):
     def _on_style(self, change: dict) -> None:
         self.draw_overlay()
         if change["owner"] is self.cmap and self.features is not None:
-            self._show_channel()
-
-    def _on_fm_layer(self, change: dict) -> None:
-        if self._updating or change["new"] is None:
-            return
-        self.session.layer = change["new"]  # its observer redraws
-
-    def _on_fm_click(self, x: float, y: float) -> None:
-        fm = self.features
-        if fm is None:
-            return
-        ix, iy = self.fm_pixels.to_image_coordinates(x, y)
-        channel = fm.montage.filter_at(ix * self._fm_step, iy * self._fm_step)
-        if channel is not None:
-            self.session.select(fm.layer, channel)
+            self.maps.show_channel()
 
     def _on_session_layer(self, change: dict) -> None:
-        self._sync_fm_layer()
+        self.maps.sync_layer()
         self.render_features()
 
     def _on_session_channel(self, change: dict) -> None:
-        if self.features is None or self.features.layer != self.session.layer:
-            return
-        self.fm_pixels.set_highlight(self._fm_highlight())
-        self._show_channel()
+        self.maps.on_session_channel()
 
     def _on_session_class(self, change: dict) -> None:
         if self._updating or change["new"] is None:
