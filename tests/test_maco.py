@@ -9,7 +9,8 @@ import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
 from cnnviz_widgets.engine import optvis
 from cnnviz_widgets.engine.param import _COLOR_SQRT
-from tests.conftest import assert_same_state, model_state
+
+from .helpers import assert_same_state, model_state
 
 
 def decorrelated_spectrum(images: np.ndarray, decorrelate: bool = True) -> np.ndarray:
