@@ -79,6 +79,7 @@ def test_grad_cam_explains_the_true_class_which_is_the_prediction(cams, batch):
     assert all(r.probability > 0.5 for r in cams)
 
 
+@pytest.mark.slow
 def test_occlusion_pointing_game(shapes, batch):
     hits = [
         _hit(cw.occlusion(shapes, img, int(label)), mask)

@@ -9,6 +9,7 @@ import cnnviz_widgets as cw
 from .helpers import assert_same_state, model_state
 
 
+@pytest.mark.slow
 def test_seed_snippet_on_vgg16():
     # --- the seed's code; only these two import lines differ from keras-vis ---
     from keras import activations

@@ -15,6 +15,7 @@ def test_embedded_model_describes_itself(shapes):
     assert "shapes" in repr(shapes)
 
 
+@pytest.mark.slow
 def test_embedded_model_accuracy_on_fresh_images(shapes):
     """A test set the training never drew (training used seeds 0..10_000 and 20261128)."""
     test = generate_shapes(1800, seed=424242)

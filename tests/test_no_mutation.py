@@ -3,12 +3,14 @@
 import json
 
 import keras
+import pytest
 
 import cnnviz_widgets as cw
 
 from .helpers import assert_same_state, model_state
 
 
+@pytest.mark.slow
 def test_engine_calls_leave_model_untouched(vgg16):
     base = keras.applications.MobileNetV2(
         weights=None, include_top=False, input_shape=(64, 64, 3), alpha=0.35

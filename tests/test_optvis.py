@@ -18,6 +18,7 @@ def _predict(model, images_uint8):
     return model.model.predict(images_uint8.astype("float32") / 255.0, verbose=0)
 
 
+@pytest.mark.slow
 def test_every_class_is_reached_and_survives_unseen_jitter_and_scale(shapes):
     n = len(shapes.class_names)
     before = model_state(shapes.model)
@@ -39,6 +40,7 @@ def test_every_class_is_reached_and_survives_unseen_jitter_and_scale(shapes):
     assert_same_state(before, model_state(shapes.model))
 
 
+@pytest.mark.slow
 def test_channel_images_beat_the_data_set(shapes):
     """The optimized image drives its channel harder than >= 95% of 1000 data images."""
     layer = "conv4"
@@ -64,6 +66,7 @@ def test_changing_class_or_channel_does_not_retrace(shapes):
     assert optvis.tracing_count(shapes) == count
 
 
+@pytest.mark.slow
 def test_same_seed_same_images_other_seed_other_images(shapes):
     a = cw.visualize(shapes, "circle", steps=12, seed=3)
     b = cw.visualize(shapes, "circle", steps=12, seed=3)

@@ -84,6 +84,7 @@ def test_imagenet_names_for_keras_applications(vgg16):
     opt.close()
 
 
+@pytest.mark.slow
 def test_a_model_without_class_names_lists_indices():
     import keras
 
@@ -136,6 +137,7 @@ def test_presets_fill_the_settings(panel):
 # --- runs ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_streams_frames_and_keeps_a_history(panel, sent):
     pick(panel, 0, 3, 8)
     panel.steps.value = 16
