@@ -214,6 +214,7 @@ def test_random_crops_stay_inside_the_image_and_noise_repeats_per_seed():
 # --- the preset and its transparency map --------------------------------------------
 
 
+@pytest.mark.slow
 def test_maco_preset_reaches_its_classes_with_an_alpha_map(shapes):
     before = model_state(shapes.model)
     n = len(shapes.class_names)
