@@ -236,7 +236,7 @@ def accuracy(model, x, y) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=7)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--pool", type=int, default=9000, help="generated images")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--held-out", type=int, default=3000, help="images for judge.json")
