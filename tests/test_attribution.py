@@ -424,6 +424,31 @@ def test_channel_conversions(shapes, batch):
         cw.predict_top(shapes, batch.images[6].transpose(2, 0, 1))
 
 
+def test_floats_barely_outside_unit_range_are_clipped_not_rescaled(shapes, batch):
+    # a bicubic resize overshoots: values in [-0.05, 1.05]; one pixel at -0.05 alone too
+    for i in (0, 4, 7):
+        image = batch.images[i]
+        unit = (image - image.min()) / (image.max() - image.min())  # spans [0, 1]
+        overshoot = (unit * 1.1 - 0.05).astype(np.float32)  # spans [-0.05, 1.05]
+        one_pixel = image.copy()
+        one_pixel[0, 0, 0] = -0.05
+        clipped = np.clip(overshoot, 0.0, 1.0)
+        want = cw.predict_top(shapes, clipped, k=9)
+        for near in (overshoot, one_pixel):
+            with pytest.warns(ImageAdjustedWarning, match=r"\[0, 1\] image: .* clipped"):
+                top = cw.predict_top(shapes, near, k=9)
+            assert not any("0..255" in n for n in top.notes)
+        top = cw.predict_top(shapes, overshoot, k=9)
+        assert top.class_index == want.class_index
+        np.testing.assert_allclose(top.probabilities, want.probabilities, rtol=1e-5, atol=1e-6)
+    # a true 0..255 float image (overshooting too) is still rescaled
+    byte_floats = overshoot * 255.0
+    with pytest.warns(ImageAdjustedWarning, match="read as 0..255"):
+        top = cw.predict_top(shapes, byte_floats, k=9)
+    assert top.class_index == want.class_index
+    np.testing.assert_allclose(top.probabilities, want.probabilities, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [

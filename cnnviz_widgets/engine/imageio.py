@@ -146,9 +146,14 @@ def as_image(image, *, warn: bool = True) -> tuple[np.ndarray, list[str]]:
     """Any image-like value as a display image: ``(H, W, C)`` float32 in ``[0, 1]``.
 
     Accepts ``(H, W)``, ``(H, W, C)`` or a batch of one ``(1, H, W, C)``, as uint8 (0..255),
-    another integer type, bool, or floats in ``[0, 1]`` (floats in ``[0, 255]`` are read as
-    0..255, with a note); a PIL image, a TensorFlow tensor, a path or the bytes of an image
-    file.  A channels-first ``(C, H, W)`` array is transposed (with a note).
+    another integer type, bool, or floats; a PIL image, a TensorFlow tensor, a path or the
+    bytes of an image file.  A channels-first ``(C, H, W)`` array is transposed (with a note).
+
+    The range of a float image is decided by the bulk of its values, not its extremes: when
+    the 0.1th percentile is >= -0.5 and the 99.9th <= 1.5 it is a [0, 1] image, clipped to
+    [0, 1] and never rescaled (with a note when values lay more than 0.02 outside); else when
+    they lie within -0.1*255..1.1*255 it is a 0..255 image, divided by 255 and clipped
+    (with a note); anything else is refused.
 
     Returns:
         ``(image, notes)``: notes say what was changed.
@@ -208,22 +213,49 @@ def as_image(image, *, warn: bool = True) -> tuple[np.ndarray, list[str]]:
         arr = arr.astype(np.float32)
         if not np.all(np.isfinite(arr)):
             raise CnnvizError("the image holds NaN or infinite values")
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo >= -0.02 and hi <= 1.02:
-            arr = np.clip(arr, 0.0, 1.0)
-        elif lo >= -0.5 and hi <= 255.5:
-            arr = np.clip(arr / 255.0, 0.0, 1.0)
-            _warn(notes, f"float values span {lo:.3g}..{hi:.3g}: read as 0..255", warn)
-        else:
-            raise CnnvizError(
-                f"image values span {lo:.4g}..{hi:.4g}: give the image as RGB floats in "
-                "[0, 1] or as uint8 0..255, before any preprocessing (the model's own "
-                "preprocessing, such as VGG's BGR mean subtraction, is applied for you)"
-            )
+        arr = _float_range(arr, notes, warn)
     if c == 2:  # gray + alpha
         arr = arr[..., :1]
         _warn(notes, "alpha channel dropped (gray + alpha image)", warn)
     return np.ascontiguousarray(arr, np.float32), notes
+
+
+# The range of a float image is decided by the bulk of its values, never by its extremes,
+# so that a few outliers (a bicubic resize overshooting to 1.05, one pixel at -0.05) cannot
+# flip a [0, 1] image into a 0..255 one (which would divide it by 255: an almost black image).
+_UNIT_BULK = (-0.5, 1.5)  # 0.1th and 99.9th percentiles of a [0, 1] image lie in here
+_BYTE_BULK = (-0.1 * 255.0, 1.1 * 255.0)  # ... and those of a 0..255 image in here
+_QUIET = 0.02  # clipping no further than this from [0, 1] (rounding) goes without a note
+
+
+def _float_range(arr: np.ndarray, notes: list[str], warn: bool) -> np.ndarray:
+    """A finite float image in ``[0, 1]``: clipped if it is a [0, 1] image, else / 255."""
+    lo, hi = float(arr.min()), float(arr.max())
+    q_lo, q_hi = (float(q) for q in np.percentile(arr, [0.1, 99.9]))
+    if _UNIT_BULK[0] <= q_lo and q_hi <= _UNIT_BULK[1]:
+        if lo < -_QUIET or hi > 1.0 + _QUIET:
+            out = int(np.count_nonzero((arr < 0.0) | (arr > 1.0)))
+            _warn(
+                notes,
+                f"float values span {lo:.3g}..{hi:.3g}, read as a [0, 1] image: {out} values "
+                "outside [0, 1] clipped",
+                warn,
+            )
+        return np.clip(arr, 0.0, 1.0)
+    if _BYTE_BULK[0] <= q_lo and q_hi <= _BYTE_BULK[1]:
+        clipped = lo < -0.5 or hi > 255.5
+        _warn(
+            notes,
+            f"float values span {lo:.3g}..{hi:.3g}: read as 0..255"
+            + (", values outside clipped" if clipped else ""),
+            warn,
+        )
+        return np.clip(arr / 255.0, 0.0, 1.0)
+    raise CnnvizError(
+        f"image values span {lo:.4g}..{hi:.4g} (99.8 % of them {q_lo:.4g}..{q_hi:.4g}): give "
+        "the image as RGB floats in [0, 1] or as uint8 0..255, before any preprocessing (the "
+        "model's own preprocessing, such as VGG's BGR mean subtraction, is applied for you)"
+    )
 
 
 def fit_image(
