@@ -206,10 +206,89 @@ def test_nan_gradients_stop_the_run_and_keep_the_last_good_image(shapes):
     frames = list(run)
     res = run.result
     assert res.error and "NaN" in res.error and "last good image" in res.error
-    assert 0 < res.steps < 300 and np.isfinite(res.history).all()
-    np.testing.assert_array_equal(res.images, frames[-2].images)  # the last good step
+    assert 1 < res.steps < 300 and np.isfinite(res.history).all()
+    # frames[-2] shows the image the last update made, whose objective is NaN: the kept
+    # image is the one before it, the input of the last step with a finite objective
+    np.testing.assert_array_equal(res.images, frames[-3].images)
+    assert not np.array_equal(res.images, frames[-2].images)
     with pytest.warns(RuntimeWarning, match="NaN"):
         cw.visualize(shapes, obj.custom(fragile, "conv2"), steps=300, lr=0.05)
+
+
+def _nan_after(n: int):
+    """A custom term that is 0 for the first ``n`` steps and NaN from then on, and its
+    step counter (reset it before a run)."""
+    calls = tf.Variable(0, trainable=False)
+
+    def fn(image):
+        count = calls.assign_add(1)
+        zero = 0.0 * tf.reduce_mean(image, axis=(1, 2, 3))
+        return tf.where(count > n, zero + np.nan, zero)
+
+    return obj.custom(fn, name=f"nan_after_{n}"), calls
+
+
+def test_a_non_finite_objective_keeps_the_last_image_whose_objective_was_finite(shapes):
+    # step k evaluates the image after k - 1 updates; here the objective of the image after
+    # 5 updates is NaN, so the kept image is the one after 4 updates (the 5th step's input)
+    term, calls = _nan_after(5)
+    goal = obj.class_logit(2) + term
+    run = cw.optimize(shapes, goal, steps=40, every=1, lr=0.05, seed=3)
+    frames = list(run)
+    res = run.result
+    assert res.error and "NaN" in res.error and "last good image" in res.error
+    assert res.steps == 5 and np.isfinite(res.history).all() and res.history.shape == (5, 1)
+    calls.assign(0)
+    four = cw.visualize(shapes, goal, steps=4, lr=0.05, seed=3)
+    assert four.error is None and four.steps == 4
+    np.testing.assert_array_equal(res.images, four.images)
+    np.testing.assert_array_equal(frames[-1].images, four.images)
+    assert not np.array_equal(res.images, frames[-2].images)  # that image's objective is NaN
+    np.testing.assert_array_equal(frames[-1].values, res.history[-1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"lr": float("inf")}, r"learning rate \(lr\) is inf"),
+        ({"lr": float("nan")}, r"learning rate \(lr\) is nan"),
+        ({"tv": float("nan")}, r"tv is nan"),
+        ({"lp": float("inf")}, r"lp is inf"),
+        ({"blur": float("-inf")}, r"blur is -inf"),
+        ({"lr": "fast"}, r"learning rate \(lr\) must be a number"),
+        ({"steps": 2.5}, r"steps is a whole number"),
+        ({"transforms": cw.Transforms(jitter=float("inf"))}, r"Transforms.jitter is inf"),
+        ({"param": cw.Pixels(init_std=float("nan"))}, r"Pixels.init_std is nan"),
+    ],
+)
+def test_non_finite_settings_are_refused(shapes, kwargs, message):
+    with pytest.raises(cw.CnnvizError, match=message):
+        cw.optimize(shapes, "circle", **kwargs)
+
+
+def test_a_non_finite_objective_weight_is_refused(shapes):
+    with pytest.raises(cw.CnnvizError, match=r"weight of class_logit\(0\).*is inf.*finite"):
+        cw.optimize(shapes, float("inf") * obj.class_logit(0))
+
+
+def test_a_custom_objective_must_give_one_value_per_image(shapes):
+    scalar = obj.custom(lambda image: tf.reduce_mean(image), name="scalar")
+    with pytest.raises(cw.CnnvizError, match=r"'scalar' returned shape \(\).*one value per image"):
+        cw.visualize(shapes, obj.class_logit([0, 1]) + scalar, steps=2)
+    per_pixel = obj.custom(lambda act: tf.reduce_mean(act, axis=-1), "conv1", name="maps")
+    with pytest.raises(cw.CnnvizError, match=r"'maps' returned shape \(2, 64, 64\).*\(batch,\)"):
+        cw.visualize(shapes, obj.class_logit([0, 1]) + per_pixel, steps=2)
+    fine = obj.custom(lambda image: tf.reduce_mean(image, axis=(1, 2, 3)), name="fine")
+    res = cw.visualize(shapes, obj.class_logit([0, 1]) + fine, steps=2)
+    assert res.error is None and res.history.shape == (2, 2)
+
+
+def test_diversity_with_a_batch_of_one_warns(shapes):
+    with pytest.warns(UserWarning, match=r"diversity\('conv2'\) with a batch of 1.*batch >= 2"):
+        cw.optimize(shapes, obj.class_logit(0) + obj.diversity("conv2"), steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cw.optimize(shapes, obj.class_logit(0) + obj.diversity("conv2"), steps=1, batch=2)
 
 
 def test_objectives_compose():

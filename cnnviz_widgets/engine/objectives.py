@@ -13,6 +13,7 @@ changing a class, a channel or a weight never retraces it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -65,6 +66,7 @@ class ModelFacts:
     n_classes: int | None
     class_names: list[str] | None
     paths: dict = field(default_factory=dict)  # layer ref -> resolved path
+    image_shape: tuple | None = None  # (batch, h, w, c) of the optimized images
 
 
 def _as_targets(value, what: str) -> list:
@@ -285,6 +287,17 @@ class Diversity(Term):
     def __init__(self, layer):
         self.layer = layer
 
+    def values(self, batch, facts):
+        if batch < 2:
+            warnings.warn(
+                f"diversity({self.layer!r}) with a batch of {batch}: there are no other images "
+                "to differ from, so it does nothing; ask for batch >= 2 (optimize(..., "
+                "batch=4))",
+                UserWarning,
+                stacklevel=2,
+            )
+        return {}
+
     def score(self, ctx, values, path):
         act = ctx.acts[(path, "output")]
         b, c = tf.shape(act)[0], act.shape[-1]
@@ -356,10 +369,28 @@ class Custom(Term):
     def structure(self):
         return (*super().structure(), id(self.fn))
 
+    def values(self, batch, facts):
+        # trace fn (not run it) on a tensor of the shape it will get, to check what it gives
+        if self.layer is None:
+            shape = facts.image_shape
+        else:
+            shape = facts.tap_shapes.get((facts.paths.get(self.layer), "output"))
+        if shape is not None:
+            spec = tf.TensorSpec((batch, *shape[1:]), tf.float32)
+            out = tf.function(self.fn).get_concrete_function(spec).structured_outputs
+            out_shape = tuple(getattr(out, "shape", ()))
+            if len(out_shape) != 1 or out_shape[0] not in (None, batch):
+                raise CnnvizError(
+                    f"the custom objective {self.name!r} returned shape {out_shape} for a batch "
+                    f"of {batch}: it must return one value per image, shape (batch,) = "
+                    f"({batch},); reduce over every axis but the first, e.g. "
+                    "tf.reduce_mean(x, axis=[1, 2, 3])"
+                )
+        return {}
+
     def score(self, ctx, values, path):
         arg = ctx.image if self.layer is None else ctx.acts[(path, "output")]
-        value = self.fn(arg)
-        return tf.reshape(value, (-1,)) if value.shape.rank else tf.fill([tf.shape(arg)[0]], value)
+        return self.fn(arg)
 
     def describe(self) -> str:
         return f"custom({self.name})"
@@ -500,5 +531,5 @@ def blur_penalty() -> Objective:
 
 def custom(fn: Callable, layer=None, name: str = "custom") -> Objective:
     """Your own term: ``fn`` maps the layer's output (or the image, if ``layer`` is None),
-    a batch tensor, to one score per image (or a scalar)."""
+    a batch tensor, to one score per image: shape ``(batch,)`` (a scalar is refused)."""
     return Objective([(1.0, Custom(fn, layer, name))])

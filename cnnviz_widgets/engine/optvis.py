@@ -18,7 +18,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import keras
 import numpy as np
@@ -320,9 +320,18 @@ class _Compiled:
         if self.logits is not None:
             shape = self.tap_shapes[(self.logits.tap.path, self.logits.tap.kind)]
             n_classes = int(self.dense.units if self.dense is not None else shape[-1])
-        self.facts = obj.ModelFacts(self.tap_shapes, n_classes, loaded.class_names, self.paths)
+        self.facts = obj.ModelFacts(
+            self.tap_shapes,
+            n_classes,
+            loaded.class_names,
+            self.paths,
+            image_shape=(batch, self.h, self.w, self.c),
+        )
         pshape = param.shape(batch, self.h, self.w, self.c)
         self.var = tf.Variable(tf.zeros(pshape), trainable=False, name="cnnviz_image")
+        # the variable before the last update: its objective was finite (kept if the
+        # update makes the objective non-finite)
+        self.good = tf.Variable(tf.zeros(pshape), trainable=False)
         self.m = tf.Variable(tf.zeros(pshape), trainable=False)
         self.v = tf.Variable(tf.zeros(pshape), trainable=False)
         self.t = tf.Variable(0.0, trainable=False)
@@ -380,14 +389,23 @@ class _Compiled:
             v = self.v.assign(0.999 * self.v + 0.001 * tf.square(grad))
             m_hat = m / (1.0 - tf.pow(0.9, t))
             v_hat = v / (1.0 - tf.pow(0.999, t))
+            self.good.assign(self.var)
             self.var.assign_sub(self.lr * m_hat / (tf.sqrt(v_hat) + 1e-8))
             return tf.constant(True)
 
-        ok = tf.cond(finite, apply, lambda: tf.constant(False))
+        def refuse():
+            # the objective of this image is not finite: back to the image before the
+            # last update (its objective was); finite objective, bad gradient: keep it
+            restore = tf.logical_not(tf.reduce_all(tf.math.is_finite(total)))
+            self.var.assign(tf.where(restore, self.good, self.var))
+            return tf.constant(False)
+
+        ok = tf.cond(finite, apply, refuse)
         return scores, ok
 
     def reset(self, init: np.ndarray, lr: float) -> None:
         self.var.assign(init)
+        self.good.assign(init)
         self.m.assign(tf.zeros_like(self.m))
         self.v.assign(tf.zeros_like(self.v))
         self.t.assign(0.0)
@@ -498,9 +516,10 @@ class Run:
             scores, ok = c.step(self._values, weights, seed)
             if not bool(ok):
                 error = (
-                    f"the gradients became NaN or infinite at step {step + 1}, so the run "
-                    "stopped; the last good image is kept. Lower the learning rate, or check "
-                    "a custom objective for log/sqrt/division of values that can be <= 0"
+                    f"the objective or its gradients became NaN or infinite at step "
+                    f"{step + 1}, so the run stopped; the last good image (the last with a "
+                    "finite objective) is kept. Lower the learning rate, or check a custom "
+                    "objective for log/sqrt/division of values that can be <= 0"
                 )
                 break
             s = scores.numpy()
@@ -550,6 +569,20 @@ def _objective_from(spec, loaded: LoadedModel) -> obj.Objective:
     )
 
 
+def _finite(name: str, value) -> float:
+    """``value`` as a float, or a CnnvizError when it is not a finite number."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise CnnvizError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(out):
+        raise CnnvizError(
+            f"{name} is {out}: it must be a finite number (NaN or infinity would turn the "
+            "images into NaN); give an ordinary value, or leave it out for the preset's"
+        )
+    return out
+
+
 def optimize(
     model,
     objective,
@@ -593,13 +626,16 @@ def optimize(
     objective = _objective_from(objective, loaded)
     user_terms = len(objective.terms)
     weights = {
-        "tv": p.tv if tv is None else tv,
-        "lp": p.lp if lp is None else lp,
-        "blur": p.blur if blur is None else blur,
+        "tv": _finite("tv", p.tv if tv is None else tv),
+        "lp": _finite("lp", p.lp if lp is None else lp),
+        "blur": _finite("blur", p.blur if blur is None else blur),
     }
     for name, value in weights.items():
         if value < 0:
             raise CnnvizError(f"{name} is a penalty weight and must be >= 0, got {value}")
+    _finite("the preset's p (of the Lp norm)", p.p)
+    for w, term in objective.terms:
+        _finite(f"the weight of {term.describe()} in the objective", w)
     full = (
         objective
         - weights["tv"] * obj.total_variation()
@@ -613,14 +649,23 @@ def optimize(
         raise CnnvizError(f"the objective has {n} targets but batch={batch}: leave batch out")
     if batch < 1:
         raise CnnvizError(f"batch must be >= 1, got {batch}")
-    steps = p.steps if steps is None else int(steps)
+    steps = p.steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise CnnvizError(f"steps is a whole number of steps >= 0, got {steps!r}")
+    steps = int(steps)
     if steps < 0:
         raise CnnvizError(f"steps must be >= 0, got {steps}")
-    lr = p.lr if lr is None else float(lr)
+    lr = _finite("the learning rate (lr)", p.lr if lr is None else lr)
     if not lr > 0:
         raise CnnvizError(f"the learning rate must be > 0, got {lr}")
     param_obj = p.param if param is None else get_param(param)
     t = p.transforms_for(min(hwc[:2])) if transforms is None else transforms
+    for setting in (param_obj, t):
+        for field in fields(setting):
+            value = getattr(setting, field.name)
+            for v in value if isinstance(value, tuple) else (value,):
+                if isinstance(v, (float, np.floating)):
+                    _finite(f"{type(setting).__name__}.{field.name}", v)
     compiled = _compiled(loaded, full, param_obj, t, int(batch), hwc)
     return Run(
         compiled,
