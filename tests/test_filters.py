@@ -75,6 +75,16 @@ def test_sort_by_norm_and_paging(vgg16):
     assert list(page.order) == list(range(64, 128))
 
 
+def test_out_of_range_filter_indices_name_the_valid_range(shapes):
+    n = shapes.model.get_layer("conv1").get_weights()[0].shape[-1]
+    for bad in ([0, n], [-n - 1]):
+        with pytest.raises(
+            cw.CnnvizError, match=rf"filters .* out of range: 'conv1' has filters 0\.\.{n - 1}"
+        ):
+            cw.filter_montage(shapes, "conv1", filters=bad)
+    assert list(cw.filter_montage(shapes, "conv1", filters=[n - 1, 0]).order) == [n - 1, 0]
+
+
 def test_symmetric_normalization_maps_zero_to_middle():
     inputs = keras.Input((8, 8, 1))
     conv = keras.layers.Conv2D(2, 3, name="c")

@@ -300,7 +300,14 @@ def filter_montage(
     n_filters = k.shape[3]
     index = np.arange(n_filters)
     if filters is not None:
-        index = index[filters] if isinstance(filters, slice) else index[np.asarray(filters)]
+        try:
+            index = index[filters] if isinstance(filters, slice) else index[np.asarray(filters)]
+        except IndexError:
+            raise CnnvizError(
+                f"filters {filters!r} out of range: {path!r} has filters 0..{n_filters - 1}; "
+                "give indices in that range (a list of integers) or a slice"
+            ) from None
+        index = np.atleast_1d(index)
     if sort == "norm":
         index = _by_norm(k, index)
     elif sort is not None:
