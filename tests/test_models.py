@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
+from cnnviz_widgets.engine.models import wrap_model
 from cnnviz_widgets.engine.shapes import CLASS_NAMES, generate_shapes
 
 
@@ -137,3 +138,19 @@ def test_overrides_and_guess():
     assert loaded.preprocessing.name == "tf" and loaded.class_names == ["a", "b"]
     with pytest.raises(cw.CnnvizError, match="unknown preprocessing"):
         cw.load_model(model, preprocessing="nope")
+
+
+def test_class_names_of_the_wrong_length_are_refused(shapes):
+    names = list(CLASS_NAMES)
+    for wrong in (names[:-1], [*names, "extra"], []):
+        message = rf"class_names has {len(wrong)} names but the model .* has 9 classes"
+        with pytest.raises(cw.CnnvizError, match=message):
+            cw.load_model("shapes", class_names=wrong)
+        with pytest.raises(cw.CnnvizError, match=message):
+            wrap_model(shapes.model, class_names=wrong)
+    with pytest.raises(cw.CnnvizError, match="one string"):
+        cw.load_model("shapes", class_names="circle square")
+    renamed = [n.upper() for n in names]
+    loaded = cw.load_model("shapes", class_names=renamed)
+    top = cw.predict_top(loaded, generate_shapes(1, seed=0).images[0])
+    assert loaded.class_names == renamed and top.class_name in renamed

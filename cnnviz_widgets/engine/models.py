@@ -15,7 +15,7 @@ from pathlib import Path
 
 import keras
 
-from ..errors import ModelNotBuiltError, ModelSourceError, closest
+from ..errors import CnnvizError, ModelNotBuiltError, ModelSourceError, closest
 from .internals import last_layer
 from .internals import resolve_class as resolve_class  # re-exported: the class resolver
 from .preprocessing import Preprocessing, get_preprocessing
@@ -159,6 +159,26 @@ def check_built(model: keras.Model) -> None:
         )
 
 
+def _checked_names(model: keras.Model, class_names) -> list[str] | None:
+    """``class_names`` as strings, checked against the model's number of classes."""
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)):
+        raise CnnvizError(
+            f"class_names is one string ({class_names!r}): give a list with one name per class"
+        )
+    names = [str(c) for c in class_names]
+    outputs = getattr(model, "outputs", None) or []
+    shape = tuple(outputs[0].shape) if len(outputs) == 1 else ()
+    if len(shape) == 2 and shape[-1] is not None and len(names) != shape[-1]:
+        raise CnnvizError(
+            f"class_names has {len(names)} names but the model {model.name!r} has "
+            f"{shape[-1]} classes (output shape {shape}): give exactly one name per class, "
+            "in the order of the model's outputs"
+        )
+    return names
+
+
 def wrap_model(
     model: keras.Model,
     *,
@@ -170,8 +190,7 @@ def wrap_model(
     """Describe an already-built model (no copy is made, nothing is changed)."""
     check_built(model)
     prep = get_preprocessing(preprocessing or _guess_preprocessing(model))
-    if class_names is not None:
-        class_names = [str(c) for c in class_names]
+    class_names = _checked_names(model, class_names)
     return LoadedModel(
         model=model,
         name=name or model.name,
@@ -325,7 +344,9 @@ def load_model(
             model=loaded.model,
             name=loaded.name,
             preprocessing=get_preprocessing(preprocessing or loaded.preprocessing),
-            class_names=[str(c) for c in class_names] if class_names else loaded.class_names,
+            class_names=loaded.class_names
+            if class_names is None
+            else _checked_names(loaded.model, class_names),
             softmax=loaded.softmax,
             source=loaded.source,
         )
