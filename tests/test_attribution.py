@@ -500,6 +500,21 @@ def test_grad_cam_on_a_layer_without_space_names_conv_layers(shapes, batch):
         cw.grad_cam(shapes, batch.images[0], layer="conv44")
 
 
+def test_grad_cam_on_a_conv1d_model_names_what_it_found():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Reshape((64, 3), name="rows")(inputs)
+    x = keras.layers.Conv1D(4, 3, name="conv1d")(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    with pytest.raises(
+        cw.CnnvizError,
+        match=r"2-D spatial \(image\) output.*'conv1d' \(Conv1D, output \(None, 62, 4\), "
+        r"1-D\).*saliency",
+    ):
+        cw.grad_cam(model, np.zeros((8, 8, 3), np.float32))
+    assert cw.saliency(model, np.zeros((8, 8, 3), np.float32)).heatmap.shape == (8, 8)
+
+
 def test_classes_by_index_or_name(shapes, batch):
     img = batch.images[7]
     by_name = cw.grad_cam(shapes, img, "dots")

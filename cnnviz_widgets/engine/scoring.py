@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import weakref
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -17,8 +18,10 @@ from .internals import (
     class_count,
     final_activation,
     image_input,
+    iter_layers,
     layer_at,
     logit_source,
+    output_shape,
     quiet_retracing,
     reader,
     resolve_class,
@@ -72,10 +75,27 @@ def default_cam_layer(model) -> str:
     layers = spatial_layers(model)
     if not layers:
         raise CnnvizError(
-            "the model has no layer with a spatial output (batch, h, w, channels): Grad-CAM "
-            "needs a convolutional model"
+            "Grad-CAM needs a layer with a 2-D spatial (image) output (batch, height, width, "
+            f"channels); this model has none: {_what_instead(as_loaded(model).model)}. "
+            "Grad-CAM explains models with 2-D convolutions (Conv2D, DepthwiseConv2D, ...); "
+            "for a model that takes an image without them, use saliency or occlusion"
         )
     return layers[-1]
+
+
+def _what_instead(model) -> str:
+    """The layers that have a grid of some other rank (Conv1D, Conv3D, ...), for messages."""
+    found = []
+    for _, path, _, layer, _ in iter_layers(model):
+        shape = output_shape(layer)
+        if isinstance(layer, (keras.Model, keras.layers.InputLayer)) or shape is None:
+            continue
+        if len(shape) == 3 or len(shape) >= 5:  # (batch, steps, channels), (b, d, h, w, c)
+            found.append(f"{path!r} ({type(layer).__name__}, output {shape}, {len(shape) - 2}-D)")
+    if not found:
+        return "no layer keeps a spatial grid (its layers give flat vectors)"
+    shown = ", ".join(found[-3:])
+    return f"it has {len(found)} layer(s) with a grid of another dimension, such as {shown}"
 
 
 class Net:
