@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_pictures.py --figure docs/class_images.png   # README figure
 
 For every preset in ``optvis.PRESETS`` (read at run time, so new presets appear here by
-themselves) and for both embedded models, ``load_model("shapes")`` and
+themselves) and for both embedded models, ``load_model("shapes-robust")`` and
 ``load_model("shapes-standard")`` (a missing one is skipped with a note), runs
 ``cw.visualize(model, list(range(9)), preset=name, steps=128, seed=0)`` (one batch of 9)
 and prints:
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.judge import judge_probs  # noqa: E402
 
-MODELS = ("shapes", "shapes-standard")
+MODELS = ("shapes-robust", "shapes-standard")
 STEPS = 128
 SEED = 0
 

@@ -33,11 +33,11 @@ DEFAULT_PRESET = inspect.signature(optvis.optimize).parameters["preset"].default
 JUDGE_TEST_SEED = 7_654_321  # a generator seed scripts/train_judge.py never uses
 
 
-# remove the xfail when the robust model lands
+# remove the xfail when load_model("shapes") is a robust model that passes
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="issue 10: the current (non-robust) embedded model's default pictures are "
-    "recognized for only some classes; the adversarially robust model should reach 8/9",
+    reason="issue 10: 'shapes' is still the standard model (judge 3/9 with the default "
+    "preset); the first robust model, 'shapes-robust', reaches 7/9 (bench/bench_pictures.py)",
     strict=False,
 )
 def test_judge_recognizes_the_default_class_pictures(shapes):

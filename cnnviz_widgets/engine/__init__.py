@@ -3,6 +3,7 @@
 Never imports ipywidgets, IPython or pyplot; tested without Jupyter.
 """
 
+from .adversarial import adversarial_examples, robust_accuracy
 from .attribution import (
     default_cam_layer,
     grad_cam,
@@ -42,6 +43,7 @@ from .results import (
     Predictions,
     Saliency,
 )
+from .selectivity import KernelPreference, kernel_selectivity
 from .shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
 from .shapes import ShapesBatch, generate_shapes
 from .taps import Tap, extractor
@@ -60,6 +62,7 @@ __all__ = [
     "Frame",
     "GradCam",
     "ImageAdjustedWarning",
+    "KernelPreference",
     "LayerRow",
     "LayerTable",
     "LoadedModel",
@@ -77,6 +80,7 @@ __all__ = [
     "Spectrum",
     "Tap",
     "Transforms",
+    "adversarial_examples",
     "default_cam_layer",
     "extractor",
     "feature_maps",
@@ -89,12 +93,14 @@ __all__ = [
     "imagenet_class_names",
     "iter_layers",
     "kernel_array",
+    "kernel_selectivity",
     "layer_table",
     "load_image",
     "load_model",
     "occlusion",
     "optimize",
     "predict_top",
+    "robust_accuracy",
     "saliency",
     "sample_image",
     "softmax_position",

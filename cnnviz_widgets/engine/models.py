@@ -47,7 +47,7 @@ APPLICATIONS: dict[str, tuple[str, str, int]] = {
     "convnext_tiny": ("ConvNeXtTiny", "raw", 110),
 }
 
-MODEL_NAMES: tuple[str, ...] = ("shapes", *APPLICATIONS)
+MODEL_NAMES: tuple[str, ...] = ("shapes", "shapes-robust", "shapes-standard", *APPLICATIONS)
 """Every name ``load_model`` accepts, besides paths and model objects."""
 
 
@@ -201,16 +201,17 @@ def wrap_model(
     )
 
 
-def _load_shapes() -> LoadedModel:
-    from .embedded import load_shapes_cnn, shapes_metadata
+def _load_shapes(variant: str | None, name: str) -> LoadedModel:
+    from .embedded import DEFAULT_VARIANT, load_shapes_cnn, shapes_metadata
 
-    meta = shapes_metadata()
+    variant = variant or DEFAULT_VARIANT
+    meta = shapes_metadata(variant)
     return wrap_model(
-        load_shapes_cnn(),
-        name="shapes",
+        load_shapes_cnn(variant),
+        name=name,
         preprocessing=meta["preprocessing"],
         class_names=meta["class_names"],
-        source="embedded shapes CNN (cnnviz_widgets/data)",
+        source=f"embedded shapes CNN, {variant} training (cnnviz_widgets/data)",
     )
 
 
@@ -291,7 +292,10 @@ def load_model(
     """Load a model and describe it for the engine.
 
     Args:
-        source: ``"shapes"`` (the embedded, offline model); a ``keras.applications`` name
+        source: ``"shapes"`` (the embedded, offline model), ``"shapes-robust"`` (the same
+            network trained on adversarial examples: its class images show their shapes)
+            or ``"shapes-standard"`` (trained on clean images only; what ``"shapes"``
+            loads today); a ``keras.applications`` name
             such as ``"vgg16"``, ``"resnet50"``, ``"mobilenet_v2"`` (see ``MODEL_NAMES``);
             a path to a ``.keras`` / ``.h5`` file; a built ``keras.Model``; or a
             ``LoadedModel`` (returned as is).
@@ -320,7 +324,9 @@ def load_model(
         text = os.fspath(source)
         key = text.strip().lower().replace("-", "_")
         if key == "shapes":
-            loaded = _load_shapes()
+            loaded = _load_shapes(None, "shapes")
+        elif key in ("shapes_robust", "shapes_standard"):
+            loaded = _load_shapes(key.split("_")[1], key.replace("_", "-"))
         elif key in APPLICATIONS:
             loaded = _load_application(key, weights, **kwargs)
         elif isinstance(source, os.PathLike) or Path(text).suffix or os.sep in text:

@@ -1,0 +1,121 @@
+"""The two embedded models: "shapes-robust" (adversarially trained) and "shapes-standard".
+
+Same architecture, same generator, same classes; what differs is how they were trained,
+and so what their first-layer filters and their gradients look like.  ``"shapes"`` still
+loads the standard one (``embedded.DEFAULT_VARIANT``) until the robust one keeps every
+promise (issue 10).
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import cnnviz_widgets as cw
+from cnnviz_widgets.engine.adversarial import adversarial_examples, robust_accuracy
+from cnnviz_widgets.engine.embedded import DEFAULT_VARIANT, shapes_metadata
+from cnnviz_widgets.engine.filters import kernel_array
+from cnnviz_widgets.engine.selectivity import CLEAR_ENERGY, kernel_selectivity
+from cnnviz_widgets.engine.shapes import generate_shapes
+from cnnviz_widgets.errors import CnnvizError
+
+
+@pytest.fixture(scope="module")
+def standard():
+    return cw.load_model("shapes-standard")
+
+
+@pytest.fixture(scope="module")
+def robust():
+    return cw.load_model("shapes-robust")
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return generate_shapes(300, seed=777_001)
+
+
+def test_both_variants_load_with_their_names(shapes, robust, standard):
+    assert robust.name == "shapes-robust" and standard.name == "shapes-standard"
+    assert cw.load_model("Shapes_Standard").name == "shapes-standard"
+    assert [lay.name for lay in robust.model.layers] == [lay.name for lay in standard.model.layers]
+    a = robust.model.get_layer("conv1").kernel.numpy()
+    b = standard.model.get_layer("conv1").kernel.numpy()
+    c = shapes.model.get_layer("conv1").kernel.numpy()
+    assert a.shape == b.shape and not np.allclose(a, b)
+    np.testing.assert_array_equal(c, a if DEFAULT_VARIANT == "robust" else b)
+    assert "robust" in robust.source and "standard" in standard.source
+    assert shapes_metadata("robust")["training"]["adversarial"]["eps"] > 0
+    assert "adversarial" not in shapes_metadata("standard")["training"]
+
+
+def _dead_and_clear(loaded, images):
+    conv1 = keras.Model(loaded.model.inputs, loaded.model.get_layer("conv1").output)
+    acts = conv1(loaded.preprocessing(images)).numpy()
+    dead = [i for i in range(acts.shape[-1]) if acts[..., i].max() <= 0]
+    prefs = kernel_selectivity(kernel_array(loaded.model.get_layer("conv1")))
+    return dead, prefs
+
+
+@pytest.mark.xfail(
+    reason="issue 10: the first robust training left 4 of 16 conv1 filters dead and 3 clear "
+    "(conv1's L2 regularizer shrinks unused kernels to nothing); retrain, then remove this",
+    strict=False,
+)
+def test_robust_conv1_filters_are_edges_bars_and_blobs(robust, held_out):
+    """No dead filter (each responds somewhere on 300 images) and a majority whose best
+    grating, Gabor or colour-blob template explains at least half of the kernel's energy
+    (random 7x7x3 kernels: 0.11 at the 99th percentile)."""
+    dead, prefs = _dead_and_clear(robust, held_out.images)
+    assert not dead, f"dead conv1 filters: {dead}"
+    clear = [p.index for p in prefs if p.clear]
+    assert len(clear) > len(prefs) / 2, [(p.index, round(p.energy, 2)) for p in prefs]
+
+
+def test_standard_conv1_filters_read_as_noise(standard, held_out):
+    """The same measure on the texture-biased model: the lesson's contrast (and proof that
+    the measure above can fail)."""
+    dead, prefs = _dead_and_clear(standard, held_out.images)
+    assert sum(p.clear for p in prefs) <= len(prefs) / 4
+    assert dead  # some filters never fire
+
+
+def test_kernel_selectivity_on_known_kernels():
+    y, x = np.mgrid[0:7, 0:7] - 3.0
+    vertical_edge = np.tanh(x)[..., None] * np.ones(3) / math.sqrt(3)
+    blob = np.exp(-(x * x + y * y) / 4)[..., None] * np.array([1.0, 0, 0])
+    noise = np.random.default_rng(0).standard_normal((7, 7, 3))
+    kernels = np.stack([vertical_edge, blob, noise, np.zeros((7, 7, 3))], -1)
+    edge, red, rand, zero = kernel_selectivity(kernels)
+    assert edge.clear and edge.kind == "orientation" and edge.orientation == 90
+    assert red.clear and red.kind == "colour" and red.colour == "red"
+    assert not rand.clear and rand.energy < CLEAR_ENERGY
+    assert zero.dead and not zero.clear
+    with pytest.raises(CnnvizError, match="kernel_array"):
+        kernel_selectivity(np.zeros((7, 7, 3)))
+
+
+def test_adversarial_examples_stay_in_the_ball_and_hurt_the_standard_model(standard, held_out):
+    x, y = held_out.images[:60], held_out.labels[:60]
+    adv = adversarial_examples(standard, x, y, eps=1.0, steps=10)
+    norms = np.sqrt(((adv - x) ** 2).sum((1, 2, 3)))
+    assert adv.shape == x.shape and adv.min() >= 0 and adv.max() <= 1
+    assert norms.max() <= 1.0 + 1e-4
+    clean = standard.model(x).numpy()[np.arange(60), y]
+    attacked = standard.model(adv).numpy()[np.arange(60), y]
+    assert attacked.mean() < clean.mean() - 0.2
+    with pytest.raises(CnnvizError, match="one label each"):
+        adversarial_examples(standard, x, y[:3])
+    with pytest.raises(CnnvizError, match="eps"):
+        adversarial_examples(standard, x, y, eps=float("inf"))
+
+
+def test_robust_model_resists_the_attack_it_was_trained_with(robust, standard, held_out):
+    """PGD at the training budget with more steps than in training, on images training never
+    drew (bench/bench_robustness.py, 1000 images, PGD-20: 0.827 against 0.139)."""
+    eps = shapes_metadata("robust")["training"]["adversarial"]["eps"]
+    x, y = held_out.images[:200], held_out.labels[:200]
+    hard = robust_accuracy(robust, x, y, eps=eps, steps=10)
+    plain = robust_accuracy(standard, x, y, eps=eps, steps=10)
+    assert hard >= 0.7 and hard > plain + 0.4, (hard, plain)
