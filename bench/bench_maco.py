@@ -22,6 +22,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import bench_optvis  # the bare step, shared (bench/ is on sys.path when run as a script)
 import keras
 import numpy as np
 import tensorflow as tf
@@ -36,19 +37,8 @@ def load() -> str:
 
 
 def bare_step_fn(model: keras.Model, hwc: tuple[int, int, int]):
-    """A bare compiled forward+backward pass w.r.t. the input, plus a trivial update."""
-    x = tf.Variable(tf.random.uniform((1, *hwc)))
-
-    @tf.function
-    def step(index):
-        with tf.GradientTape() as tape:
-            out = model(x, training=False)
-            score = tf.gather(out[0], index)
-        g = tape.gradient(score, x)
-        x.assign_add(0.01 * g)
-        return score
-
-    return step
+    """A bare compiled forward+backward pass w.r.t. a [0, 1] input (bench_optvis' helper)."""
+    return bench_optvis.bare_step_fn(model, hwc, scale=1.0, offset=0.0)
 
 
 def bench(name: str, loaded, index: int, steps: int, rounds: int) -> None:

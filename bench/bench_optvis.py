@@ -41,9 +41,10 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def bare_step_fn(model):
-    """A bare compiled forward+backward pass w.r.t. the input (plus a trivial update)."""
-    x = tf.Variable(tf.random.uniform((1, 224, 224, 3)) * 255.0 - 128.0)
+def bare_step_fn(model, hwc=(224, 224, 3), scale: float = 255.0, offset: float = -128.0):
+    """A bare compiled forward+backward pass w.r.t. the input (plus a trivial update), on a
+    random input ``uniform * scale + offset`` (default: caffe-preprocessed VGG range)."""
+    x = tf.Variable(tf.random.uniform((1, *hwc)) * scale + offset)
 
     @tf.function
     def step(index):
