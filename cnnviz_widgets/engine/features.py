@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import CnnvizError
-from .filters import Montage, tile_images, to_rgba
+from .filters import Montage, select_indices, tile_images, to_rgba
 from .internals import Tap, output_shape
 from .introspect import get_layer
 from .models import LoadedModel, as_loaded
@@ -111,15 +111,7 @@ def feature_maps(
         active=(flat > 0).mean(axis=0).astype(np.float32),
     )
     n = maps.shape[-1]
-    index = np.arange(n)
-    if channels is not None:
-        try:
-            index = index[channels] if isinstance(channels, slice) else index[np.asarray(channels)]
-        except IndexError:
-            raise CnnvizError(
-                f"channels {channels!r} out of range: {path!r} has channels 0..{n - 1}"
-            ) from None
-        index = np.atleast_1d(index)
+    index = select_indices(n, channels, "channels", path)
     if sort is not None:
         values = stats.by(sort)
         index = index[np.argsort(-values[index], kind="stable")]

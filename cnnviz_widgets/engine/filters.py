@@ -261,6 +261,23 @@ def tile_images(
     return out, (rows, columns)
 
 
+def select_indices(n: int, which, what: str, path: str) -> np.ndarray:
+    """``arange(n)`` picked by ``which`` (``None``: all; an int, a list or a slice), with a
+    message naming the valid range when an index is out of it.  ``what`` names the items
+    ("filters", "channels") and ``path`` the layer, for that message."""
+    index = np.arange(n)
+    if which is None:
+        return index
+    try:
+        index = index[which] if isinstance(which, slice) else index[np.asarray(which)]
+    except IndexError:
+        raise CnnvizError(
+            f"{what} {which!r} out of range: {path!r} has {what} 0..{n - 1}; give indices "
+            "in that range (a list of integers) or a slice"
+        ) from None
+    return np.atleast_1d(index)
+
+
 def filter_montage(
     model,
     layer,
@@ -298,16 +315,7 @@ def filter_montage(
     found, path = _kernel_layer(model, layer)
     k = kernel_array(found)
     n_filters = k.shape[3]
-    index = np.arange(n_filters)
-    if filters is not None:
-        try:
-            index = index[filters] if isinstance(filters, slice) else index[np.asarray(filters)]
-        except IndexError:
-            raise CnnvizError(
-                f"filters {filters!r} out of range: {path!r} has filters 0..{n_filters - 1}; "
-                "give indices in that range (a list of integers) or a slice"
-            ) from None
-        index = np.atleast_1d(index)
+    index = select_indices(n_filters, filters, "filters", path)
     if sort == "norm":
         index = _by_norm(k, index)
     elif sort is not None:
