@@ -7,6 +7,7 @@ Set CNNVIZ_SCREENSHOTS=1 to also write docs/class_optimizer.png and docs/explore
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -102,7 +103,18 @@ def test_run_streams_frames_stop_keeps_the_last_image_and_the_browser_answers(op
     text = wait_status(page, "stopped at step")
     steps = int(re.search(r"stopped at step (\d+)", text).group(1))
     assert 3 <= steps < 100000
+    # the status can show before the browser has decoded the last PNG: wait until the
+    # canvas shows the kept image itself, then check that nothing is drawn after it
+    kept = kernel(
+        page, "import base64; print(base64.b64encode(optimizer.result.image.tobytes()).decode())"
+    )
+    kept = np.frombuffer(base64.b64decode(kept), np.uint8).reshape(64, 64, 3)
+    deadline = time.perf_counter() + 10
     last = read_canvas(page, TILE)
+    while not np.array_equal(last[:64, :64, :3], kept) and time.perf_counter() < deadline:
+        page.wait_for_timeout(100)
+        last = read_canvas(page, TILE)
+    np.testing.assert_array_equal(last[:64, :64, :3], kept)  # the kept image is shown
     page.wait_for_timeout(1000)
     after = read_canvas(page, TILE)
     np.testing.assert_array_equal(after, last)  # nothing drawn after the stop
