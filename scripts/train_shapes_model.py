@@ -18,8 +18,18 @@ replaced by adversarial examples before the weight update — L2 projected gradi
 after ``--clean-epochs`` 1 clean epoch (an attack from the first step kept the network at
 chance for its first epoch).  Adversarially trained classifiers have perceptually aligned
 gradients (Santurkar et al. 2019; Engstrom et al. 2019): gradient ascent on a class draws
-the class's shape, and the first-layer filters become smooth edges, bars and colour blobs.
-The standard model, trained on clean images only, draws textures and has noisy filters.
+the class's shape.  The standard model, trained on clean images only, draws textures.
+
+**Options tried for the next robust model, not in the shipped weights** (defaults off):
+``--smooth S`` puts ``embedded.KernelSmoothness(S)`` (squared differences of neighbouring
+kernel taps plus L2 1e-4) on ``conv1`` instead of L2 1e-3, which shrank four of the
+shipped model's sixteen filters to nothing; ``--revive 1`` re-initializes a ``conv1``
+filter that fires on none of 500 validation images after an epoch.  Measured on two shared
+cores, 18 epochs with ``--attack-steps 1`` (about 200 s an epoch, a third cheaper than two
+steps): ``--smooth 0.01 --eps 2`` reached 0.88 clean validation accuracy after 11 epochs and
+``--smooth 0.003 --eps 1.5`` 0.89 after 12 (the shipped run: 0.96-0.99 by then), so the
+penalty costs accuracy the model must keep (98%); filters died and were revived in
+about every other epoch.
 
 The loss has two parts (both computed on the attacked images for the robust model), and
 the second one is a deliberate design choice for a teaching model, disclosed here, in the
@@ -65,7 +75,13 @@ import numpy as np
 import tensorflow as tf
 
 from cnnviz_widgets.engine.adversarial import pgd_l2, robust_accuracy
-from cnnviz_widgets.engine.embedded import VARIANTS, build_shapes_cnn, meta_file, weights_file
+from cnnviz_widgets.engine.embedded import (
+    VARIANTS,
+    KernelSmoothness,
+    build_shapes_cnn,
+    meta_file,
+    weights_file,
+)
 from cnnviz_widgets.engine.shapes import CLASS_NAMES, generate_shapes
 
 TEST_SEED = 20261128  # the held-out set reported in the metadata (tests draw another)
@@ -107,8 +123,8 @@ def revive_dead_filters(conv1, first_maps, images: np.ndarray, rng) -> list[int]
     return dead
 
 
-ROBUST_EPS = 2.0  # the robust model's L2 budget (about 0.018 per pixel value, RMS)
-ROBUST_STEPS = 1  # PGD steps per training batch
+ROBUST_EPS = 1.5  # the robust model's L2 budget (about 0.014 per pixel value, RMS)
+ROBUST_STEPS = 2  # PGD steps per training batch
 
 
 def robustness_report(model, test, n: int = 1000) -> dict:
@@ -128,7 +144,7 @@ def robustness_report(model, test, n: int = 1000) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=None, help="robust 18, standard 24")
+    parser.add_argument("--epochs", type=int, default=None, help="robust 20, standard 24")
     parser.add_argument("--per-epoch", type=int, default=16000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--outside-weight", type=float, default=1.0)
@@ -140,22 +156,27 @@ def main() -> None:
     parser.add_argument(
         "--revive",
         type=int,
-        default=None,
-        help="re-initialize dead conv1 filters after each epoch (robust 1, standard 0)",
+        default=0,
+        help="1: re-initialize dead conv1 filters after each epoch (not used for shipped weights)",
+    )
+    parser.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        help="conv1 penalty: KernelSmoothness(smooth) instead of L2 1e-3 (0: L2, as shipped)",
     )
     parser.add_argument("--out", type=Path, default=Path("cnnviz_widgets/data"))
     args = parser.parse_args()
     robust = args.variant == "robust"
     if args.eps is None:
         args.eps = ROBUST_EPS if robust else 0.0
-    if args.revive is None:
-        args.revive = int(robust)
     if args.epochs is None:
-        args.epochs = 18 if robust else 24
+        args.epochs = 20 if robust else 24
 
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
-    model = build_shapes_cnn(variant=args.variant)
+    penalty = KernelSmoothness(args.smooth) if args.smooth else None
+    model = build_shapes_cnn(conv1_regularizer=penalty)
     conv1 = model.get_layer("conv1")
     first_maps = keras.Model(model.inputs, conv1.output)
     revive_rng = np.random.default_rng(args.seed + 99)

@@ -46,13 +46,13 @@ class KernelSmoothness(keras.regularizers.Regularizer):
     horizontally and vertically neighbouring taps (every input channel, every filter), plus
     ``l2`` times the summed squared taps.
 
-    Used on the robust model's first layer, so that its 7x7 kernels read as edges, bars and
-    colour blobs a teacher can point at.  Unlike a plain L2 penalty it costs nothing for a
-    smooth kernel of any size, so it does not shrink a filter the network stopped using to
-    nothing (the L2 penalty alone left four of sixteen filters dead).
+    An option of ``scripts/train_shapes_model.py`` (``--smooth``) for a first layer whose 7x7
+    kernels read as edges, bars and colour blobs.  Unlike a plain L2 penalty it costs nothing
+    for a smooth kernel of any size, so it does not shrink a filter the network stopped using
+    to nothing.  No shipped model uses it yet (see the script's docstring for what it cost).
     """
 
-    def __init__(self, smooth: float = 1e-2, l2: float = 1e-4) -> None:
+    def __init__(self, smooth: float = 3e-3, l2: float = 1e-4) -> None:
         self.smooth = float(smooth)
         self.l2 = float(l2)
 
@@ -69,20 +69,17 @@ class KernelSmoothness(keras.regularizers.Regularizer):
 def build_shapes_cnn(
     size: int = DEFAULT_SIZE,
     n_classes: int = len(CLASS_NAMES),
-    variant: str = DEFAULT_VARIANT,
+    conv1_regularizer: keras.regularizers.Regularizer | None = None,
 ) -> keras.Model:
     """The embedded model's architecture (untrained).
 
     Large 7x7 first-layer kernels so the filter gallery shows readable edge and colour
     detectors; global average pooling before the classifier so class activation maps stay
-    spatial; softmax as the last layer's activation.  The variants share every layer and
-    differ only in the first layer's training penalty (it shows in ``get_config()``): L2 for
-    ``"standard"``, :class:`KernelSmoothness` for ``"robust"``.
+    spatial; softmax as the last layer's activation.  ``conv1_regularizer`` is the first
+    layer's training penalty (it shows in ``get_config()``); both shipped variants were
+    trained with the default, L2 1e-3.
     """
-    if _check(variant) == "robust":
-        regularizer = KernelSmoothness()
-    else:
-        regularizer = keras.regularizers.L2(1e-3)
+    regularizer = conv1_regularizer or keras.regularizers.L2(1e-3)
     inputs = keras.Input((size, size, 3), name="image")
     x = keras.layers.Conv2D(
         16,
@@ -111,7 +108,7 @@ def shapes_metadata(variant: str = DEFAULT_VARIANT) -> dict:
 
 def load_shapes_cnn(variant: str = DEFAULT_VARIANT) -> keras.Model:
     """A fresh copy of the embedded model with the shipped weights of ``variant``."""
-    model = build_shapes_cnn(variant=variant)
+    model = build_shapes_cnn()
     data = resources.files("cnnviz_widgets.data")
     with resources.as_file(data.joinpath(weights_file(variant))) as p:
         model.load_weights(str(p))
