@@ -466,6 +466,7 @@ def test_float_pil_images_follow_the_float_range_rule(shapes, batch):
         with pytest.warns(ImageAdjustedWarning, match=r"\[0, 1\] image: .* clipped"):
             arr, notes = as_image(source)
         np.testing.assert_allclose(arr, want, atol=1e-6)
+        assert not any("0..255" in n for n in notes)
     with pytest.warns(ImageAdjustedWarning, match=r"\[0, 1\] image"):
         np.testing.assert_allclose(load_image(tiff.getvalue(), mode=None), want, atol=1e-6)
     with pytest.warns(ImageAdjustedWarning, match=r"\[0, 1\] image"):
