@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import cnnviz_widgets as cw
 from cnnviz_widgets.engine import attribution
-from cnnviz_widgets.engine.imageio import ImageAdjustedWarning, load_image
+from cnnviz_widgets.engine.imageio import ImageAdjustedWarning, as_image, load_image
 
 from .helpers import assert_same_state, model_state
 
@@ -447,6 +447,41 @@ def test_floats_barely_outside_unit_range_are_clipped_not_rescaled(shapes, batch
         top = cw.predict_top(shapes, byte_floats, k=9)
     assert top.class_index == want.class_index
     np.testing.assert_allclose(top.probabilities, want.probabilities, rtol=1e-4, atol=1e-5)
+
+
+def test_float_pil_images_follow_the_float_range_rule(shapes, batch):
+    # PIL's "F" mode holds float32 pixels: the same rule as a float array decides their
+    # range (not a division by their maximum, which would darken an overshooting image)
+    from PIL import Image
+
+    gray = batch.images[4].mean(axis=-1)
+    unit = (gray - gray.min()) / (gray.max() - gray.min())
+    overshoot = (unit * 1.1 - 0.05).astype(np.float32)  # [-0.05, 1.05]
+    want = np.clip(overshoot, 0.0, 1.0)[..., None]
+    pil = Image.fromarray(overshoot)
+    assert pil.mode == "F"
+    tiff = io.BytesIO()
+    pil.save(tiff, format="TIFF")
+    for source in (pil, tiff.getvalue()):
+        with pytest.warns(ImageAdjustedWarning, match=r"\[0, 1\] image: .* clipped"):
+            arr, notes = as_image(source)
+        np.testing.assert_allclose(arr, want, atol=1e-6)
+        assert not any("0..255" in n for n in notes)
+    with pytest.warns(ImageAdjustedWarning, match=r"\[0, 1\] image"):
+        np.testing.assert_allclose(load_image(tiff.getvalue(), mode=None), want, atol=1e-6)
+    with pytest.warns(ImageAdjustedWarning, match=r"\[0, 1\] image"):
+        top = cw.predict_top(shapes, pil, k=9)
+    np.testing.assert_allclose(
+        top.probabilities, cw.predict_top(shapes, want, k=9).probabilities, atol=1e-6
+    )
+    # a 0..255 float image is divided by 255, whatever its maximum
+    dim = Image.fromarray((unit * 200.0).astype(np.float32))
+    with pytest.warns(ImageAdjustedWarning, match="read as 0..255"):
+        arr, _ = as_image(dim)
+    np.testing.assert_allclose(arr[..., 0], unit * 200.0 / 255.0, atol=1e-5)
+    far = Image.fromarray((unit * 1e5).astype(np.float32))
+    with pytest.raises(cw.CnnvizError, match="before any preprocessing"):
+        as_image(far)
 
 
 @pytest.mark.parametrize(

@@ -90,32 +90,30 @@ def load_image(source, *, mode: str | None = "RGB") -> np.ndarray:
     return _from_pil(pil, mode)
 
 
-def _from_pil(pil, mode: str | None) -> np.ndarray:
+def _pil_array(pil, mode: str | None) -> np.ndarray:
+    """The pixels of a PIL image as stored (``mode=None``: 1, 3 or 4 channels) or converted
+    to ``mode``; their dtype says their range (uint8, 16/32-bit integers or floats)."""
     if mode is None:
-        if pil.mode in ("L", "1", "I", "I;16", "F", "P", "LA", "RGB", "RGBA"):
-            if pil.mode in ("1", "I", "I;16", "F"):
-                pil = pil.convert("L") if pil.mode == "1" else pil
-            if pil.mode == "P":
-                pil = pil.convert("RGBA" if "transparency" in pil.info else "RGB")
-            if pil.mode == "LA":
-                pil = pil.convert("L")
-        else:  # CMYK, YCbCr, HSV, ...
+        if pil.mode == "1":
+            pil = pil.convert("L")
+        elif pil.mode == "P":
+            pil = pil.convert("RGBA" if "transparency" in pil.info else "RGB")
+        elif pil.mode == "LA":
+            pil = pil.convert("L")
+        elif pil.mode not in ("L", "I", "I;16", "F", "RGB", "RGBA"):  # CMYK, YCbCr, HSV, ...
             pil = pil.convert("RGB")
     elif pil.mode != mode:
         pil = pil.convert(mode)
-    arr = np.asarray(pil)
-    if arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / 255.0
-    elif arr.dtype in (np.uint16, np.int32) or np.issubdtype(arr.dtype, np.integer):
-        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        arr = arr.astype(np.float32) / top
-    else:
-        arr = arr.astype(np.float32)
-        top = float(arr.max(initial=0.0))
-        arr = arr / top if top > 1.0 else arr
+    return np.asarray(pil)
+
+
+def _from_pil(pil, mode: str | None, notes: list[str] | None = None) -> np.ndarray:
+    """A PIL image as ``(H, W, C)`` float32 in ``[0, 1]``, by the same range rules as an
+    array (a float "F" image by the float-range rule, never divided by its maximum)."""
+    arr = _pil_array(pil, mode)
     if arr.ndim == 2:
         arr = arr[..., None]
-    return np.clip(arr, 0.0, 1.0).astype(np.float32)
+    return _unit_range(arr, [] if notes is None else notes, warn=True)
 
 
 def _to_array(image):
@@ -128,7 +126,7 @@ def _to_array(image):
         from PIL import Image
 
         if isinstance(image, Image.Image):
-            return _from_pil(image, None)
+            return _pil_array(image, None)  # its values: by the rules for arrays
     except ImportError:  # pragma: no cover - PIL ships with matplotlib
         pass
     if hasattr(image, "numpy") and callable(image.numpy):  # tf tensors
@@ -196,11 +194,21 @@ def as_image(image, *, warn: bool = True) -> tuple[np.ndarray, list[str]]:
         )
     if h < 2 or w < 2:
         raise CnnvizError(f"the image is {h}x{w} pixels: too small to explain")
+    arr = _unit_range(arr, notes, warn)
+    if c == 2:  # gray + alpha
+        arr = arr[..., :1]
+        _warn(notes, "alpha channel dropped (gray + alpha image)", warn)
+    return np.ascontiguousarray(arr, np.float32), notes
+
+
+def _unit_range(arr: np.ndarray, notes: list[str], warn: bool) -> np.ndarray:
+    """Image values of any real dtype as float32 in ``[0, 1]``: bool as 0/1, uint8 / 255,
+    other integers / 255 or / 65535, floats by :func:`_float_range`."""
     if arr.dtype == np.bool_:
-        arr = arr.astype(np.float32)
-    elif arr.dtype == np.uint8:
-        arr = arr.astype(np.float32) / 255.0
-    elif np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.float32)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if np.issubdtype(arr.dtype, np.integer):
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi > 65535:
             raise CnnvizError(
@@ -208,16 +216,11 @@ def as_image(image, *, warn: bool = True) -> tuple[np.ndarray, list[str]]:
             )
         top = 255.0 if hi <= 255 else 65535.0
         notes.append(f"{arr.dtype} values read as 0..{int(top)}")
-        arr = arr.astype(np.float32) / top
-    else:
-        arr = arr.astype(np.float32)
-        if not np.all(np.isfinite(arr)):
-            raise CnnvizError("the image holds NaN or infinite values")
-        arr = _float_range(arr, notes, warn)
-    if c == 2:  # gray + alpha
-        arr = arr[..., :1]
-        _warn(notes, "alpha channel dropped (gray + alpha image)", warn)
-    return np.ascontiguousarray(arr, np.float32), notes
+        return arr.astype(np.float32) / top
+    arr = arr.astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise CnnvizError("the image holds NaN or infinite values")
+    return _float_range(arr, notes, warn)
 
 
 # The range of a float image is decided by the bulk of its values, never by its extremes,

@@ -23,6 +23,7 @@ from ..errors import CnnvizError, closest
 
 __all__ = [
     "NOT_CAM",
+    "TESTED_KERAS",
     "LogitSource",
     "Tap",
     "build_extractor",
@@ -31,6 +32,7 @@ __all__ = [
     "image_input",
     "is_spatial",
     "iter_layers",
+    "keras_changed",
     "last_layer",
     "layer_at",
     "logit_source",
@@ -42,16 +44,43 @@ __all__ = [
 ]
 
 
+TESTED_KERAS = ("3.12", "3.15")
+"""The oldest and newest Keras minor releases the test suite has passed on (pyproject's
+``keras>=`` floor is the first)."""
+
+
+def keras_changed(what: str) -> CnnvizError:
+    """The error for private Keras API that is missing or changed in this Keras release."""
+    lo, hi = TESTED_KERAS
+    return CnnvizError(
+        f"Keras {keras.__version__} {what}, which cnnviz_widgets uses to look inside a model "
+        f"(cnnviz_widgets/engine/internals.py). cnnviz_widgets is tested with Keras {lo} to "
+        f"{hi}: install one of those (pip install 'keras>={lo},<{_next_minor(hi)}') and "
+        "restart the kernel, or look for a newer cnnviz_widgets"
+    )
+
+
+def _next_minor(version: str) -> str:
+    major, minor = version.split(".")[:2]
+    return f"{major}.{int(minor) + 1}"
+
+
 def _private(obj, name: str):
     """``obj.<name>``, a private Keras attribute, or an error naming the Keras version."""
     try:
         return getattr(obj, name)
     except AttributeError:
-        raise CnnvizError(
-            f"Keras {keras.__version__} has no {type(obj).__name__}.{name}, which cnnviz_widgets "
-            "reads to look inside a model (see cnnviz_widgets/engine/internals.py): this Keras "
-            "version is not supported yet"
-        ) from None
+        raise keras_changed(f"has no {type(obj).__name__}.{name}") from None
+
+
+def _graph_of(model):
+    """The Functional graph of a Functional or Sequential model (built: a Sequential keeps
+    its graph in a Functional of its own); ``None`` for a subclassed model (no graph)."""
+    if isinstance(model, keras.Sequential):
+        return _private(model, "_functional")
+    if any(cls.__name__ == "Functional" for cls in type(model).__mro__):
+        return model
+    return None
 
 
 # ------------------------------------------------------------------------------ structure
@@ -248,8 +277,8 @@ class Tap:
 
 def _graph_nodes(model: keras.Model) -> list:
     """The nodes of a Functional (or built Sequential) model's own graph (read only)."""
-    graph = getattr(model, "_functional", None) or model  # a Sequential's inner Functional
-    by_depth = getattr(graph, "_nodes_by_depth", None) or {}
+    graph = _graph_of(model)
+    by_depth = _private(graph, "_nodes_by_depth") if graph is not None else {}
     return [node for nodes in by_depth.values() for node in nodes]
 
 
@@ -258,7 +287,7 @@ def _input_in_graph(outer: keras.Model, inner: keras.Model):
     nodes = _graph_nodes(outer)
     for node in _private(inner, "_inbound_nodes"):
         if any(node is n for n in nodes):
-            args = node.input_tensors
+            args = _private(node, "input_tensors")
             return args[0] if len(args) == 1 else list(args)
     raise CnnvizError(
         f"cannot find where the nested model {inner.name!r} is called inside "
@@ -322,7 +351,7 @@ def build_extractor(model: keras.Model, taps: Sequence[Tap], with_outputs: bool 
 
 def _called_once(layer) -> bool:
     """The layer has one call in any graph, so ``layer.output`` is unambiguous."""
-    return len(getattr(layer, "_inbound_nodes", ())) <= 1
+    return len(_private(layer, "_inbound_nodes")) <= 1
 
 
 def reader(model: keras.Model, taps: list[Tap], with_outputs: bool):
@@ -347,13 +376,14 @@ def reader(model: keras.Model, taps: list[Tap], with_outputs: bool):
 
         return run_flat
 
-    graph = getattr(model, "_functional", None) or model
-    graph_ref = weakref.ref(graph)  # the caches must not keep the model alive
-    if not hasattr(graph, "_run_through_graph"):
+    graph = _graph_of(model)
+    if graph is None:
         raise CnnvizError(
             f"cannot read inside {model.name!r} ({type(model).__name__}): only Functional and "
             "Sequential models can be looked into; pick a layer of the outer model"
         )
+    _private(graph, "_run_through_graph")  # missing: say so now, not inside a trace
+    graph_ref = weakref.ref(graph)  # the caches must not keep the model alive
     top: dict[str, list[int]] = {}
     nested: dict[str, list[int]] = {}
     for i, p in enumerate(parts):
@@ -390,7 +420,12 @@ def reader(model: keras.Model, taps: list[Tap], with_outputs: bool):
             return op
 
         run = _private(graph_ref(), "_run_through_graph")
-        outs = run(x, operation_fn=operation_fn)
+        try:
+            outs = run(x, operation_fn=operation_fn)
+        except TypeError as err:  # its signature changed
+            if "operation_fn" not in str(err):
+                raise
+            raise keras_changed(f"changed Functional._run_through_graph ({err})") from None
         outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
         return values, (outs if with_outputs else None)
 
