@@ -31,7 +31,7 @@ from .models import (
     load_model,
     softmax_position,
 )
-from .optvis import PRESETS, Frame, Preset, Result, Run, optimize, visualize
+from .optvis import PRESETS, Frame, Preset, Result, Run, check_settings, optimize, visualize
 from .param import Fourier, Maco, Pixels, Spectrum, spectrum_from
 from .preprocessing import PREPROCESSINGS, Preprocessing
 from .results import (
@@ -81,6 +81,7 @@ __all__ = [
     "Tap",
     "Transforms",
     "adversarial_examples",
+    "check_settings",
     "default_cam_layer",
     "extractor",
     "feature_maps",

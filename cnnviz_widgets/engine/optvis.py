@@ -38,6 +38,7 @@ __all__ = [
     "Preset",
     "Result",
     "Run",
+    "check_settings",
     "optimize",
     "visualize",
 ]
@@ -583,6 +584,47 @@ def _finite(name: str, value) -> float:
     return out
 
 
+def check_settings(
+    preset: str | Preset = "lucid",
+    *,
+    steps: int | None = None,
+    lr: float | None = None,
+    tv: float | None = None,
+    lp: float | None = None,
+    blur: float | None = None,
+    min_steps: int = 0,
+) -> dict:
+    """The run settings :func:`optimize` would use, checked: the preset's values where an
+    argument is ``None``.  Panels call it to show the engine's own message before a run.
+
+    Returns:
+        ``{"steps", "lr", "tv", "lp", "blur"}`` as an int and floats.
+
+    Raises:
+        CnnvizError: naming the setting, the value and what is allowed (fewer than
+            ``min_steps`` steps; a learning rate <= 0; a negative penalty; NaN or inf).
+    """
+    p = get_preset(preset)
+    out = {}
+    for name, given in (("tv", tv), ("lp", lp), ("blur", blur)):
+        value = _finite(name, getattr(p, name) if given is None else given)
+        if value < 0:
+            raise CnnvizError(f"{name} is a penalty weight and must be >= 0, got {value}")
+        out[name] = value
+    _finite("the preset's p (of the Lp norm)", p.p)
+    steps = p.steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise CnnvizError(f"steps is a whole number of steps >= {min_steps}, got {steps!r}")
+    if steps < min_steps:
+        raise CnnvizError(f"steps must be at least {min_steps}, got {int(steps)}")
+    out["steps"] = int(steps)
+    lr = _finite("the learning rate (lr)", p.lr if lr is None else lr)
+    if not lr > 0:
+        raise CnnvizError(f"the learning rate must be > 0, got {lr}")
+    out["lr"] = lr
+    return out
+
+
 def optimize(
     model,
     objective,
@@ -625,15 +667,8 @@ def optimize(
     hwc = _image_size(loaded, size)
     objective = _objective_from(objective, loaded)
     user_terms = len(objective.terms)
-    weights = {
-        "tv": _finite("tv", p.tv if tv is None else tv),
-        "lp": _finite("lp", p.lp if lp is None else lp),
-        "blur": _finite("blur", p.blur if blur is None else blur),
-    }
-    for name, value in weights.items():
-        if value < 0:
-            raise CnnvizError(f"{name} is a penalty weight and must be >= 0, got {value}")
-    _finite("the preset's p (of the Lp norm)", p.p)
+    checked = check_settings(p, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur)
+    weights = {name: checked[name] for name in ("tv", "lp", "blur")}
     for w, term in objective.terms:
         _finite(f"the weight of {term.describe()} in the objective", w)
     full = (
@@ -649,15 +684,7 @@ def optimize(
         raise CnnvizError(f"the objective has {n} targets but batch={batch}: leave batch out")
     if batch < 1:
         raise CnnvizError(f"batch must be >= 1, got {batch}")
-    steps = p.steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
-        raise CnnvizError(f"steps is a whole number of steps >= 0, got {steps!r}")
-    steps = int(steps)
-    if steps < 0:
-        raise CnnvizError(f"steps must be >= 0, got {steps}")
-    lr = _finite("the learning rate (lr)", p.lr if lr is None else lr)
-    if not lr > 0:
-        raise CnnvizError(f"the learning rate must be > 0, got {lr}")
+    steps, lr = checked["steps"], checked["lr"]
     param_obj = p.param if param is None else get_param(param)
     t = p.transforms_for(min(hwc[:2])) if transforms is None else transforms
     for setting in (param_obj, t):
