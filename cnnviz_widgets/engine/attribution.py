@@ -18,6 +18,7 @@ computation and the gradient between them exists.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -55,6 +56,7 @@ __all__ = [
     "default_cam_layer",
     "grad_cam",
     "occlusion",
+    "occlusion_grid",
     "predict_top",
     "saliency",
     "spatial_layers",
@@ -288,6 +290,7 @@ def saliency(
     noise: float = 0.15,
     seed: int = 0,
     batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Saliency:
     """Vanilla-gradient saliency (Simonyan et al. 2014) or SmoothGrad (Smilkov et al. 2017).
 
@@ -301,6 +304,8 @@ def saliency(
         noise: the noise's standard deviation as a fraction of the image's value range.
         seed: the noise seed (same seed, same map, whatever the batch size).
         batch_size: noisy copies per compiled call (default: by image size, at most 16).
+        progress: called as ``progress(done, total)`` after each batch of noisy copies;
+            an exception it raises ends the computation (a panel's Stop).
 
     Returns:
         :class:`Saliency`.
@@ -340,6 +345,8 @@ def saliency(
                 cls = int(u)  # the predicted class, fixed for the other batches
             grad += g.numpy()
             done += m
+            if progress is not None:
+                progress(done, smooth)
         grad /= smooth
     used = int(used)
     mag = np.abs(grad).max(axis=-1)
@@ -410,6 +417,26 @@ def _boxes(size: int, patch: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(start, 0, size), np.clip(start + patch, 0, size)
 
 
+def occlusion_grid(
+    height: int, width: int, patch: int | None = None, stride: int | None = None
+) -> tuple[int, int, int]:
+    """``(patch, stride, positions)`` of :func:`occlusion` on a ``height x width`` image:
+    the defaults where ``patch`` or ``stride`` is ``None`` (an eighth of the smaller side;
+    half a patch), checked, and how many patches (forward passes) that makes.
+
+    Raises:
+        CnnvizError: a patch outside ``1..max(height, width)`` or a stride below 1.
+    """
+    h, w = int(height), int(width)
+    patch = max(2, round(min(h, w) / 8)) if patch is None else int(patch)
+    if not 1 <= patch <= max(h, w):
+        raise CnnvizError(f"patch must be 1..{max(h, w)} pixels for a {h}x{w} image, got {patch}")
+    stride = max(1, patch // 2) if stride is None else int(stride)
+    if stride < 1:
+        raise CnnvizError(f"stride must be >= 1 pixel, got {stride}")
+    return patch, stride, math.ceil(h / stride) * math.ceil(w / stride)
+
+
 def occlusion(
     model,
     image,
@@ -420,6 +447,7 @@ def occlusion(
     fill="mean",
     score: str = "logit",
     batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Occlusion:
     """Occlusion sensitivity (Zeiler and Fergus 2014): hide one patch at a time and
     measure how much the class score drops.  All patches go through the model in batches
@@ -437,6 +465,8 @@ def occlusion(
         score: ``"logit"`` (default: drops stay comparable for confident classes) or
             ``"probability"``.
         batch_size: occluded images per forward pass (default: by image size).
+        progress: called as ``progress(done, total)`` (patches) after each forward pass;
+            an exception it raises ends the computation (a panel's Stop).
 
     Returns:
         :class:`Occlusion`.
@@ -448,14 +478,7 @@ def occlusion(
         raise CnnvizError(f"score must be 'logit' or 'probability', got {score!r}")
     img, notes = prepare_image(loaded, image)
     h, w = img.shape[:2]
-    if patch is None:
-        patch = max(2, round(min(h, w) / 8))
-    patch = int(patch)
-    if not 1 <= patch <= max(h, w):
-        raise CnnvizError(f"patch must be 1..{max(h, w)} pixels for a {h}x{w} image, got {patch}")
-    stride = max(1, patch // 2) if stride is None else int(stride)
-    if stride < 1:
-        raise CnnvizError(f"stride must be >= 1 pixel, got {stride}")
+    patch, stride, _ = occlusion_grid(h, w, patch, stride)
     if stride > patch:
         notes.append(f"stride {stride} > patch {patch}: some pixels are never hidden (heat 0)")
     fill_img, fill_name = _fill_image(img, fill, patch)
@@ -481,6 +504,8 @@ def occlusion(
         e = min(s + per_call, len(y0))
         lg, pr = fns.occlude(x, f, y0[s:e], y1[s:e], x0[s:e], x1[s:e], cls)
         out[s:e] = (lg if score == "logit" else pr).numpy()
+        if progress is not None:
+            progress(e, len(y0))
     base = float(logits[used] if score == "logit" else probs[used])
     scores = out.reshape(rows, cols)
     drops = base - scores
