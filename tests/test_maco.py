@@ -330,7 +330,7 @@ def test_panel_runs_maco_and_draws_the_transparency_map(shapes):
 
 
 def test_over_checkerboard_blends_by_alpha():
-    from cnnviz_widgets.widgets.class_optimizer import CHECKER, over_checkerboard
+    from cnnviz_widgets.widgets.preview import CHECKER, over_checkerboard
 
     images = np.full((1, 16, 16, 3), 255, np.uint8)
     alpha = np.zeros((1, 16, 16), np.float32)
