@@ -552,7 +552,7 @@ def test_occlusion_grid_gives_the_defaults_and_the_patch_count(shapes):
     assert attribution.occlusion_grid(64, 64) == (8, 4, 256)  # an eighth; half a patch
     assert attribution.occlusion_grid(224, 224) == (28, 14, 256)
     assert attribution.occlusion_grid(64, 48, patch=16, stride=16) == (16, 16, 12)
-    with pytest.raises(cw.CnnvizError, match="patch must be 1..64"):
+    with pytest.raises(cw.CnnvizError, match=r"patch must be 1\.\.64"):
         attribution.occlusion_grid(64, 64, patch=65)
     image = cw.sample_image("ring")
     result = cw.occlusion(shapes, image)
