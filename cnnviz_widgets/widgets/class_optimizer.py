@@ -423,7 +423,7 @@ class ClassOptimizer(Panel):
         (these change slowly: redrawn less often)."""
         record.keep_frame(frame.step, frame.images)
         if text:
-            self.run_bar.show_step(frame.step, run.steps, rate, frame.seconds, "step")
+            self.run_bar.show_step(frame.step, run.steps, rate, frame.seconds, "step", "steps")
         if self.config.live_preview:
             self._draw_images(frame.images)
             if text:

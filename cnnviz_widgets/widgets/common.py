@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import html
+import math
 import os
 import traceback
 from collections.abc import Callable
@@ -43,6 +44,13 @@ def error_message(err: BaseException) -> str:
         "This looks like a bug in cnnviz_widgets; the panel keeps working.  Details:"
         f"<details><summary>traceback</summary><pre>{esc(trace)}</pre></details>"
     )
+
+
+def fmt_value(v: float) -> str:
+    """A value in 3 or 4 significant digits (``"nan"`` when not finite)."""
+    if not math.isfinite(v):
+        return "nan"
+    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.4g}"
 
 
 def row(*children: widgets.Widget) -> widgets.HBox:

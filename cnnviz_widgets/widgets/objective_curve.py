@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .common import fmt_value
+
 MAX_CURVE_POINTS = 160  # points per line (the message stays small however long the run)
 # one colour per image of a batch: its curve, and a swatch by its caption
 PALETTE = [
@@ -11,14 +13,7 @@ PALETTE = [
     "#9c755f", "#bab0ac", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#17becf",
 ]  # fmt: skip
 
-__all__ = ["MAX_CURVE_POINTS", "PALETTE", "curve_svg", "fmt_value"]
-
-
-def fmt_value(v: float) -> str:
-    """A value in 3 or 4 significant digits (``"nan"`` when not finite)."""
-    if not np.isfinite(v):
-        return "nan"
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.4g}"
+__all__ = ["MAX_CURVE_POINTS", "PALETTE", "curve_svg"]
 
 
 def curve_svg(

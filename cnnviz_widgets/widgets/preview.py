@@ -11,8 +11,8 @@ import numpy as np
 
 from ..errors import CnnvizError
 from .canvas import PixelCanvas
-from .common import esc
-from .objective_curve import PALETTE, fmt_value
+from .common import esc, fmt_value
+from .objective_curve import PALETTE
 from .pictures import BACKGROUND, fit_zoom, opaque_rgba
 
 PREVIEW_TARGET = 176  # CSS pixels of a preview image (whole-pixel zoom)

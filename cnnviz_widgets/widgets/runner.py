@@ -91,13 +91,16 @@ class RunBar(widgets.HBox):
             self.progress.bar_style = "info"
         self.status.value = text
 
-    def show_step(self, step: int, total: int, rate: float, seconds: float, unit: str) -> None:
-        """The bar at ``step`` of ``total``, with the rate and the time left."""
+    def show_step(
+        self, step: int, total: int, rate: float, seconds: float, unit: str, units: str
+    ) -> None:
+        """The bar at ``step`` of ``total`` (``unit``: "step"), with the rate in ``units``
+        per second and the time left."""
         self.progress.value = min(int(step), self.progress.max)
         if rate > 0:
             eta = (total - step) / rate
             self.status.value = (
-                f"{unit} <b>{step}</b> / {total} · {rate:.1f} {unit}s/s · "
+                f"{unit} <b>{step}</b> / {total} · {rate:.1f} {units}/s · "
                 f"about {duration(eta)} left"
             )
         else:
@@ -251,8 +254,10 @@ class Runner:
         *,
         paint: Callable[[Any, float, bool], None],
         finish: Callable[[Any, BaseException | None], None],
+        after: Callable[[], None] | None = None,
     ) -> None:
-        """Start ``work`` in a new thread (see the class docstring)."""
+        """Start ``work`` in a new thread (see the class docstring); ``after()`` runs in
+        that thread once the job is over (a new job may start there)."""
         with self.lock:
             if self.closed:
                 raise CnnvizError("this panel is closed: make a new one")
@@ -277,11 +282,11 @@ class Runner:
             painter = _Painter(self, counted)
             self._task = Task(painter, self._stop)
             self.thread = threading.Thread(
-                target=self._work, args=(work, painter, finish), name=self.name, daemon=True
+                target=self._work, args=(work, painter, finish, after), name=self.name, daemon=True
             )
             self.thread.start()
 
-    def _work(self, work, painter: _Painter, finish) -> None:
+    def _work(self, work, painter: _Painter, finish, after) -> None:
         painter.start()
         result, error = None, None
         try:
@@ -300,6 +305,11 @@ class Runner:
                     self._active = False
                     if not self.closed:
                         self.bar.set_running(False)
+        if after is not None and not self.closed:
+            try:
+                after()
+            except Exception as err:
+                self.messages.show_error(err)
 
     def stop(self) -> None:
         """End the job after the step in progress; what is shown stays."""
