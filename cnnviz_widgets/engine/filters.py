@@ -225,12 +225,19 @@ class Montage:
         p = self.padding
         return p + col * (tw + p), p + row * (th + p), tw, th
 
-    def filter_at(self, x: float, y: float) -> int | None:
-        """The filter index under pixel ``(x, y)`` of the image, or ``None`` (padding, outside)."""
+    def filter_at(self, x: float, y: float, nearest: bool = False) -> int | None:
+        """The filter index under pixel ``(x, y)`` of the image, or ``None`` (padding,
+        outside).  With ``nearest``, a point on the padding goes to the nearest tile (a
+        click on the 1-pixel gap between tiles still picks one)."""
         th, tw = self.tile
         p = self.padding
         col, cx = divmod(int(x) - p, tw + p)
         row, cy = divmod(int(y) - p, th + p)
+        if nearest:  # in a gap: the tile on the nearer side, then clamp to the grid
+            col += int(cx >= tw and cx - tw >= p / 2)
+            row += int(cy >= th and cy - th >= p / 2)
+            col, cx = min(max(col, 0), self.grid[1] - 1), 0
+            row, cy = min(max(row, 0), self.grid[0] - 1), 0
         if not (0 <= col < self.grid[1] and 0 <= row < self.grid[0]) or cx >= tw or cy >= th:
             return None
         position = row * self.grid[1] + col
