@@ -227,17 +227,17 @@ class Montage:
 
     def filter_at(self, x: float, y: float, nearest: bool = False) -> int | None:
         """The filter index under pixel ``(x, y)`` of the image, or ``None`` (padding,
-        outside).  With ``nearest``, a point on the padding goes to the nearest tile (a
-        click on the 1-pixel gap between tiles still picks one)."""
+        outside).  With ``nearest``, a point on the padding between two tiles goes to the
+        nearer one (a click on the 1-pixel gap still picks a tile; the outer border not)."""
         th, tw = self.tile
         p = self.padding
         col, cx = divmod(int(x) - p, tw + p)
         row, cy = divmod(int(y) - p, th + p)
-        if nearest:  # in a gap: the tile on the nearer side, then clamp to the grid
-            col += int(cx >= tw and cx - tw >= p / 2)
-            row += int(cy >= th and cy - th >= p / 2)
-            col, cx = min(max(col, 0), self.grid[1] - 1), 0
-            row, cy = min(max(row, 0), self.grid[0] - 1), 0
+        rows, cols = self.grid
+        if nearest and 0 <= col < cols - 1 and cx >= tw:  # between two tiles: the nearer
+            col, cx = (col + 1, 0) if cx - tw >= p / 2 else (col, 0)
+        if nearest and 0 <= row < rows - 1 and cy >= th:
+            row, cy = (row + 1, 0) if cy - th >= p / 2 else (row, 0)
         if not (0 <= col < self.grid[1] and 0 <= row < self.grid[0]) or cx >= tw or cy >= th:
             return None
         position = row * self.grid[1] + col
