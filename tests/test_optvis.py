@@ -59,11 +59,11 @@ def test_channel_images_beat_the_data_set(shapes):
 def test_changing_class_or_channel_does_not_retrace(shapes):
     cw.visualize(shapes, obj.class_logit(0), steps=2)
     cw.visualize(shapes, obj.channel("conv3", 0), steps=2)
-    count = optvis.tracing_count(shapes)
+    count = optvis.step_tracing_count(shapes)
     for i in range(20):
         cw.visualize(shapes, obj.class_logit(i % 9), steps=2, lr=0.01 + i / 1000, seed=i)
         cw.visualize(shapes, obj.channel("conv3", i), steps=2)
-    assert optvis.tracing_count(shapes) == count
+    assert optvis.step_tracing_count(shapes) == count
 
 
 @pytest.mark.slow

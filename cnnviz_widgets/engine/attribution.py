@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from ..errors import CnnvizError
 from .internals import Tap, class_count, is_spatial, output_shape
-from .introspect import get_layer
+from .introspect import find_layer
 from .models import LoadedModel, as_loaded
 from .results import (
     Attribution,
@@ -38,7 +38,7 @@ from .results import (
 from .scoring import (
     FLOAT,
     INT,
-    CompiledFns,
+    AttributionFns,
     Net,
     cached_fns,
     class_name_at,
@@ -67,7 +67,7 @@ __all__ = [
 def _cam_layer(loaded: LoadedModel, layer) -> str:
     if layer is None:
         return default_cam_layer(loaded)
-    found, path = get_layer(loaded.model, layer)
+    found, path = find_layer(loaded.model, layer)
     shape = output_shape(found)
     if isinstance(found, keras.Model) or not is_spatial(shape):
         options = spatial_layers(loaded)
@@ -80,7 +80,7 @@ def _cam_layer(loaded: LoadedModel, layer) -> str:
     return path
 
 
-def _predict_fns(loaded: LoadedModel) -> CompiledFns:
+def _predict_fns(loaded: LoadedModel) -> AttributionFns:
     def build():
         net = Net(loaded, [])
 
@@ -89,12 +89,12 @@ def _predict_fns(loaded: LoadedModel) -> CompiledFns:
             _, logits, probs = net(image)
             return logits[0], probs[0]
 
-        return CompiledFns(net, predict=predict)
+        return AttributionFns(net, predict=predict)
 
     return cached_fns(loaded, ("predict",), build)
 
 
-def _gradcam_fns(loaded: LoadedModel, path: str) -> CompiledFns:
+def _gradcam_fns(loaded: LoadedModel, path: str) -> AttributionFns:
     def build():
         net = Net(loaded, [Tap(path)])
 
@@ -127,12 +127,12 @@ def _gradcam_fns(loaded: LoadedModel, path: str) -> CompiledFns:
             up = tf.image.resize(both, tf.shape(image)[1:3], method="bilinear")[0]
             return raw, raw_pp, weights, weights_pp, up, logits[0], probs[0], c
 
-        return CompiledFns(net, cam=cam)
+        return AttributionFns(net, cam=cam)
 
     return cached_fns(loaded, ("grad_cam", path), build)
 
 
-def _saliency_fns(loaded: LoadedModel) -> CompiledFns:
+def _saliency_fns(loaded: LoadedModel) -> AttributionFns:
     def build():
         net = Net(loaded, [])
         spec = image_spec(loaded)
@@ -153,12 +153,12 @@ def _saliency_fns(loaded: LoadedModel) -> CompiledFns:
             w = tf.concat([[clean_weight], tf.ones(tf.shape(noise)[:1], tf.float32)], axis=0)
             return tf.reduce_sum(w[:, None, None, None] * g, axis=0), logits[0], probs[0], c
 
-        return CompiledFns(net, grads=grads)
+        return AttributionFns(net, grads=grads)
 
     return cached_fns(loaded, ("saliency",), build)
 
 
-def _occlusion_fns(loaded: LoadedModel) -> CompiledFns:
+def _occlusion_fns(loaded: LoadedModel) -> AttributionFns:
     def build():
         net = Net(loaded, [])
         spec = image_spec(loaded)
@@ -176,7 +176,7 @@ def _occlusion_fns(loaded: LoadedModel) -> CompiledFns:
             _, logits, probs = net(image * (1.0 - m) + fill * m)
             return tf.gather(logits, class_index, axis=1), tf.gather(probs, class_index, axis=1)
 
-        return CompiledFns(net, occlude=occlude)
+        return AttributionFns(net, occlude=occlude)
 
     return cached_fns(loaded, ("occlusion",), build)
 

@@ -14,7 +14,7 @@ import matplotlib
 import numpy as np
 
 from ..errors import CnnvizError, NoKernelError
-from .introspect import get_layer, has_kernel, iter_layers
+from .introspect import find_layer, has_kernel, iter_layers
 from .models import as_keras_model
 
 VIEWS = ("auto", "channel", "rgb", "mean", "maxabs")
@@ -76,7 +76,7 @@ def strongest_filters(model, layer) -> np.ndarray:
 
 def _kernel_layer(model, layer):
     model = as_keras_model(model)
-    found, path = get_layer(model, layer)
+    found, path = find_layer(model, layer)
     if not has_kernel(found):
         conv = [p for _, p, _, lay, _ in iter_layers(model) if has_kernel(lay)]
         shown = ", ".join(conv[:12]) + (f", ... ({len(conv)} in all)" if len(conv) > 12 else "")

@@ -26,10 +26,11 @@ import tensorflow as tf
 
 from ..errors import CnnvizError
 from . import objectives as obj
-from .internals import Tap, build_extractor, image_input, layer_at, logit_source
-from .introspect import get_layer
+from .internals import Tap, image_input, layer_at, logit_source
+from .introspect import find_layer
 from .models import LoadedModel, as_loaded
 from .param import Fourier, Maco, Pixels, get_param
+from .taps import extractor
 from .transforms import Transforms
 
 __all__ = [
@@ -289,7 +290,7 @@ class _Compiled:
             if term.layer is None:
                 continue
             if term.layer not in self.paths:
-                layer, self.paths[term.layer] = get_layer(model, term.layer)
+                layer, self.paths[term.layer] = find_layer(model, term.layer)
                 if _fused_activation(layer):
                     self.pre[self.paths[term.layer]] = layer
             path = self.paths[term.layer]
@@ -308,7 +309,7 @@ class _Compiled:
                 "channel, neuron or layer objective"
             )
         self.taps = taps
-        self.ext = build_extractor(model, taps, with_outputs=False)
+        self.ext = extractor(loaded, taps, with_outputs=False)
         self.tap_shapes = {(t.path, t.kind): tuple(o.shape) for t, o in zip(taps, self.ext.outputs)}
         for path, layer in self.pre.items():  # terms check shapes of the layer's output
             self.tap_shapes.setdefault((path, "output"), tuple(layer.output.shape))
@@ -433,8 +434,10 @@ def _compiled(loaded, objective, param, transforms, batch, hwc) -> _Compiled:
     return compiled
 
 
-def tracing_count(model) -> int:
-    """How many times the compiled steps of ``model`` have been traced (for checks)."""
+def step_tracing_count(model) -> int:
+    """How many times the compiled optimization steps of ``model`` were traced (for checks;
+    :func:`~cnnviz_widgets.engine.attribution.tracing_count` counts the attribution
+    functions)."""
     model = model.model if isinstance(model, LoadedModel) else model
     pools = _COMPILED.get(model, {}).values()
     return sum(c.tracing_count() for pool in pools for c in pool)
