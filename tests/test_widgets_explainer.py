@@ -434,6 +434,7 @@ def test_large_inputs_get_fewer_samples_and_a_subsampled_montage(sent):
     outputs = keras.layers.Dense(3, activation="softmax")(x)
     session = Session(keras.Model(inputs, outputs))
     panel = ImageExplainer(session, image=np.random.default_rng(1).random((160, 160, 3)))
+    assert panel.wait(180)  # a large input: the new image's work went to the background
     assert panel.smooth_samples.value == 10
     assert (panel.patch.value, panel.stride.value) == (20, 10)  # the engine's defaults
     assert "256 patches" in panel.patch_count.value
@@ -546,11 +547,29 @@ def test_large_inputs_explain_in_the_background_by_default(sent):
     inputs = keras.Input((160, 160, 3))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="big")(inputs)
     outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
-    panel = ImageExplainer(keras.Model(inputs, outputs), image=np.zeros((160, 160, 3)))
-    panel.method.value = "occlusion"
-    assert panel.runner.running or panel.runner.thread is not None  # not in the callback
-    assert panel.wait(180) and panel.attribution.method == "occlusion"
+    image = np.random.default_rng(2).random((160, 160, 3))
+    panel = ImageExplainer(keras.Model(inputs, outputs), image=image)
+    assert panel.runner.thread is not None  # the new image's work: not in the constructor
+    panel.method.value = "occlusion"  # asked for during that work: runs after it
+    wait_until(lambda: panel.attribution is not None and panel.attribution.method == "occlusion")
+    assert panel.wait(180) and panel.features is not None and panel.predictions is not None
+    assert panel.messages.kind != "error" and panel.progress.bar_style == "success"
     panel.close()
+
+
+@pytest.mark.slow
+def test_explore_on_a_large_model_returns_at_once_and_works_in_the_background():
+    vgg = keras.applications.VGG16(weights=None)  # never download weights
+    app = explore(vgg)
+    panel = app.panels["Explain an image"]
+    assert panel.runner.running  # predictions, Grad-CAM, feature maps: in the background
+    assert "working" in panel.status.value and not panel.stop_button.disabled
+    app.panels["Layers"].layer_list.value = "block3_conv1"  # the other panels answer
+    assert app.session.layer == "block3_conv1"
+    assert panel.wait(600) and panel.messages.kind in (None, "note")
+    assert panel.predictions is not None and panel.attribution.method == "grad_cam"
+    assert panel.features is not None and panel.features.layer == "block3_conv1"
+    app.close()
 
 
 def test_a_caveat_note_goes_when_the_next_method_has_none(panel, monkeypatch):

@@ -39,7 +39,7 @@ from .feature_maps_view import FeatureMapsView
 from .image_source import GRACE_HOPPER, ImageSource, source_name
 from .overlay_view import METHOD_NAMES, OverlayView, colorbar_css, overlay_zoom, percent
 from .pictures import png_bytes
-from .runner import RunBar, Runner, Stopped
+from .runner import RunBar, Runner, Stopped, duration
 
 __all__ = ["METHODS", "ExplainSettings", "ImageExplainer", "colorbar_css", "overlay_zoom"]
 
@@ -162,6 +162,8 @@ class ImageExplainer(Panel):
         self._writing = False  # this panel is writing session.class_index
         self._caveats = ""  # the note of the last explanation's caveats, while shown
         self._pending = False  # a new explanation was asked for while one was running
+        self._job = ""  # what the runner runs: "image" (a new image) or "explain"
+        self._pending_maps = False  # the session's layer changed during an image job
         self._lock = threading.RLock()
         try:
             input_shape = image_input(loaded.model)
@@ -370,20 +372,20 @@ class ImageExplainer(Panel):
         this returns ``None`` at once and :meth:`wait` waits for the result."""
         if self.image is None:
             return None
-        if self.runner.running:  # the running one stops; this one starts when it ends
+        if self.runner.running:  # this one runs when the job ends (an explanation stops)
             self._pending = True
-            self.runner.stop()
+            if self._job == "explain":
+                self.runner.stop()
             return None
+        method = self.config.method
+        if method in LONG_METHODS and self._in_background():
+            return self._explain_in_background(method, self.class_select.value)
+        return self._explain_now()
+
+    def _explain_now(self) -> Attribution:
         method, target = self.config.method, self.class_select.value
-        what = METHOD_NAMES[method]
-        if method == "occlusion":
-            what += f" ({self._patches()} patches)"
-        elif method == "smoothgrad":
-            what += f" ({int(self.config.samples)} noisy copies)"
-        if self._in_background(method):
-            return self._explain_in_background(method, target, what)
         self.attribution = None
-        self._working(f"working… {esc(what)}")
+        self._working(f"working… {esc(self._what(method))}")
         start = time.perf_counter()
         try:
             result = self._compute(method, target)
@@ -396,6 +398,14 @@ class ImageExplainer(Panel):
             self.status.remove_class("cnnviz-working")
         self._show_result(result, time.perf_counter() - start)
         return result
+
+    def _what(self, method: str) -> str:
+        what = METHOD_NAMES[method]
+        if method == "occlusion":
+            what += f" ({self._patches()} patches)"
+        elif method == "smoothgrad":
+            what += f" ({int(self.config.samples)} noisy copies)"
+        return what
 
     def explain_top(self) -> None:
         """Explain the top prediction (and make it the session's class)."""
@@ -453,7 +463,7 @@ class ImageExplainer(Panel):
         if self.runner.running:
             self._pending = False
             self.runner.stop()
-            self.runner.wait(30)  # ends after its current batch
+            self.runner.wait(60)  # ends after its current batch
         self.image, self.image_label, self.image_notes = image, label, notes
         self.attribution = self.predictions = None
         self._reset_occlusion(image.shape)
@@ -464,15 +474,61 @@ class ImageExplainer(Panel):
                 "The image was adjusted to fit the model: " + "; ".join(esc(n) for n in notes)
             )
         self.overlay.show_plain(image)
-        # each step on its own: a method that fails leaves the others shown
+        steps = (self._predict, self._explain_now, self.render_features)
+        if self._in_background():
+            self._image_in_background(steps)
+            return
+        errors = self._run_steps(steps)
+        if errors:
+            self.messages.show_error(errors[0])
+
+    @staticmethod
+    def _run_steps(steps: Any, task: Any = None) -> list[BaseException]:
+        """Each step on its own: a method that fails leaves the others shown."""
         errors: list[BaseException] = []
-        for step in (self._predict, self.explain, self.render_features):
+        for k, step in enumerate(steps):
+            if task is not None:
+                task.offer((k, len(steps)), k)
             try:
                 step()
             except Exception as err:
                 errors.append(err)
-        if errors:
-            self.messages.show_error(errors[0])
+            if task is not None:
+                task.check()
+        return errors
+
+    def _image_in_background(self, steps: Any) -> None:
+        """A new image on a large model: predictions, heatmap and feature maps in the
+        background (the first image also compiles the model's functions)."""
+        self.busy = True
+        self.run_bar.start(len(steps), "working… predictions, heatmap, feature maps")
+        start = time.perf_counter()
+
+        def paint(item: tuple[int, int], rate: float, text: bool) -> None:
+            done, total = item
+            what = ("predictions", "heatmap", "feature maps")[min(done, 2)]
+            self.progress.value = done
+            seconds = duration(time.perf_counter() - start)
+            self.status.value = f"working… {what} ({done + 1} of {total}) · {seconds}"
+
+        def finish(errors: list[BaseException] | None, error: BaseException | None) -> None:
+            self.busy = False
+            if isinstance(error, Stopped):
+                self.run_bar.end(self.progress.value, "warning", "stopped")
+                return
+            errors = [*(errors or []), *([error] if error is not None else [])]
+            if errors:
+                self.messages.show_error(errors[0])
+            text = self.status.value if self.attribution is not None else ""
+            self.run_bar.end(len(steps), "danger" if errors else "success", text)
+
+        self._job = "image"
+        self.runner.start(
+            lambda task: self._run_steps(steps, task),
+            paint=paint,
+            finish=finish,
+            after=self._after_background,
+        )
 
     def _predict(self) -> None:
         self.predictions = None
@@ -505,9 +561,9 @@ class ImageExplainer(Panel):
 
     # --- explanation ------------------------------------------------------------------
 
-    def _in_background(self, method: str) -> bool:
-        if method not in LONG_METHODS:
-            return False
+    def _in_background(self) -> bool:
+        """Long work goes to the background: ``background``, or by default on images
+        larger than ``LARGE_IMAGE`` pixels."""
         if self.background is not None:
             return bool(self.background)
         return max(self.image.shape[:2]) > LARGE_IMAGE
@@ -529,12 +585,12 @@ class ImageExplainer(Panel):
             )
         raise CnnvizError(f"unknown method {method!r}: use one of {', '.join(METHOD_NAMES)}")
 
-    def _explain_in_background(self, method: str, target: int | None, what: str) -> None:
+    def _explain_in_background(self, method: str, target: int | None) -> None:
         image = self.image
         total = self._patches() if method == "occlusion" else int(self.config.samples)
         unit, units = ("patch", "patches") if method == "occlusion" else ("sample", "samples")
         self.busy = True
-        self.run_bar.start(total, f"working… {esc(what)}")
+        self.run_bar.start(total, f"working… {esc(self._what(method))}")
         start = time.perf_counter()
 
         def paint(item: tuple[int, int], rate: float, text: bool) -> None:
@@ -555,6 +611,7 @@ class ImageExplainer(Panel):
                 self.run_bar.end(total, "success", "")
                 self._show_result(result, time.perf_counter() - start)
 
+        self._job = "explain"
         self.runner.start(
             lambda task: self._compute(method, target, progress=task.progress),
             paint=paint,
@@ -564,6 +621,9 @@ class ImageExplainer(Panel):
         return None
 
     def _after_background(self) -> None:
+        if self._pending_maps:
+            self._pending_maps = False
+            self.guarded(self.render_features)()
         if self._pending:
             self._pending = False
             self.guarded(self.explain)()
@@ -665,6 +725,9 @@ class ImageExplainer(Panel):
 
     def _on_session_layer(self, change: dict) -> None:
         self.maps.sync_layer()
+        if self.runner.running and self._job == "image":
+            self._pending_maps = True  # drawn when the new image's job ends
+            return
         self.render_features()
 
     def _on_session_class(self, change: dict) -> None:

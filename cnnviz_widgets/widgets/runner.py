@@ -331,10 +331,17 @@ class Runner:
             self.messages.show_error(err)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the job to end; ``True`` if none is going any more."""
-        thread = self.thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        """Wait for the job to end, and for any job its ``after`` started; ``True`` if none
+        is going any more."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            thread = self.thread
+            if thread is None or thread is threading.current_thread():
+                break
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(left)
+            if thread is self.thread or (left is not None and left <= 0):
+                break
         return not self._active
 
     def close(self) -> None:
