@@ -456,3 +456,16 @@ def test_explore_includes_the_image_explainer_when_it_imports(shapes, monkeypatc
     assert isinstance(app.panels["Explain an image"], ImageExplainer)
     assert app.panels["Explain an image"].session is app.session
     app.close()
+
+
+def test_settings_are_traits_linked_to_the_controls(panel):
+    panel.config.steps = 64  # from code: the box follows
+    assert panel.steps.value == 64 and panel.settings()["steps"] == 64
+    panel.lr.value = 0.5  # from the box: the trait follows
+    assert panel.config.lr == 0.5 and panel.settings()["lr"] == 0.5
+    with pytest.raises(cw.CnnvizError, match="unknown preset"):
+        panel.config.preset = "deepdream"
+    panel.config.preset = "keras-vis"
+    p = cw.PRESETS["keras-vis"]
+    assert panel.preset.value == "keras-vis" and panel.steps.value == p.steps
+    assert (panel.config.tv, panel.config.lp) == (p.tv, p.lp)

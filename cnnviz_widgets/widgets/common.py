@@ -53,6 +53,12 @@ def fmt_value(v: float) -> str:
     return f"{v:.3g}" if abs(v) < 1000 else f"{v:.4g}"
 
 
+def labeled(kind: type, description: str, width: str, label_width: str, **kw: Any) -> Any:
+    """A control of type ``kind`` with its description, width and label width."""
+    style = {"description_width": label_width, **kw.pop("style", {})}
+    return kind(description=description, layout=widgets.Layout(width=width), style=style, **kw)
+
+
 def row(*children: widgets.Widget) -> widgets.HBox:
     """A row of controls (CSS class ``cnnviz-controls``: wraps, with even gaps)."""
     box = widgets.HBox(list(children))

@@ -8,7 +8,7 @@ import ipywidgets as widgets
 import traitlets
 
 from ..errors import CnnvizError
-from .common import row
+from .common import labeled, row
 
 VIEW_OPTIONS = [
     ("auto (rgb for 3 inputs, else mean)", "auto"),
@@ -75,13 +75,7 @@ class GalleryControls:
     """
 
     def __init__(self, config: GallerySettings, layers: list[tuple[str, str]]) -> None:
-        label = {"description_width": "52px"}
-        small = {"description_width": "initial"}
-
-        def control(kind: type, description: str | None, width: str, style: dict, **kw: Any):
-            if description is not None:
-                kw["description"] = description
-            return kind(layout=widgets.Layout(width=width), style=style, **kw)
+        label, small = "52px", "initial"
 
         self.mode_toggle = widgets.ToggleButtons(
             options=[("All filters", "filters"), ("Overview", "overview")],
@@ -89,25 +83,25 @@ class GalleryControls:
             style={"button_width": "110px"},
         )
         self.mode_toggle.add_class("cnnviz-mode")
-        self.layer_select = control(widgets.Dropdown, "Layer", "380px", label, options=layers)
+        self.layer_select = labeled(widgets.Dropdown, "Layer", "380px", label, options=layers)
         self.layer_select.value = None
         self.layer_select.add_class("cnnviz-gallery-layer")
-        self.view = control(widgets.Dropdown, "View", "300px", label, options=VIEW_OPTIONS)
-        self.in_channel = control(
+        self.view = labeled(widgets.Dropdown, "View", "300px", label, options=VIEW_OPTIONS)
+        self.in_channel = labeled(
             widgets.BoundedIntText, "input channel", "170px", small, min=0, max=0, disabled=True
         )
-        self.normalization = control(
+        self.normalization = labeled(
             widgets.Dropdown, "Scale", "290px", label, options=NORMALIZATION_OPTIONS
         )
-        self.cmap = control(widgets.Dropdown, "Colours", "250px", small, options=CMAP_OPTIONS)
-        self.zoom = control(widgets.Dropdown, "Zoom", "140px", label, options=ZOOM_OPTIONS)
+        self.cmap = labeled(widgets.Dropdown, "Colours", "250px", small, options=CMAP_OPTIONS)
+        self.zoom = labeled(widgets.Dropdown, "Zoom", "140px", label, options=ZOOM_OPTIONS)
         self.sort = widgets.Checkbox(
             description="strongest first (L2 norm)",
             indent=False,
             layout=widgets.Layout(width="190px"),
         )
-        self.page_size = control(
-            widgets.Dropdown, None, "130px", {}, options=[(f"{n} per page", n) for n in PAGE_SIZES]
+        self.page_size = widgets.Dropdown(
+            options=[(f"{n} per page", n) for n in PAGE_SIZES], layout=widgets.Layout(width="130px")
         )
         self.prev_page = widgets.Button(
             description="◀", tooltip="previous page", layout=widgets.Layout(width="36px")

@@ -34,7 +34,7 @@ from ..engine import (
 from ..engine.internals import image_input
 from ..errors import CnnvizError
 from .class_picker import ClassPicker
-from .common import Panel, esc, row, style_sheet, write_file
+from .common import Panel, esc, labeled, row, style_sheet, write_file
 from .feature_maps_view import FeatureMapsView
 from .image_source import GRACE_HOPPER, ImageSource, source_name
 from .overlay_view import METHOD_NAMES, OverlayView, colorbar_css, overlay_zoom, percent
@@ -80,15 +80,6 @@ class ExplainSettings(traitlets.HasTraits):
                 f"unknown method {proposal['value']!r}: use one of {', '.join(METHOD_NAMES)}"
             )
         return proposal["value"]
-
-
-def _control(kind: type, description: str, width: str, **kw: Any) -> Any:
-    return kind(
-        description=description,
-        layout=widgets.Layout(width=width),
-        style={"description_width": "64px"},
-        **kw,
-    )
 
 
 class ImageExplainer(Panel):
@@ -212,7 +203,7 @@ class ImageExplainer(Panel):
         self.overlay = OverlayView()
         self.pixels, self.caption = self.overlay.pixels, self.overlay.caption
         self.legend = self.overlay.legend
-        self.cmap = _control(widgets.Dropdown, "colours", "180px", options=CMAPS)
+        self.cmap = labeled(widgets.Dropdown, "colours", "180px", "64px", options=CMAPS)
         self.maps = FeatureMapsView(session, self._cam_default, self.guarded, self.cmap)
         self.fm_layer, self.fm_sort = self.maps.layer, self.maps.sort
         self.fm_pixels, self.channel_pixels = self.maps.pixels, self.maps.channel_pixels
@@ -236,35 +227,32 @@ class ImageExplainer(Panel):
         cam_options = [(f"auto: {self._cam_default} (the last conv layer)", AUTO)] * bool(
             self._cam_default
         ) + [(self._spatial_label(path), path) for path in spatial_layers(loaded)]
-        self.cam_layer = _control(
-            widgets.Dropdown,
-            "Layer",
-            "340px",
-            options=cam_options or [("auto (this model has no spatial layer)", AUTO)],
+        w, slider, number = "64px", widgets.FloatSlider, widgets.BoundedIntText
+        no_layer = [("auto (this model has no spatial layer)", AUTO)]
+        self.cam_layer = labeled(
+            widgets.Dropdown, "Layer", "340px", w, options=cam_options or no_layer
         )
         self.cam_layer.add_class("cnnviz-ex-cam-layer")
-        self.smooth_samples = _control(
-            widgets.IntSlider, "samples", "340px", min=5, max=100, step=5, continuous_update=False
-        )
-        self.smooth_noise = _control(
-            widgets.FloatSlider, "noise", "340px", min=0.0, max=0.5, step=0.05,
+        self.smooth_samples = labeled(
+            widgets.IntSlider, "samples", "340px", w, min=5, max=100, step=5,
             continuous_update=False,
         )  # fmt: skip
-        self.patch = _control(
-            widgets.BoundedIntText, "patch", "150px", min=1, max=4096,
+        self.smooth_noise = labeled(
+            slider, "noise", "340px", w, min=0.0, max=0.5, step=0.05, continuous_update=False
+        )
+        self.patch = labeled(
+            number, "patch", "150px", w, min=1, max=4096,
             tooltip="side of the hidden patch, in pixels",
         )  # fmt: skip
-        self.stride = _control(
-            widgets.BoundedIntText, "stride", "130px", min=1, max=4096,
+        self.stride = labeled(
+            number, "stride", "130px", "50px", min=1, max=4096,
             tooltip="step between patches, in pixels",
         )  # fmt: skip
-        self.stride.style.description_width = "50px"
         self.patch_count = widgets.HTML()
         self.patch_count.add_class("cnnviz-muted")
-        self.opacity = _control(
-            widgets.FloatSlider, "opacity", "340px", min=0.0, max=1.0, step=0.05,
-            readout_format=".2f",
-        )  # fmt: skip
+        self.opacity = labeled(
+            slider, "opacity", "340px", w, min=0.0, max=1.0, step=0.05, readout_format=".2f"
+        )
         self.opacity.add_class("cnnviz-ex-opacity")
         self.weighted = widgets.Checkbox(
             description="fade cold regions",

@@ -11,7 +11,7 @@ from ..engine import PRESETS, check_settings
 from ..engine import objectives as obj
 from ..engine.optvis import get_preset
 from ..errors import CnnvizError
-from .common import esc, row
+from .common import esc, labeled, row
 
 __all__ = ["CLASS_OBJECTIVES", "RunSettings", "SettingsColumn"]
 
@@ -88,15 +88,6 @@ class RunSettings(traitlets.HasTraits):
         return {"preset": self.preset, **values, "seed": int(self.seed)}
 
 
-def _setting(kind: type, description: str, width: str, label_width: str, **kw: Any) -> Any:
-    return kind(
-        description=description,
-        layout=widgets.Layout(width=width),
-        style={"description_width": label_width},
-        **kw,
-    )
-
-
 class SettingsColumn:
     """The Settings column: a control for each trait of ``config``, linked both ways.
 
@@ -109,7 +100,7 @@ class SettingsColumn:
     def __init__(self, config: RunSettings) -> None:
         self.config = config
         narrow = "40px"
-        self.preset = _setting(
+        self.preset = labeled(
             widgets.Dropdown,
             "Preset",
             "330px",
@@ -119,28 +110,28 @@ class SettingsColumn:
         self.preset.add_class("cnnviz-opt-preset")
         self.preset_info = widgets.HTML()
         self.preset_info.add_class("cnnviz-muted")
-        self.steps = _setting(widgets.IntText, "steps", "150px", narrow)
+        self.steps = labeled(widgets.IntText, "steps", "150px", narrow)
         self.steps.add_class("cnnviz-opt-steps")
-        self.lr = _setting(widgets.FloatText, "learning rate", "170px", "92px")
-        self.seed = _setting(widgets.IntText, "seed", "150px", narrow)
-        self.tv = _setting(
+        self.lr = labeled(widgets.FloatText, "learning rate", "170px", "92px")
+        self.seed = labeled(widgets.IntText, "seed", "150px", narrow)
+        self.tv = labeled(
             widgets.FloatText,
             "total var.",
             "174px",
             "64px",
             tooltip="weight of the total-variation penalty (smoothness)",
         )
-        self.lp = _setting(
+        self.lp = labeled(
             widgets.FloatText,
             "Lp",
             "150px",
             narrow,
             tooltip="weight of the Lp-norm penalty (keeps pixel values small)",
         )
-        self.blur = _setting(
+        self.blur = labeled(
             widgets.FloatText, "blur", "150px", narrow, tooltip="weight of the blur penalty"
         )
-        self.class_objective = _setting(
+        self.class_objective = labeled(
             widgets.Dropdown,
             "class score",
             "330px",
