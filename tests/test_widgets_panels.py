@@ -453,3 +453,15 @@ def test_panels_do_not_change_the_model(shapes):
         click(gallery.pixels.canvas, *tile_center(gallery, 0))
     gallery.mode_toggle.value = "overview"
     assert_same_state(before, model_state(shapes.model))
+
+
+def test_the_layer_list_column_is_as_wide_as_its_rows(vgg16):
+    """At JupyterLab's width the details wrap below the list instead of cutting its
+    parameter column (12.5 px monospace: ~7.6 px a character)."""
+    browser = LayerBrowser(vgg16)
+    column = next(w for w in browser.children[-1].children if browser.layer_list in w.children)
+    longest = max(len(label) for label, _ in browser.layer_list.options)
+    width = float(column.layout.min_width.split(",")[1].strip(" px)"))
+    assert width >= longest * 7.6 and column.layout.min_width.startswith("min(100%,")
+    assert f"{width:.0f}px" in column.layout.flex
+    browser.close()
