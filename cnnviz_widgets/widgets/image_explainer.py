@@ -212,7 +212,7 @@ class ImageExplainer(Panel):
             self.maps.detail,
             self.maps.head,
         )
-        self.run_bar = RunBar(progress_width="160px")
+        self.run_bar = RunBar(progress_width="160px", hide_idle=True)
         self.status, self.progress = self.run_bar.status, self.run_bar.progress
         self.stop_button = self.run_bar.stop_button
         self.status.value = ""

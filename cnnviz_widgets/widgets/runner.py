@@ -53,9 +53,15 @@ def duration(seconds: float) -> str:
 class RunBar(widgets.HBox):
     """Stop button, progress bar and status line of a background job (CSS classes
     ``cnnviz-stop-button``, ``cnnviz-progress``, ``cnnviz-status``).  ``run_button``, when
-    given, goes first and is disabled while a job runs."""
+    given, goes first and is disabled while a job runs; with ``hide_idle`` the bar and Stop
+    show only from the first job on (a panel whose work is mostly quick)."""
 
-    def __init__(self, run_button: widgets.Button | None = None, progress_width: str = "260px"):
+    def __init__(
+        self,
+        run_button: widgets.Button | None = None,
+        progress_width: str = "260px",
+        hide_idle: bool = False,
+    ):
         self.run_button = run_button
         self.stop_button = widgets.Button(
             description="Stop",
@@ -74,6 +80,8 @@ class RunBar(widgets.HBox):
         self.status.add_class("cnnviz-status")
         first = [run_button] if run_button is not None else []
         super().__init__([*first, self.stop_button, self.progress, self.status])
+        if hide_idle:
+            self.stop_button.layout.display = self.progress.layout.display = "none"
         self.add_class("cnnviz-controls")
         self.add_class("cnnviz-run-row")
 
@@ -85,6 +93,7 @@ class RunBar(widgets.HBox):
 
     def start(self, total: int, text: str) -> None:
         """A new job of ``total`` steps: an empty bar and a first status line."""
+        self.stop_button.layout.display = self.progress.layout.display = None
         with self.progress.hold_sync():
             self.progress.max = max(1, int(total))
             self.progress.value = 0
