@@ -128,12 +128,12 @@ def bench_shapes(memory_runs: int) -> None:
     )
 
     cw.visualize(shapes, obj.class_logit(0), steps=2)  # first (and only) trace of this step
-    count = optvis.tracing_count(shapes)
+    count = optvis.step_tracing_count(shapes)
     for i in range(20):
         cw.visualize(shapes, obj.class_logit(i % n), steps=2, seed=i, lr=0.01 + i / 1000)
     print(
         f"traces of the compiled steps across 20 runs with different classes, seeds and "
-        f"learning rates: {optvis.tracing_count(shapes) - count} new (target 0)"
+        f"learning rates: {optvis.step_tracing_count(shapes) - count} new (target 0)"
     )
 
     for i in range(5):

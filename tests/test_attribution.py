@@ -581,3 +581,36 @@ def test_method_argument_checks(shapes, batch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a fitting image warns about nothing
         cw.predict_top(shapes, img)
+
+
+def test_occlusion_grid_gives_the_defaults_and_the_patch_count(shapes):
+    assert attribution.occlusion_grid(64, 64) == (8, 4, 256)  # an eighth; half a patch
+    assert attribution.occlusion_grid(224, 224) == (28, 14, 256)
+    assert attribution.occlusion_grid(64, 48, patch=16, stride=16) == (16, 16, 12)
+    with pytest.raises(cw.CnnvizError, match=r"patch must be 1\.\.64"):
+        attribution.occlusion_grid(64, 64, patch=65)
+    image = cw.sample_image("ring")
+    result = cw.occlusion(shapes, image)
+    assert (result.patch, result.stride, result.raw.size) == (8, 4, 256)  # the same grid
+
+
+def test_long_attributions_report_progress_and_can_be_stopped(shapes):
+    image = cw.sample_image("ring")
+    seen = []
+    result = cw.occlusion(shapes, image, batch_size=100, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(100, 256), (200, 256), (256, 256)]
+    np.testing.assert_array_equal(result.heatmap, cw.occlusion(shapes, image).heatmap)
+    seen.clear()
+    cw.saliency(shapes, image, smooth=10, batch_size=4, progress=lambda d, t: seen.append(d))
+    assert seen == [4, 8, 10]
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(done, total):
+        raise Stop()
+
+    with pytest.raises(Stop):  # the caller's exception ends the work
+        cw.occlusion(shapes, image, batch_size=100, progress=stop_after_first)
+    with pytest.raises(Stop):
+        cw.saliency(shapes, image, smooth=10, batch_size=4, progress=stop_after_first)

@@ -155,3 +155,20 @@ def test_bad_view_arguments(vgg16):
         cw.filter_montage(vgg16, "block1_conv1", view="mean", cmap="no-such-map")
     with pytest.raises(cw.CnnvizError, match="normalization"):
         cw.filter_montage(vgg16, "block1_conv1", normalization="nope")
+
+
+def test_a_point_on_the_padding_goes_to_the_nearest_tile(shapes):
+    m = cw.filter_montage(shapes, "conv1", scale=4, padding=1)
+    x, y, w, _ = m.tile_box(0)
+    x1, _, _, _ = m.tile_box(1)
+    assert x1 == x + w + 1  # a 1-pixel gap
+    assert m.filter_at(x + w, y + 2) is None  # on the gap: no tile ...
+    assert m.filter_at(x + w, y + 2, nearest=True) == m.order[0]  # ... but the nearest
+    assert m.filter_at(0, 0, nearest=True) is None  # the outer border
+    cols = m.grid[1]
+    below = m.tile_box(cols)[1]
+    assert m.filter_at(x + 2, below - 1, nearest=True) in (m.order[0], m.order[cols])
+    wide = cw.filter_montage(shapes, "conv1", scale=4, padding=4)
+    x, y, w, _ = wide.tile_box(0)
+    assert wide.filter_at(x + w + 1, y, nearest=True) == wide.order[0]  # nearer the left
+    assert wide.filter_at(x + w + 3, y, nearest=True) == wide.order[1]  # nearer the right

@@ -169,3 +169,19 @@ def test_jsonable_handles_numpy_and_nan():
     out = jsonable({"a": np.float32(1.5), "b": np.arange(3), "c": (1, 2), "d": float("nan")})
     assert out == {"a": 1.5, "b": [0, 1, 2], "c": (1, 2), "d": "nan"}
     json.dumps(out)
+
+
+def test_a_loaded_model_is_not_checked_again_inside_the_engine(shapes, monkeypatch):
+    from cnnviz_widgets.engine import models
+
+    calls = []
+    check = models.check_built
+    monkeypatch.setattr(models, "check_built", lambda m: calls.append(m) or check(m))
+    image = cw.sample_image("ring")
+    cw.grad_cam(shapes, image, layer="conv2")
+    cw.feature_maps(shapes, image, "conv2")
+    cw.filter_montage(shapes, "conv1")
+    cw.optimize(shapes, cw.objectives.channel("conv3", 1), steps=1)
+    assert calls == []  # converted and checked once, by load_model
+    cw.get_layer(shapes.model, "conv2")  # a bare keras.Model at a public door: checked
+    assert len(calls) == 1

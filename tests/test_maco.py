@@ -273,11 +273,11 @@ def test_changing_the_class_does_not_retrace_and_equal_spectra_share_a_step(shap
     cw.visualize(shapes, 0, preset="maco", steps=1)
     s = cw.spectrum_from(stripes())
     cw.visualize(shapes, 0, preset="maco", param=cw.Maco(spectrum=s), steps=1)
-    count = optvis.tracing_count(shapes)
+    count = optvis.step_tracing_count(shapes)
     for i in range(9):
         cw.visualize(shapes, i, preset="maco", steps=2, seed=i, lr=0.05 + i / 100)
     cw.visualize(shapes, 3, preset="maco", param=cw.Maco(spectrum=s.copy()), steps=1)
-    assert optvis.tracing_count(shapes) == count
+    assert optvis.step_tracing_count(shapes) == count
 
 
 # --- the panel ----------------------------------------------------------------------
@@ -330,7 +330,7 @@ def test_panel_runs_maco_and_draws_the_transparency_map(shapes):
 
 
 def test_over_checkerboard_blends_by_alpha():
-    from cnnviz_widgets.widgets.class_optimizer import CHECKER, over_checkerboard
+    from cnnviz_widgets.widgets.preview import CHECKER, over_checkerboard
 
     images = np.full((1, 16, 16, 3), 255, np.uint8)
     alpha = np.zeros((1, 16, 16), np.float32)

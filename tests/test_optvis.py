@@ -59,11 +59,11 @@ def test_channel_images_beat_the_data_set(shapes):
 def test_changing_class_or_channel_does_not_retrace(shapes):
     cw.visualize(shapes, obj.class_logit(0), steps=2)
     cw.visualize(shapes, obj.channel("conv3", 0), steps=2)
-    count = optvis.tracing_count(shapes)
+    count = optvis.step_tracing_count(shapes)
     for i in range(20):
         cw.visualize(shapes, obj.class_logit(i % 9), steps=2, lr=0.01 + i / 1000, seed=i)
         cw.visualize(shapes, obj.channel("conv3", i), steps=2)
-    assert optvis.tracing_count(shapes) == count
+    assert optvis.step_tracing_count(shapes) == count
 
 
 @pytest.mark.slow
@@ -327,3 +327,23 @@ def test_grayscale_model_with_its_own_preprocessing():
     assert (res.history[-1] > res.history[0]).all()
     res = cw.visualize(loaded, obj.class_logit(2), steps=12, param="pixels")
     assert res.history[-1, 0] > res.history[0, 0]
+
+
+def test_check_settings_is_the_one_check_of_run_settings():
+    p = cw.PRESETS["keras-vis"]
+    assert optvis.check_settings("keras-vis") == {
+        "tv": p.tv, "lp": p.lp, "blur": p.blur, "steps": p.steps, "lr": p.lr,
+    }  # fmt: skip
+    assert optvis.check_settings("lucid", steps=3, lr=0.5)["steps"] == 3
+    for kwargs, message in (
+        ({"lr": 0}, "learning rate must be > 0"),
+        ({"tv": -1}, "tv is a penalty weight"),
+        ({"blur": float("inf")}, "blur is inf"),
+        ({"steps": 2.5}, "whole number of steps"),
+        ({"steps": -1}, "steps must be at least 0"),
+    ):
+        with pytest.raises(cw.CnnvizError, match=message):
+            optvis.check_settings("lucid", **kwargs)
+    assert optvis.check_settings("lucid", steps=0)["steps"] == 0  # the engine runs 0 steps
+    with pytest.raises(cw.CnnvizError, match="steps must be at least 1, got 0"):
+        optvis.check_settings("lucid", steps=0, min_steps=1)  # a panel's run needs one

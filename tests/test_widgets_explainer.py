@@ -2,7 +2,9 @@
 clicks on the canvas) and check the session, the other panels, and the exact pixels sent
 to the canvases (decoded from the binary messages)."""
 
+import dataclasses
 import io
+import time
 
 import keras
 import numpy as np
@@ -15,7 +17,7 @@ from cnnviz_widgets.widgets import ClassOptimizer, ImageExplainer, explore, zoom
 from cnnviz_widgets.widgets import image_explainer as explainer_module
 from cnnviz_widgets.widgets.image_explainer import overlay_zoom
 
-from .helpers import PNG, assert_same_state, click, model_state, png_bytes
+from .helpers import PNG, assert_same_state, click, model_state, png_bytes, wait_until
 
 
 def last_sent(sent, pixels) -> np.ndarray:
@@ -425,18 +427,19 @@ def test_exported_from_the_package(tmp_path, panel):
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), panel.pixels.sent)
 
 
-def test_large_inputs_get_cheaper_defaults_and_a_subsampled_montage(sent):
+def test_large_inputs_get_fewer_samples_and_a_subsampled_montage(sent):
     inputs = keras.Input((160, 160, 3))
     x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="big")(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(3, activation="softmax")(x)
     session = Session(keras.Model(inputs, outputs))
     panel = ImageExplainer(session, image=np.random.default_rng(1).random((160, 160, 3)))
+    assert panel.wait(180)  # a large input: the new image's work went to the background
     assert panel.smooth_samples.value == 10
-    assert (panel.patch.value, panel.stride.value) == (20, 20)  # whole-patch steps
-    assert "64 patches" in panel.patch_count.value
-    panel.stride.value = 10
+    assert (panel.patch.value, panel.stride.value) == (20, 10)  # the engine's defaults
     assert "256 patches" in panel.patch_count.value
+    panel.stride.value = 20
+    assert "64 patches" in panel.patch_count.value
     fm = panel.features
     assert fm.layer == "big" and max(fm.montage.image.shape[:2]) > 1024
     drawn = last_sent(sent, panel.fm_pixels)
@@ -464,3 +467,140 @@ def test_a_grayscale_model_takes_colour_uploads_with_a_note():
     assert panel.attribution.method == "grad_cam" and panel.attribution.layer == "conv"
     assert panel.pixels.sent.shape == (224, 224, 4)  # 28 px enlarged 8x (the largest zoom)
     assert_same_state(before, model_state(model))
+
+
+# --- long work in the background; polish ---------------------------------------------
+
+
+def slow_engine(calls, steps=2000):
+    """An engine method that reports progress for a long time (until Stop raises)."""
+
+    def method(*args, progress=None, **kwargs):
+        calls.append(kwargs)
+        for done in range(1, steps + 1):
+            time.sleep(0.005)
+            progress(done, steps)
+        raise AssertionError("the job was not stopped")
+
+    return method
+
+
+def test_occlusion_and_smoothgrad_run_in_the_background(panel, shapes):
+    panel.background = True
+    image, target = panel.image, panel.class_select.value
+    panel.method.value = "occlusion"
+    assert panel.wait(180) and not panel.busy
+    expected = cw.occlusion(shapes, image, target, patch=8, stride=4)
+    np.testing.assert_array_equal(panel.pixels.sent, shown(panel, expected.overlay("jet", 0.5)))
+    assert panel.attribution.method == "occlusion" and "Occlusion computed in" in panel.status.value
+    assert (panel.progress.value, panel.progress.max) == (256, 256)
+    assert panel.progress.bar_style == "success" and panel.stop_button.disabled
+    panel.method.value = "smoothgrad"
+    assert panel.wait(180)
+    expected = cw.saliency(shapes, image, target, smooth=25, noise=0.15)
+    np.testing.assert_array_equal(panel.pixels.sent, shown(panel, expected.overlay("jet", 0.5)))
+    assert panel.progress.max == 25 and panel.messages.kind is None
+
+
+def test_stop_keeps_the_picture_and_the_panel_stays_usable(panel, monkeypatch):
+    panel.background = True
+    before, cam = panel.pixels.sent.copy(), panel.attribution
+    calls = []
+    monkeypatch.setattr(explainer_module, "occlusion", slow_engine(calls))
+    panel.method.value = "occlusion"
+    wait_until(lambda: panel.progress.value > 0, what="progress")
+    assert panel.busy and panel.runner.running and not panel.stop_button.disabled
+    wait_until(lambda: "patches/s · about" in panel.status.value, what="the rate")
+    panel.opacity.value = 0.8  # the panel answers while the job runs
+    panel.stop_button.click()
+    assert panel.wait(60) and not panel.busy
+    assert "stopped" in panel.status.value and panel.progress.bar_style == "warning"
+    assert panel.attribution is cam  # what is shown: the Grad-CAM, redrawn at 0.8
+    np.testing.assert_array_equal(panel.pixels.sent, shown(panel, cam.overlay("jet", 0.8)))
+    assert not np.array_equal(panel.pixels.sent, before)
+    # a new method asked for during a job: the job stops and the new one runs
+    panel.method.value = "occlusion"
+    wait_until(lambda: panel.progress.value > 0, what="progress")
+    panel.method.value = "saliency"
+    assert panel.wait(60)
+    wait_until(lambda: panel.attribution is not None and not panel.runner.running)
+    assert panel.attribution.method == "saliency" and panel.messages.kind is None
+
+
+def test_a_failing_background_job_shows_in_the_panel(panel, monkeypatch):
+    panel.background = True
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of cheese")
+
+    monkeypatch.setattr(explainer_module, "saliency", broken)
+    panel.method.value = "smoothgrad"
+    assert panel.wait(60)
+    assert panel.messages.kind == "error" and "out of cheese" in panel.messages.text
+    assert panel.attribution is None and "without a heatmap" in panel.caption.value
+    monkeypatch.undo()
+    panel.method.value = "grad_cam"
+    assert panel.messages.kind is None and panel.attribution.method == "grad_cam"
+
+
+def test_large_inputs_explain_in_the_background_by_default(sent):
+    inputs = keras.Input((160, 160, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="big")(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    image = np.random.default_rng(2).random((160, 160, 3))
+    panel = ImageExplainer(keras.Model(inputs, outputs), image=image)
+    assert panel.runner.thread is not None  # the new image's work: not in the constructor
+    panel.method.value = "occlusion"  # asked for during that work: runs after it
+    wait_until(lambda: panel.attribution is not None and panel.attribution.method == "occlusion")
+    assert panel.wait(180) and panel.features is not None and panel.predictions is not None
+    assert panel.messages.kind != "error" and panel.progress.bar_style == "success"
+    panel.close()
+
+
+@pytest.mark.slow
+def test_explore_on_a_large_model_returns_at_once_and_works_in_the_background():
+    vgg = keras.applications.VGG16(weights=None)  # never download weights
+    app = explore(vgg)
+    panel = app.panels["Explain an image"]
+    assert panel.runner.running  # predictions, Grad-CAM, feature maps: in the background
+    assert "working" in panel.status.value and not panel.stop_button.disabled
+    app.panels["Layers"].layer_list.value = "block3_conv1"  # the other panels answer
+    assert app.session.layer == "block3_conv1"
+    assert panel.wait(600) and panel.messages.kind in (None, "note")
+    assert panel.predictions is not None and panel.attribution.method == "grad_cam"
+    assert panel.features is not None and panel.features.layer == "block3_conv1"
+    app.close()
+
+
+def test_a_caveat_note_goes_when_the_next_method_has_none(panel, monkeypatch):
+    original = explainer_module.grad_cam
+
+    def no_evidence(*args, **kwargs):
+        result = original(*args, **kwargs)
+        return dataclasses.replace(result, notes=["no positive evidence for class 3"])
+
+    monkeypatch.setattr(explainer_module, "grad_cam", no_evidence)
+    panel.method.value = "grad_cam++"
+    assert panel.messages.kind == "note" and "no positive evidence" in panel.messages.text
+    panel.method.value = "occlusion"
+    assert panel.messages.kind is None  # not left over from Grad-CAM
+    panel.set_image(cw.sample_image("grace_hopper"))  # an image note is not a caveat
+    panel.method.value = "saliency"
+    assert panel.messages.kind == "note" and "resized" in panel.messages.text
+
+
+def test_the_class_in_use_and_the_top_prediction_are_both_shown(session, shapes):
+    panel = ImageExplainer(session)
+    top = panel.predictions.class_index
+    assert "the top prediction" in panel.class_note.value
+    assert panel.use_top.layout.display == "none"
+    other = (top + 4) % 9
+    session.class_index = other  # e.g. the class optimizer's last class
+    name, top_name = cw.SHAPES_CLASS_NAMES[other], cw.SHAPES_CLASS_NAMES[top]
+    assert panel.attribution.class_index == other
+    assert f"Explaining <b>{name}</b>" in panel.class_note.value
+    assert f"top prediction <b>{top_name}</b>" in panel.class_note.value
+    assert panel.use_top.layout.display is None
+    panel.use_top.click()
+    assert panel.attribution.class_index == top and session.class_index == top
+    assert panel.use_top.layout.display == "none"

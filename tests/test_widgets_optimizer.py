@@ -174,7 +174,7 @@ def test_run_streams_frames_and_keeps_a_history(panel, sent):
     assert len(panel.history_box.children) == 2 and len(panel.records) == 2
     assert panel.result.images.shape[0] == 1 and panel.pixels.image.shape == (64 + 8, 64, 4)
     # the newest first in the strip; clicking the older one shows it again
-    older = panel._history_items[0]
+    older = panel.history.items[0]
     assert panel.history_box.children[1] is older.box
     click(older.pixels.canvas)
     assert panel.shown is record and panel.labels == ["circle", "ring", "dots"]
@@ -222,7 +222,7 @@ def test_stop_ends_the_run_and_keeps_the_last_image(panel, sent):
     np.testing.assert_array_equal(tile(panel, shown, 0), opaque_rgba(result.images[0]))
     assert "stopped at step" in panel.status.value and "last image kept" in panel.status.value
     assert panel.records[-1].result is result and "stopped at" in (
-        panel._history_items[-1].caption.value
+        panel.history.items[-1].caption.value
     )
 
 
@@ -250,7 +250,7 @@ def test_closing_the_panel_stops_its_run(session):
     run = opt._run
     opt.close()
     assert not opt.running and run.result is not None and run.result.stopped
-    assert opt._thread is not None and not opt._thread.is_alive()
+    assert opt.runner.thread is not None and not opt.runner.thread.is_alive()
     with pytest.raises(cw.CnnvizError, match="closed"):
         opt.run()
     opt.close()  # twice is fine
@@ -286,7 +286,7 @@ def test_bad_settings_show_in_the_panel(panel):
     panel.guarded(lambda: setattr(panel, "class_targets", [0, 99]))()  # from a control: shown
     assert "class index 99 is out of range" in panel.messages.text and "0..8" in panel.messages.text
     assert panel.class_targets == [0]
-    panel._class_targets = [99]  # stale or forged: the run refuses it with the range
+    panel.target.picker.picked = [99]  # stale or forged: the run refuses it with the range
     panel.run_button.click()
     assert "class 99 is out of range" in panel.messages.text
     panel.class_targets = list(range(9)) * 2
@@ -417,7 +417,7 @@ def test_explore_puts_the_panels_on_one_session(shapes):
     assert "channel <code>4</code>" in app.head.value and "9 classes" in app.head.value
     assert app.show("Class optimization") is optimizer and app.tabs.selected_index == 2
     app.close()
-    assert optimizer._closed
+    assert optimizer.runner.closed
 
 
 def test_explore_takes_extra_panels_and_survives_a_broken_one(shapes):
@@ -456,3 +456,16 @@ def test_explore_includes_the_image_explainer_when_it_imports(shapes, monkeypatc
     assert isinstance(app.panels["Explain an image"], ImageExplainer)
     assert app.panels["Explain an image"].session is app.session
     app.close()
+
+
+def test_settings_are_traits_linked_to_the_controls(panel):
+    panel.config.steps = 64  # from code: the box follows
+    assert panel.steps.value == 64 and panel.settings()["steps"] == 64
+    panel.lr.value = 0.5  # from the box: the trait follows
+    assert panel.config.lr == 0.5 and panel.settings()["lr"] == 0.5
+    with pytest.raises(cw.CnnvizError, match="unknown preset"):
+        panel.config.preset = "deepdream"
+    panel.config.preset = "keras-vis"
+    p = cw.PRESETS["keras-vis"]
+    assert panel.preset.value == "keras-vis" and panel.steps.value == p.steps
+    assert (panel.config.tv, panel.config.lp) == (p.tv, p.lp)

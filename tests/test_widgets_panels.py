@@ -205,7 +205,7 @@ def test_clicking_a_filter_selects_and_enlarges_it(shapes, sent):
     assert gallery.messages.kind is None
     values = cw.filter_values(shapes, "conv1", view="rgb", filters=[5])[0]
     numbers = gallery.detail_numbers.value
-    assert f"{values[0, 0, 0]:+.3f}" in numbers and f"{values[6, 6, 2]:+.3f}" in numbers
+    assert f"{values[0, 0, 0]:+.3g}" in numbers and f"{values[6, 6, 2]:+.3g}" in numbers
     assert "Filter 5 of conv1" in gallery.detail_head.value
     enlarged = gallery.detail_pixels.sent
     tile = cw.filter_montage(shapes, "conv1", filters=[5], scale=1, padding=0).image
@@ -221,6 +221,30 @@ def test_clicking_padding_selects_nothing(shapes):
     assert gallery.session.channel is None
 
 
+def test_a_click_on_the_gap_between_tiles_picks_the_nearest(shapes):
+    gallery = FilterGallery(shapes)
+    montage, z = gallery.montage, gallery.pixels.zoom
+    x, y, w, h = montage.tile_box(4)
+    assert montage.tile_box(5)[0] == x + w + 1  # one pixel of padding, zoomed
+    click(gallery.pixels.canvas, (x + w) * z + z / 2, (y + h / 2) * z)
+    assert gallery.session.channel == int(montage.order[4])
+
+
+def test_small_weights_print_in_significant_digits():
+    inputs = keras.Input((8, 8, 3))
+    conv = keras.layers.Conv2D(2, 3, name="c")
+    model = keras.Model(inputs, conv(inputs))
+    kernel = np.linspace(-0.00207, 0.00208, 54, dtype=np.float32).reshape(3, 3, 3, 2)
+    conv.set_weights([kernel, np.zeros(2, np.float32)])
+    gallery = FilterGallery(model)
+    gallery.session.channel = 0
+    head, numbers = gallery.detail_head.value, gallery.detail_numbers.value
+    values = cw.filter_values(model, "c", view="rgb", filters=[0])[0]
+    assert f"min {values.min():+.3g}" in head and "0.000 " not in head
+    assert "+0.000<" not in numbers and "-0.000<" not in numbers
+    assert f"{values[0, 0, 0]:+.3g}" in numbers  # -0.00207, as the caption says
+
+
 def test_channel_view_numbers_are_the_seed_expression(vgg16):
     session = Session(vgg16, layer="block3_conv1")
     gallery = FilterGallery(session)
@@ -229,7 +253,7 @@ def test_channel_view_numbers_are_the_seed_expression(vgg16):
     session.channel = 0
     seed = vgg16.model.layers[7].get_weights()[0][:, :, :, 0][:, :, 0]
     for v in seed.ravel():
-        assert f"{v:+.3f}" in gallery.detail_numbers.value
+        assert f"{v:+.3g}" in gallery.detail_numbers.value
 
 
 def test_controls_redraw_with_the_engine(shapes, sent):
@@ -429,3 +453,15 @@ def test_panels_do_not_change_the_model(shapes):
         click(gallery.pixels.canvas, *tile_center(gallery, 0))
     gallery.mode_toggle.value = "overview"
     assert_same_state(before, model_state(shapes.model))
+
+
+def test_the_layer_list_column_is_as_wide_as_its_rows(vgg16):
+    """At JupyterLab's width the details wrap below the list instead of cutting its
+    parameter column (12.5 px monospace: ~7.6 px a character)."""
+    browser = LayerBrowser(vgg16)
+    column = next(w for w in browser.children[-1].children if browser.layer_list in w.children)
+    longest = max(len(label) for label, _ in browser.layer_list.options)
+    width = float(column.layout.min_width.split(",")[1].strip(" px)"))
+    assert width >= longest * 7.6 and column.layout.min_width.startswith("min(100%,")
+    assert f"{width:.0f}px" in column.layout.flex
+    browser.close()

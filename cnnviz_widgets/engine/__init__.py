@@ -8,6 +8,7 @@ from .attribution import (
     default_cam_layer,
     grad_cam,
     occlusion,
+    occlusion_grid,
     predict_top,
     saliency,
     spatial_layers,
@@ -31,7 +32,7 @@ from .models import (
     load_model,
     softmax_position,
 )
-from .optvis import PRESETS, Frame, Preset, Result, Run, optimize, visualize
+from .optvis import PRESETS, Frame, Preset, Result, Run, check_settings, optimize, visualize
 from .param import Fourier, Maco, Pixels, Spectrum, spectrum_from
 from .preprocessing import PREPROCESSINGS, Preprocessing
 from .results import (
@@ -81,6 +82,7 @@ __all__ = [
     "Tap",
     "Transforms",
     "adversarial_examples",
+    "check_settings",
     "default_cam_layer",
     "extractor",
     "feature_maps",
@@ -98,6 +100,7 @@ __all__ = [
     "load_image",
     "load_model",
     "occlusion",
+    "occlusion_grid",
     "optimize",
     "predict_top",
     "robust_accuracy",

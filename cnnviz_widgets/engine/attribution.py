@@ -18,6 +18,7 @@ computation and the gradient between them exists.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -25,7 +26,7 @@ import tensorflow as tf
 
 from ..errors import CnnvizError
 from .internals import Tap, class_count, is_spatial, output_shape
-from .introspect import get_layer
+from .introspect import find_layer
 from .models import LoadedModel, as_loaded
 from .results import (
     Attribution,
@@ -37,7 +38,7 @@ from .results import (
 from .scoring import (
     FLOAT,
     INT,
-    CompiledFns,
+    AttributionFns,
     Net,
     cached_fns,
     class_name_at,
@@ -55,6 +56,7 @@ __all__ = [
     "default_cam_layer",
     "grad_cam",
     "occlusion",
+    "occlusion_grid",
     "predict_top",
     "saliency",
     "spatial_layers",
@@ -65,7 +67,7 @@ __all__ = [
 def _cam_layer(loaded: LoadedModel, layer) -> str:
     if layer is None:
         return default_cam_layer(loaded)
-    found, path = get_layer(loaded.model, layer)
+    found, path = find_layer(loaded.model, layer)
     shape = output_shape(found)
     if isinstance(found, keras.Model) or not is_spatial(shape):
         options = spatial_layers(loaded)
@@ -78,7 +80,7 @@ def _cam_layer(loaded: LoadedModel, layer) -> str:
     return path
 
 
-def _predict_fns(loaded: LoadedModel) -> CompiledFns:
+def _predict_fns(loaded: LoadedModel) -> AttributionFns:
     def build():
         net = Net(loaded, [])
 
@@ -87,12 +89,12 @@ def _predict_fns(loaded: LoadedModel) -> CompiledFns:
             _, logits, probs = net(image)
             return logits[0], probs[0]
 
-        return CompiledFns(net, predict=predict)
+        return AttributionFns(net, predict=predict)
 
     return cached_fns(loaded, ("predict",), build)
 
 
-def _gradcam_fns(loaded: LoadedModel, path: str) -> CompiledFns:
+def _gradcam_fns(loaded: LoadedModel, path: str) -> AttributionFns:
     def build():
         net = Net(loaded, [Tap(path)])
 
@@ -125,12 +127,12 @@ def _gradcam_fns(loaded: LoadedModel, path: str) -> CompiledFns:
             up = tf.image.resize(both, tf.shape(image)[1:3], method="bilinear")[0]
             return raw, raw_pp, weights, weights_pp, up, logits[0], probs[0], c
 
-        return CompiledFns(net, cam=cam)
+        return AttributionFns(net, cam=cam)
 
     return cached_fns(loaded, ("grad_cam", path), build)
 
 
-def _saliency_fns(loaded: LoadedModel) -> CompiledFns:
+def _saliency_fns(loaded: LoadedModel) -> AttributionFns:
     def build():
         net = Net(loaded, [])
         spec = image_spec(loaded)
@@ -151,12 +153,12 @@ def _saliency_fns(loaded: LoadedModel) -> CompiledFns:
             w = tf.concat([[clean_weight], tf.ones(tf.shape(noise)[:1], tf.float32)], axis=0)
             return tf.reduce_sum(w[:, None, None, None] * g, axis=0), logits[0], probs[0], c
 
-        return CompiledFns(net, grads=grads)
+        return AttributionFns(net, grads=grads)
 
     return cached_fns(loaded, ("saliency",), build)
 
 
-def _occlusion_fns(loaded: LoadedModel) -> CompiledFns:
+def _occlusion_fns(loaded: LoadedModel) -> AttributionFns:
     def build():
         net = Net(loaded, [])
         spec = image_spec(loaded)
@@ -174,7 +176,7 @@ def _occlusion_fns(loaded: LoadedModel) -> CompiledFns:
             _, logits, probs = net(image * (1.0 - m) + fill * m)
             return tf.gather(logits, class_index, axis=1), tf.gather(probs, class_index, axis=1)
 
-        return CompiledFns(net, occlude=occlude)
+        return AttributionFns(net, occlude=occlude)
 
     return cached_fns(loaded, ("occlusion",), build)
 
@@ -288,6 +290,7 @@ def saliency(
     noise: float = 0.15,
     seed: int = 0,
     batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Saliency:
     """Vanilla-gradient saliency (Simonyan et al. 2014) or SmoothGrad (Smilkov et al. 2017).
 
@@ -301,6 +304,8 @@ def saliency(
         noise: the noise's standard deviation as a fraction of the image's value range.
         seed: the noise seed (same seed, same map, whatever the batch size).
         batch_size: noisy copies per compiled call (default: by image size, at most 16).
+        progress: called as ``progress(done, total)`` after each batch of noisy copies;
+            an exception it raises ends the computation (a panel's Stop).
 
     Returns:
         :class:`Saliency`.
@@ -340,6 +345,8 @@ def saliency(
                 cls = int(u)  # the predicted class, fixed for the other batches
             grad += g.numpy()
             done += m
+            if progress is not None:
+                progress(done, smooth)
         grad /= smooth
     used = int(used)
     mag = np.abs(grad).max(axis=-1)
@@ -410,6 +417,26 @@ def _boxes(size: int, patch: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(start, 0, size), np.clip(start + patch, 0, size)
 
 
+def occlusion_grid(
+    height: int, width: int, patch: int | None = None, stride: int | None = None
+) -> tuple[int, int, int]:
+    """``(patch, stride, positions)`` of :func:`occlusion` on a ``height x width`` image:
+    the defaults where ``patch`` or ``stride`` is ``None`` (an eighth of the smaller side;
+    half a patch), checked, and how many patches (forward passes) that makes.
+
+    Raises:
+        CnnvizError: a patch outside ``1..max(height, width)`` or a stride below 1.
+    """
+    h, w = int(height), int(width)
+    patch = max(2, round(min(h, w) / 8)) if patch is None else int(patch)
+    if not 1 <= patch <= max(h, w):
+        raise CnnvizError(f"patch must be 1..{max(h, w)} pixels for a {h}x{w} image, got {patch}")
+    stride = max(1, patch // 2) if stride is None else int(stride)
+    if stride < 1:
+        raise CnnvizError(f"stride must be >= 1 pixel, got {stride}")
+    return patch, stride, math.ceil(h / stride) * math.ceil(w / stride)
+
+
 def occlusion(
     model,
     image,
@@ -420,6 +447,7 @@ def occlusion(
     fill="mean",
     score: str = "logit",
     batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Occlusion:
     """Occlusion sensitivity (Zeiler and Fergus 2014): hide one patch at a time and
     measure how much the class score drops.  All patches go through the model in batches
@@ -437,6 +465,8 @@ def occlusion(
         score: ``"logit"`` (default: drops stay comparable for confident classes) or
             ``"probability"``.
         batch_size: occluded images per forward pass (default: by image size).
+        progress: called as ``progress(done, total)`` (patches) after each forward pass;
+            an exception it raises ends the computation (a panel's Stop).
 
     Returns:
         :class:`Occlusion`.
@@ -448,14 +478,7 @@ def occlusion(
         raise CnnvizError(f"score must be 'logit' or 'probability', got {score!r}")
     img, notes = prepare_image(loaded, image)
     h, w = img.shape[:2]
-    if patch is None:
-        patch = max(2, round(min(h, w) / 8))
-    patch = int(patch)
-    if not 1 <= patch <= max(h, w):
-        raise CnnvizError(f"patch must be 1..{max(h, w)} pixels for a {h}x{w} image, got {patch}")
-    stride = max(1, patch // 2) if stride is None else int(stride)
-    if stride < 1:
-        raise CnnvizError(f"stride must be >= 1 pixel, got {stride}")
+    patch, stride, _ = occlusion_grid(h, w, patch, stride)
     if stride > patch:
         notes.append(f"stride {stride} > patch {patch}: some pixels are never hidden (heat 0)")
     fill_img, fill_name = _fill_image(img, fill, patch)
@@ -481,6 +504,8 @@ def occlusion(
         e = min(s + per_call, len(y0))
         lg, pr = fns.occlude(x, f, y0[s:e], y1[s:e], x0[s:e], x1[s:e], cls)
         out[s:e] = (lg if score == "logit" else pr).numpy()
+        if progress is not None:
+            progress(e, len(y0))
     base = float(logits[used] if score == "logit" else probs[used])
     scores = out.reshape(rows, cols)
     drops = base - scores

@@ -9,15 +9,15 @@ import tensorflow as tf
 from ..errors import CnnvizError
 from .filters import Montage, select_indices, tile_images, to_rgba
 from .internals import Tap, output_shape
-from .introspect import get_layer
+from .introspect import find_layer
 from .models import LoadedModel, as_loaded
 from .results import ChannelStats, FeatureMaps
-from .scoring import CompiledFns, Net, cached_fns, default_cam_layer, image_spec, prepare_image
+from .scoring import AttributionFns, Net, cached_fns, default_cam_layer, image_spec, prepare_image
 
 __all__ = ["feature_maps"]
 
 
-def _features_fns(loaded: LoadedModel, path: str) -> CompiledFns:
+def _features_fns(loaded: LoadedModel, path: str) -> AttributionFns:
     def build():
         net = Net(loaded, [Tap(path)], scores=False)
 
@@ -26,7 +26,7 @@ def _features_fns(loaded: LoadedModel, path: str) -> CompiledFns:
             acts, _, _ = net(image)
             return tf.cast(acts[0][0], tf.float32)
 
-        return CompiledFns(net, features=features)
+        return AttributionFns(net, features=features)
 
     return cached_fns(loaded, ("features", path), build)
 
@@ -76,7 +76,7 @@ def feature_maps(
     if layer is None:
         path = default_cam_layer(loaded)
     else:
-        found, path = get_layer(loaded.model, layer)
+        found, path = find_layer(loaded.model, layer)
         if isinstance(found, keras.Model):
             raise CnnvizError(
                 f"{path!r} is a nested model: pick one of its layers, such as "

@@ -14,7 +14,7 @@ import matplotlib
 import numpy as np
 
 from ..errors import CnnvizError, NoKernelError
-from .introspect import get_layer, has_kernel, iter_layers
+from .introspect import find_layer, has_kernel, iter_layers
 from .models import as_keras_model
 
 VIEWS = ("auto", "channel", "rgb", "mean", "maxabs")
@@ -76,7 +76,7 @@ def strongest_filters(model, layer) -> np.ndarray:
 
 def _kernel_layer(model, layer):
     model = as_keras_model(model)
-    found, path = get_layer(model, layer)
+    found, path = find_layer(model, layer)
     if not has_kernel(found):
         conv = [p for _, p, _, lay, _ in iter_layers(model) if has_kernel(lay)]
         shown = ", ".join(conv[:12]) + (f", ... ({len(conv)} in all)" if len(conv) > 12 else "")
@@ -225,12 +225,19 @@ class Montage:
         p = self.padding
         return p + col * (tw + p), p + row * (th + p), tw, th
 
-    def filter_at(self, x: float, y: float) -> int | None:
-        """The filter index under pixel ``(x, y)`` of the image, or ``None`` (padding, outside)."""
+    def filter_at(self, x: float, y: float, nearest: bool = False) -> int | None:
+        """The filter index under pixel ``(x, y)`` of the image, or ``None`` (padding,
+        outside).  With ``nearest``, a point on the padding between two tiles goes to the
+        nearer one (a click on the 1-pixel gap still picks a tile; the outer border not)."""
         th, tw = self.tile
         p = self.padding
         col, cx = divmod(int(x) - p, tw + p)
         row, cy = divmod(int(y) - p, th + p)
+        rows, cols = self.grid
+        if nearest and 0 <= col < cols - 1 and cx >= tw:  # between two tiles: the nearer
+            col, cx = (col + 1, 0) if cx - tw >= p / 2 else (col, 0)
+        if nearest and 0 <= row < rows - 1 and cy >= th:
+            row, cy = (row + 1, 0) if cy - th >= p / 2 else (row, 0)
         if not (0 <= col < self.grid[1] and 0 <= row < self.grid[0]) or cx >= tw or cy >= th:
             return None
         position = row * self.grid[1] + col

@@ -255,7 +255,12 @@ def get_layer(model, ref) -> tuple[keras.layers.Layer, str]:
             (top level first, then inside nested models), a path ``"outer/inner"``, or a
             layer object of the model.
     """
-    model = as_keras_model(model)
+    return find_layer(as_keras_model(model), ref)
+
+
+def find_layer(model: keras.Model, ref) -> tuple[keras.layers.Layer, str]:
+    """:func:`get_layer` for engine code that holds the checked ``keras.Model`` already
+    (the user's model is converted and checked once, where it enters the engine)."""
     if isinstance(ref, keras.layers.Layer):
         for _, path, _, layer, _ in iter_layers(model):
             if layer is ref:

@@ -26,10 +26,11 @@ import tensorflow as tf
 
 from ..errors import CnnvizError
 from . import objectives as obj
-from .internals import Tap, build_extractor, image_input, layer_at, logit_source
-from .introspect import get_layer
+from .internals import Tap, image_input, layer_at, logit_source
+from .introspect import find_layer
 from .models import LoadedModel, as_loaded
 from .param import Fourier, Maco, Pixels, get_param
+from .taps import extractor
 from .transforms import Transforms
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Preset",
     "Result",
     "Run",
+    "check_settings",
     "optimize",
     "visualize",
 ]
@@ -288,7 +290,7 @@ class _Compiled:
             if term.layer is None:
                 continue
             if term.layer not in self.paths:
-                layer, self.paths[term.layer] = get_layer(model, term.layer)
+                layer, self.paths[term.layer] = find_layer(model, term.layer)
                 if _fused_activation(layer):
                     self.pre[self.paths[term.layer]] = layer
             path = self.paths[term.layer]
@@ -307,7 +309,7 @@ class _Compiled:
                 "channel, neuron or layer objective"
             )
         self.taps = taps
-        self.ext = build_extractor(model, taps, with_outputs=False)
+        self.ext = extractor(loaded, taps, with_outputs=False)
         self.tap_shapes = {(t.path, t.kind): tuple(o.shape) for t, o in zip(taps, self.ext.outputs)}
         for path, layer in self.pre.items():  # terms check shapes of the layer's output
             self.tap_shapes.setdefault((path, "output"), tuple(layer.output.shape))
@@ -432,8 +434,10 @@ def _compiled(loaded, objective, param, transforms, batch, hwc) -> _Compiled:
     return compiled
 
 
-def tracing_count(model) -> int:
-    """How many times the compiled steps of ``model`` have been traced (for checks)."""
+def step_tracing_count(model) -> int:
+    """How many times the compiled optimization steps of ``model`` were traced (for checks;
+    :func:`~cnnviz_widgets.engine.attribution.tracing_count` counts the attribution
+    functions)."""
     model = model.model if isinstance(model, LoadedModel) else model
     pools = _COMPILED.get(model, {}).values()
     return sum(c.tracing_count() for pool in pools for c in pool)
@@ -583,6 +587,47 @@ def _finite(name: str, value) -> float:
     return out
 
 
+def check_settings(
+    preset: str | Preset = "lucid",
+    *,
+    steps: int | None = None,
+    lr: float | None = None,
+    tv: float | None = None,
+    lp: float | None = None,
+    blur: float | None = None,
+    min_steps: int = 0,
+) -> dict:
+    """The run settings :func:`optimize` would use, checked: the preset's values where an
+    argument is ``None``.  Panels call it to show the engine's own message before a run.
+
+    Returns:
+        ``{"steps", "lr", "tv", "lp", "blur"}`` as an int and floats.
+
+    Raises:
+        CnnvizError: naming the setting, the value and what is allowed (fewer than
+            ``min_steps`` steps; a learning rate <= 0; a negative penalty; NaN or inf).
+    """
+    p = get_preset(preset)
+    out = {}
+    for name, given in (("tv", tv), ("lp", lp), ("blur", blur)):
+        value = _finite(name, getattr(p, name) if given is None else given)
+        if value < 0:
+            raise CnnvizError(f"{name} is a penalty weight and must be >= 0, got {value}")
+        out[name] = value
+    _finite("the preset's p (of the Lp norm)", p.p)
+    steps = p.steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise CnnvizError(f"steps is a whole number of steps >= {min_steps}, got {steps!r}")
+    if steps < min_steps:
+        raise CnnvizError(f"steps must be at least {min_steps}, got {int(steps)}")
+    out["steps"] = int(steps)
+    lr = _finite("the learning rate (lr)", p.lr if lr is None else lr)
+    if not lr > 0:
+        raise CnnvizError(f"the learning rate must be > 0, got {lr}")
+    out["lr"] = lr
+    return out
+
+
 def optimize(
     model,
     objective,
@@ -625,15 +670,8 @@ def optimize(
     hwc = _image_size(loaded, size)
     objective = _objective_from(objective, loaded)
     user_terms = len(objective.terms)
-    weights = {
-        "tv": _finite("tv", p.tv if tv is None else tv),
-        "lp": _finite("lp", p.lp if lp is None else lp),
-        "blur": _finite("blur", p.blur if blur is None else blur),
-    }
-    for name, value in weights.items():
-        if value < 0:
-            raise CnnvizError(f"{name} is a penalty weight and must be >= 0, got {value}")
-    _finite("the preset's p (of the Lp norm)", p.p)
+    checked = check_settings(p, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur)
+    weights = {name: checked[name] for name in ("tv", "lp", "blur")}
     for w, term in objective.terms:
         _finite(f"the weight of {term.describe()} in the objective", w)
     full = (
@@ -649,15 +687,7 @@ def optimize(
         raise CnnvizError(f"the objective has {n} targets but batch={batch}: leave batch out")
     if batch < 1:
         raise CnnvizError(f"batch must be >= 1, got {batch}")
-    steps = p.steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
-        raise CnnvizError(f"steps is a whole number of steps >= 0, got {steps!r}")
-    steps = int(steps)
-    if steps < 0:
-        raise CnnvizError(f"steps must be >= 0, got {steps}")
-    lr = _finite("the learning rate (lr)", p.lr if lr is None else lr)
-    if not lr > 0:
-        raise CnnvizError(f"the learning rate must be > 0, got {lr}")
+    steps, lr = checked["steps"], checked["lr"]
     param_obj = p.param if param is None else get_param(param)
     t = p.transforms_for(min(hwc[:2])) if transforms is None else transforms
     for setting in (param_obj, t):

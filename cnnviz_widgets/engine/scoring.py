@@ -32,7 +32,7 @@ from .models import LoadedModel, as_loaded
 __all__ = [
     "FLOAT",
     "INT",
-    "CompiledFns",
+    "AttributionFns",
     "Net",
     "cached_fns",
     "class_name_at",
@@ -173,7 +173,9 @@ def cached_fns(loaded: LoadedModel, key: tuple, build):
 
 
 def tracing_count(model) -> int:
-    """How many times the compiled functions of ``model`` were traced (for checks)."""
+    """How many times the compiled attribution functions of ``model`` were traced (for
+    checks; :func:`~cnnviz_widgets.engine.optvis.step_tracing_count` counts the
+    optimization steps)."""
     model = model.model if isinstance(model, LoadedModel) else model
     return sum(
         f.experimental_get_tracing_count()
@@ -182,7 +184,10 @@ def tracing_count(model) -> int:
     )
 
 
-class CompiledFns:
+class AttributionFns:
+    """The compiled attribution functions of one model (and layer), with the notes of the
+    network they read; cached by :func:`cached_fns`."""
+
     def __init__(self, net: Net, **fns):
         self.net = net
         self.notes = net.notes

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
+import math
+import os
 import traceback
 from collections.abc import Callable
 from importlib import resources
@@ -40,6 +43,43 @@ def error_message(err: BaseException) -> str:
         f"<b>Unexpected {esc(type(err).__name__)}</b>: {esc(err)}<br>"
         "This looks like a bug in cnnviz_widgets; the panel keeps working.  Details:"
         f"<details><summary>traceback</summary><pre>{esc(trace)}</pre></details>"
+    )
+
+
+def fmt_value(v: float) -> str:
+    """A value in 3 or 4 significant digits (``"nan"`` when not finite)."""
+    if not math.isfinite(v):
+        return "nan"
+    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.4g}"
+
+
+def labeled(kind: type, description: str, width: str, label_width: str, **kw: Any) -> Any:
+    """A control of type ``kind`` with its description, width and label width."""
+    style = {"description_width": label_width, **kw.pop("style", {})}
+    return kind(description=description, layout=widgets.Layout(width=width), style=style, **kw)
+
+
+def row(*children: widgets.Widget) -> widgets.HBox:
+    """A row of controls (CSS class ``cnnviz-controls``: wraps, with even gaps)."""
+    box = widgets.HBox(list(children))
+    box.add_class("cnnviz-controls")
+    return box
+
+
+def write_file(data: bytes, path: str | os.PathLike | None) -> bytes:
+    """Write ``data`` to ``path`` (when given); returns ``data`` (the exports' tail)."""
+    if path is not None:
+        with open(path, "wb") as file:
+            file.write(data)
+    return data
+
+
+def download_link(name: str, data: bytes, mime: str) -> str:
+    """HTML saying where ``data`` was saved, with a link that downloads it again."""
+    link = base64.b64encode(data).decode("ascii")
+    return (
+        f"saved <code>{esc(os.path.abspath(name))}</code> ({len(data) / 1024:.0f} KB) · "
+        f'<a download="{esc(name)}" href="data:{mime};base64,{link}">download</a>'
     )
 
 

@@ -9,11 +9,11 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine import FeatureMaps, feature_maps
+from ..engine import FeatureMaps, feature_maps, spatial_layers
 from ..engine.internals import is_spatial
 from ..session import Session
 from .canvas import PixelCanvas
-from .common import esc
+from .common import esc, fmt_value
 from .pictures import fit_zoom
 
 FEATURE_SORTS = [
@@ -26,10 +26,6 @@ FEATURE_SORTS = [
 MONTAGE_TARGET = 300  # pixels the feature-map montage aims for
 MONTAGE_MAX = 1024  # a larger montage is shown subsampled (every k-th pixel)
 CHANNEL_TARGET = 128  # pixels of the selected channel's map
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.4g}"
 
 
 class FeatureMapsView:
@@ -125,8 +121,7 @@ class FeatureMapsView:
         shape = row.output_shape
         self._set_head(layer)
         if not (isinstance(shape, tuple) and is_spatial(shape)):
-            usable = [r.path for r in self.session.table if r.path in self._spatial_paths()]
-            listed = ", ".join(usable[-8:]) or "none"
+            listed = ", ".join(spatial_layers(self.session.loaded)[-8:]) or "none"
             self._note(
                 f"<b>{esc(layer)}</b> is a {esc(row.class_name)} layer with output "
                 f"{esc(shape)}: it has no spatial maps to show. Pick a layer with an "
@@ -149,15 +144,6 @@ class FeatureMapsView:
         )
         self.show_channel()
         return fm
-
-    def _spatial_paths(self) -> set[str]:
-        return {
-            r.path
-            for r in self.session.table
-            if isinstance(r.output_shape, tuple)
-            and len(r.output_shape) == 4
-            and r.class_name != "InputLayer"
-        }
 
     def _note(self, text: str) -> None:
         self.info.value = f'<div class="cnnviz-message-note">{text}</div>'
@@ -210,10 +196,10 @@ class FeatureMapsView:
         rows = "".join(
             f"<tr><th>{k}</th><td>{v}</td></tr>"
             for k, v in (
-                ("mean", _fmt(s["mean"])),
-                ("max", _fmt(s["max"])),
-                ("min", _fmt(s["min"])),
-                ("std", _fmt(s["std"])),
+                ("mean", fmt_value(s["mean"])),
+                ("max", fmt_value(s["max"])),
+                ("min", fmt_value(s["min"])),
+                ("std", fmt_value(s["std"])),
                 ("active", f"{s['active'] * 100:.0f} % of positions > 0"),
                 ("rank", f"{rank} of {fm.maps.shape[-1]} ({esc(self.sort.label)})"),
             )

@@ -1,8 +1,11 @@
-"""FilterGallery: every filter of a convolution layer as one crisp montage on a canvas."""
+"""FilterGallery: every filter of a convolution layer as one crisp montage on a canvas.
+
+Layout and wiring: the settings are traits (:mod:`.gallery_controls`), the selected filter
+is :mod:`.filter_detail`, the overview picture :mod:`.filter_overview`.
+"""
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 import os
@@ -11,7 +14,6 @@ from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
-from PIL import Image, ImageDraw
 
 from ..engine import (
     Montage,
@@ -22,39 +24,17 @@ from ..engine import (
     kernel_array,
 )
 from ..engine.filters import strongest_filters
-from ..errors import CnnvizError, NoKernelError
-from .canvas import PixelCanvas, zoom_nearest
-from .common import Panel, esc, style_sheet
-from .pictures import BACKGROUND, fit_zoom, font, png_bytes
+from ..errors import CnnvizError
+from .canvas import PixelCanvas
+from .common import Panel, download_link, esc, row, style_sheet, write_file
+from .filter_detail import FilterDetail, kernel_table
+from .filter_overview import overview_picture
+from .gallery_controls import GalleryControls, GallerySettings
+from .pictures import fit_zoom, png_bytes
 
-VIEW_OPTIONS = [
-    ("auto (rgb for 3 inputs, else mean)", "auto"),
-    ("one input channel", "channel"),
-    ("rgb (3 input channels)", "rgb"),
-    ("mean over input channels", "mean"),
-    ("max |w| over input channels", "maxabs"),
-]
-NORMALIZATION_OPTIONS = [
-    ("each filter to its own range", "filter"),
-    ("one range for the layer", "layer"),
-    ("symmetric around 0", "symmetric"),
-]
-CMAP_OPTIONS = [
-    ("auto (gray / RdBu_r)", ""),
-    ("gray", "gray"),
-    ("viridis", "viridis"),
-    ("magma", "magma"),
-    ("RdBu_r (diverging)", "RdBu_r"),
-    ("coolwarm (diverging)", "coolwarm"),
-    ("PiYG (diverging)", "PiYG"),
-]
-ZOOM_OPTIONS = [("auto", 0), ("1×", 1), ("2×", 2), ("3×", 3), ("4×", 4), ("6×", 6), ("8×", 8)]
-PAGE_SIZES = [64, 128, 256, 512, 1024, 2048]
+__all__ = ["FilterGallery", "auto_zoom", "kernel_table"]
+
 AUTO_ZOOM_TARGET = 480  # pixels on the longer side the auto zoom aims for
-DETAIL_TARGET = 168  # pixels of the enlarged filter
-OVERVIEW_TILE = 112  # pixels of a filter in the overview
-OVERVIEW_COLUMNS = 6
-MAX_TABLE = 16  # larger kernels show only their top-left corner as numbers
 
 
 def auto_zoom(shape: tuple[int, ...], target: int = AUTO_ZOOM_TARGET) -> int:
@@ -72,34 +52,6 @@ def _showable(fig: Any) -> Any:
 
     fig._repr_png_ = repr_png
     return fig
-
-
-def _text_color(rgba: np.ndarray) -> str:
-    r, g, b = (float(c) for c in rgba[:3])
-    return "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
-
-
-def _number(v: float) -> str:
-    return f"{v:+.3f}" if abs(v) < 10 else f"{v:+.3g}"
-
-
-def kernel_table(values: np.ndarray, colors: np.ndarray | None = None) -> str:
-    """An HTML table of a ``(kh, kw)`` kernel, cells coloured like the picture."""
-    kh, kw = values.shape
-    rows = []
-    for i in range(min(kh, MAX_TABLE)):
-        cells = []
-        for j in range(min(kw, MAX_TABLE)):
-            style = ""
-            if colors is not None:
-                r, g, b = (int(c) for c in colors[i, j, :3])
-                style = f' style="background: rgb({r},{g},{b}); color: {_text_color(colors[i, j])}"'
-            cells.append(f"<td{style}>{_number(float(values[i, j]))}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    note = ""
-    if kh > MAX_TABLE or kw > MAX_TABLE:
-        note = f'<div class="cnnviz-muted">top-left {MAX_TABLE}×{MAX_TABLE} of {kh}×{kw}</div>'
-    return f'<table class="cnnviz-kernel">{"".join(rows)}</table>{note}'
 
 
 class FilterGallery(Panel):
@@ -120,6 +72,8 @@ class FilterGallery(Panel):
     has no layer yet, the gallery selects the first convolution.
 
     Attributes:
+        config: the :class:`~.gallery_controls.GallerySettings` (traits) the controls are
+            linked to.
         montage: the :class:`~cnnviz_widgets.Montage` on the canvas (filters mode) or
             ``None``.
         pixels: the montage's :class:`PixelCanvas` (``pixels.canvas`` has the CSS class
@@ -137,11 +91,8 @@ class FilterGallery(Panel):
         **load_kwargs: Any,
     ) -> None:
         super().__init__(model_or_session, css_class="cnnviz-filter-gallery", **load_kwargs)
-        if mode not in ("filters", "overview"):
-            raise CnnvizError(f"unknown mode {mode!r}: use 'filters' or 'overview'")
-        if page_size not in PAGE_SIZES:
-            raise CnnvizError(f"page_size {page_size} is not offered: use one of {PAGE_SIZES}")
         session = self.session
+        self.config = GallerySettings(mode=mode, page_size=page_size)
         self.montage: Montage | None = None
         self.page = 0
         self._cache: OrderedDict[tuple, Montage] = OrderedDict()
@@ -149,126 +100,31 @@ class FilterGallery(Panel):
         self._kernel_shapes: dict[str, tuple[int, int, int, int]] = {}
         self._overview_boxes: list[tuple[int, int, int, int, str]] = []
         self._updating = False
-        self.last_draw_seconds: float | None = None
 
-        conv_rows = [r for r in session.table if r.has_kernel]
+        # --- parts -------------------------------------------------------------------
+        conv = session.conv_layers
+        layers = [(f"{p} · {self._layer_kind(p)} · {self._filter_shape(p)}", p) for p in conv]
+        c = self.controls = GalleryControls(self.config, layers)
+        self.mode_toggle, self.layer_select, self.view = c.mode_toggle, c.layer_select, c.view
+        self.in_channel, self.normalization, self.cmap = c.in_channel, c.normalization, c.cmap
+        self.zoom, self.sort, self.page_size = c.zoom, c.sort, c.page_size
+        self.prev_page, self.next_page, self.page_label = c.prev_page, c.next_page, c.page_label
+        self.save_png, self.export_status = c.save_png, c.export_status
+        self.layer_controls, self.style_controls, self.paging = c.layer_row, c.style_row, c.paging
         self.title = widgets.HTML()
         self.title.add_class("cnnviz-title")
-        self.mode_toggle = widgets.ToggleButtons(
-            options=[("All filters", "filters"), ("Overview", "overview")],
-            tooltips=["every filter of one layer", "the first filter of each block"],
-            value=mode,
-            style={"button_width": "110px"},
-        )
-        self.mode_toggle.add_class("cnnviz-mode")
-        self.layer_select = widgets.Dropdown(
-            options=[
-                (f"{r.path} · {r.class_name} · {self._filter_shape(r.path)}", r.path)
-                for r in conv_rows
-            ],
-            value=None,
-            description="Layer",
-            layout=widgets.Layout(width="380px"),
-            style={"description_width": "52px"},
-        )
-        self.layer_select.add_class("cnnviz-gallery-layer")
-        small = {"description_width": "initial"}
-        self.view = widgets.Dropdown(
-            options=VIEW_OPTIONS,
-            value="auto",
-            description="View",
-            layout=widgets.Layout(width="300px"),
-            style={"description_width": "52px"},
-        )
-        self.in_channel = widgets.BoundedIntText(
-            value=0,
-            min=0,
-            max=0,
-            description="input channel",
-            disabled=True,
-            layout=widgets.Layout(width="170px"),
-            style=small,
-        )
-        self.normalization = widgets.Dropdown(
-            options=NORMALIZATION_OPTIONS,
-            value="filter",
-            description="Scale",
-            layout=widgets.Layout(width="290px"),
-            style={"description_width": "52px"},
-        )
-        self.cmap = widgets.Dropdown(
-            options=CMAP_OPTIONS,
-            value="",
-            description="Colours",
-            layout=widgets.Layout(width="250px"),
-            style=small,
-        )
-        self.zoom = widgets.Dropdown(
-            options=ZOOM_OPTIONS,
-            value=0,
-            description="Zoom",
-            layout=widgets.Layout(width="140px"),
-            style={"description_width": "52px"},
-        )
-        self.sort = widgets.Checkbox(
-            value=False,
-            description="strongest first (L2 norm)",
-            indent=False,
-            layout=widgets.Layout(width="190px"),
-        )
-        self.page_size = widgets.Dropdown(
-            options=[(f"{n} per page", n) for n in PAGE_SIZES],
-            value=page_size,
-            layout=widgets.Layout(width="130px"),
-        )
-        self.prev_page = widgets.Button(
-            description="◀", tooltip="previous page", layout=widgets.Layout(width="36px")
-        )
-        self.next_page = widgets.Button(
-            description="▶", tooltip="next page", layout=widgets.Layout(width="36px")
-        )
-        self.page_label = widgets.HTML()
-        self.page_label.add_class("cnnviz-muted")
-        self.save_png = widgets.Button(
-            description="Save PNG",
-            icon="download",
-            tooltip="write the picture to a PNG file",
-            layout=widgets.Layout(width="110px"),
-        )
-        self.export_status = widgets.HTML()
-        self.export_status.add_class("cnnviz-muted")
-
         self.pixels = PixelCanvas("cnnviz-gallery-canvas")
-        self.detail_pixels = PixelCanvas("cnnviz-filter-canvas")
         self.info = widgets.HTML()
         self.info.add_class("cnnviz-muted")
-        self.detail_head = widgets.HTML()
-        self.detail_numbers = widgets.HTML()
+        self.filter_detail = FilterDetail()
+        self.detail, self.detail_pixels = self.filter_detail.box, self.filter_detail.pixels
+        self.detail_head, self.detail_numbers = self.filter_detail.head, self.filter_detail.numbers
+
+        # --- layout ------------------------------------------------------------------
         canvas_box = widgets.Box([self.pixels.canvas])
         canvas_box.add_class("cnnviz-canvas-box")
-        self.detail_canvas_box = widgets.Box([self.detail_pixels.canvas])
-        self.detail_canvas_box.add_class("cnnviz-canvas-box")
-        self.detail = widgets.VBox(
-            [self.detail_head, self.detail_canvas_box, self.detail_numbers],
-            layout=widgets.Layout(flex="0 1 340px", min_width="300px", padding="0 0 0 14px"),
-        )
-        self.detail.add_class("cnnviz-detail-box")
-
-        header = widgets.HBox(
-            [self.title, self.mode_toggle],
-            layout=widgets.Layout(justify_content="space-between", align_items="center"),
-        )
-        header.add_class("cnnviz-controls")
-        self.layer_controls = widgets.HBox([self.layer_select, self.view, self.in_channel])
-        self.style_controls = widgets.HBox([self.normalization, self.cmap, self.zoom, self.sort])
-        self.paging = widgets.HBox(
-            [self.prev_page, self.page_label, self.next_page, self.page_size]
-        )
-        self.export_row = widgets.HBox([self.save_png, self.export_status])
-        for box in (self.layer_controls, self.style_controls, self.paging, self.export_row):
-            box.add_class("cnnviz-controls")
-        footer = widgets.HBox([self.paging, self.export_row])
-        footer.add_class("cnnviz-controls")
+        header = row(self.title, self.mode_toggle)
+        header.layout = widgets.Layout(justify_content="space-between", align_items="center")
         self.body = widgets.HBox(
             [widgets.VBox([canvas_box, self.info]), self.detail],
             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
@@ -280,15 +136,13 @@ class FilterGallery(Panel):
             self.style_controls,
             self.messages,
             self.body,
-            footer,
+            row(self.paging, c.export_row),
         ]
 
-        rerender = self.guarded(self._on_control)
-        for control in (self.view, self.in_channel, self.normalization, self.cmap, self.sort):
-            control.observe(rerender, names="value")
-        self.zoom.observe(self.guarded(self._on_zoom), names="value")
-        self.page_size.observe(self.guarded(self._on_page_size), names="value")
-        self.mode_toggle.observe(self.guarded(self._on_mode), names="value")
+        # --- wiring ------------------------------------------------------------------
+        drawing = ["view", "in_channel", "normalization", "cmap", "sort", "page_size", "mode"]
+        self.config.observe(self.guarded(self._on_control), names=drawing)
+        self.config.observe(self.guarded(self._on_zoom), names="zoom")
         self.layer_select.observe(self.guarded(self._on_layer_select), names="value")
         self.prev_page.on_click(self.guarded(lambda _: self.turn_page(-1)))
         self.next_page.on_click(self.guarded(lambda _: self.turn_page(+1)))
@@ -297,8 +151,8 @@ class FilterGallery(Panel):
         self.observe_session(self._on_session_layer, names=["layer"])
         self.observe_session(self._on_session_channel, names=["channel"])
 
-        if session.layer is None and conv_rows and mode == "filters":
-            session.layer = conv_rows[0].path  # its observer renders it
+        if session.layer is None and conv and mode == "filters":
+            session.layer = conv[0]  # its observer renders it
         else:
             self.guarded(self._sync_layer_select)()
             self.guarded(self.render)()
@@ -308,7 +162,7 @@ class FilterGallery(Panel):
     def render(self) -> None:
         """Redraw the canvas from the session and the controls."""
         self._update_visibility()
-        if self.mode_toggle.value == "overview":
+        if self.config.mode == "overview":
             self._render_overview()
         else:
             self._render_filters()
@@ -328,11 +182,7 @@ class FilterGallery(Panel):
             raise CnnvizError(
                 "nothing to export yet: select a convolution layer (the panel lists them)"
             )
-        data = png_bytes(self.pixels.sent)
-        if path is not None:
-            with open(path, "wb") as file:
-                file.write(data)
-        return data
+        return write_file(png_bytes(self.pixels.sent), path)
 
     def to_figure(self, dpi: int = 100):
         """The picture as a ``matplotlib.figure.Figure`` (no pyplot needed), with a title.
@@ -347,7 +197,7 @@ class FilterGallery(Panel):
         from matplotlib.colors import Normalize
         from matplotlib.figure import Figure
 
-        if self.mode_toggle.value == "overview":
+        if self.config.mode == "overview":
             paths = first_conv_per_block(self.session.loaded)
             if not paths:
                 raise CnnvizError("this model has no convolution layer to show")
@@ -398,6 +248,9 @@ class FilterGallery(Panel):
             self._kernel_shapes[path] = tuple(int(d) for d in kernel_array(layer).shape)
         return self._kernel_shapes[path]
 
+    def _layer_kind(self, path: str) -> str:
+        return self.session.table.row(path).class_name
+
     def _filter_shape(self, path: str) -> str:
         kh, kw, n_in, n = self._kernel_shape(path)
         return f"{n} filters {kh}×{kw}×{n_in}"
@@ -407,7 +260,7 @@ class FilterGallery(Panel):
 
     def _page_count(self) -> int:
         n = self.session.n_channels() if self._current_conv() else None
-        return max(1, math.ceil(n / self.page_size.value)) if n else 1
+        return max(1, math.ceil(n / self.config.page_size)) if n else 1
 
     def _current_conv(self) -> str | None:
         row = self.session.layer_row
@@ -416,10 +269,10 @@ class FilterGallery(Panel):
     def _page_filters(self, path: str) -> tuple[Any, int, int, int]:
         """``(filters argument, first, stop, total)`` for the current page."""
         n = self.session.n_channels(path) or 0
-        size = self.page_size.value
+        size = self.config.page_size
         self.page = min(self.page, max(0, math.ceil(n / size) - 1))
         start, stop = self.page * size, min(n, (self.page + 1) * size)
-        if self.sort.value:
+        if self.config.sort:
             order = self._norm_order(path)
             return order[start:stop], start, stop, n
         return slice(start, stop), start, stop, n
@@ -433,13 +286,13 @@ class FilterGallery(Panel):
     def _montage(self, path: str, filters: Any) -> Montage:
         key = (
             path,
-            self.view.value,
-            self.in_channel.value if self.view.value == "channel" else 0,
-            self.normalization.value,
-            self.cmap.value,
-            self.sort.value,
+            self.config.view,
+            self.config.in_channel if self.config.view == "channel" else 0,
+            self.config.normalization,
+            self.config.cmap,
+            self.config.sort,
             self.page,
-            self.page_size.value,
+            self.config.page_size,
         )
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -447,10 +300,10 @@ class FilterGallery(Panel):
         montage = filter_montage(
             self.session.loaded,
             path,
-            view=self.view.value,
-            channel=self.in_channel.value,
-            normalization=self.normalization.value,
-            cmap=self.cmap.value or None,
+            view=self.config.view,
+            channel=self.config.in_channel,
+            normalization=self.config.normalization,
+            cmap=self.config.cmap or None,
             filters=filters,
         )
         self._cache[key] = montage
@@ -467,7 +320,7 @@ class FilterGallery(Panel):
         self.title.value = f'Filters <span class="cnnviz-sub">of {esc(path)}</span>'
         n_in = self._input_channels(path)
         self.in_channel.max = max(0, n_in - 1)
-        self.in_channel.disabled = self.view.value != "channel"
+        self.in_channel.disabled = self.config.view != "channel"
         filters, start, stop, n = self._page_filters(path)
         try:
             montage = self._montage(path, filters)
@@ -477,7 +330,7 @@ class FilterGallery(Panel):
         self.montage = montage
         if self.messages.kind == "note":
             self.messages.clear()
-        zoom = self.zoom.value or auto_zoom(montage.image.shape)
+        zoom = self.config.zoom or auto_zoom(montage.image.shape)
         self.pixels.show(montage.image, zoom, self._highlight_box())
         pages = self._page_count()
         self.page_label.value = f"filters {start}–{stop - 1} of {n}" + (
@@ -494,9 +347,9 @@ class FilterGallery(Panel):
         }[montage.normalization]
         self.info.value = (
             f"{len(montage.order)} filters · view <b>{esc(montage.view)}</b>"
-            + (f" (input channel {self.in_channel.value})" if montage.view == "channel" else "")
+            + (f" (input channel {self.config.in_channel})" if montage.view == "channel" else "")
             + f" · {scale} · values {low:.3g} … {high:.3g}"
-            + (" · strongest first" if self.sort.value else "")
+            + (" · strongest first" if self.config.sort else "")
             + "<br>Click a filter to enlarge it and read its numbers."
         )
         self._show_detail()
@@ -509,54 +362,14 @@ class FilterGallery(Panel):
         return self.montage.tile_box(int(positions[0])) if positions.size else None
 
     def _show_detail(self) -> None:
-        channel = self.session.channel
-        montage = self.montage
-        path = self._current_conv()
+        channel, montage, path = self.session.channel, self.montage, self._current_conv()
         if channel is None or montage is None or path is None:
-            self.detail_head.value = (
-                '<div class="cnnviz-section">Selected filter</div>'
-                '<div class="cnnviz-muted">Click a filter in the montage.</div>'
-            )
-            self.detail_numbers.value = ""
-            self.detail_pixels.clear()
-            self.detail_canvas_box.layout.display = "none"
+            self.filter_detail.clear()
             return
-        loaded = self.session.loaded
-        options = {
-            "view": montage.view,
-            "channel": self.in_channel.value,
-            "normalization": montage.normalization,
-            "cmap": self.cmap.value or None,
-            "filters": [channel],
-            "padding": 0,
-        }
-        colors = filter_montage(loaded, path, scale=1, **options).image  # one colour a weight
-        kh, kw = colors.shape[:2]
-        self.detail_pixels.show(colors, zoom=max(1, DETAIL_TARGET // max(kh, kw)))
-        self.detail_canvas_box.layout.display = None
-        values = filter_values(
-            loaded, path, view=montage.view, channel=self.in_channel.value, filters=[channel]
-        )[0]
-        what = {
-            "rgb": "input channels as red, green, blue",
-            "mean": "mean over input channels",
-            "maxabs": "largest |weight| over input channels",
-            "channel": f"input channel {self.in_channel.value}",
-        }[montage.view]
-        self.detail_head.value = (
-            f'<div class="cnnviz-section">Filter {channel} of {esc(path)}</div>'
-            f'<div class="cnnviz-muted">{kh}×{kw} · {what}<br>'
-            f"min {values.min():+.3f} · max {values.max():+.3f} · "
-            f"mean {values.mean():+.3f}</div>"
+        cmap = self.config.cmap or None
+        self.filter_detail.show(
+            self.session.loaded, path, channel, montage, self.config.in_channel, cmap
         )
-        if values.ndim == 3:  # rgb view: one table per input channel
-            tables = "".join(
-                f'<div class="cnnviz-muted">{name}</div>' + kernel_table(values[..., c])
-                for c, name in enumerate(("red (input 0)", "green (input 1)", "blue (input 2)"))
-            )
-        else:
-            tables = kernel_table(values, colors)
-        self.detail_numbers.value = tables
 
     def _show_nothing(self, path: str | None) -> None:
         self._clear_pictures()
@@ -586,55 +399,7 @@ class FilterGallery(Panel):
 
     def overview_image(self) -> tuple[np.ndarray, list[tuple[int, int, int, int, str]]]:
         """The overview picture (uint8 RGBA) and each tile's ``(x, y, w, h, path)``."""
-        loaded = self.session.loaded
-        paths = first_conv_per_block(loaded)
-        if not paths:
-            raise NoKernelError("this model has no convolution layer, so no filters to show")
-        face, small = font(14), font(12)
-        tiles = []
-        for path in paths:
-            tile = filter_montage(
-                loaded,
-                path,
-                view="channel",
-                channel=0,
-                normalization="filter",
-                cmap="gray",
-                filters=[0],
-                scale=1,
-                padding=0,
-            ).image
-            kh, kw = tile.shape[:2]
-            tiles.append(zoom_nearest(tile, max(1, OVERVIEW_TILE // max(kh, kw))))
-        gap, label_h, pad = 22, 40, 16
-        col_w = max(max(t.shape[1] for t in tiles), 120)
-        row_h = label_h + max(t.shape[0] for t in tiles)
-        columns = min(len(tiles), OVERVIEW_COLUMNS)
-        rows = math.ceil(len(tiles) / columns)
-        width = 2 * pad + columns * col_w + (columns - 1) * gap
-        height = 2 * pad + rows * row_h + (rows - 1) * gap
-        canvas = Image.new("RGBA", (width, height), BACKGROUND)
-        draw = ImageDraw.Draw(canvas)
-        boxes = []
-        for k, (path, tile) in enumerate(zip(paths, tiles)):
-            r, c = divmod(k, columns)
-            x0, y0 = pad + c * (col_w + gap), pad + r * (row_h + gap)
-            th, tw = tile.shape[:2]
-            tx = x0 + (col_w - tw) // 2
-            ty = y0 + label_h
-            canvas.paste(Image.fromarray(tile, "RGBA"), (tx, ty))
-            row = self.session.table.row(path)
-            name = path if len(path) <= 18 else "…" + path[-17:]
-            draw.text((x0 + col_w / 2, y0), name, fill=(235, 235, 235, 255), font=face, anchor="ma")
-            draw.text(
-                (x0 + col_w / 2, y0 + 19),
-                f"layer {row.index} · filter 0, in 0",
-                fill=(170, 170, 170, 255),
-                font=small,
-                anchor="ma",
-            )
-            boxes.append((tx, ty, tw, th, path))
-        return np.asarray(canvas, dtype=np.uint8), boxes
+        return overview_picture(self.session)
 
     def _render_overview(self) -> None:
         self.montage = None
@@ -657,7 +422,7 @@ class FilterGallery(Panel):
     # --- callbacks --------------------------------------------------------------------
 
     def _update_visibility(self) -> None:
-        overview = self.mode_toggle.value == "overview"
+        overview = self.config.mode == "overview"
         for box in (self.layer_controls, self.style_controls):
             box.layout.display = "none" if overview else None
         self.detail.layout.display = "none" if overview else None
@@ -665,21 +430,14 @@ class FilterGallery(Panel):
             self.paging.layout.display = "none"
 
     def _on_control(self, change: dict) -> None:
-        if change["owner"] is self.sort or change["owner"] is self.page_size:
+        if change["name"] in ("sort", "page_size"):
             self.page = 0
         self.render()
 
     def _on_zoom(self, change: dict) -> None:
-        if self.pixels.image is not None and self.mode_toggle.value == "filters":
-            zoom = self.zoom.value or auto_zoom(self.pixels.image.shape)
+        if self.pixels.image is not None and self.config.mode == "filters":
+            zoom = self.config.zoom or auto_zoom(self.pixels.image.shape)
             self.pixels.show(self.pixels.image, zoom, self.pixels.highlight)
-
-    def _on_page_size(self, change: dict) -> None:
-        self.page = 0
-        self.render()
-
-    def _on_mode(self, change: dict) -> None:
-        self.render()
 
     def _sync_layer_select(self) -> None:
         conv = self._current_conv()
@@ -697,11 +455,11 @@ class FilterGallery(Panel):
     def _on_session_layer(self, change: dict) -> None:
         self.page = 0
         self._sync_layer_select()
-        if self.mode_toggle.value == "filters":
+        if self.config.mode == "filters":
             self.render()
 
     def _on_session_channel(self, change: dict) -> None:
-        if self.mode_toggle.value != "filters":
+        if self.config.mode != "filters":
             return
         if self.montage is not None and self.montage.layer != self.session.layer:
             return  # the layer is changing: its observer redraws everything
@@ -710,9 +468,9 @@ class FilterGallery(Panel):
             if channel not in np.asarray(self.montage.order):  # on another page
                 path = self._current_conv()
                 position = channel
-                if self.sort.value:
+                if self.config.sort:
                     position = int(np.flatnonzero(self._norm_order(path) == channel)[0])
-                self.page = position // self.page_size.value
+                self.page = position // self.config.page_size
                 self.render()
                 return
         self.pixels.set_highlight(self._highlight_box())
@@ -720,29 +478,23 @@ class FilterGallery(Panel):
 
     def _on_click(self, x: float, y: float) -> None:
         ix, iy = self.pixels.to_image_coordinates(x, y)
-        if self.mode_toggle.value == "overview":
+        if self.config.mode == "overview":
             for bx, by, bw, bh, path in self._overview_boxes:
                 if bx <= ix < bx + bw and by <= iy < by + bh:
                     self.session.layer = path
-                    self.mode_toggle.value = "filters"
+                    self.config.mode = "filters"
                     self.session.channel = 0
                     return
             return
         if self.montage is None:
             return
-        index = self.montage.filter_at(ix, iy)
+        index = self.montage.filter_at(ix, iy, nearest=True)
         if index is not None:
             self.session.channel = index
 
     def _on_save(self, _button: Any) -> None:
-        if self.mode_toggle.value == "overview":
+        if self.config.mode == "overview":
             name = "filters_overview.png"
         else:
-            layer = (self.session.layer or "filters").replace("/", "_")
-            name = f"filters_{layer}.png"
-        data = self.to_png(name)
-        link = base64.b64encode(data).decode("ascii")
-        self.export_status.value = (
-            f"saved <code>{esc(os.path.abspath(name))}</code> ({len(data) / 1024:.0f} KB) · "
-            f'<a download="{esc(name)}" href="data:image/png;base64,{link}">download</a>'
-        )
+            name = f"filters_{(self.session.layer or 'filters').replace('/', '_')}.png"
+        self.export_status.value = download_link(name, self.to_png(name), "image/png")

@@ -1,60 +1,49 @@
 """ImageExplainer: how the network sees one image, as a panel.
 
-Pick an image (upload, a bundled sample, a new generated shapes image, or an array from
-code), read the top-5 predictions, and see where the evidence for a class is: Grad-CAM,
-Grad-CAM++, saliency, SmoothGrad or occlusion, as a heatmap over the image.  Under it, the
-feature maps of the session's layer, strongest first; a click on a map selects that
-channel in the session, so the class optimizer (channel target) and the filter gallery
-follow.
-
-Every engine call runs synchronously in the callback that asked for it: on the embedded
-model they take milliseconds; occlusion on VGG16 takes seconds, during which the status
-line says "working…".
+Layout and wiring: the image comes from :mod:`.image_source`, the class from a
+:class:`~.class_picker.ClassPicker`, the heatmap is drawn by :mod:`.overlay_view` and the
+feature maps by :mod:`.feature_maps_view`.  Occlusion and SmoothGrad on large inputs run
+in the background (:mod:`.runner`) with a progress bar and Stop; the rest runs in the
+callback that asked for it.
 """
 
 from __future__ import annotations
 
-import io
 import os
+import threading
 import time
-import warnings
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
-from PIL import Image
+import traitlets
 
 from ..engine import (
     SHAPES_CLASS_NAMES,
     Attribution,
     FeatureMaps,
-    ImageAdjustedWarning,
     Predictions,
     default_cam_layer,
     grad_cam,
     occlusion,
+    occlusion_grid,
     predict_top,
     saliency,
-    sample_image,
+    spatial_layers,
 )
-from ..engine.filters import to_rgba
-from ..engine.imageio import as_image, fit_image, load_image
 from ..engine.internals import image_input
-from ..engine.shapes import generate_shapes
-from ..engine.shapes import sample as shapes_sample
 from ..errors import CnnvizError
-from .canvas import PixelCanvas
-from .common import Panel, esc, style_sheet
+from .class_picker import ClassPicker
+from .common import Panel, esc, labeled, row, style_sheet, write_file
 from .feature_maps_view import FeatureMapsView
-from .pictures import fit_zoom, opaque_rgba
+from .image_source import GRACE_HOPPER, ImageSource, source_name
+from .overlay_view import METHOD_NAMES, OverlayView, colorbar_css, overlay_zoom, percent
+from .pictures import png_bytes
+from .runner import RunBar, Runner, Stopped, duration
 
-METHODS = [
-    ("Grad-CAM", "grad_cam"),
-    ("Grad-CAM++", "grad_cam++"),
-    ("Saliency", "saliency"),
-    ("SmoothGrad", "smoothgrad"),
-    ("Occlusion", "occlusion"),
-]
+__all__ = ["METHODS", "ExplainSettings", "ImageExplainer", "colorbar_css", "overlay_zoom"]
+
+METHODS = [(label, key) for key, label in METHOD_NAMES.items()]
 METHOD_TIPS = [
     "class-weighted sum of a conv layer's channels (Selvaraju et al. 2017)",
     "Grad-CAM with higher-order channel weights (Chattopadhay et al. 2018)",
@@ -62,32 +51,35 @@ METHOD_TIPS = [
     "saliency averaged over noisy copies of the image (Smilkov et al. 2017)",
     "score drop when a patch is hidden (Zeiler and Fergus 2014)",
 ]
-METHOD_NAMES = dict((v, k) for k, v in METHODS)
 CMAPS = ["jet", "turbo", "inferno", "viridis", "magma", "hot"]
-GRACE_HOPPER = "grace_hopper"
 TOP_K = 5
-OVERLAY_TARGET = 256  # CSS pixels the overlay's longer side aims for (small images)
-LARGE_IMAGE = 128  # inputs larger than this get cheaper occlusion / SmoothGrad defaults
+LARGE_IMAGE = 128  # larger inputs: fewer SmoothGrad samples; long methods in the background
 SEARCH_FROM = 20  # a class search box when the model has more classes than this
-NO_SAMPLE = ""  # the sample dropdown's value when the image is not a sample
 AUTO = ""  # the Grad-CAM layer option "automatic" (a Dropdown shows no value for None)
+LONG_METHODS = ("occlusion", "smoothgrad")
 
 
-def overlay_zoom(shape: tuple[int, ...], target: int = OVERLAY_TARGET) -> int:
-    """Whole-pixel zoom that brings a small image's longer side near ``target`` (1..8)."""
-    return fit_zoom(shape, target, nearest=True)
+class ExplainSettings(traitlets.HasTraits):
+    """What the explainer computes and how it draws it; the controls are linked to these
+    traits (the engine checks the values when it computes)."""
 
+    method = traitlets.Unicode("grad_cam")
+    cam_layer = traitlets.Unicode(AUTO)
+    samples = traitlets.Int(25)
+    noise = traitlets.Float(0.15)
+    patch = traitlets.Int(8)
+    stride = traitlets.Int(4)
+    opacity = traitlets.Float(0.5)
+    cmap = traitlets.Unicode("jet")
+    weighted = traitlets.Bool(False)
 
-def colorbar_css(cmap: str, steps: int = 11) -> str:
-    """A CSS ``linear-gradient`` through a matplotlib colormap (low on the left)."""
-    colors = to_rgba(np.linspace(0.0, 1.0, steps)[None], cmap)[0]
-    stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b, _ in colors)
-    return f"linear-gradient(to right, {stops})"
-
-
-def _percent(p: float) -> str:
-    """A probability as a percentage: ``"99.8 %"``, ``"<0.1 %"``."""
-    return "<0.1 %" if 0 < p < 0.0005 else f"{p * 100:.1f} %"
+    @traitlets.validate("method")
+    def _known_method(self, proposal: Any) -> str:
+        if proposal["value"] not in METHOD_NAMES:
+            raise CnnvizError(
+                f"unknown method {proposal['value']!r}: use one of {', '.join(METHOD_NAMES)}"
+            )
+        return proposal["value"]
 
 
 class ImageExplainer(Panel):
@@ -110,17 +102,25 @@ class ImageExplainer(Panel):
 
     A new image selects its top prediction as the class to explain.  Picking a class sets
     ``session.class_index`` (so the class optimizer can take it up), and a class set in the
-    session elsewhere is explained here.  The feature maps are those of ``session.layer``
-    (the Grad-CAM layer while the session has none); a click on a map calls
-    ``session.select(layer, channel)``.
+    session elsewhere is explained here; the line above the class list says which class
+    is explained and, when it is not the top prediction, offers to explain that one.  The
+    feature maps are those of ``session.layer`` (the Grad-CAM layer while the session has
+    none); a click on a map calls ``session.select(layer, channel)``.
+
+    Occlusion and SmoothGrad run in the background when ``background`` says so (default
+    ``None``: for inputs larger than 128 px): a progress bar, Stop (the picture shown
+    stays), and a panel that stays usable; :meth:`wait` waits for them.
+
+    Traits:
+        attribution: the :class:`~cnnviz_widgets.Attribution` shown, or ``None``.
+        predictions: the :class:`~cnnviz_widgets.Predictions` for the image.
 
     Attributes:
+        config: the :class:`ExplainSettings` (traits) the method controls are linked to.
         image: the display image the model sees, ``(H, W, C)`` float32 in ``[0, 1]``
             (after any resizing), or ``None``.
         image_label: where it came from (``"generated ring, seed 4821"``).
         image_notes: what was changed to make it fit the model.
-        predictions: the :class:`~cnnviz_widgets.Predictions` for the image.
-        attribution: the last :class:`~cnnviz_widgets.Attribution` shown, or ``None``.
         features: the :class:`~cnnviz_widgets.FeatureMaps` shown, or ``None``.
         pixels: the overlay's :class:`PixelCanvas` (CSS class
             ``cnnviz-explainer-canvas``), zoomed by whole pixels (``pixels.zoom``).
@@ -129,10 +129,16 @@ class ImageExplainer(Panel):
         upload, sample_select, new_image: the image sources.
         class_search, class_select, method, cam_layer, smooth_samples, smooth_noise,
             patch, stride, opacity, cmap, weighted: the explanation's controls.
+        class_note, use_top: which class is explained, and the button that explains the
+            top prediction instead.
         fm_layer, fm_sort: the feature maps' layer (it is ``session.layer``) and order.
-        status: what was computed and how long it took ("working…" meanwhile).
+        status, progress, stop_button: what is computed, how far, and Stop.
         busy: ``True`` while an engine call runs.
+        background: ``True``/``False`` to force where occlusion and SmoothGrad run.
     """
+
+    attribution = traitlets.Instance(Attribution, allow_none=True)
+    predictions = traitlets.Instance(Predictions, allow_none=True)
 
     def __init__(self, model_or_session: Any, image: Any = None, **load_kwargs: Any) -> None:
         super().__init__(model_or_session, css_class="cnnviz-image-explainer", **load_kwargs)
@@ -141,176 +147,63 @@ class ImageExplainer(Panel):
         self.image: np.ndarray | None = None
         self.image_label = ""
         self.image_notes: list[str] = []
-        self.predictions: Predictions | None = None
-        self.attribution: Attribution | None = None
         self.busy = False
-        self._updating = False
-        self._n_classes = session.n_classes
-        self._class_labels = self._make_class_labels()
-        self._is_shapes = list(loaded.class_names or []) == list(SHAPES_CLASS_NAMES)
+        self.background: bool | None = None
+        self._quiet = False  # the occlusion defaults of a new image are being set
+        self._writing = False  # this panel is writing session.class_index
+        self._caveats = ""  # the note of the last explanation's caveats, while shown
+        self._pending = False  # a new explanation was asked for while one was running
+        self._job = ""  # what the runner runs: "image" (a new image) or "explain"
+        self._pending_maps = False  # the session's layer changed during an image job
+        self._lock = threading.RLock()
         try:
-            self._input = image_input(loaded.model)
+            input_shape = image_input(loaded.model)
         except CnnvizError:
-            self._input = (None, None, 3)
+            input_shape = (None, None, 3)
         try:
             self._cam_default: str | None = default_cam_layer(loaded)
         except CnnvizError:
             self._cam_default = None
+        large = max(input_shape[0] or 0, input_shape[1] or 0) > LARGE_IMAGE
+        self.config = ExplainSettings(
+            method="grad_cam" if self._cam_default is not None else "saliency",
+            samples=10 if large else 25,
+        )
 
-        # --- image sources -----------------------------------------------------------
+        # --- parts ---------------------------------------------------------------------
         self.title = widgets.HTML(
             f'Explain an image <span class="cnnviz-sub">with {esc(loaded.name)}: what it '
             "predicts, and where in the image the evidence is</span>"
         )
         self.title.add_class("cnnviz-title")
-        self.upload = widgets.FileUpload(
-            accept="image/*",
+        self.images = ImageSource(input_shape, self._on_image, self.guarded)
+        self.upload, self.sample_select = self.images.upload, self.images.sample_select
+        self.new_image, self.source = self.images.new_image, self.images.text
+        self.picker = ClassPicker(
+            session,
             multiple=False,
-            description="Upload image",
-            layout=widgets.Layout(width="150px"),
+            on_pick=self._on_class_pick,
+            guarded=self.guarded,
+            messages=self.messages,
+            search_from=SEARCH_FROM,
+            width="340px",
         )
-        self.upload.add_class("cnnviz-ex-upload")
-        self.sample_select = widgets.Dropdown(
-            options=[
-                ("— choose a sample —", NO_SAMPLE),
-                *[(f"{name.replace('_', ' ')} (generated)", name) for name in SHAPES_CLASS_NAMES],
-                ("Grace Hopper (photo)", GRACE_HOPPER),
-            ],
-            value=NO_SAMPLE,
-            description="Sample",
-            layout=widgets.Layout(width="290px"),
-            style={"description_width": "56px"},
-        )
-        self.sample_select.add_class("cnnviz-ex-sample")
-        self.new_image = widgets.Button(
-            description="New shapes image",
-            icon="random",
-            tooltip="a random generated shapes image (its seed is shown)",
-            layout=widgets.Layout(width="170px"),
-        )
-        self.new_image.add_class("cnnviz-ex-new")
-        self.source = widgets.HTML()
-        self.source.add_class("cnnviz-muted")
-
-        # --- class and method --------------------------------------------------------
-        self.predictions_html = widgets.HTML()
-        self.class_search = widgets.Text(
-            placeholder=f"search {self._n_classes or ''} classes…",
-            continuous_update=True,
-            layout=widgets.Layout(width="340px"),
-        )
+        self.class_search, self.class_select = self.picker.search, self.picker.select
         self.class_search.add_class("cnnviz-ex-class-search")
-        self.class_search.layout.display = None if (self._n_classes or 0) > SEARCH_FROM else "none"
-        self.class_select = widgets.Dropdown(
-            options=self._class_options(""),
-            value=None,
-            description="Class",
-            layout=widgets.Layout(width="340px"),
-            style={"description_width": "64px"},
-        )
         self.class_select.add_class("cnnviz-ex-class")
-        self.method = widgets.ToggleButtons(
-            options=METHODS,
-            tooltips=METHOD_TIPS,
-            value="grad_cam" if self._cam_default is not None else "saliency",
-            style={"button_width": "108px"},
+        self.class_note = widgets.HTML()
+        self.class_note.add_class("cnnviz-ex-class-note")
+        self.use_top = widgets.Button(
+            description="explain the top prediction",
+            tooltip="explain the class the model predicts for this image",
+            layout=widgets.Layout(width="auto", display="none"),
         )
-        self.method.add_class("cnnviz-ex-methods")
-        cam_options: list[tuple[str, Any]] = []
-        if self._cam_default is not None:
-            cam_options.append((f"auto: {self._cam_default} (the last conv layer)", AUTO))
-        cam_options += [
-            (f"{r.path} · {r.output_shape[1]}×{r.output_shape[2]}×{r.output_shape[3]}", r.path)
-            for r in session.table
-            if r.class_name != "InputLayer"
-            and isinstance(r.output_shape, tuple)
-            and len(r.output_shape) == 4
-        ]
-        self.cam_layer = widgets.Dropdown(
-            options=cam_options or [("auto (this model has no spatial layer)", AUTO)],
-            value=AUTO,
-            description="Layer",
-            layout=widgets.Layout(width="340px"),
-            style={"description_width": "64px"},
-        )
-        self.cam_layer.add_class("cnnviz-ex-cam-layer")
-        height, width = self._input[:2]
-        large = max(height or 0, width or 0) > LARGE_IMAGE
-        self.smooth_samples = widgets.IntSlider(
-            value=10 if large else 25,
-            min=5,
-            max=100,
-            step=5,
-            description="samples",
-            continuous_update=False,
-            layout=widgets.Layout(width="340px"),
-            style={"description_width": "64px"},
-        )
-        self.smooth_noise = widgets.FloatSlider(
-            value=0.15,
-            min=0.0,
-            max=0.5,
-            step=0.05,
-            description="noise",
-            continuous_update=False,
-            layout=widgets.Layout(width="340px"),
-            style={"description_width": "64px"},
-        )
-        self.patch = widgets.BoundedIntText(
-            value=8,
-            min=1,
-            max=4096,
-            description="patch",
-            tooltip="side of the hidden patch, in pixels",
-            layout=widgets.Layout(width="150px"),
-            style={"description_width": "64px"},
-        )
-        self.stride = widgets.BoundedIntText(
-            value=4,
-            min=1,
-            max=4096,
-            description="stride",
-            tooltip="step between patches, in pixels",
-            layout=widgets.Layout(width="130px"),
-            style={"description_width": "50px"},
-        )
-        self.opacity = widgets.FloatSlider(
-            value=0.5,
-            min=0.0,
-            max=1.0,
-            step=0.05,
-            description="opacity",
-            readout_format=".2f",
-            layout=widgets.Layout(width="340px"),
-            style={"description_width": "64px"},
-        )
-        self.opacity.add_class("cnnviz-ex-opacity")
-        self.cmap = widgets.Dropdown(
-            options=CMAPS,
-            value="jet",
-            description="colours",
-            layout=widgets.Layout(width="180px"),
-            style={"description_width": "64px"},
-        )
-        self.weighted = widgets.Checkbox(
-            value=False,
-            description="fade cold regions",
-            indent=False,
-            tooltip="scale the opacity by the heat, so unimportant regions show the image",
-            layout=widgets.Layout(width="150px"),
-        )
-        self.status = widgets.HTML()
-        self.status.add_class("cnnviz-status")
-
-        # --- overlay -----------------------------------------------------------------
-        self.pixels = PixelCanvas("cnnviz-explainer-canvas")
-        self.caption = widgets.HTML()
-        self.caption.add_class("cnnviz-ex-caption")
-        self.legend = widgets.HTML()
-        image_box = widgets.Box([self.pixels.canvas])
-        image_box.add_class("cnnviz-ex-image-box")
-
-        # --- feature maps ------------------------------------------------------------
+        self.use_top.add_class("cnnviz-ex-use-top")
+        self.predictions_html = widgets.HTML()
+        self.overlay = OverlayView()
+        self.pixels, self.caption = self.overlay.pixels, self.overlay.caption
+        self.legend = self.overlay.legend
+        self.cmap = labeled(widgets.Dropdown, "colours", "180px", "64px", options=CMAPS)
         self.maps = FeatureMapsView(session, self._cam_default, self.guarded, self.cmap)
         self.fm_layer, self.fm_sort = self.maps.layer, self.maps.sort
         self.fm_pixels, self.channel_pixels = self.maps.pixels, self.maps.channel_pixels
@@ -319,21 +212,73 @@ class ImageExplainer(Panel):
             self.maps.detail,
             self.maps.head,
         )
+        self.run_bar = RunBar(progress_width="160px", hide_idle=True)
+        self.status, self.progress = self.run_bar.status, self.run_bar.progress
+        self.stop_button = self.run_bar.stop_button
+        self.status.value = ""
+        self.runner = Runner("cnnviz-image-explainer", self.messages, self.run_bar, self._lock)
+        self.runner.redraw_interval = 0.2
 
-        # --- layout ------------------------------------------------------------------
-        sources = widgets.HBox([self.upload, self.sample_select, self.new_image])
-        sources.add_class("cnnviz-controls")
-        self.cam_box = widgets.VBox([self.cam_layer])
-        self.smooth_box = widgets.VBox([self.smooth_samples, self.smooth_noise])
+        # --- method controls: linked to self.config -----------------------------------
+        self.method = widgets.ToggleButtons(
+            options=METHODS, tooltips=METHOD_TIPS, style={"button_width": "108px"}
+        )
+        self.method.add_class("cnnviz-ex-methods")
+        cam_options = [(f"auto: {self._cam_default} (the last conv layer)", AUTO)] * bool(
+            self._cam_default
+        ) + [(self._spatial_label(path), path) for path in spatial_layers(loaded)]
+        w, slider, number = "64px", widgets.FloatSlider, widgets.BoundedIntText
+        no_layer = [("auto (this model has no spatial layer)", AUTO)]
+        self.cam_layer = labeled(
+            widgets.Dropdown, "Layer", "340px", w, options=cam_options or no_layer
+        )
+        self.cam_layer.add_class("cnnviz-ex-cam-layer")
+        self.smooth_samples = labeled(
+            widgets.IntSlider, "samples", "340px", w, min=5, max=100, step=5,
+            continuous_update=False,
+        )  # fmt: skip
+        self.smooth_noise = labeled(
+            slider, "noise", "340px", w, min=0.0, max=0.5, step=0.05, continuous_update=False
+        )
+        self.patch = labeled(
+            number, "patch", "150px", w, min=1, max=4096,
+            tooltip="side of the hidden patch, in pixels",
+        )  # fmt: skip
+        self.stride = labeled(
+            number, "stride", "130px", "50px", min=1, max=4096,
+            tooltip="step between patches, in pixels",
+        )  # fmt: skip
         self.patch_count = widgets.HTML()
         self.patch_count.add_class("cnnviz-muted")
-        self.occlusion_box = widgets.HBox([self.patch, self.stride, self.patch_count])
-        self.occlusion_box.add_class("cnnviz-controls")
+        self.opacity = labeled(
+            slider, "opacity", "340px", w, min=0.0, max=1.0, step=0.05, readout_format=".2f"
+        )
+        self.opacity.add_class("cnnviz-ex-opacity")
+        self.weighted = widgets.Checkbox(
+            description="fade cold regions",
+            indent=False,
+            tooltip="scale the opacity by the heat, so unimportant regions show the image",
+            layout=widgets.Layout(width="150px"),
+        )
+        for name, control in (
+            ("method", self.method), ("cam_layer", self.cam_layer),
+            ("samples", self.smooth_samples), ("noise", self.smooth_noise),
+            ("patch", self.patch), ("stride", self.stride), ("opacity", self.opacity),
+            ("cmap", self.cmap), ("weighted", self.weighted),
+        ):  # fmt: skip
+            widgets.link((self.config, name), (control, "value"))
+
+        # --- layout ------------------------------------------------------------------
+        self.cam_box = widgets.VBox([self.cam_layer])
+        self.smooth_box = widgets.VBox([self.smooth_samples, self.smooth_noise])
+        self.occlusion_box = row(self.patch, self.stride, self.patch_count)
         side = widgets.VBox(
             [
                 widgets.HTML('<div class="cnnviz-section">Top 5 predictions</div>'),
                 self.predictions_html,
                 widgets.HTML('<div class="cnnviz-section">Explain</div>'),
+                self.class_note,
+                self.use_top,
                 self.class_search,
                 self.class_select,
                 self.method,
@@ -342,43 +287,36 @@ class ImageExplainer(Panel):
                 self.occlusion_box,
                 self.opacity,
                 widgets.HBox([self.cmap, self.weighted], layout=widgets.Layout(gap="8px")),
-                self.status,
+                self.run_bar,
             ]
         )
         side.add_class("cnnviz-ex-side")
         side.add_class("cnnviz-ex-column")
-        left = widgets.VBox([image_box, self.legend, self.caption])
-        left.add_class("cnnviz-ex-column")
         body = widgets.HBox(
-            [left, side],
+            [self.overlay.box, side],
             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", gap="14px"),
         )
         self.children = [
             style_sheet(),
             style_sheet("image_explainer"),
             self.title,
-            sources,
+            self.images.box,
             self.source,
             self.messages,
             body,
             *self.maps.children,
         ]
 
-        # --- callbacks ---------------------------------------------------------------
-        self.upload.observe(self.guarded(self._on_upload), names="value")
-        self.sample_select.observe(self.guarded(self._on_sample), names="value")
-        self.new_image.on_click(self.guarded(lambda _: self.new_shapes_image()))
-        self.class_search.observe(self.guarded(self._on_search), names="value")
-        self.class_select.observe(self.guarded(self._on_class_pick), names="value")
-        for control in (self.method, self.cam_layer, self.smooth_samples, self.smooth_noise):
-            control.observe(self.guarded(self._on_method_control), names="value")
-        for control in (self.patch, self.stride):
-            control.observe(self.guarded(self._on_method_control), names="value")
-        for control in (self.opacity, self.cmap, self.weighted):
-            control.observe(self.guarded(self._on_style), names="value")
+        # --- wiring ------------------------------------------------------------------
+        explain = self.guarded(self._on_method_control)
+        self.config.observe(
+            explain, names=["method", "cam_layer", "samples", "noise", "patch", "stride"]
+        )
+        self.config.observe(self.guarded(self._on_style), names=["opacity", "cmap", "weighted"])
+        self.use_top.on_click(self.guarded(lambda _: self.explain_top()))
         self.fm_sort.observe(self.guarded(lambda _: self.render_features()), names="value")
         self.observe_session(self._on_session_layer, names=["layer"])
-        self.observe_session(self._on_session_channel, names=["channel"])
+        self.observe_session(lambda _: self.maps.on_session_channel(), names=["channel"])
         self.observe_session(self._on_session_class, names=["class_index"])
 
         self._update_method_controls()
@@ -408,78 +346,77 @@ class ImageExplainer(Panel):
             CnnvizError: not an image (no such file, undecodable bytes, wrong shape); the
                 panel keeps its previous image.
         """
-        if name is None:
-            if isinstance(image, (str, os.PathLike)):
-                name = os.path.basename(os.fspath(image))
-            elif isinstance(image, np.ndarray):
-                name = f"array {image.shape} {image.dtype}"
-            else:
-                name = type(image).__name__
-        self._set_image(image, name)
+        self.images.set(image, name if name is not None else source_name(image))
 
     def new_shapes_image(self, seed: int | None = None) -> int:
         """Show a generated shapes image (random class) for ``seed`` (default: a random
         seed); returns the seed."""
-        if seed is None:
-            seed = int(np.random.default_rng().integers(0, 100_000))
-        size = self._shapes_size()
-        batch = generate_shapes(1, seed=int(seed), size=size)
-        label = SHAPES_CLASS_NAMES[int(batch.labels[0])].replace("_", " ")
-        self._set_image(batch.images[0], f"generated {label}, seed {seed}")
-        return int(seed)
+        return self.images.new_shapes_image(seed)
 
     def explain(self) -> Attribution | None:
-        """Recompute the heatmap for the current image, class and method and draw it."""
+        """Recompute the heatmap for the current image, class and method and draw it.
+
+        Occlusion and SmoothGrad may go to the background (see ``background``): then
+        this returns ``None`` at once and :meth:`wait` waits for the result."""
         if self.image is None:
             return None
+        if self.runner.running:  # this one runs when the job ends (an explanation stops)
+            self._pending = True
+            if self._job == "explain":
+                self.runner.stop()
+            return None
+        method = self.config.method
+        if method in LONG_METHODS and self._in_background():
+            return self._explain_in_background(method, self.class_select.value)
+        return self._explain_now()
+
+    def _explain_now(self) -> Attribution:
+        method, target = self.config.method, self.class_select.value
         self.attribution = None
-        method = self.method.value
-        target = self.class_select.value
-        what = METHOD_NAMES[method]
-        if method == "occlusion":
-            h, w = self.image.shape[:2]
-            n = -(-h // int(self.stride.value)) * -(-w // int(self.stride.value))
-            what += f" ({n} patches)"
-        elif method == "smoothgrad":
-            what += f" ({int(self.smooth_samples.value)} noisy copies)"
-        self._working(f"working… {esc(what)}")
+        self._working(f"working… {esc(self._what(method))}")
         start = time.perf_counter()
         try:
             result = self._compute(method, target)
         except Exception:
-            self._show_plain()
+            self.overlay.show_plain(self.image)
             self.status.value = ""
             raise
         finally:
             self.busy = False
             self.status.remove_class("cnnviz-working")
-        seconds = time.perf_counter() - start
-        self.attribution = result
-        self.draw_overlay()
-        self.status.value = f"{esc(METHOD_NAMES[method])} computed in {seconds * 1000:.0f} ms"
-        self._show_predictions()
-        caveats = [n for n in result.notes if n not in self.image_notes]
-        if caveats:
-            self.messages.show_note("<br>".join(esc(n) for n in caveats))
+        self._show_result(result, time.perf_counter() - start)
         return result
+
+    def _what(self, method: str) -> str:
+        what = METHOD_NAMES[method]
+        if method == "occlusion":
+            what += f" ({self._patches()} patches)"
+        elif method == "smoothgrad":
+            what += f" ({int(self.config.samples)} noisy copies)"
+        return what
+
+    def explain_top(self) -> None:
+        """Explain the top prediction (and make it the session's class)."""
+        if self.predictions is not None:
+            self.class_select.value = self.predictions.class_index
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a background explanation to end; ``True`` if none is going."""
+        return self.runner.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop a background explanation after its current batch (the picture stays)."""
+        self.runner.stop()
 
     def draw_overlay(self) -> np.ndarray | None:
         """Draw the current heatmap over the image (opacity, colours); returns the RGBA
         image drawn (before zoom)."""
         result = self.attribution
         if result is None:
-            self._show_plain()
+            self.overlay.show_plain(self.image)
             return None
-        rgba = result.overlay(
-            self.cmap.value, float(self.opacity.value), weighted=bool(self.weighted.value)
-        )
-        self.pixels.show(rgba, overlay_zoom(rgba.shape))
-        self.legend.value = (
-            '<div class="cnnviz-ex-legend">low<div class="cnnviz-ex-bar" '
-            f'style="background: {colorbar_css(self.cmap.value)}"></div>high evidence</div>'
-        )
-        self.caption.value = self._caption(result)
-        return rgba
+        c = self.config
+        return self.overlay.show(result, c.cmap, c.opacity, c.weighted)
 
     @property
     def features(self) -> FeatureMaps | None:
@@ -495,168 +432,215 @@ class ImageExplainer(Panel):
         """The overlay as shown (at its zoom) as PNG bytes; also written to ``path``."""
         if self.pixels.sent is None:
             raise CnnvizError("nothing to export yet: choose an image")
-        buffer = io.BytesIO()
-        Image.fromarray(self.pixels.sent, "RGBA").save(buffer, "PNG")
-        data = buffer.getvalue()
-        if path is not None:
-            with open(path, "wb") as file:
-                file.write(data)
-        return data
+        return write_file(png_bytes(self.pixels.sent), path)
+
+    def close(self) -> None:
+        """Stop a background explanation, then close the panel."""
+        runner = getattr(self, "runner", None)
+        if runner is not None:
+            runner.close()
+        super().close()
 
     # --- images -----------------------------------------------------------------------
 
     def _default_image(self) -> None:
-        if self._is_shapes:
-            self.sample_select.value = SHAPES_CLASS_NAMES[0]
-        else:
-            self.sample_select.value = GRACE_HOPPER
+        is_shapes = list(self.session.loaded.class_names or []) == list(SHAPES_CLASS_NAMES)
+        self.sample_select.value = SHAPES_CLASS_NAMES[0] if is_shapes else GRACE_HOPPER
 
-    def _shapes_size(self) -> int:
-        h, w, _ = self._input
-        return int(h) if h is not None and h == w and 16 <= h <= 512 else 64
-
-    def _set_image(self, source: Any, label: str, sample: str = NO_SAMPLE) -> None:
-        h, w, c = self._input
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ImageAdjustedWarning)
-            arr, notes = as_image(source)
-            fitted, notes = fit_image(arr, h, w, c, notes=notes)
-        for warning in caught:  # anything warned but not in the notes
-            text = str(warning.message)
-            if issubclass(warning.category, ImageAdjustedWarning) and text not in notes:
-                notes.append(text)
-        self.image = fitted
-        self.image_label = label
-        self.image_notes = notes
+    def _on_image(self, image: np.ndarray, label: str, notes: list[str]) -> None:
+        if self.runner.running:
+            self._pending = False
+            self.runner.stop()
+            self.runner.wait(60)  # ends after its current batch
+        self.image, self.image_label, self.image_notes = image, label, notes
         self.attribution = self.predictions = None
-        if self.sample_select.value != sample:
-            self._updating = True
-            try:
-                self.sample_select.value = sample
-            finally:
-                self._updating = False
-        self._reset_occlusion(fitted.shape)
+        self._reset_occlusion(image.shape)
         self.messages.clear()
-        self.source.value = (
-            f"Image: <b>{esc(label)}</b> · {fitted.shape[0]}×{fitted.shape[1]}"
-            f"{'' if fitted.shape[-1] != 1 else ' gray'} as the model sees it"
-        )
+        self._caveats = ""
         if notes:
             self.messages.show_note(
                 "The image was adjusted to fit the model: " + "; ".join(esc(n) for n in notes)
             )
-        # each step on its own: a method that fails leaves the others shown
+        self.overlay.show_plain(image)
+        steps = (self._predict, self._explain_now, self.render_features)
+        if self._in_background():
+            self._image_in_background(steps)
+            return
+        errors = self._run_steps(steps)
+        if errors:
+            self.messages.show_error(errors[0])
+
+    @staticmethod
+    def _run_steps(steps: Any, task: Any = None) -> list[BaseException]:
+        """Each step on its own: a method that fails leaves the others shown."""
         errors: list[BaseException] = []
-        for step in (self._predict, self.explain, self.render_features):
+        for k, step in enumerate(steps):
+            if task is not None:
+                task.offer((k, len(steps)), k)
             try:
                 step()
             except Exception as err:
                 errors.append(err)
-        if errors:
-            self.messages.show_error(errors[0])
+            if task is not None:
+                task.check()
+        return errors
+
+    def _image_in_background(self, steps: Any) -> None:
+        """A new image on a large model: predictions, heatmap and feature maps in the
+        background (the first image also compiles the model's functions)."""
+        self.busy = True
+        self.run_bar.start(len(steps), "working… predictions, heatmap, feature maps")
+        start = time.perf_counter()
+
+        def paint(item: tuple[int, int], rate: float, text: bool) -> None:
+            done, total = item
+            what = ("predictions", "heatmap", "feature maps")[min(done, 2)]
+            self.progress.value = done
+            seconds = duration(time.perf_counter() - start)
+            self.status.value = f"working… {what} ({done + 1} of {total}) · {seconds}"
+
+        def finish(errors: list[BaseException] | None, error: BaseException | None) -> None:
+            self.busy = False
+            if isinstance(error, Stopped):
+                self.run_bar.end(self.progress.value, "warning", "stopped")
+                return
+            errors = [*(errors or []), *([error] if error is not None else [])]
+            if errors:
+                self.messages.show_error(errors[0])
+            text = self.status.value if self.attribution is not None else ""
+            self.run_bar.end(len(steps), "danger" if errors else "success", text)
+
+        self._job = "image"
+        self.runner.start(
+            lambda task: self._run_steps(steps, task),
+            paint=paint,
+            finish=finish,
+            after=self._after_background,
+        )
 
     def _predict(self) -> None:
         self.predictions = None
         self.predictions_html.value = ""
-        k = min(TOP_K, self._n_classes or TOP_K)
+        k = min(TOP_K, self.session.n_classes or TOP_K)
         self.predictions = predict_top(self.session.loaded, self.image, k=k)
-        top = self.predictions.class_index
-        self._updating = True  # a new image's default class: not written to the session
-        try:
-            if top not in {v for _, v in self.class_select.options}:
-                self.class_search.value = ""
-                self.class_select.options = self._class_options("")
-            self.class_select.value = top
-        finally:
-            self._updating = False
+        self.picker.set([self.predictions.class_index])  # not written to the session
         self._show_predictions()
 
     def _reset_occlusion(self, shape: tuple[int, ...]) -> None:
-        patch = max(1, min(shape[0], shape[1]) // 8)
-        self._updating = True
+        patch, stride, _ = occlusion_grid(shape[0], shape[1])  # the engine's defaults
+        self._quiet = True
         try:
             self.patch.max = self.stride.max = max(shape[0], shape[1])
-            self.patch.value = patch
-            # half-patch steps on small images; whole patches on large ones (VGG16: 64
-            # patches instead of 256, each a forward pass)
-            small = max(shape[0], shape[1]) <= LARGE_IMAGE
-            self.stride.value = max(1, patch // 2) if small else patch
+            self.config.patch, self.config.stride = patch, stride
         finally:
-            self._updating = False
+            self._quiet = False
         self._update_patch_count()
 
-    def _update_patch_count(self) -> None:
-        if self.image is None:
-            self.patch_count.value = ""
-            return
+    def _patches(self) -> int:
         h, w = self.image.shape[:2]
-        step = max(1, int(self.stride.value))
-        n = -(-h // step) * -(-w // step)
-        self.patch_count.value = f"→ {n} patches, one forward pass each"
+        return occlusion_grid(h, w, self.config.patch, self.config.stride)[2]
+
+    def _update_patch_count(self) -> None:
+        try:
+            n = self._patches() if self.image is not None else None
+        except CnnvizError:
+            n = None
+        self.patch_count.value = "" if n is None else f"→ {n} patches, one forward pass each"
 
     # --- explanation ------------------------------------------------------------------
 
-    def _compute(self, method: str, target: int | None) -> Attribution:
-        loaded, image = self.session.loaded, self.image
+    def _in_background(self) -> bool:
+        """Long work goes to the background: ``background``, or by default on images
+        larger than ``LARGE_IMAGE`` pixels."""
+        if self.background is not None:
+            return bool(self.background)
+        return max(self.image.shape[:2]) > LARGE_IMAGE
+
+    def _compute(self, method: str, target: int | None, progress: Any = None) -> Attribution:
+        loaded, image, c = self.session.loaded, self.image, self.config
         if method in ("grad_cam", "grad_cam++"):
-            return grad_cam(
-                loaded,
-                image,
-                target,
-                layer=self.cam_layer.value or None,
-                plus_plus=method == "grad_cam++",
-            )
+            layer = c.cam_layer or None
+            return grad_cam(loaded, image, target, layer=layer, plus_plus=method == "grad_cam++")
         if method == "saliency":
             return saliency(loaded, image, target)
         if method == "smoothgrad":
             return saliency(
-                loaded,
-                image,
-                target,
-                smooth=int(self.smooth_samples.value),
-                noise=float(self.smooth_noise.value),
+                loaded, image, target, smooth=c.samples, noise=c.noise, progress=progress
             )
         if method == "occlusion":
             return occlusion(
-                loaded, image, target, patch=int(self.patch.value), stride=int(self.stride.value)
+                loaded, image, target, patch=c.patch, stride=c.stride, progress=progress
             )
         raise CnnvizError(f"unknown method {method!r}: use one of {', '.join(METHOD_NAMES)}")
+
+    def _explain_in_background(self, method: str, target: int | None) -> None:
+        image = self.image
+        total = self._patches() if method == "occlusion" else int(self.config.samples)
+        unit, units = ("patch", "patches") if method == "occlusion" else ("sample", "samples")
+        self.busy = True
+        self.run_bar.start(total, f"working… {esc(self._what(method))}")
+        start = time.perf_counter()
+
+        def paint(item: tuple[int, int], rate: float, text: bool) -> None:
+            done, total = item
+            self.run_bar.show_step(done, total, rate, time.perf_counter() - start, unit, units)
+
+        def finish(result: Attribution | None, error: BaseException | None) -> None:
+            self.busy = False
+            if isinstance(error, Stopped) or self.image is not image:
+                shown = "the picture shown is the previous one"
+                self.run_bar.end(self.progress.value, "warning", f"stopped; {shown}")
+            elif error is not None:
+                self.run_bar.end(self.progress.value, "danger", "failed: see the message")
+                self.attribution = None
+                self.overlay.show_plain(self.image)
+                self.messages.show_error(error)
+            else:
+                self.run_bar.end(total, "success", "")
+                self._show_result(result, time.perf_counter() - start)
+
+        self._job = "explain"
+        self.runner.start(
+            lambda task: self._compute(method, target, progress=task.progress),
+            paint=paint,
+            finish=finish,
+            after=self._after_background,
+        )
+        return None
+
+    def _after_background(self) -> None:
+        if self._pending_maps:
+            self._pending_maps = False
+            self.guarded(self.render_features)()
+        if self._pending:
+            self._pending = False
+            self.guarded(self.explain)()
+
+    def _show_result(self, result: Attribution, seconds: float) -> None:
+        self.attribution = result
+        self.draw_overlay()
+        self.status.value = (
+            f"{esc(METHOD_NAMES[result.method])} computed in {seconds * 1000:.0f} ms"
+        )
+        self._show_predictions()
+        caveats = [n for n in result.notes if n not in self.image_notes]
+        if self._caveats and self.messages.value == self._caveats:
+            self.messages.clear()  # the previous explanation's caveats do not apply
+        self._caveats = ""
+        if caveats:
+            self.messages.show_note("<br>".join(esc(n) for n in caveats))
+            self._caveats = self.messages.value
 
     def _working(self, text: str) -> None:
         self.busy = True
         self.status.add_class("cnnviz-working")
         self.status.value = text
 
-    def _show_plain(self) -> None:
-        if self.image is None:
-            self.pixels.clear()
-            return
-        rgba = opaque_rgba(self.image)
-        self.pixels.show(rgba, overlay_zoom(rgba.shape))
-        self.legend.value = ""
-        self.caption.value = '<span class="cnnviz-muted">the image without a heatmap</span>'
-
-    def _caption(self, result: Attribution) -> str:
-        name = result.class_name or f"class {result.class_index}"
-        where = f" at <code>{esc(result.layer)}</code>" if result.layer else ""
-        extra = ""
-        if result.method == "occlusion":
-            extra = f" · patch {result.patch}, stride {result.stride}"
-        elif result.method == "smoothgrad":
-            extra = f" · {result.samples} samples, noise {result.noise:g}"
-        h, w = result.heatmap.shape
-        zoom = self.pixels.zoom
-        size = f"{w}×{h} px" + (f", shown {zoom}× larger" if zoom > 1 else "")
-        return (
-            f"<b>{esc(METHOD_NAMES.get(result.method, result.method))}</b> for "
-            f"<b>{esc(name)}</b> (p = {_percent(result.probability)}){where}{extra}"
-            f'<br><span class="cnnviz-muted">{size}</span>'
-        )
-
     def _show_predictions(self) -> None:
         p = self.predictions
         if p is None:
-            self.predictions_html.value = ""
+            self.predictions_html.value = self.class_note.value = ""
+            self.use_top.layout.display = "none"
             return
         picked = self.class_select.value
         rows = []
@@ -670,126 +654,75 @@ class ImageExplainer(Panel):
                 f"{esc(label)}</td>"
                 f'<td><div class="cnnviz-top-track"><div class="cnnviz-top-bar" '
                 f'style="width: {width:.1f}%"></div></div></td>'
-                f'<td class="cnnviz-top-p">{_percent(prob)}</td></tr>'
+                f'<td class="cnnviz-top-p">{percent(prob)}</td></tr>'
             )
         self.predictions_html.value = f'<table class="cnnviz-top">{"".join(rows)}</table>'
+        top, top_p = p.class_index, float(p.probabilities[0])
+        top_name = esc(self.picker.name(top))
+        if picked is None or picked == top:
+            self.class_note.value = (
+                f"Explaining <b>{top_name}</b>, the top prediction ({percent(top_p)})."
+            )
+            self.use_top.layout.display = "none"
+        else:
+            self.class_note.value = (
+                f'<span class="cnnviz-ex-other-class">Explaining <b>'
+                f"{esc(self.picker.name(picked))}</b> (the class picked in the session), not "
+                f"the top prediction <b>{top_name}</b> ({percent(top_p)}).</span>"
+            )
+            self.use_top.layout.display = None
 
     def _update_method_controls(self) -> None:
-        method = self.method.value
+        method = self.config.method
         self.cam_box.layout.display = None if method.startswith("grad_cam") else "none"
         self.smooth_box.layout.display = None if method == "smoothgrad" else "none"
         self.occlusion_box.layout.display = None if method == "occlusion" else "none"
 
-    # --- classes ----------------------------------------------------------------------
-
-    def _make_class_labels(self) -> list[str]:
-        names = self.session.loaded.class_names
-        if names:
-            return [f"{i} · {name}" for i, name in enumerate(names)]
-        return [f"class {i}" for i in range(self._n_classes or 0)]
-
-    def _class_options(self, text: str) -> list[tuple[str, int]]:
-        text = text.strip().lower()
-        current = getattr(self, "class_select", None)
-        keep = current.value if current is not None else None
-        options = [
-            (label, i)
-            for i, label in enumerate(self._class_labels)
-            if not text or text in label.lower() or text == str(i) or i == keep
-        ]
-        return options
+    def _spatial_label(self, path: str) -> str:
+        shape = self.session.table.row(path).output_shape
+        return f"{path} · " + "×".join(str(d) for d in shape[1:])
 
     # --- callbacks --------------------------------------------------------------------
 
-    def _on_upload(self, change: dict) -> None:
-        files = change["new"]
-        if not files:
-            return
-        item = files[-1]
-        name = item.get("name") or "uploaded file"
-        try:
-            data = bytes(item["content"])
-            self._set_image(load_image(data, mode=None), f"{name} (uploaded)")
-        except CnnvizError as err:
-            raise CnnvizError(f"{name}: {err}") from None
-        finally:
-            self._updating = True
-            try:  # the same file can be uploaded again
-                self.upload.value = ()
-            finally:
-                self._updating = False
-
-    def _on_sample(self, change: dict) -> None:
-        if self._updating or change["new"] == NO_SAMPLE:
-            return
-        name = change["new"]
-        if name == GRACE_HOPPER:
-            image = sample_image(GRACE_HOPPER)
-            label = "Grace Hopper (matplotlib's sample photo)"
-        else:
-            image = shapes_sample(name, seed=0, size=self._shapes_size())[0]
-            label = f"generated {name.replace('_', ' ')}, seed 0"
-        self._set_image(image, label, sample=name)
-
-    def _on_search(self, change: dict) -> None:
-        text = change["new"]
-        options = self._class_options(text)
-        self._updating = True
-        try:
-            self.class_select.options = options
-        finally:
-            self._updating = False
-        needle = text.strip().lower()
-        if needle and not any(needle in label.lower() or needle == str(i) for label, i in options):
-            self.messages.show_note(
-                f"No class matches <b>{esc(text)}</b>; the explained class stays."
-            )
-        elif self.messages.kind == "note" and "No class matches" in self.messages.value:
-            self.messages.clear()
-
-    def _on_class_pick(self, change: dict) -> None:
-        if self._updating or change["new"] is None:
-            return
-        index = int(change["new"])
+    def _on_class_pick(self, picked: list[int], added: list[int]) -> None:
+        index = picked[0]
         if self.session.class_index != index:
-            self._updating = True
-            try:
-                self.session.class_index = index
-            finally:
-                self._updating = False
+            self._write_class(index)
         self.explain()
+
+    def _write_class(self, index: int) -> None:
+        self._writing = True
+        try:
+            self.session.class_index = index
+        finally:
+            self._writing = False
 
     def _on_method_control(self, change: dict) -> None:
         self._update_method_controls()
         self._update_patch_count()
-        if self._updating:
+        if self._quiet:
             return
         self.explain()
 
     def _on_style(self, change: dict) -> None:
+        if self.runner.running and self.attribution is None:
+            return  # the plain image stays until the heatmap is ready
         self.draw_overlay()
-        if change["owner"] is self.cmap and self.features is not None:
+        if change["name"] == "cmap" and self.features is not None:
             self.maps.show_channel()
 
     def _on_session_layer(self, change: dict) -> None:
         self.maps.sync_layer()
+        if self.runner.running and self._job == "image":
+            self._pending_maps = True  # drawn when the new image's job ends
+            return
         self.render_features()
 
-    def _on_session_channel(self, change: dict) -> None:
-        self.maps.on_session_channel()
-
     def _on_session_class(self, change: dict) -> None:
-        if self._updating or change["new"] is None:
+        if self._writing or change["new"] is None:
             return
         index = int(change["new"])
         if index == self.class_select.value:
             return
-        self._updating = True
-        try:
-            if index not in {v for _, v in self.class_select.options}:
-                self.class_search.value = ""
-                self.class_select.options = self._class_options("")
-            self.class_select.value = index
-        finally:
-            self._updating = False
+        self.picker.set([index])
         self.explain()

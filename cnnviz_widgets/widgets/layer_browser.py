@@ -108,9 +108,7 @@ class LayerBrowser(Panel):
         self.count.add_class("cnnviz-muted")
         self.list_head = widgets.HTML()
         self.list_head.add_class("cnnviz-list-head")
-        self.layer_list = widgets.Select(
-            options=[], rows=min(rows, max(len(table), 2)), layout=widgets.Layout(width="100%")
-        )
+        self.layer_list = widgets.Select(options=[], rows=min(rows, max(len(table), 2)))
         self.layer_list.add_class("cnnviz-layer-list")
         self.details = widgets.HTML()
         self.details.add_class("cnnviz-details")
@@ -118,10 +116,14 @@ class LayerBrowser(Panel):
         self._widths = self._column_widths()
         self._shown: set[str] = set()
         self._updating = False
+        # as wide as a row of the list (12.5 px monospace: ~7.6 px a character), so the
+        # details wrap below the list rather than cut its parameter column
+        width = (sum(self._widths) + 6 + 11) * 7.6 + 28
         left = widgets.VBox(
             [self.list_head, self.layer_list],
-            layout=widgets.Layout(flex="1 1 480px", min_width="420px"),
+            layout=widgets.Layout(flex=f"1 1 {width:.0f}px", min_width=f"min(100%, {width:.0f}px)"),
         )
+        left.add_class("cnnviz-layer-column")
         right = widgets.VBox(
             [self.details],
             layout=widgets.Layout(flex="1 1 340px", min_width="300px", padding="0 0 0 8px"),
