@@ -12,6 +12,8 @@ from .attribution import (
     saliency,
     spatial_layers,
 )
+from .datasources import DataSource, ShapesStream, data_source
+from .examples import ExampleSearch, Progress, TopExamples, rank_examples, top_examples
 from .features import feature_maps
 from .filters import Montage, filter_montage, filter_values, kernel_array
 from .imageio import ImageAdjustedWarning, load_image
@@ -57,6 +59,8 @@ __all__ = [
     "SHAPES_CLASS_NAMES",
     "Attribution",
     "ChannelStats",
+    "DataSource",
+    "ExampleSearch",
     "FeatureMaps",
     "Fourier",
     "Frame",
@@ -73,14 +77,18 @@ __all__ = [
     "Predictions",
     "Preprocessing",
     "Preset",
+    "Progress",
     "Result",
     "Run",
     "Saliency",
     "ShapesBatch",
+    "ShapesStream",
     "Spectrum",
     "Tap",
+    "TopExamples",
     "Transforms",
     "adversarial_examples",
+    "data_source",
     "default_cam_layer",
     "extractor",
     "feature_maps",
@@ -100,11 +108,13 @@ __all__ = [
     "occlusion",
     "optimize",
     "predict_top",
+    "rank_examples",
     "robust_accuracy",
     "saliency",
     "sample_image",
     "softmax_position",
     "spatial_layers",
     "spectrum_from",
+    "top_examples",
     "visualize",
 ]
