@@ -4,6 +4,7 @@ Never imports ipywidgets, IPython or pyplot; tested without Jupyter.
 """
 
 from .adversarial import adversarial_examples, robust_accuracy
+from .atlas import Atlas, AtlasProgress, AtlasUnit, atlas, open_atlas
 from .attribution import (
     default_cam_layer,
     grad_cam,
@@ -57,6 +58,9 @@ __all__ = [
     "PRESETS",
     "SAMPLE_NAMES",
     "SHAPES_CLASS_NAMES",
+    "Atlas",
+    "AtlasProgress",
+    "AtlasUnit",
     "Attribution",
     "ChannelStats",
     "DataSource",
@@ -88,6 +92,7 @@ __all__ = [
     "TopExamples",
     "Transforms",
     "adversarial_examples",
+    "atlas",
     "data_source",
     "default_cam_layer",
     "extractor",
@@ -106,6 +111,7 @@ __all__ = [
     "load_image",
     "load_model",
     "occlusion",
+    "open_atlas",
     "optimize",
     "predict_top",
     "rank_examples",
