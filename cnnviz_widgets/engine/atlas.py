@@ -607,6 +607,7 @@ def atlas(
     progress: Callable[[AtlasProgress], None] | None = None,
     stop: threading.Event | None = None,
     workers: int | None = None,
+    keep_workers: bool = False,
 ) -> Atlas:
     """Compute the atlas of a layer: for every channel (or ``channels``), its feature
     visualization, its top dataset examples (when ``data`` is given) and its kernel, into a
@@ -642,6 +643,9 @@ def atlas(
         stop: a ``threading.Event``; setting it ends the run after the current step (the
             finished units stay in the store; the chunk in progress is not stored).
         workers: Ray actors (default: the cluster's CPUs, at most 8).
+        keep_workers: keep the Ray actors (and their compiled model) for the next call on
+            the same model, instead of killing them at the end; release them with
+            ``cnnviz_widgets.engine.distributed.shutdown_workers()``.
 
     Returns:
         An :class:`Atlas` reading the store.
@@ -671,7 +675,9 @@ def atlas(
     if backend == "ray":
         from .distributed import ray_atlas
 
-        ray_atlas(plan, out, progress=progress, stop=stop, workers=workers)
+        ray_atlas(
+            plan, out, progress=progress, stop=stop, workers=workers, keep_workers=keep_workers
+        )
     else:
         _run_local(plan, out, progress, stop)
     if progress is not None:

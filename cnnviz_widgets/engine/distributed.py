@@ -30,8 +30,16 @@ from ..errors import CnnvizError
 from .datasources import DataSource
 from .examples import ExampleSearch, TopExamples, TopK, drive, rank_examples
 from .models import LoadedModel, as_loaded, wrap_model
+from .store import model_fingerprint
 
-__all__ = ["loaded_from_spec", "model_spec", "ray_atlas", "ray_top_examples", "require_ray"]
+__all__ = [
+    "loaded_from_spec",
+    "model_spec",
+    "ray_atlas",
+    "ray_top_examples",
+    "require_ray",
+    "shutdown_workers",
+]
 
 INSTALL = "pip install 'cnnviz-widgets[ray]'"
 
@@ -199,6 +207,16 @@ class Pool:
             out.append((item, self.ray.get(ref)))
         return out
 
+    def alive(self) -> bool:
+        """The pool's actors still answer (the same Ray session, not shut down)."""
+        if not self.actors or not self.ray.is_initialized():
+            return False
+        try:
+            self.ray.get([a.ready.remote() for a in self.actors], timeout=60)
+        except Exception:
+            return False
+        return True
+
     def close(self) -> None:
         for ref in list(self.pending):
             try:
@@ -212,6 +230,38 @@ class Pool:
                 pass
         self.pending.clear()
         self.actors, self.free = [], []
+
+
+_KEPT: dict = {}  # (model fingerprint, workers) -> Pool kept between calls
+
+
+def _pool(loaded: LoadedModel, workers, tasks: int, keep: bool) -> Pool:
+    if not keep:
+        return Pool(loaded, workers, tasks)
+    key = (model_fingerprint(loaded.model), workers)
+    pool = _KEPT.get(key)
+    if pool is not None and pool.alive():
+        return pool
+    _KEPT[key] = pool = Pool(loaded, workers, tasks=1 << 30)
+    return pool
+
+
+def _release(pool: Pool, keep: bool) -> None:
+    """Kill the pool's actors, unless it is kept and idle (work still running on an actor
+    cannot be taken back: such a pool is killed too)."""
+    if keep and not pool.pending:
+        return
+    pool.close()
+    for key, kept in list(_KEPT.items()):
+        if kept is pool:
+            del _KEPT[key]
+
+
+def shutdown_workers() -> None:
+    """Kill the actors kept by ``keep_workers=True`` calls (their CPUs go back to Ray)."""
+    for pool in list(_KEPT.values()):
+        pool.close()
+    _KEPT.clear()
 
 
 # ---------------------------------------------------------------------------- examples
@@ -320,6 +370,7 @@ def ray_top_examples(
     progress,
     stop,
     workers,
+    keep_workers=False,
 ) -> TopExamples:
     """:func:`top_examples` on a Ray pool (the same result as the local backend)."""
     from .examples import Progress
@@ -347,7 +398,7 @@ def ray_top_examples(
     }
     t0 = time.perf_counter()
     tasks = len(_shards(source, batch_size, 1)) if source.indexable else 8
-    pool = Pool(loaded, workers, tasks)
+    pool = _pool(loaded, workers, tasks, keep_workers)
 
     def report(seen):
         if progress is not None:
@@ -356,7 +407,7 @@ def ray_top_examples(
     try:
         out, _ = _rank_on_pool(pool, proto.layer, source, settings, stop, report)
     finally:
-        pool.close()
+        _release(pool, keep_workers)
     if out is None:  # stopped: what the search had before the first shard came back
         out = proto.snapshot()
         out.stopped = True
@@ -365,7 +416,15 @@ def ray_top_examples(
 
 
 # ------------------------------------------------------------------------------- atlas
-def ray_atlas(plan, result, *, progress=None, stop: threading.Event | None = None, workers=None):
+def ray_atlas(
+    plan,
+    result,
+    *,
+    progress=None,
+    stop: threading.Event | None = None,
+    workers=None,
+    keep_workers: bool = False,
+):
     """Run an :class:`AtlasPlan` on a Ray pool, writing to the plan's store."""
     from .atlas import AtlasProgress
 
@@ -383,7 +442,7 @@ def ray_atlas(plan, result, *, progress=None, stop: threading.Event | None = Non
     if not tasks:
         result.seconds = time.perf_counter() - t0
         return
-    pool = Pool(plan.loaded, workers, tasks)
+    pool = _pool(plan.loaded, workers, tasks, keep_workers)
     try:
         todo = list(chunks)
         done = len(asked & plan.vis_store.done())
@@ -434,6 +493,6 @@ def ray_atlas(plan, result, *, progress=None, stop: threading.Event | None = Non
                     result.examples_in_memory = top
                 say(phase="examples", done=total, new=missing_ex, seen=top.seen, images=top.total)
     finally:
-        pool.close()
+        _release(pool, keep_workers)
     result.stopped = stop is not None and stop.is_set() and not result.complete
     result.seconds = time.perf_counter() - t0

@@ -682,6 +682,7 @@ def top_examples(
     stop: threading.Event | None = None,
     backend: str = "local",
     workers: int | None = None,
+    keep_workers: bool = False,
 ) -> TopExamples:
     """The ``k`` images of ``data`` that excite each unit of ``layer`` most.
 
@@ -712,9 +713,10 @@ def top_examples(
         stop: a ``threading.Event``; setting it ends the search after the current batch
             (the result holds what was seen, ``stopped=True``).
         backend: ``"local"`` or ``"ray"`` (the data shared out among Ray actors, see
-            :func:`cnnviz_widgets.engine.distributed`); Ray needs
+            :mod:`cnnviz_widgets.engine.distributed`); Ray needs
             ``pip install 'cnnviz-widgets[ray]'``.
         workers: Ray actors (default: the cluster's CPUs, at most 8).
+        keep_workers: keep the Ray actors for the next call (see :func:`atlas`).
 
     Returns:
         :class:`TopExamples`.  Exact: the same as sorting every image of the data by score
@@ -736,6 +738,7 @@ def top_examples(
             progress=progress,
             stop=stop,
             workers=workers,
+            keep_workers=keep_workers,
         )
     if backend != "local":
         raise CnnvizError(f"unknown backend {backend!r}: use 'local' or 'ray'")
