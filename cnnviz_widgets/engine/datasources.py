@@ -193,10 +193,18 @@ class DataSource:
         self.loaded = loaded
         self.kind = kind
         self.total = total
-        self.key = key
+        self._key = key  # a string, None, or a function computing it (on first use)
         self.indexable = indexable
         self.label_names = label_names
         self._fit = _Fitter(loaded)
+
+    @property
+    def key(self) -> str | None:
+        """The content's fingerprint (computed on first use: hashing a large array takes
+        time, and only a store needs it)."""
+        if callable(self._key):
+            self._key = self._key()
+        return self._key
 
     @property
     def notes(self) -> list[str]:
@@ -315,6 +323,14 @@ def _join(xs, ys, ss, labelled, sourced):
     return x, y, (list(ss) if sourced else None)
 
 
+def _array_key(images: np.ndarray, labels: np.ndarray | None) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    _hash_update(h, images)
+    if labels is not None:
+        _hash_update(h, labels)
+    return h.hexdigest()
+
+
 def _file_key(paths: list[str]) -> str:
     h = hashlib.blake2b(digest_size=16)
     for p in paths:
@@ -371,10 +387,14 @@ def data_source(data, model, *, key: str | None = None) -> DataSource:
     if isinstance(data, DataSource):
         return data
     if isinstance(data, ShapesBatch):
-        h = hashlib.blake2b(digest_size=16)
-        _hash_update(h, data.images)
-        _hash_update(h, data.labels)
-        return DataSource(data, loaded, "shapes", len(data), key or h.hexdigest(), True)
+        return DataSource(
+            data,
+            loaded,
+            "shapes",
+            len(data),
+            key or (lambda: _array_key(data.images, data.labels)),
+            True,
+        )
     if isinstance(data, ShapesStream):
         return DataSource(data, loaded, "shapes-stream", len(data), key or repr(data), True)
     labels = None
@@ -397,19 +417,27 @@ def data_source(data, model, *, key: str | None = None) -> DataSource:
                 f"an array of images has shape (N, H, W, C) or (N, H, W) with N >= 1; got "
                 f"{data.shape}. For one image, pass image[None]"
             )
-        if key is None:
-            h = hashlib.blake2b(digest_size=16)
-            _hash_update(h, data)
-            if labels is not None:
-                _hash_update(h, labels)
-            key = h.hexdigest()
-        return DataSource((data, labels), loaded, "array", len(data), key, True)
+        images = data
+        return DataSource(
+            (data, labels),
+            loaded,
+            "array",
+            len(data),
+            key or (lambda: _array_key(images, labels)),
+            True,
+        )
     if isinstance(data, (str, os.PathLike)):
         path = Path(os.fspath(data)).expanduser()
         if path.is_dir():
             files, labels, names = _folder(path)
             return DataSource(
-                (files, labels), loaded, "folder", len(files), key or _file_key(files), True, names
+                (files, labels),
+                loaded,
+                "folder",
+                len(files),
+                key or (lambda: _file_key(files)),
+                True,
+                names,
             )
         if path.is_file():
             data = [str(path)]
@@ -430,7 +458,9 @@ def data_source(data, model, *, key: str | None = None) -> DataSource:
                 f"{len(missing)} of the {len(files)} paths are not files, such as "
                 f"{missing[0]!r} (working directory: {os.getcwd()}): check the paths"
             )
-        return DataSource((files, None), loaded, "paths", len(files), key or _file_key(files), True)
+        return DataSource(
+            (files, None), loaded, "paths", len(files), key or (lambda: _file_key(files)), True
+        )
     try:
         import tensorflow as tf
 

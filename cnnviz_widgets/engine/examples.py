@@ -436,7 +436,21 @@ def _rank_fns(loaded: LoadedModel, path: str, kind: str, score: str) -> Compiled
                 return value, pos, a
             return a, tf.zeros((tf.shape(a)[0], tf.shape(a)[1], 2), tf.int32), a
 
-        return CompiledFns(net, rank=rank)
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec(None, tf.float32),
+                tf.TensorSpec((None,), tf.int32),
+                tf.TensorSpec((None,), tf.int32),
+            ],
+            autograph=False,
+        )
+        def pick(acts, rows, channels):
+            """The maps ``acts[rows[i], :, :, channels[i]]``: ``(m, h, w)``, in one call
+            (one transposed copy of the batch's activations, not one per image)."""
+            by_channel = tf.transpose(acts, (0, 3, 1, 2))
+            return tf.gather_nd(by_channel, tf.stack([rows, channels], axis=1))
+
+        return CompiledFns(net, rank=rank, pick=pick)
 
     return cached_fns(loaded, ("examples", path, kind, score), build)
 
@@ -588,13 +602,9 @@ class ExampleSearch:
         units = self.units
 
         def fetch_maps(rows, which):
-            # only the newcomers' maps leave the compiled pass: one gather per image
-            out = np.empty((len(rows), *self.state.maps.shape[2:]), np.float32)
-            for r in np.unique(rows):
-                sel = np.flatnonzero(rows == r)
-                chans = tf.constant(units[which[sel]], tf.int32)
-                out[sel] = tf.transpose(tf.gather(acts[int(r)], chans, axis=-1), (2, 0, 1)).numpy()
-            return out
+            # only the newcomers' maps leave the compiled pass
+            rows = tf.constant(np.asarray(rows, np.int32))
+            return self._fns.pick(acts, rows, tf.constant(units[which].astype(np.int32))).numpy()
 
         cache: dict[int, np.ndarray] = {}
 
