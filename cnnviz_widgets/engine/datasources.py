@@ -26,7 +26,7 @@ from ..errors import CnnvizError
 from .imageio import as_image_batch, fit_image, load_image
 from .internals import image_input
 from .models import as_loaded
-from .shapes import DEFAULT_SIZE, ShapesBatch, generate_shapes
+from .shapes import CLASS_NAMES, DEFAULT_SIZE, ShapesBatch, generate_shapes
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -184,7 +184,8 @@ class DataSource:
             modification times, or the stream's parameters), or the ``key`` the caller
             gave; ``None`` for a stream that cannot be fingerprinted without reading it.
         indexable: any range of images can be read on its own (``start``/``stop``).
-        label_names: names of the labels (a folder's sub-folders), when known.
+        label_names: names of the labels (a folder's sub-folders, the shapes classes),
+            when known.
         notes: what was changed to fit the model (filled while reading).
     """
 
@@ -394,9 +395,12 @@ def data_source(data, model, *, key: str | None = None) -> DataSource:
             len(data),
             key or (lambda: _array_key(data.images, data.labels)),
             True,
+            list(data.class_names),
         )
     if isinstance(data, ShapesStream):
-        return DataSource(data, loaded, "shapes-stream", len(data), key or repr(data), True)
+        return DataSource(
+            data, loaded, "shapes-stream", len(data), key or repr(data), True, list(CLASS_NAMES)
+        )
     labels = None
     if (
         isinstance(data, tuple)

@@ -51,6 +51,18 @@ def _fit(image: np.ndarray, size: int) -> Image.Image:
     )
 
 
+def _at_least(box, shape, share: float = 0.15) -> tuple[int, int, int, int]:
+    """The peak cell's box, grown about its centre to at least ``share`` of the image's
+    side (a cell of an early layer is a pixel or two: too small to see)."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    h, w = shape
+    side_x, side_y = max(x1 - x0, round(w * share)), max(y1 - y0, round(h * share))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    x0 = int(min(max(cx - side_x / 2, 0), w - side_x))
+    y0 = int(min(max(cy - side_y / 2, 0), h - side_y))
+    return x0, y0, x0 + side_x, y0 + side_y
+
+
 def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarray:
     """A unit's page as one RGBA picture: its visualization and kernel, then its dataset
     examples with the cell where the unit peaks outlined, captioned with score and label."""
@@ -81,7 +93,7 @@ def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarr
         if unit.example_boxes is not None and j < len(unit.example_boxes):
             sx = tile.width / example.shape[1]
             sy = tile.height / example.shape[0]
-            x0, y0, x1, y1 = unit.example_boxes[j]
+            x0, y0, x1, y1 = _at_least(unit.example_boxes[j], example.shape[:2])
             draw.rectangle(
                 (x + x0 * sx, y + y0 * sy, x + x1 * sx - 1, y + y1 * sy - 1),
                 outline=HIGHLIGHT,
