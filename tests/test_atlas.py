@@ -3,6 +3,7 @@ durable store keyed by the model's weights and the settings, resumable, safe for
 writers at once."""
 
 import os
+import subprocess
 import sys
 import threading
 
@@ -234,3 +235,17 @@ def test_the_plan_fixes_chunks_and_seeds(shapes, tmp_path):
     assert plan.chunk_channels(3) == list(range(48, 64))
     seeds = {plan.chunk_seed(c) for c in range(4)}
     assert len(seeds) == 4 and all(0 <= s < 2**31 - 1 for s in seeds)
+
+
+def test_the_local_path_never_imports_ray(tmp_path):
+    """Ray is an optional extra: the package and a local atlas do not import it."""
+    code = (
+        "import sys, cnnviz_widgets as cw\n"
+        "m = cw.load_model('shapes')\n"
+        f"cw.atlas(m, 'conv4', cw.generate_shapes(8), channels=[0], steps=1, batch=1, "
+        f"store={str(tmp_path)!r})\n"
+        "print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

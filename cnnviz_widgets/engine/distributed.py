@@ -131,22 +131,25 @@ class Worker:
         )
         return channels, images, values, finished
 
-    def rank(self, layer, part, start, stop, settings) -> TopExamples:
-        """Rank images ``start..stop`` of an indexable source, or shipped batches (``part``
-        is then a list of ``(images, labels)``, numbered from ``start``)."""
-        if isinstance(part, dict):
+    def rank(self, layer, data, about, start, stop, settings) -> TopExamples:
+        """Rank images ``start..stop`` of an indexable source (``data`` as the source holds
+        it, ``about`` its kind, size and label names), or shipped batches (``about`` is
+        ``None``; ``data`` a list of ``(images, labels)``, numbered from ``start``).
+
+        ``data`` is a top-level argument: Ray resolves object references there only."""
+        if about is not None:
             source = DataSource(
-                part["data"],
+                data,
                 self.loaded,
-                part["kind"],
-                part["total"],
+                about["kind"],
+                about["total"],
                 "shard",
                 True,
-                part["label_names"],
+                about["label_names"],
             )
             search = _search(self.loaded, layer, source, settings, start, stop)
             return drive(search)
-        search = _search(self.loaded, layer, part, settings, 0, None)
+        search = _search(self.loaded, layer, data, settings, 0, None)
         result = drive(search)
         result.indices = np.where(result.indices >= 0, result.indices + start, -1)
         return result
@@ -274,13 +277,8 @@ def _shards(source: DataSource, batch_size: int, workers: int):
     return [(lo, min(lo + step, total)) for lo in range(0, total, step)]
 
 
-def _part(ray, source: DataSource) -> dict:
-    return {
-        "data": ray.put(source.data),
-        "kind": source.kind,
-        "total": source.total,
-        "label_names": source.label_names,
-    }
+def _about(source: DataSource) -> dict:
+    return {"kind": source.kind, "total": source.total, "label_names": source.label_names}
 
 
 def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stop, report):
@@ -306,14 +304,14 @@ def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stop, r
         report(seen)
 
     if source.indexable:
-        part = _part(ray, source)
+        data, about = ray.put(source.data), _about(source)  # shipped once for every range
         todo = _shards(source, batch_size, len(pool.actors))
         while todo or pool.pending:
             if stop is not None and stop.is_set():
                 return None, seen
             while todo and pool.free:
                 lo, hi = todo.pop(0)
-                pool.submit("rank", (lo, hi), layer, part, lo, hi, settings)
+                pool.submit("rank", (lo, hi), layer, data, about, lo, hi, settings)
             for _, result in pool.wait():
                 take(result)
     else:
@@ -334,7 +332,7 @@ def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stop, r
                     exhausted = True
                     break
                 count = sum(len(x[0] if isinstance(x, tuple) else x) for x in items)
-                pool.submit("rank", (base, base + count), layer, items, base, None, settings)
+                pool.submit("rank", (base, base + count), layer, items, None, base, None, settings)
                 base += count
                 if len(items) < group:
                     exhausted = True
