@@ -4,6 +4,7 @@ Never imports ipywidgets, IPython or pyplot; tested without Jupyter.
 """
 
 from .adversarial import adversarial_examples, robust_accuracy
+from .atlas import Atlas, AtlasProgress, AtlasUnit, atlas, open_atlas
 from .attribution import (
     default_cam_layer,
     grad_cam,
@@ -13,6 +14,8 @@ from .attribution import (
     saliency,
     spatial_layers,
 )
+from .datasources import DataSource, ShapesStream, data_source
+from .examples import ExampleSearch, Progress, TopExamples, rank_examples, top_examples
 from .features import feature_maps
 from .filters import Montage, filter_montage, filter_values, kernel_array
 from .imageio import ImageAdjustedWarning, load_image
@@ -56,8 +59,13 @@ __all__ = [
     "PRESETS",
     "SAMPLE_NAMES",
     "SHAPES_CLASS_NAMES",
+    "Atlas",
+    "AtlasProgress",
+    "AtlasUnit",
     "Attribution",
     "ChannelStats",
+    "DataSource",
+    "ExampleSearch",
     "FeatureMaps",
     "Fourier",
     "Frame",
@@ -74,15 +82,20 @@ __all__ = [
     "Predictions",
     "Preprocessing",
     "Preset",
+    "Progress",
     "Result",
     "Run",
     "Saliency",
     "ShapesBatch",
+    "ShapesStream",
     "Spectrum",
     "Tap",
+    "TopExamples",
     "Transforms",
     "adversarial_examples",
+    "atlas",
     "check_settings",
+    "data_source",
     "default_cam_layer",
     "extractor",
     "feature_maps",
@@ -101,13 +114,16 @@ __all__ = [
     "load_model",
     "occlusion",
     "occlusion_grid",
+    "open_atlas",
     "optimize",
     "predict_top",
+    "rank_examples",
     "robust_accuracy",
     "saliency",
     "sample_image",
     "softmax_position",
     "spatial_layers",
     "spectrum_from",
+    "top_examples",
     "visualize",
 ]

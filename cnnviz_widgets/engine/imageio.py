@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import CnnvizError
 from .images import resize
 
-__all__ = ["ImageAdjustedWarning", "as_image", "fit_image", "load_image"]
+__all__ = ["ImageAdjustedWarning", "as_image", "as_image_batch", "fit_image", "load_image"]
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as PIL's "L" mode
 
@@ -221,6 +221,55 @@ def _unit_range(arr: np.ndarray, notes: list[str], warn: bool) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise CnnvizError("the image holds NaN or infinite values")
     return _float_range(arr, notes, warn)
+
+
+def as_image_batch(images) -> tuple[np.ndarray, list[str]]:
+    """A batch of images ``(N, H, W, C)`` (or ``(N, H, W)``) as display images: float32 in
+    ``[0, 1]``, channels last, gray + alpha reduced to gray.
+
+    The same value rules as :func:`as_image`, decided once for the whole batch (so one
+    image cannot read differently from its neighbours): uint8 is divided by 255, other
+    integers by 255 or 65535, floats by the bulk of their values.  Nothing is warned; the
+    notes say what changed.
+
+    Raises:
+        CnnvizError: not a batch of images (wrong rank or channels, text, NaN values).
+    """
+    notes: list[str] = []
+    arr = _to_array(images)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 2, 3, 4):
+        raise CnnvizError(
+            f"a batch of images has shape (N, H, W, C) with 1, 3 or 4 channels last, or "
+            f"(N, H, W); got shape {arr.shape}"
+        )
+    if arr.dtype == object or arr.dtype.kind in "USVc":
+        raise CnnvizError(f"cannot read images from an array of {arr.dtype} values")
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) * np.float32(1.0 / 255.0)
+    elif arr.dtype == np.bool_:
+        arr = arr.astype(np.float32)
+    elif np.issubdtype(arr.dtype, np.integer):
+        lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
+        if lo < 0 or hi > 65535:
+            raise CnnvizError(f"integer image values span {lo}..{hi}: expected 0..255")
+        top = 255.0 if hi <= 255 else 65535.0
+        notes.append(f"{arr.dtype} values read as 0..{int(top)}")
+        arr = arr.astype(np.float32) / np.float32(top)
+    else:
+        arr = arr.astype(np.float32, copy=False)
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 1.0)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise CnnvizError("the images hold NaN or infinite values")
+        if not (-_QUIET <= lo and hi <= 1.0 + _QUIET):  # the common case costs one min/max
+            arr = _float_range(arr, notes, False)
+        elif lo < 0.0 or hi > 1.0:
+            arr = np.clip(arr, 0.0, 1.0)
+    if arr.shape[-1] == 2:
+        arr = arr[..., :1]
+        notes.append("alpha channel dropped (gray + alpha images)")
+    return np.ascontiguousarray(arr, np.float32), notes
 
 
 # The range of a float image is decided by the bulk of its values, never by its extremes,

@@ -13,6 +13,7 @@ Voila and VS Code.  Every panel accepts a model or a session::
     FilterGallery(session)  # ... and see its filters
     ClassOptimizer(session) # ... and the image a class or a filter responds to most
     ImageExplainer(session) # ... and where in one image the evidence for a class is
+    UnitAtlas(session)      # ... and every unit of a layer with its dataset examples
 
     explore("shapes")       # all of them in tabs, on one session
 """
@@ -25,6 +26,7 @@ from .explore import Explorer, explore
 from .filter_gallery import FilterGallery
 from .image_explainer import ImageExplainer
 from .layer_browser import LayerBrowser
+from .unit_atlas import UnitAtlas
 
 __all__ = [
     "ClassOptimizer",
@@ -37,6 +39,7 @@ __all__ = [
     "PixelCanvas",
     "SelectionError",
     "Session",
+    "UnitAtlas",
     "explore",
     "safe_hold",
     "zoom_nearest",

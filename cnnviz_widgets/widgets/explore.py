@@ -13,6 +13,7 @@ from .class_optimizer import ClassOptimizer
 from .common import error_message, esc, style_sheet
 from .filter_gallery import FilterGallery
 from .layer_browser import LayerBrowser
+from .unit_atlas import UnitAtlas
 
 # (tab title, module, class): panels written elsewhere, shown when their module imports
 OPTIONAL_PANELS = [
@@ -111,6 +112,7 @@ def explore(
     model: Any,
     *,
     extra_panels: Sequence[PanelSpec] = (),
+    data: Any = None,
     **load_kwargs: Any,
 ) -> Explorer:
     """Every panel of cnnviz_widgets on one model, in tabs that share one session.
@@ -120,11 +122,13 @@ def explore(
             takes (``"shapes"``, ``"vgg16"``, a path, a ``keras.Model``).
         extra_panels: more tabs: each a widget, a class or function called with the
             session (``MyPanel``), or a ``(title, widget_or_class)`` pair.
+        data: a data set for the unit atlas's dataset examples (see :class:`UnitAtlas`;
+            default for the embedded shapes models: generated shapes images).
         **load_kwargs: passed to ``load_model`` when a model is given (``weights=None``).
 
     Returns:
-        An :class:`Explorer` widget (tabs: Layers, Filters, Class optimization, and the
-        image explainer when it is installed).  Its session is ``.session``::
+        An :class:`Explorer` widget (tabs: Layers, Filters, Class optimization, the image
+        explainer when it is installed, and the unit atlas).  Its session is ``.session``::
 
             app = cw.explore("shapes")
             app                      # show it
@@ -136,6 +140,7 @@ def explore(
         ("Filters", FilterGallery),
         ("Class optimization", ClassOptimizer),
         *_optional_panels(),
+        ("Unit atlas", lambda s: UnitAtlas(s, data)),
     ]
     for spec in extra_panels:
         if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):

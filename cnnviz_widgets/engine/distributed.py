@@ -1,0 +1,496 @@
+"""The Ray backend: the same atlas and dataset-example work on a pool of Ray actors.
+
+Each actor rebuilds the model once from its architecture (JSON) and weights, shipped
+through Ray's object store once for the whole pool (not the ``LoadedModel`` object: a
+Keras model pickles through a temporary file, and a JSON + weights pair travels to a
+machine without the user's file system), then serves many work items:
+
+- visualizations: the chunks of :class:`~cnnviz_widgets.engine.atlas.AtlasPlan` (the
+  same chunks and seeds as the local backend, so the same images);
+- dataset examples: ranges of an indexable source (arrays, paths, folders, shapes
+  streams), aligned to whole batches so that every batch is the one the local backend
+  computes; a generator or ``tf.data`` stream is read by the caller and its batches are
+  shipped.  The partial rankings are merged exactly (:meth:`TopK.merge`).
+
+The caller writes the results to the store as they arrive.  Ray is imported only here and
+only when ``backend="ray"`` is asked for: it is an optional extra
+(``pip install 'cnnviz-widgets[ray]'``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+
+import numpy as np
+
+from ..errors import CnnvizError
+from .datasources import DataSource
+from .examples import ExampleSearch, TopExamples, TopK, drive, rank_examples
+from .models import LoadedModel, as_loaded, wrap_model
+from .store import model_fingerprint
+
+__all__ = [
+    "loaded_from_spec",
+    "model_spec",
+    "ray_atlas",
+    "ray_top_examples",
+    "require_ray",
+    "shutdown_workers",
+]
+
+INSTALL = "pip install 'cnnviz-widgets[ray]'"
+
+
+def require_ray():
+    """The ``ray`` module, or a ``CnnvizError`` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise CnnvizError(
+            f"backend='ray' needs Ray, which is not installed: {INSTALL} (or pip install "
+            "'ray>=2.9'), or use backend='local'"
+        ) from None
+    return ray
+
+
+def _ray_session(ray) -> None:
+    """Use the caller's Ray (``ray.init(address=...)`` done before), else start a local one."""
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS"),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+
+
+def model_spec(loaded: LoadedModel) -> dict:
+    """What an actor needs to rebuild the model: architecture JSON, weights, and the
+    engine's description (preprocessing, class names)."""
+    model = loaded.model
+    try:
+        arch = model.to_json()
+    except Exception as err:
+        raise CnnvizError(
+            f"the Ray backend rebuilds the model on each worker from its architecture, but "
+            f"{model.name!r} cannot be serialized to JSON ({type(err).__name__}: {err}). "
+            "Give its layers get_config() (register custom layers with "
+            "keras.saving.register_keras_serializable), or use backend='local'"
+        ) from None
+    return {
+        "json": arch,
+        "weights": [np.asarray(w) for w in model.get_weights()],
+        "name": loaded.name,
+        "preprocessing": loaded.preprocessing.name,
+        "class_names": loaded.class_names,
+        "source": loaded.source,
+    }
+
+
+def loaded_from_spec(spec: dict) -> LoadedModel:
+    """Rebuild a :class:`LoadedModel` from :func:`model_spec` (inside a worker)."""
+    import keras
+
+    from . import embedded  # noqa: F401  (registers the embedded model's custom penalty)
+
+    try:
+        model = keras.models.model_from_json(spec["json"])
+    except Exception as err:
+        raise CnnvizError(
+            f"a Ray worker could not rebuild {spec['name']!r} from its architecture "
+            f"({type(err).__name__}: {err}); custom layers must be importable on the "
+            "workers and registered with keras.saving.register_keras_serializable"
+        ) from None
+    model.set_weights(spec["weights"])
+    return wrap_model(
+        model,
+        name=spec["name"],
+        preprocessing=spec["preprocessing"],
+        class_names=spec["class_names"],
+        source=f"{spec['source']} (rebuilt on a Ray worker)",
+    )
+
+
+class Worker:
+    """A Ray actor's state: the model, compiled once, serving many work items."""
+
+    def __init__(self, spec: dict):
+        self.loaded = loaded_from_spec(spec)
+
+    def ready(self) -> bool:
+        return True
+
+    def visualize(self, layer, channels, spatial, preset, steps, seed):
+        from .atlas import visualize_chunk
+
+        images, values, finished = visualize_chunk(
+            self.loaded, layer, channels, spatial=spatial, preset=preset, steps=steps, seed=seed
+        )
+        return channels, images, values, finished
+
+    def rank(self, layer, data, about, start, stop, settings) -> TopExamples:
+        """Rank images ``start..stop`` of an indexable source (``data`` as the source holds
+        it, ``about`` its kind, size and label names), or shipped batches (``about`` is
+        ``None``; ``data`` a list of ``(images, labels)``, numbered from ``start``).
+
+        ``data`` is a top-level argument: Ray resolves object references there only."""
+        if about is not None:
+            source = DataSource(
+                data,
+                self.loaded,
+                about["kind"],
+                about["total"],
+                "shard",
+                True,
+                about["label_names"],
+            )
+            search = _search(self.loaded, layer, source, settings, start, stop)
+            return drive(search)
+        search = _search(self.loaded, layer, data, settings, 0, None)
+        result = drive(search)
+        result.indices = np.where(result.indices >= 0, result.indices + start, -1)
+        return result
+
+
+def _search(loaded, layer, data, settings, start, stop) -> ExampleSearch:
+    proto = rank_examples(loaded, layer, data, key="shard", **settings)
+    if not start and stop is None:
+        return proto
+    return ExampleSearch(
+        loaded,
+        proto.layer,
+        proto.kind,
+        proto.source,
+        k=proto.k,
+        score=proto.score,
+        units=proto.units,
+        batch_size=proto.batch_size,
+        keep_maps=proto.state.maps is not None,
+        start=start,
+        stop=stop,
+    )
+
+
+class Pool:
+    """A pool of Ray actors, each holding the model."""
+
+    def __init__(self, loaded: LoadedModel, workers: int | None, tasks: int):
+        ray = require_ray()
+        _ray_session(ray)
+        self.ray = ray
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        n = workers if workers is not None else min(8, max(cpus, 1))
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise CnnvizError(f"workers must be a whole number >= 1, got {workers!r}")
+        n = max(1, min(int(n), max(tasks, 1)))
+        spec = ray.put(model_spec(loaded))
+        actor = ray.remote(num_cpus=1)(Worker)
+        self.actors = [actor.remote(spec) for _ in range(n)]
+        self.free = list(self.actors)
+        self.pending: dict = {}  # ref -> (actor, item)
+
+    def submit(self, method: str, item, *args):
+        actor = self.free.pop(0)
+        ref = getattr(actor, method).remote(*args)
+        self.pending[ref] = (actor, item)
+        return ref
+
+    def wait(self, timeout: float = 0.25):
+        """``[(item, result)]`` of the work finished within ``timeout`` seconds."""
+        if not self.pending:
+            return []
+        ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=timeout)
+        out = []
+        for ref in ready:
+            actor, item = self.pending.pop(ref)
+            self.free.append(actor)
+            out.append((item, self.ray.get(ref)))
+        return out
+
+    def alive(self) -> bool:
+        """The pool's actors still answer (the same Ray session, not shut down)."""
+        if not self.actors or not self.ray.is_initialized():
+            return False
+        try:
+            self.ray.get([a.ready.remote() for a in self.actors], timeout=60)
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        for ref in list(self.pending):
+            try:
+                self.ray.cancel(ref, force=False)
+            except Exception:  # already finished or not cancellable: the kill ends it
+                pass
+        for actor in self.actors:
+            try:
+                self.ray.kill(actor)
+            except Exception:
+                pass
+        self.pending.clear()
+        self.actors, self.free = [], []
+
+
+_KEPT: dict = {}  # (model fingerprint, workers) -> Pool kept between calls
+
+
+def _pool(loaded: LoadedModel, workers, tasks: int, keep: bool) -> Pool:
+    if not keep:
+        return Pool(loaded, workers, tasks)
+    key = (model_fingerprint(loaded.model), workers)
+    pool = _KEPT.get(key)
+    if pool is not None and pool.alive():
+        return pool
+    _KEPT[key] = pool = Pool(loaded, workers, tasks=1 << 30)
+    return pool
+
+
+def _release(pool: Pool, keep: bool) -> None:
+    """Kill the pool's actors, unless it is kept and idle (work still running on an actor
+    cannot be taken back: such a pool is killed too)."""
+    if keep and not pool.pending:
+        return
+    pool.close()
+    for key, kept in list(_KEPT.items()):
+        if kept is pool:
+            del _KEPT[key]
+
+
+def shutdown_workers() -> None:
+    """Kill the actors kept by ``keep_workers=True`` calls (their CPUs go back to Ray)."""
+    for pool in list(_KEPT.values()):
+        pool.close()
+    _KEPT.clear()
+
+
+# ---------------------------------------------------------------------------- examples
+def _shards(source: DataSource, batch_size: int, workers: int):
+    """``(start, stop)`` ranges of whole batches, about four per worker."""
+    total = source.total or 0
+    batches = math.ceil(total / batch_size)
+    per = max(1, math.ceil(batches / (4 * workers)))
+    step = per * batch_size
+    return [(lo, min(lo + step, total)) for lo in range(0, total, step)]
+
+
+def _about(source: DataSource) -> dict:
+    return {"kind": source.kind, "total": source.total, "label_names": source.label_names}
+
+
+def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stop, report):
+    """Rank a source on the pool; returns the merged :class:`TopExamples` (or ``None``
+    when stopped)."""
+    ray = pool.ray
+    n_units = None
+    state: TopK | None = None
+    first: TopExamples | None = None
+    seen = 0
+    batch_size = settings["batch_size"]
+
+    def take(result: TopExamples):
+        nonlocal state, first, seen, n_units
+        if state is None:
+            first = result
+            n_units = len(result.units)
+            spatial = result.positions is not None
+            maps = result.maps.shape[2:] if result.maps is not None else None
+            state = TopK(n_units, result.k, spatial, maps)
+        state.merge(result)
+        seen = state.seen
+        report(seen)
+
+    if source.indexable:
+        data, about = ray.put(source.data), _about(source)  # shipped once for every range
+        todo = _shards(source, batch_size, len(pool.actors))
+        while todo or pool.pending:
+            if stop is not None and stop.is_set():
+                return None, seen
+            while todo and pool.free:
+                lo, hi = todo.pop(0)
+                pool.submit("rank", (lo, hi), layer, data, about, lo, hi, settings)
+            for _, result in pool.wait():
+                take(result)
+    else:
+        batches = source.batches(batch_size)
+        base = 0
+        exhausted = False
+        group = 4  # batches per task
+        while not exhausted or pool.pending:
+            if stop is not None and stop.is_set():
+                return None, seen
+            while not exhausted and pool.free:
+                items = []
+                for b in batches:
+                    items.append((b.images, b.labels) if b.labels is not None else b.images)
+                    if len(items) == group:
+                        break
+                if not items:
+                    exhausted = True
+                    break
+                count = sum(len(x[0] if isinstance(x, tuple) else x) for x in items)
+                pool.submit("rank", (base, base + count), layer, items, None, base, None, settings)
+                base += count
+                if len(items) < group:
+                    exhausted = True
+            for _, result in pool.wait():
+                take(result)
+    if state is None:
+        return None, 0
+    out = state.result(
+        layer=first.layer,
+        kind=first.kind,
+        units=first.units,
+        unit_names=first.unit_names,
+        score=first.score,
+        label_names=source.label_names,
+        total=source.total,
+        notes=list(first.notes),
+        image_shape=first.pool.shape[1:] if len(first.pool) else (1, 1, 3),
+    )
+    return out, seen
+
+
+def ray_top_examples(
+    model,
+    layer,
+    data,
+    *,
+    k,
+    score,
+    channels,
+    batch_size,
+    keep_maps,
+    key,
+    progress,
+    stop,
+    workers,
+    keep_workers=False,
+) -> TopExamples:
+    """:func:`top_examples` on a Ray pool (the same result as the local backend)."""
+    from .examples import Progress
+
+    require_ray()
+    loaded = as_loaded(model)
+    proto = rank_examples(
+        loaded,
+        layer,
+        data,
+        k=k,
+        score=score,
+        channels=channels,
+        batch_size=batch_size,
+        keep_maps=keep_maps,
+        key=key or "ray",
+    )
+    source = proto.source
+    settings = {
+        "k": k,
+        "score": score,
+        "channels": proto.units.tolist(),
+        "batch_size": batch_size,
+        "keep_maps": keep_maps,
+    }
+    t0 = time.perf_counter()
+    tasks = len(_shards(source, batch_size, 1)) if source.indexable else 8
+    pool = _pool(loaded, workers, tasks, keep_workers)
+
+    def report(seen):
+        if progress is not None:
+            progress(Progress(seen, source.total, time.perf_counter() - t0))
+
+    try:
+        out, _ = _rank_on_pool(pool, proto.layer, source, settings, stop, report)
+    finally:
+        _release(pool, keep_workers)
+    if out is None:  # stopped: what the search had before the first shard came back
+        out = proto.snapshot()
+        out.stopped = True
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+# ------------------------------------------------------------------------------- atlas
+def ray_atlas(
+    plan,
+    result,
+    *,
+    progress=None,
+    stop: threading.Event | None = None,
+    workers=None,
+    keep_workers: bool = False,
+):
+    """Run an :class:`AtlasPlan` on a Ray pool, writing to the plan's store."""
+    from .atlas import AtlasProgress
+
+    t0 = time.perf_counter()
+    total = len(plan.units)
+    asked = set(plan.units)
+    chunks = plan.missing_chunks()
+    missing_ex = plan.missing_examples()
+    tasks = len(chunks) + (8 if missing_ex else 0)
+
+    def say(**kw):
+        if progress is not None:
+            progress(AtlasProgress(total=total, seconds=time.perf_counter() - t0, **kw))
+
+    if not tasks:
+        result.seconds = time.perf_counter() - t0
+        return
+    pool = _pool(plan.loaded, workers, tasks, keep_workers)
+    try:
+        todo = list(chunks)
+        done = len(asked & plan.vis_store.done())
+        while todo or pool.pending:
+            if stop is not None and stop.is_set():
+                break
+            while todo and pool.free:
+                chunk = todo.pop(0)
+                pool.submit(
+                    "visualize",
+                    chunk,
+                    plan.layer,
+                    plan.chunk_channels(chunk),
+                    plan.spatial,
+                    plan.preset,
+                    plan.steps,
+                    plan.chunk_seed(chunk),
+                )
+            for _, (channels, images, values, finished) in pool.wait():
+                if not finished:
+                    continue
+                plan.write_vis(channels, images, values)
+                new = [c for c in channels if c in asked]
+                result.computed.extend(new)
+                done = len(asked & plan.vis_store.done())
+                say(phase="visualization", done=done, new=new)
+        if missing_ex and not (stop is not None and stop.is_set()):
+            settings = {
+                "k": plan.k,
+                "score": plan.score,
+                "channels": missing_ex,
+                "batch_size": plan.examples_batch,
+                "keep_maps": True,
+            }
+
+            def report(seen):
+                say(
+                    phase="examples",
+                    done=total - len(missing_ex),
+                    seen=seen,
+                    images=plan.source.total,
+                )
+
+            top, _ = _rank_on_pool(pool, plan.layer, plan.source, settings, stop, report)
+            if top is not None:
+                plan.write_examples(top)
+                if plan.examples_store is None:
+                    result.examples_in_memory = top
+                say(phase="examples", done=total, new=missing_ex, seen=top.seen, images=top.total)
+    finally:
+        _release(pool, keep_workers)
+    result.stopped = stop is not None and stop.is_set() and not result.complete
+    result.seconds = time.perf_counter() - t0

@@ -1,0 +1,167 @@
+"""The Ray backend's own logic (the pool, the chunk plan, the data ranges and shipped
+batches, the exact merge, writing to the store) on an in-process stand-in for Ray, so it
+runs where a Ray cluster cannot start: every argument and result goes through pickle, as
+Ray's object store would, and the actors are objects called in order.  The real Ray runs
+in tests/test_ray.py."""
+
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import cnnviz_widgets as cw
+from cnnviz_widgets.engine import distributed
+
+
+class Ref:
+    def __init__(self, value):
+        self.value = value
+
+
+class FakeRay(types.ModuleType):
+    """The part of Ray's API the backend uses; work runs when it is waited for."""
+
+    def __init__(self):
+        super().__init__("ray")
+        self.started = False
+        self.actors_made = 0
+        self.killed = 0
+        self.calls: list[str] = []
+
+    def is_initialized(self):
+        return self.started
+
+    def init(self, **kwargs):
+        self.started = True
+
+    def cluster_resources(self):
+        return {"CPU": 2.0}
+
+    def put(self, value):
+        return Ref(pickle.loads(pickle.dumps(value)))
+
+    def get(self, ref, timeout=None):
+        if isinstance(ref, list):
+            return [self.get(r) for r in ref]
+        return pickle.loads(pickle.dumps(ref.value))
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        return refs[:num_returns], refs[num_returns:]
+
+    def cancel(self, ref, force=False):
+        pass
+
+    def kill(self, actor):
+        self.killed += 1
+
+    def remote(self, **options):
+        fake = self
+
+        def wrap(cls):
+            class Handle:
+                def __init__(self, *args):
+                    fake.actors_made += 1
+                    args = [a.value if isinstance(a, Ref) else a for a in args]
+                    self.obj = cls(*pickle.loads(pickle.dumps(args)))
+
+                def __getattr__(self, name):
+                    method = getattr(self.obj, name)
+
+                    class Call:
+                        @staticmethod
+                        def remote(*args):
+                            fake.calls.append(name)
+                            args = [a.value if isinstance(a, Ref) else a for a in args]
+                            out = method(*pickle.loads(pickle.dumps(args)))
+                            return Ref(out)
+
+                    return Call
+
+            class Actor:
+                @staticmethod
+                def remote(*args):
+                    return Handle(*args)
+
+            return Actor
+
+        return wrap
+
+
+@pytest.fixture
+def fake_ray(monkeypatch):
+    fake = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    yield fake
+    distributed.shutdown_workers()
+
+
+def test_the_ray_path_gives_the_local_atlas(shapes, tmp_path, fake_ray):
+    data = cw.generate_shapes(50, seed=4)
+    kw = dict(channels=range(6), steps=4, batch=4, seed=2, examples_batch=16)
+    local = cw.atlas(shapes, "conv4", data, store=tmp_path / "local", **kw)
+    remote = cw.atlas(shapes, "conv4", data, store=tmp_path / "ray", backend="ray", workers=2, **kw)
+    assert fake_ray.actors_made == 2 and fake_ray.killed == 2  # started and ended by the call
+    assert fake_ray.calls.count("visualize") == 2  # chunks 0..3 and 4..7
+    assert fake_ray.calls.count("rank") >= 2  # the data in ranges
+    assert sorted(remote.computed) == list(range(6)) and remote.complete
+    for c in range(6):
+        a, b = local.unit(c), remote.unit(c)
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.example_indices, b.example_indices)
+        np.testing.assert_array_equal(a.examples, b.examples)
+        np.testing.assert_allclose(a.example_maps, b.example_maps, rtol=1e-5, atol=1e-6)
+
+
+def test_the_ray_path_gives_the_local_examples_and_keeps_workers(shapes, fake_ray):
+    data = cw.generate_shapes(70, seed=6)
+    local = cw.top_examples(shapes, "conv3", data, k=4, batch_size=16)
+    seen = []
+    remote = cw.top_examples(
+        shapes,
+        "conv3",
+        data,
+        k=4,
+        batch_size=16,
+        backend="ray",
+        workers=2,
+        keep_workers=True,
+        progress=seen.append,
+    )
+    np.testing.assert_array_equal(remote.indices, local.indices)
+    np.testing.assert_array_equal(remote.labels, local.labels)
+    np.testing.assert_array_equal(remote.scores, local.scores)  # the same batches
+    for c in (0, 63):
+        np.testing.assert_array_equal(remote.images(c), local.images(c))
+    assert remote.seen == 70 and seen[-1].seen == 70
+    assert fake_ray.killed == 0  # kept for the next call
+
+    # a generator: read here, its batches shipped; the kept actors serve it
+    def gen():
+        for i in range(0, 70, 25):
+            yield data.images[i : i + 25], data.labels[i : i + 25]
+
+    made = fake_ray.actors_made
+    streamed = cw.top_examples(
+        shapes, "conv3", gen(), k=4, batch_size=16, backend="ray", workers=2, keep_workers=True
+    )
+    assert fake_ray.actors_made == made  # no new actors
+    np.testing.assert_array_equal(streamed.indices, local.indices)
+    np.testing.assert_array_equal(streamed.labels, local.labels)
+    distributed.shutdown_workers()
+    assert fake_ray.killed == 2
+
+
+def test_a_worker_rebuilds_the_same_model_from_json_and_weights(shapes):
+    spec = pickle.loads(pickle.dumps(distributed.model_spec(shapes)))
+    rebuilt = distributed.loaded_from_spec(spec)
+    assert rebuilt.model is not shapes.model
+    assert (rebuilt.preprocessing, rebuilt.class_names) == (
+        shapes.preprocessing,
+        shapes.class_names,
+    )
+    x = cw.generate_shapes(4, seed=1).images
+    np.testing.assert_array_equal(
+        rebuilt.model.predict(x, verbose=0), shapes.model.predict(x, verbose=0)
+    )

@@ -1,0 +1,89 @@
+"""The Ray backend on a local Ray cluster started here (2 CPUs) and shut down afterwards:
+the same seeds give the same images and the same dataset examples as the local backend,
+and no actor is left holding the cluster's CPUs."""
+
+import time
+
+import numpy as np
+import pytest
+import ray
+
+import cnnviz_widgets as cw
+
+pytestmark = pytest.mark.slow  # a Ray cluster and its workers start in tens of seconds
+
+SETTINGS = dict(steps=6, batch=4, seed=7)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def all_cpus_free(timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if ray.available_resources().get("CPU", 0) == ray.cluster_resources().get("CPU", -1):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_ray_atlas_gives_the_local_images_and_examples(cluster, shapes, tmp_path):
+    data = cw.generate_shapes(70, seed=8)
+    kwargs = dict(channels=range(8), examples_batch=16, **SETTINGS)
+    local = cw.atlas(shapes, "conv3", data, store=tmp_path / "local", **kwargs)
+    reports = []
+    remote = cw.atlas(
+        shapes,
+        "conv3",
+        data,
+        store=tmp_path / "ray",
+        backend="ray",
+        workers=2,
+        progress=reports.append,
+        **kwargs,
+    )
+    assert sorted(remote.computed) == list(range(8)) and remote.complete
+    for c in range(8):
+        a, b = local.unit(c), remote.unit(c)
+        np.testing.assert_array_equal(a.image, b.image, err_msg=f"channel {c}")
+        np.testing.assert_array_equal(a.example_indices, b.example_indices)
+        np.testing.assert_array_equal(a.examples, b.examples)
+        np.testing.assert_allclose(a.example_scores, b.example_scores, rtol=1e-6)
+    phases = [p.phase for p in reports]
+    assert "visualization" in phases and "examples" in phases and reports[-1].final
+    assert all_cpus_free(), "the atlas left Ray actors holding CPUs"
+    # the Ray run wrote the same kind of store: a local run on it has nothing left to do
+    again = cw.atlas(shapes, "conv3", data, store=tmp_path / "ray", **kwargs)
+    assert again.computed == [] and again.reused == list(range(8))
+
+
+def test_ray_top_examples_equal_the_local_ones(cluster, shapes):
+    data = cw.generate_shapes(90, seed=9)
+    local = cw.top_examples(shapes, "conv4", data, k=5, batch_size=16)
+    seen = []
+    remote = cw.top_examples(
+        shapes, "conv4", data, k=5, batch_size=16, backend="ray", workers=2, progress=seen.append
+    )
+    np.testing.assert_array_equal(remote.indices, local.indices)
+    np.testing.assert_array_equal(remote.labels, local.labels)
+    np.testing.assert_allclose(remote.scores, local.scores, rtol=1e-6)
+    np.testing.assert_allclose(remote.maps, local.maps, rtol=1e-5, atol=1e-6)
+    for c in (0, 40):
+        np.testing.assert_array_equal(remote.images(c), local.images(c))
+    assert remote.seen == 90 and seen[-1].seen == 90
+
+    # a generator cannot be split: its batches are read here and shipped to the actors
+    def gen():
+        for i in range(0, 90, 30):
+            yield data.images[i : i + 30], data.labels[i : i + 30]
+
+    streamed = cw.top_examples(shapes, "conv4", gen(), k=5, batch_size=16, backend="ray", workers=2)
+    np.testing.assert_array_equal(streamed.indices, local.indices)
+    np.testing.assert_array_equal(streamed.labels, local.labels)
+    assert all_cpus_free()

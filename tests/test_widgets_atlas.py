@@ -1,0 +1,126 @@
+"""The UnitAtlas panel without a browser: the grid fills in from the run, a click selects the
+unit in the session and shows its page, the store is reused on reopening, Stop keeps what
+is finished, bad input becomes a message in the panel."""
+
+import numpy as np
+import pytest
+
+import cnnviz_widgets as cw
+from cnnviz_widgets.session import Session
+from cnnviz_widgets.widgets import UnitAtlas
+from cnnviz_widgets.widgets.unit_atlas import TILE, unit_page
+from cnnviz_widgets.widgets.unit_atlas import _fit as fit_tile
+
+from .helpers import click, wait_until
+
+SETTINGS = dict(steps=4, batch=8, channels=range(12))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return cw.generate_shapes(40, seed=2)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return tmp_path_factory.mktemp("atlas-store")
+
+
+def tile_of(picture, panel, c):
+    x, y, w, h = panel.tile_box(c)
+    return picture[y : y + h, x : x + w]
+
+
+def test_the_grid_fills_in_and_a_click_shows_the_unit(shapes, data, store, sent):
+    session = Session(shapes, layer="conv4")
+    panel = UnitAtlas(session, data, store=store, **SETTINGS)
+    assert panel.atlas.layer == "conv4" and panel.progress.value == 0
+    empty = sent.on(panel.grid.canvas)[-1]
+    panel.run(wait=True, timeout=900)
+    assert not panel.running and panel.messages.kind is None, panel.messages.text
+    assert panel.progress.value == 12 and "12 of 12 units done" in panel.status.value
+    grids = sent.on(panel.grid.canvas)
+    assert len(grids) >= 3  # the empty grid, each finished chunk, the end
+    grid = grids[-1]
+    for c in (0, 5, 11):
+        expected = np.asarray(fit_tile(panel.atlas.image(c), TILE))
+        np.testing.assert_array_equal(tile_of(grid, panel, c), expected)
+        assert not np.array_equal(tile_of(empty, panel, c), expected)
+    # the first chunk (units 0..7) was drawn before the second finished
+    assert any(
+        np.array_equal(tile_of(g, panel, 0), tile_of(grid, panel, 0))
+        and not np.array_equal(tile_of(g, panel, 11), tile_of(grid, panel, 11))
+        for g in grids
+    )
+    # a click on unit 5: the session's channel, and the unit's page
+    x, y, w, h = panel.tile_box(5)
+    click(panel.grid.canvas, x + w / 2, y + h / 2)
+    assert session.channel == 5 and panel.shown == 5
+    unit = panel.atlas.unit(5)
+    assert unit.examples.shape == (9, 64, 64, 3)
+    np.testing.assert_array_equal(sent.on(panel.page.canvas)[-1], unit_page(unit))
+    info = panel.page_info.value
+    assert "channel <b>5</b>" in info and "dataset examples" in info and "feeds most" in info
+    assert panel.grid.highlight == panel.tile_box(5)
+    # a channel chosen in another panel shows its page here
+    session.channel = 7
+    assert panel.shown == 7 and "channel <b>7</b>" in panel.page_info.value
+    panel.close()
+
+
+def test_reopening_paints_the_stored_units_without_computing(shapes, data, store, sent):
+    session = Session(shapes, layer="conv4")
+    panel = UnitAtlas(session, data, store=store, **SETTINGS)
+    assert panel.atlas.done() == set(range(12)) and panel.progress.value == 12
+    grid = sent.on(panel.grid.canvas)[-1]
+    expected = np.asarray(fit_tile(panel.atlas.image(3), TILE))
+    np.testing.assert_array_equal(tile_of(grid, panel, 3), expected)
+    panel.run(wait=True, timeout=300)  # nothing left to do
+    assert panel.atlas.computed == [] and panel.atlas.reused == list(range(12))
+    panel.close()
+
+
+def test_stop_keeps_the_finished_units_and_the_last_images(shapes, data, tmp_path, sent):
+    session = Session(shapes, layer="conv3")
+    panel = UnitAtlas(session, data, store=tmp_path, steps=400, batch=4, channels=range(8))
+    panel.run()
+    wait_until(lambda: panel.live, timeout=600, what="live images")
+    panel.stop()
+    assert panel.wait(timeout=300)
+    assert "(stopped)" in panel.status.value
+    stored = panel.atlas.vis_store.done()
+    assert len(stored) < 8
+    # the unit being optimized keeps its last image in the grid
+    live = {c: im for c, im in panel.live.items() if c not in stored}
+    assert live
+    grid = sent.on(panel.grid.canvas)[-1]
+    c, image = next(iter(live.items()))
+    np.testing.assert_array_equal(tile_of(grid, panel, c), np.asarray(fit_tile(image, TILE)))
+    panel.close()
+
+
+def test_bad_input_becomes_a_message_in_the_panel(shapes, tmp_path):
+    panel = UnitAtlas(shapes, tmp_path / "no-such-folder", store=tmp_path)
+    assert panel.messages.kind == "error" and "no folder or file" in panel.messages.text
+    panel.run_button.click()  # the button shows the error again, the kernel goes on
+    assert panel.messages.kind == "error" and not panel.running
+    panel.close()
+    # a layer without channels to show: the message names the problem
+    session = Session(shapes, layer="conv4")
+    ok = UnitAtlas(session, store=tmp_path, steps=2, channels=range(2))
+    ok.steps.value = 3
+    session.layer = "pool1"  # a 4-D output: fine, a new atlas opens
+    assert ok.atlas.layer == "pool1" and ok.messages.kind != "error"
+    ok.close()
+
+
+def test_explore_has_a_unit_atlas_tab(shapes, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_STORE", str(tmp_path))
+    app = cw.explore(shapes)
+    panel = app.show("Unit atlas")
+    assert isinstance(panel, UnitAtlas) and panel.session is app.session
+    assert panel.atlas.layer == app.session.layer and panel.atlas.has_data  # generated data
+    app.session.layer = "conv3"
+    assert panel.atlas.layer == "conv3"
+    assert str(panel.atlas.vis_store.path).startswith(str(tmp_path))
+    app.close()
