@@ -6,9 +6,10 @@ import time
 
 import numpy as np
 import pytest
-import ray
 
 import cnnviz_widgets as cw
+
+ray = pytest.importorskip("ray", reason="the Ray backend's test needs pip install '.[ray]'")
 
 pytestmark = pytest.mark.slow  # a Ray cluster and its workers start in tens of seconds
 
@@ -17,7 +18,11 @@ SETTINGS = dict(steps=6, batch=4, seed=7)
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except Exception as exc:  # the machine, not our code: e.g. an agent that did not start
+        # in Ray's hard-coded 15 s on an overloaded machine (ray issue #65983)
+        pytest.skip(f"a local Ray cluster did not start here: {exc}")
     try:
         yield
     finally:
