@@ -32,6 +32,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Print how long each notebook took (the exercises promise two minutes on two cores)."""
     times = config.stash.get(NOTEBOOK_TIMES, {})
     if times:
-        terminalreporter.write_sep("-", "notebook run times")
-        for name, seconds in sorted(times.items()):
-            terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
+        terminalreporter.write_sep("-", "notebook run times (wall clock; the kernel's CPU time)")
+        for name, (wall, cpu) in sorted(times.items()):
+            terminalreporter.write_line(f"{wall:7.1f} s wall  {cpu:7.1f} s CPU  {name}")

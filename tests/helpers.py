@@ -118,4 +118,4 @@ def click(canvas, x: float = 3, y: float = 3) -> None:
 
 
 NOTEBOOK_TIMES = pytest.StashKey[dict]()
-"""Seconds each notebook took to run, by its path under notebooks/ (printed at the end)."""
+"""``(wall, kernel CPU)`` seconds of each notebook's run, by its path under notebooks/."""
