@@ -500,8 +500,8 @@ pixel: which pixels, changed a little, change the answer most. The generator giv
 image's object mask, so you can measure how much of the gradient lies on the object.
 """),
     code("""
-batch = cw.generate_shapes(4, seed=5)
-fig, axes = plt.subplots(3, 4, figsize=(10, 7.5))
+batch = cw.generate_shapes(3, seed=5)
+fig, axes = plt.subplots(3, 3, figsize=(8, 7.5))
 for col, (image, label) in enumerate(zip(batch.images, batch.labels)):
     axes[0, col].imshow(image)
     axes[0, col].set_title(cw.SHAPES_CLASS_NAMES[label], fontsize=9)
@@ -550,8 +550,8 @@ classroom.check_object_saliency(answer, models)
 optimizer's engine). Which model's pictures would a person recognise?
 """),
     code("""
-classes = ["circle", "triangle", "cross", "vertical_stripes"]
-fig, axes = plt.subplots(2, len(classes), figsize=(10, 5.4))
+classes = ["circle", "triangle", "cross"]
+fig, axes = plt.subplots(2, len(classes), figsize=(8, 5.4))
 for row, (name, m) in enumerate(models.items()):
     result = cw.visualize(m, classes, steps=64, seed=0)
     for col, cls in enumerate(classes):

@@ -12,7 +12,8 @@ from nbclient import NotebookClient
 from .helpers import NOTEBOOK_TIMES
 
 ROOT = pathlib.Path(__file__).parents[1] / "notebooks"
-NOTEBOOKS = sorted(ROOT.rglob("*.ipynb"))
+# (Jupyter's own copies in .ipynb_checkpoints are not notebooks of the project)
+NOTEBOOKS = sorted(p for p in ROOT.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 IDS = [str(p.relative_to(ROOT)) for p in NOTEBOOKS]
 SOLUTIONS = [p for p in NOTEBOOKS if p.parent.name == "solutions"]
 CPU_CELL = (
