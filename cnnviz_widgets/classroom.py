@@ -496,10 +496,16 @@ def _check_unit(
                 "the model's own output at this position.",
             )
         return _right(task, f"sum of products + bias = {truth.pre_activation:.3f}.")
+    if after_activation and _close(guess, truth.pre_activation):
+        return _hint(task, _SLIP_HINTS["activation forgotten"])
     for slip, value in truth.slips.items():
-        if slip == "activation forgotten" and not after_activation:
+        if slip == "activation forgotten":
             continue
-        if math.isfinite(value) and _close(guess, value) and not _close(value, target):
+        # a slip that gives the right sum at this unit (edge padding away from the border)
+        # is no slip here
+        if _close(value, truth.pre_activation) or not math.isfinite(value):
+            continue
+        if _close(guess, value) and not _close(value, target):
             return _hint(task, _SLIP_HINTS[slip])
     if not after_activation and _close(guess, truth.value) and truth.value != truth.pre_activation:
         return _hint(task, "that is after the activation; this task asks for the sum before it.")

@@ -40,7 +40,7 @@ def assert_hint(result, *words):
     assert isinstance(result, C.CheckResult)
     assert not result.passed and not bool(result), str(result)
     assert result.mark in ("✗", "…")
-    text = str(result).lower()
+    text = result.message.lower()  # the hint itself, not the task's title
     for word in words:
         assert word.lower() in text, (word, str(result))
 
@@ -185,7 +185,7 @@ def test_value_check_wants_the_activation(shapes, cross):
     c, y, x = UNIT_2B
     z = by_hand(shapes, cross, c, y, x)
     assert C.check_convolution_value(max(z, 0.0), shapes, cross, c, y, x)
-    assert_hint(C.check_convolution_value(z, shapes, cross, c, y, x), "activation")
+    assert_hint(C.check_convolution_value(z, shapes, cross, c, y, x), "before the activation")
     assert_hint(
         C.check_convolution_value(max(by_hand(shapes, cross, c, y, x, flip=True), 0), shapes,
                                   cross, c, y, x)

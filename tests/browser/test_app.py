@@ -84,7 +84,8 @@ def app_page(tmp_path_factory):
 
             context.route("**/*", local_only)
             page = context.new_page()
-            page.goto(f"http://127.0.0.1:{port}")  # Voila runs the notebook, shows outputs
+            # Voila runs the notebook before it answers: that includes importing TensorFlow
+            page.goto(f"http://127.0.0.1:{port}", timeout=300_000)
             page.locator(LIST).wait_for(timeout=180_000)
             yield page
             context.close()

@@ -47,7 +47,7 @@ def test_a_right_answer_a_slip_and_no_answer(exercise_page):
     assert states == ["pass", "hint", "empty"]
     assert "✓" in checks.nth(0).inner_text() and "Right" in checks.nth(0).inner_text()
     hint = checks.nth(1).inner_text()
-    assert "Hint" in hint and "activation" in hint
+    assert "Hint" in hint and "sum before the activation function" in hint
     colour = checks.nth(0).evaluate("e => getComputedStyle(e).borderLeftColor")
     assert colour == "rgb(26, 127, 55)"  # green
     colour = checks.nth(1).evaluate("e => getComputedStyle(e).borderLeftColor")
@@ -57,10 +57,10 @@ def test_a_right_answer_a_slip_and_no_answer(exercise_page):
 def test_screenshot(exercise_page, tmp_path):
     page, answers = exercise_page
     cells = page.locator(".jp-Notebook .jp-Cell")
-    # the notebook scrolls inside its panel: bring task 2a's text to the top of it
-    cells.nth(answers[0] - 2).evaluate("e => e.scrollIntoView({block: 'start'})")
+    # the notebook scrolls inside its panel: bring task 2a's answer to the top of it
+    cells.nth(answers[0]).evaluate("e => e.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(300)
-    first = cells.nth(answers[0] - 2).bounding_box()  # task 2a's text
+    first = cells.nth(answers[0]).bounding_box()  # task 2a's answer
     last = cells.nth(answers[1] + 1).bounding_box()  # task 2b's check
     bottom = min(last["y"] + last["height"], page.viewport_size["height"])
     clip = dict(x=first["x"], y=first["y"], width=first["width"], height=bottom - first["y"])
