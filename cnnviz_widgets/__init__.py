@@ -7,9 +7,11 @@ re-exported here::
     m = cw.load_model("shapes")            # the embedded, offline model
     print(cw.layer_table(m))               # every layer, nested models included
     montage = cw.filter_montage(m, "conv1")  # the kernels as one RGBA image
+
+``cw.classroom`` holds the self-checks of the exercise notebooks (``notebooks/exercises``).
 """
 
-from . import objectives
+from . import classroom, objectives
 from .engine import *  # noqa: F403
 from .engine import __all__ as _engine_all
 from .errors import (
@@ -52,6 +54,7 @@ __all__ = [
     "NoKernelError",
     "SelectionError",
     "Session",
+    "classroom",
     "objectives",
     *_WIDGETS,
 ]

@@ -7,7 +7,7 @@ import pytest
 
 import cnnviz_widgets as cw
 
-from .helpers import spy_on_canvases
+from .helpers import NOTEBOOK_TIMES, spy_on_canvases
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +26,12 @@ def shapes():
 def sent(monkeypatch):
     """Every PNG image the canvas manager sends, decoded, by the canvas it is for."""
     return spy_on_canvases(monkeypatch)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print how long each notebook took (the exercises promise two minutes on two cores)."""
+    times = config.stash.get(NOTEBOOK_TIMES, {})
+    if times:
+        terminalreporter.write_sep("-", "notebook run times (wall clock; the kernel's CPU time)")
+        for name, (wall, cpu) in sorted(times.items()):
+            terminalreporter.write_line(f"{wall:7.1f} s wall  {cpu:7.1f} s CPU  {name}")

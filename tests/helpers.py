@@ -8,6 +8,7 @@ import time
 
 import keras
 import numpy as np
+import pytest
 from PIL import Image
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -114,3 +115,7 @@ def wait_until(condition, timeout=120.0, what="the condition"):
 def click(canvas, x: float = 3, y: float = 3) -> None:
     """What a mouse click on a canvas view sends to the kernel."""
     canvas._handle_frontend_event(None, {"event": "mouse_down", "x": x, "y": y}, [])
+
+
+NOTEBOOK_TIMES = pytest.StashKey[dict]()
+"""``(wall, kernel CPU)`` seconds of each notebook's run, by its path under notebooks/."""

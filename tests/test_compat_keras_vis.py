@@ -1,4 +1,4 @@
-"""The seed article's keras-vis code runs with only its imports changed."""
+"""The keras-vis CNN-visualization tutorial's code runs with only its imports changed."""
 
 import keras
 import numpy as np
@@ -10,8 +10,8 @@ from .helpers import assert_same_state, model_state
 
 
 @pytest.mark.slow
-def test_seed_snippet_on_vgg16():
-    # --- the seed's code; only these two import lines differ from keras-vis ---
+def test_tutorial_snippet_on_vgg16():
+    # --- the tutorial's code; only these two import lines differ from keras-vis ---
     from keras import activations
     from keras.applications import VGG16
 

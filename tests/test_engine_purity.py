@@ -5,12 +5,15 @@ import pathlib
 import subprocess
 import sys
 
-ENGINE = pathlib.Path(__file__).parents[1] / "cnnviz_widgets" / "engine"
+PACKAGE = pathlib.Path(__file__).parents[1] / "cnnviz_widgets"
+ENGINE = PACKAGE / "engine"
+# the engine, and the modules on top of it that must work without Jupyter too
+PURE = [*ENGINE.rglob("*.py"), PACKAGE / "classroom.py"]
 FORBIDDEN = ("ipywidgets", "ipycanvas", "IPython", "matplotlib.pyplot", "pylab")
 
 
 def test_engine_sources_import_nothing_forbidden():
-    for path in ENGINE.rglob("*.py"):
+    for path in PURE:
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
             if isinstance(node, ast.Import):
@@ -30,6 +33,7 @@ def test_importing_the_engine_loads_no_forbidden_module():
         f"base = {{n for n in sys.modules if n.startswith({FORBIDDEN!r})}};"
         "import cnnviz_widgets.engine as e;"
         "m = e.load_model('shapes'); e.filter_montage(m, 'conv1'); e.layer_table(m);"
+        "from cnnviz_widgets import classroom as c; c.check_vertical_edge_filter(1, m);"
         f"bad = [n for n in sys.modules if n.startswith({FORBIDDEN!r}) and n not in base];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

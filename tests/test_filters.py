@@ -5,7 +5,7 @@ import pytest
 import cnnviz_widgets as cw
 
 
-def test_seed_filter_expression_number_for_number(vgg16):
+def test_tutorial_filter_expression_number_for_number(vgg16):
     """layer.get_weights()[0][:,:,:,0][:,:,0] for layers 1, 4, 7, 11, 15 of VGG16."""
     for layer_id in (1, 4, 7, 11, 15):
         layer = vgg16.model.layers[layer_id]

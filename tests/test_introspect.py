@@ -7,8 +7,8 @@ import pytest
 import cnnviz_widgets as cw
 
 
-def test_seed_block5_conv1_config(vgg16):
-    """The values the seed article prints for model.layers[i].get_config()."""
+def test_tutorial_block5_conv1_config(vgg16):
+    """The values the keras-vis CNN-visualization tutorial prints for get_config()."""
     table = cw.layer_table(vgg16)
     row = table.row("block5_conv1")
     assert row.index == 15
@@ -42,7 +42,7 @@ def test_seed_block5_conv1_config(vgg16):
     json.dumps(row.to_dict())  # JSON-friendly
 
 
-def test_seed_layer_ids(vgg16):
+def test_tutorial_layer_ids(vgg16):
     table = cw.layer_table(vgg16)
     assert [table.row(i).name for i in (1, 4, 7, 11, 15)] == [
         "block1_conv1",

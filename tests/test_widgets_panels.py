@@ -245,14 +245,14 @@ def test_small_weights_print_in_significant_digits():
     assert f"{values[0, 0, 0]:+.3g}" in numbers  # -0.00207, as the caption says
 
 
-def test_channel_view_numbers_are_the_seed_expression(vgg16):
+def test_channel_view_numbers_are_the_tutorial_expression(vgg16):
     session = Session(vgg16, layer="block3_conv1")
     gallery = FilterGallery(session)
     gallery.view.value = "channel"
     gallery.in_channel.value = 0
     session.channel = 0
-    seed = vgg16.model.layers[7].get_weights()[0][:, :, :, 0][:, :, 0]
-    for v in seed.ravel():
+    expected = vgg16.model.layers[7].get_weights()[0][:, :, :, 0][:, :, 0]
+    for v in expected.ravel():
         assert f"{v:+.3g}" in gallery.detail_numbers.value
 
 
@@ -367,7 +367,7 @@ def test_2048_filters_stay_paged():
     assert max(gallery.pixels.sent.shape[:2]) <= 800
 
 
-def test_overview_is_the_seed_figure(vgg16, sent):
+def test_overview_is_the_tutorial_figure(vgg16, sent):
     session = Session(vgg16)
     gallery = FilterGallery(session, mode="overview")
     boxes = gallery._overview_boxes
@@ -378,12 +378,12 @@ def test_overview_is_the_seed_figure(vgg16, sent):
     np.testing.assert_array_equal(sent.last, gallery.overview_image()[0])
     for x, y, w, h, path in boxes:
         index = vgg16.model.layers.index(vgg16.model.get_layer(path))
-        seed = vgg16.model.layers[index].get_weights()[0][:, :, :, 0][:, :, 0]
+        expected = vgg16.model.layers[index].get_weights()[0][:, :, :, 0][:, :, 0]
         tile = sent.last[y : y + h, x : x + w, 0].astype(float)
-        k = seed.shape[0]
+        k = expected.shape[0]
         step = h // k
         shown = tile[step // 2 :: step, step // 2 :: step][:k, :k]
-        gray = (seed - seed.min()) / (seed.max() - seed.min()) * 255
+        gray = (expected - expected.min()) / (expected.max() - expected.min()) * 255
         np.testing.assert_allclose(shown, gray, atol=2)  # gray colormap, filter-scaled
     x, y, w, h, path = boxes[2]
     click(gallery.pixels.canvas, x + w / 2, y + h / 2)

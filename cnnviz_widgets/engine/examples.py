@@ -32,7 +32,7 @@ from .filters import select_indices
 from .internals import Tap, image_input, last_layer, output_shape
 from .introspect import get_layer
 from .models import LoadedModel, as_loaded
-from .scoring import CompiledFns, Net, cached_fns
+from .scoring import AttributionFns, Net, cached_fns
 
 __all__ = [
     "SCORES",
@@ -412,7 +412,7 @@ def _target(loaded: LoadedModel, layer) -> tuple[str, str]:
     return path, "channel"
 
 
-def _rank_fns(loaded: LoadedModel, path: str, kind: str, score: str) -> CompiledFns:
+def _rank_fns(loaded: LoadedModel, path: str, kind: str, score: str) -> AttributionFns:
     def build():
         if kind == "class":
             net = Net(loaded, [], scores=True)
@@ -450,7 +450,7 @@ def _rank_fns(loaded: LoadedModel, path: str, kind: str, score: str) -> Compiled
             by_channel = tf.transpose(acts, (0, 3, 1, 2))
             return tf.gather_nd(by_channel, tf.stack([rows, channels], axis=1))
 
-        return CompiledFns(net, rank=rank, pick=pick)
+        return AttributionFns(net, rank=rank, pick=pick)
 
     return cached_fns(loaded, ("examples", path, kind, score), build)
 

@@ -300,7 +300,8 @@ def first_conv_per_block(model) -> list[str]:
 
     A block is a run of layers sharing a name prefix such as ``block3_`` or ``conv2_``
     (VGG, ResNet); a conv layer without such a prefix is its own block.  For VGG16 this
-    is block1_conv1 ... block5_conv1, the layers 1, 4, 7, 11, 15 of the seed article.
+    is block1_conv1 ... block5_conv1, the layers 1, 4, 7, 11, 15 of the keras-vis CNN-visualization
+    tutorial.
     """
     model = as_keras_model(model)
     seen: set[str] = set()

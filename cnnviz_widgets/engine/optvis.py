@@ -119,8 +119,8 @@ PRESETS: dict[str, Preset] = {
             tv=1.0,
             lp=0.1,
             p=6.0,
-            description="keras-vis' recipe (the seed article's library): raw pixels, Lp (p=6) "
-            "+ total variation",
+            description="keras-vis' recipe (the library of the keras-vis CNN-visualization "
+            "tutorial): raw pixels, Lp (p=6) + total variation",
         ),
         Preset(
             "maco",

@@ -62,7 +62,7 @@ class FilterGallery(Panel):
             path, ``keras.Model``, ``LoadedModel``).
         mode: ``"filters"`` (the montage of ``session.layer``) or ``"overview"`` (the first
             filter of the first convolution of each block, seen through input channel 0, in
-            gray: the seed article's figure).
+            gray: the keras-vis CNN-visualization tutorial's figure).
         page_size: filters per page (large layers are paged).
         **load_kwargs: passed to ``load_model`` when a model is given.
 
@@ -190,7 +190,8 @@ class FilterGallery(Panel):
         The figure shows itself as PNG when it is a cell's result, even without pyplot.
 
         In overview mode: one axes per block, the raw values of
-        ``layer.get_weights()[0][:, :, 0, 0]`` in gray (the seed article's figure).
+        ``layer.get_weights()[0][:, :, 0, 0]`` in gray (the keras-vis CNN-visualization
+        tutorial's figure).
         In filters mode: the montage, with a colour bar for single-channel views.
         """
         from matplotlib.cm import ScalarMappable

@@ -178,3 +178,16 @@ def option_index(page, selector: str, prefix: str) -> int:
               .findIndex(o => o.textContent.replace(/\\u00a0/g, ' ').trim().startsWith(prefix))""",
         [selector, prefix],
     )
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    """Wait until something listens on ``port`` (for Voila: a GET of ``/`` starts a kernel)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited early:\n{log.read_text()[-3000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.25)
+    raise RuntimeError(f"the server did not start in {timeout} s:\n{log.read_text()[-3000:]}")

@@ -7,9 +7,9 @@ Code written for keras-vis runs with only its imports changed::
     from cnnviz_widgets.compat.keras_vis.visualization import visualize_activation
     from cnnviz_widgets.compat.keras_vis import utils
 
-keras-vis has been broken since TensorFlow 2; this module reimplements the calls the seed
-article uses on the compiled engine.  ``apply_modifications`` returns a new model and never
-saves, reloads or changes the one you pass.
+keras-vis has been broken since TensorFlow 2; this module reimplements the calls the keras-vis
+CNN-visualization tutorial uses on the compiled engine.  ``apply_modifications`` returns a
+new model and never saves, reloads or changes the one you pass.
 """
 
 from . import utils, visualization
