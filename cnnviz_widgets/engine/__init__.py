@@ -12,6 +12,7 @@ from .attribution import (
     saliency,
     spatial_layers,
 )
+from .convolution import ConvolutionTrace, ReceptiveField, convolution_at, receptive_field
 from .features import feature_maps
 from .filters import Montage, filter_montage, filter_values, kernel_array
 from .imageio import ImageAdjustedWarning, load_image
@@ -57,6 +58,7 @@ __all__ = [
     "SHAPES_CLASS_NAMES",
     "Attribution",
     "ChannelStats",
+    "ConvolutionTrace",
     "FeatureMaps",
     "Fourier",
     "Frame",
@@ -73,6 +75,7 @@ __all__ = [
     "Predictions",
     "Preprocessing",
     "Preset",
+    "ReceptiveField",
     "Result",
     "Run",
     "Saliency",
@@ -81,6 +84,7 @@ __all__ = [
     "Tap",
     "Transforms",
     "adversarial_examples",
+    "convolution_at",
     "default_cam_layer",
     "extractor",
     "feature_maps",
@@ -100,6 +104,7 @@ __all__ = [
     "occlusion",
     "optimize",
     "predict_top",
+    "receptive_field",
     "robust_accuracy",
     "saliency",
     "sample_image",
