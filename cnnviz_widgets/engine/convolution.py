@@ -393,7 +393,7 @@ def convolution_at(model, image, layer, channel: int, y: int, x: int) -> Convolu
 
 
 # ------------------------------------------------------------------------ receptive field
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ReceptiveField:
     """The input-image pixels that can change one unit of a layer (see
     :func:`receptive_field`).
@@ -401,10 +401,13 @@ class ReceptiveField:
     Attributes:
         layer: the layer's path.
         position: ``(y, x)`` in its output map.
-        box: ``(top, left, bottom, right)`` in image pixels, bottom/right exclusive,
-            clipped to the image.
-        full_box: the same box before clipping: how far the unit would see on an
-            unbounded image (past the edges it sees padding).
+        box: ``(top, left, bottom, right)`` in image pixels, bottom/right exclusive: the
+            smallest box around ``rows`` x ``cols``; ``(0, 0, 0, 0)`` when the unit sees
+            only padding.
+        full_box: the window the unit spans, padding included, before any clipping:
+            ``size`` is the layer's receptive field size; it may extend past the image.
+        rows, cols: the image rows and columns that can reach the unit (dilation leaves
+            gaps; padding positions are left out at every layer on the way).
         image_size: ``(height, width)`` of the model's input.
     """
 
@@ -412,6 +415,8 @@ class ReceptiveField:
     position: tuple[int, int]
     box: tuple[int, int, int, int]
     full_box: tuple[int, int, int, int]
+    rows: np.ndarray
+    cols: np.ndarray
     image_size: tuple[int, int]
 
     @property
@@ -485,18 +490,43 @@ def _needs_size(path: str, layer) -> CnnvizError:
     )
 
 
-def _window_back(box, n, k, s, d, padding, path, layer):
-    """A window's (kernel or pool) input rows ``[top, bottom)`` from its output rows."""
-    t, b = box
+def _pad(n, k, s, d, padding, path, layer) -> int:
+    """Padding before the input along one axis, as TensorFlow pads."""
     if padding != "same":
-        p = 0
-    elif s == 1:
-        p = ((k - 1) * d) // 2  # what _pad_before gives for stride 1, whatever the size
-    elif n is None:
+        return 0
+    if s == 1:
+        return ((k - 1) * d) // 2  # what _pad_before gives for stride 1, whatever the size
+    if n is None:
         raise _needs_size(path, layer)
-    else:
-        p = _pad_before(n, k, s, d, padding)
-    return t * s - p, (b - 1) * s - p + (k - 1) * d + 1
+    return _pad_before(n, k, s, d, padding)
+
+
+def _inside(index: np.ndarray, n) -> np.ndarray:
+    """The indices that are real positions of an axis of size ``n`` (not padding)."""
+    keep = index >= 0 if n is None else (index >= 0) & (index < n)
+    return index[keep]
+
+
+@dataclass(frozen=True, eq=False)
+class _Field:
+    """What can reach a set of output units: per axis, the exact input indices (padding
+    left out) and the unclipped interval ``[lo, hi)``."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    box: tuple[int, int, int, int]
+
+    def map(self, rows, cols, box) -> _Field:
+        rows, cols = np.unique(rows), np.unique(cols)
+        if not (len(rows) and len(cols)):  # no real position: only padding reaches here
+            rows, cols = rows[:0], cols[:0]
+        return _Field(rows, cols, tuple(int(v) for v in box))
+
+
+def _window(index, lo, hi, n, k, s, d, p):
+    taps = np.arange(k) * d
+    reached = _inside((index[:, None] * s - p + taps).ravel(), n)
+    return reached, lo * s - p, (hi - 1) * s - p + (k - 1) * d + 1
 
 
 def _channel_axis_only(axis) -> bool:
@@ -504,11 +534,11 @@ def _channel_axis_only(axis) -> bool:
     return all(a in (-1, 3) for a in axes)
 
 
-def _back(path: str, layer, box):
-    """The box in the layer's input coordinates from a box in its output coordinates."""
-    if box == _WHOLE:
+def _back(path: str, layer, field):
+    """What reaches the layer's input from a field of its output."""
+    if field is _WHOLE:
         return _WHOLE
-    t, left, b, r = box
+    rows, cols, (t, left, b, r) = field.rows, field.cols, field.box
     if isinstance(layer, CONV_LAYER_TYPES) or isinstance(
         layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
     ):
@@ -520,29 +550,34 @@ def _back(path: str, layer, box):
             k, d = tuple(layer.pool_size), (1, 1)
         s = tuple(layer.strides)
         n = _input_hw(layer)
-        t, b = _window_back((t, b), n[0], k[0], s[0], d[0], layer.padding, path, layer)
-        left, r = _window_back((left, r), n[1], k[1], s[1], d[1], layer.padding, path, layer)
-        return t, left, b, r
+        p = [_pad(n[a], k[a], s[a], d[a], layer.padding, path, layer) for a in (0, 1)]
+        rows, t, b = _window(rows, t, b, n[0], k[0], s[0], d[0], p[0])
+        cols, left, r = _window(cols, left, r, n[1], k[1], s[1], d[1], p[1])
+        return field.map(rows, cols, (t, left, b, r))
     if isinstance(layer, keras.layers.ZeroPadding2D):
         (pt, _), (pl, _) = layer.padding
-        return t - pt, left - pl, b - pt, r - pl
+        n = _input_hw(layer)
+        return field.map(
+            _inside(rows - pt, n[0]), _inside(cols - pl, n[1]), (t - pt, left - pl, b - pt, r - pl)
+        )
     if isinstance(layer, keras.layers.Cropping2D):
         (ct, _), (cl, _) = layer.cropping
-        return t + ct, left + cl, b + ct, r + cl
+        return field.map(rows + ct, cols + cl, (t + ct, left + cl, b + ct, r + cl))
     if isinstance(layer, keras.layers.UpSampling2D):
         sh, sw = layer.size
-        return t // sh, left // sw, (b - 1) // sh + 1, (r - 1) // sw + 1
+        box = (t // sh, left // sw, (b - 1) // sh + 1, (r - 1) // sw + 1)
+        return field.map(rows // sh, cols // sw, box)
     if isinstance(layer, keras.layers.Dense):
-        return box if len(_input_shape(layer)) == 4 else _WHOLE  # on (H, W, C): per position
-    if isinstance(layer, (keras.layers.LayerNormalization,)):
-        return box if _channel_axis_only(layer.axis) else _WHOLE
+        return field if len(_input_shape(layer)) == 4 else _WHOLE  # on (H, W, C): per position
+    if isinstance(layer, keras.layers.LayerNormalization):
+        return field if _channel_axis_only(layer.axis) else _WHOLE
     if isinstance(layer, _POINTWISE):
         if isinstance(layer, keras.layers.Concatenate) and not _channel_axis_only(layer.axis):
             raise CnnvizError(
                 f"layer {path!r} concatenates along a spatial axis: the receptive field "
                 "through it is not followed"
             )
-        return box
+        return field
     if isinstance(layer, _GLOBAL):
         return _WHOLE
     raise CnnvizError(
@@ -555,9 +590,15 @@ def _back(path: str, layer, box):
 def _union(a, b):
     if a is None:
         return b
-    if a == _WHOLE or b == _WHOLE:
+    if a is _WHOLE or b is _WHOLE:
         return _WHOLE
-    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+    box = (
+        min(a.box[0], b.box[0]),
+        min(a.box[1], b.box[1]),
+        max(a.box[2], b.box[2]),
+        max(a.box[3], b.box[3]),
+    )
+    return a.map(np.concatenate([a.rows, b.rows]), np.concatenate([a.cols, b.cols]), box)
 
 
 def receptive_field(model, layer, y: int, x: int) -> ReceptiveField:
@@ -608,36 +649,41 @@ def receptive_field(model, layer, y: int, x: int) -> ReceptiveField:
     ih, iw, _ = image_input(keras_model)
     order = [p for _, p, _, lay, _ in iter_layers(keras_model) if not isinstance(lay, keras.Model)]
     where = {p: i for i, p in enumerate(order)}
-    pending: dict[str, object] = {path: (y, x, y + 1, x + 1)}
+    start = _Field(np.array([y]), np.array([x]), (y, x, y + 1, x + 1))
+    pending: dict[str, object] = {path: start}
     result = None
     for i in range(where[path], -1, -1):
         p = order[i]
         if p not in pending:
             continue
-        box = _back(p, get_layer(keras_model, p)[0], pending.pop(p))
+        field = _back(p, get_layer(keras_model, p)[0], pending.pop(p))
         for q in inbound_paths(keras_model, p):
             if q == "":
-                result = _union(result, box)
+                result = _union(result, field)
             elif where.get(q, len(order)) >= i:
                 raise CnnvizError(
                     f"layer {q!r} feeds {p!r} but comes after it in the model's layer list: "
                     "the receptive field cannot be followed"
                 )
             else:
-                pending[q] = _union(pending.get(q), box)
+                pending[q] = _union(pending.get(q), field)
     if result is None:
         raise CnnvizError(f"layer {path!r} is not connected to the model's input")
-    if result == _WHOLE:
+    if result is _WHOLE:
         if ih is None or iw is None:
             raise _needs_size(path, found)
-        result = (0, 0, ih, iw)
-    t, left, b, r = (int(v) for v in result)
-    bottom = b if ih is None else min(b, ih)
-    right = r if iw is None else min(r, iw)
+        result = _Field(np.arange(ih), np.arange(iw), (0, 0, ih, iw))
+    rows, cols = result.rows, result.cols
+    if len(rows) and len(cols):
+        box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+    else:
+        box = (0, 0, 0, 0)
     return ReceptiveField(
         layer=path,
         position=(y, x),
-        box=(max(t, 0), max(left, 0), bottom, right),
-        full_box=(t, left, b, r),
+        box=box,
+        full_box=result.box,
+        rows=rows,
+        cols=cols,
         image_size=(ih, iw),
     )
