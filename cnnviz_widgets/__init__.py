@@ -25,7 +25,14 @@ __version__ = "0.1.0"
 
 # The panels import ipywidgets and ipycanvas: load them on first use, so that importing
 # the engine (or the package in a script) loads no widget module.
-_WIDGETS = ("ClassOptimizer", "FilterGallery", "ImageExplainer", "LayerBrowser", "explore")
+_WIDGETS = (
+    "ClassOptimizer",
+    "ConvolutionExplainer",
+    "FilterGallery",
+    "ImageExplainer",
+    "LayerBrowser",
+    "explore",
+)
 
 
 def __getattr__(name: str):

@@ -11,6 +11,7 @@ import ipywidgets as widgets
 from ..session import Session
 from .class_optimizer import ClassOptimizer
 from .common import error_message, esc, style_sheet
+from .convolution_explainer import ConvolutionExplainer
 from .filter_gallery import FilterGallery
 from .layer_browser import LayerBrowser
 
@@ -123,8 +124,8 @@ def explore(
         **load_kwargs: passed to ``load_model`` when a model is given (``weights=None``).
 
     Returns:
-        An :class:`Explorer` widget (tabs: Layers, Filters, Class optimization, and the
-        image explainer when it is installed).  Its session is ``.session``::
+        An :class:`Explorer` widget (tabs: Layers, Filters, Class optimization, the
+        image explainer when it is installed, and Convolution).  Its session is ``.session``::
 
             app = cw.explore("shapes")
             app                      # show it
@@ -136,6 +137,7 @@ def explore(
         ("Filters", FilterGallery),
         ("Class optimization", ClassOptimizer),
         *_optional_panels(),
+        ("Convolution", ConvolutionExplainer),
     ]
     for spec in extra_panels:
         if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):
