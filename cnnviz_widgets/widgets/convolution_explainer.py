@@ -195,9 +195,9 @@ class ConvolutionExplainer(Panel):
         self.input_channel = widgets.Dropdown(
             options=[("largest contribution", STRONGEST)],
             value=STRONGEST,
-            description="Show input",
-            layout=widgets.Layout(width="300px"),
-            style={"description_width": "80px"},
+            description="Input channel",
+            layout=widgets.Layout(width="330px"),
+            style={"description_width": "92px"},
         )
         self.input_channel.add_class("cnnviz-conv-input-channel")
 
@@ -544,7 +544,8 @@ class ConvolutionExplainer(Panel):
                 + grid_html(
                     products, trace.padded, numbers, "products", float(np.abs(products).max())
                 )
-                + f'<div class="cnnviz-conv-op">sum {esc(_fmt(float(products.sum())))}</div>'
+                + '<div class="cnnviz-conv-op cnnviz-conv-partial">summed: '
+                + f"{esc(_fmt(float(products.sum())))} from this channel</div>"
             )
             head = f"Input channel {channel}" + (
                 " (the largest contribution here)" if self.input_channel.value == STRONGEST else ""
