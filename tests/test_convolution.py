@@ -175,6 +175,7 @@ def test_every_position_of_every_kind_of_convolution(odd, noise, layer):
 def test_what_each_kind_reports(odd, noise):
     t = cw.convolution_at(odd, noise, "strided", 0, 1, 1)
     assert t.strides == (2, 2) and t.padding == "same" and t.input_box == (1, 1, 4, 4)
+    assert t.activation == "linear" and t.text().endswith("(no activation)")
     t = cw.convolution_at(odd, noise, "dilated", 2, 0, 0)
     assert t.dilation == (2, 2) and t.padding == "valid"
     assert t.input_box == (0, 0, 5, 3) and not t.padded.any()
