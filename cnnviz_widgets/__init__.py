@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 # the engine (or the package in a script) loads no widget module.
 _WIDGETS = (
     "ClassOptimizer",
+    "ConvolutionExplainer",
     "FilterGallery",
     "ImageExplainer",
     "LayerBrowser",

@@ -14,6 +14,7 @@ from .attribution import (
     saliency,
     spatial_layers,
 )
+from .convolution import ConvolutionTrace, ReceptiveField, convolution_at, receptive_field
 from .datasources import DataSource, ShapesStream, data_source
 from .examples import ExampleSearch, Progress, TopExamples, rank_examples, top_examples
 from .features import feature_maps
@@ -64,6 +65,7 @@ __all__ = [
     "AtlasUnit",
     "Attribution",
     "ChannelStats",
+    "ConvolutionTrace",
     "DataSource",
     "ExampleSearch",
     "FeatureMaps",
@@ -83,6 +85,7 @@ __all__ = [
     "Preprocessing",
     "Preset",
     "Progress",
+    "ReceptiveField",
     "Result",
     "Run",
     "Saliency",
@@ -95,6 +98,7 @@ __all__ = [
     "adversarial_examples",
     "atlas",
     "check_settings",
+    "convolution_at",
     "data_source",
     "default_cam_layer",
     "extractor",
@@ -118,6 +122,7 @@ __all__ = [
     "optimize",
     "predict_top",
     "rank_examples",
+    "receptive_field",
     "robust_accuracy",
     "saliency",
     "sample_image",

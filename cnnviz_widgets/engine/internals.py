@@ -30,6 +30,7 @@ __all__ = [
     "class_count",
     "final_activation",
     "image_input",
+    "inbound_paths",
     "is_spatial",
     "iter_layers",
     "keras_changed",
@@ -213,6 +214,43 @@ def resolve_class(ref, n: int, class_names: list[str] | None, what: str = "") ->
             f"use 0..{n - 1}" + (f" (or a name such as {names[0]!r})" if names else "")
         )
     return int(ref)
+
+
+def inbound_paths(model: keras.Model, path: str) -> list[str]:
+    """Paths of the layers whose outputs feed the layer at ``path``, in ``model``'s graph.
+
+    Nested models are looked through: the first layer inside a nested model is fed by
+    whatever feeds the nested model, and a nested model as a producer is its output layer.
+    The model's own input is the path ``""``.  Raises ``CnnvizError`` for a layer called
+    more than once in its model, or fed by an operation that is not a layer.
+    """
+    parts = path.split("/")
+    parent = layer_at(model, "/".join(parts[:-1])) if len(parts) > 1 else model
+    layer = parent.get_layer(parts[-1])
+    prefix = "/".join(parts[:-1]) + "/" if len(parts) > 1 else ""
+    graph = _graph_nodes(parent)
+    mine = [n for n in _private(layer, "_inbound_nodes") if any(n is g for g in graph)]
+    if len(mine) != 1:
+        raise CnnvizError(
+            f"layer {path!r} is called {len(mine)} times in {parent.name!r}: the way from the "
+            "input to it is not one path; pick a layer that is called once"
+        )
+    found: list[str] = []
+    for node in mine[0].parent_nodes:
+        op = node.operation
+        if isinstance(op, keras.layers.InputLayer):
+            found += inbound_paths(model, prefix[:-1]) if prefix else [""]
+        elif isinstance(op, keras.Model):
+            _, inner = last_layer(op)
+            found.append(f"{prefix}{op.name}/{inner}")
+        elif isinstance(op, keras.layers.Layer):
+            found.append(prefix + op.name)
+        else:
+            raise CnnvizError(
+                f"layer {path!r} is fed by the operation {op.name!r} ({type(op).__name__}), "
+                "which is not a layer: the way back to the input cannot be followed there"
+            )
+    return list(dict.fromkeys(found))
 
 
 # ------------------------------------------------------------------------ spatial layers

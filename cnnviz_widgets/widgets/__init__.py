@@ -4,7 +4,8 @@ Pure ipywidgets + ipycanvas (no custom JavaScript): they run in JupyterLab, Note
 Voila and VS Code.  Every panel accepts a model or a session::
 
     from cnnviz_widgets.widgets import (
-        ClassOptimizer, FilterGallery, ImageExplainer, LayerBrowser, explore
+        ClassOptimizer, ConvolutionExplainer, FilterGallery, ImageExplainer, LayerBrowser,
+        explore,
     )
     from cnnviz_widgets.session import Session
 
@@ -14,6 +15,7 @@ Voila and VS Code.  Every panel accepts a model or a session::
     ClassOptimizer(session) # ... and the image a class or a filter responds to most
     ImageExplainer(session) # ... and where in one image the evidence for a class is
     UnitAtlas(session)      # ... and every unit of a layer with its dataset examples
+    ConvolutionExplainer(session)  # ... and how one value of a feature map is computed
 
     explore("shapes")       # all of them in tabs, on one session
 """
@@ -22,6 +24,7 @@ from ..session import SelectionError, Session
 from .canvas import PixelCanvas, safe_hold, zoom_nearest
 from .class_optimizer import ClassOptimizer
 from .common import MessageArea, Panel
+from .convolution_explainer import ConvolutionExplainer
 from .explore import Explorer, explore
 from .filter_gallery import FilterGallery
 from .image_explainer import ImageExplainer
@@ -30,6 +33,7 @@ from .unit_atlas import UnitAtlas
 
 __all__ = [
     "ClassOptimizer",
+    "ConvolutionExplainer",
     "Explorer",
     "FilterGallery",
     "ImageExplainer",

@@ -11,6 +11,7 @@ import ipywidgets as widgets
 from ..session import Session
 from .class_optimizer import ClassOptimizer
 from .common import error_message, esc, style_sheet
+from .convolution_explainer import ConvolutionExplainer
 from .filter_gallery import FilterGallery
 from .layer_browser import LayerBrowser
 from .unit_atlas import UnitAtlas
@@ -128,7 +129,8 @@ def explore(
 
     Returns:
         An :class:`Explorer` widget (tabs: Layers, Filters, Class optimization, the image
-        explainer when it is installed, and the unit atlas).  Its session is ``.session``::
+        explainer when it is installed, the unit atlas and Convolution).  Its session is
+        ``.session``::
 
             app = cw.explore("shapes")
             app                      # show it
@@ -141,6 +143,7 @@ def explore(
         ("Class optimization", ClassOptimizer),
         *_optional_panels(),
         ("Unit atlas", lambda s: UnitAtlas(s, data)),
+        ("Convolution", ConvolutionExplainer),
     ]
     for spec in extra_panels:
         if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str):

@@ -1,0 +1,656 @@
+"""ConvolutionExplainer: click one value of a feature map and see how the convolution made it.
+
+The panel shows a convolution layer's map of one channel for one image.  A click on the
+map picks a position; the panel then shows the input patch the kernel saw (outlined on the
+image as the unit's receptive field, and on the layer's input map for deeper layers), the
+kernel, the element-wise products as coloured grids, and the arithmetic as one line
+("sum 3.41 + bias −0.20 = 3.21 → relu → 3.21").  The numbers come from
+:func:`cnnviz_widgets.convolution_at`; the layer's input and output are read once per
+image and layer, so a click costs no model pass.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+
+from ..engine import SHAPES_CLASS_NAMES, ConvolutionTrace, ReceptiveField, sample_image
+from ..engine.convolution import (
+    conv_layer_paths,
+    layer_input_output,
+    receptive_field,
+    trace_from_maps,
+)
+from ..engine.filters import to_rgba
+from ..engine.imageio import ImageAdjustedWarning, as_image, fit_image
+from ..engine.internals import image_input, inbound_paths
+from ..engine.shapes import generate_shapes
+from ..errors import CnnvizError
+from .canvas import PixelCanvas
+from .common import Panel, esc, style_sheet
+from .pictures import opaque_rgba
+
+GRACE_HOPPER = "grace_hopper"
+NUMBERS_UP_TO = 5  # kernels up to 5x5 show their numbers in the grids; larger: colour only
+STRONGEST = -1  # input-channel view: the channel that contributes most at the position
+SUM = -2  # input-channel view: the products summed over the input channels
+CANVAS_TARGET = 256  # pixels the image and the maps aim for
+MAP_CMAP = "viridis"
+GRID_CMAP = "RdBu_r"  # blue negative, red positive, white zero
+
+
+def canvas_zoom(shape: tuple[int, ...], target: int = CANVAS_TARGET) -> int:
+    """The whole-pixel zoom that brings a map's longer side near ``target`` (at least 1):
+    an 8x8 map is shown 32x larger, so that each unit is easy to click."""
+    return max(1, target // max(shape[0], shape[1], 1))
+
+
+def scaled_map(values: np.ndarray, cmap: str = MAP_CMAP) -> np.ndarray:
+    """A 2-D map as RGBA through ``cmap``, scaled to its own min..max (constant: dark)."""
+    lo, hi = float(values.min()), float(values.max())
+    scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+    return to_rgba(scaled, cmap)
+
+
+def _fmt(value: float) -> str:
+    text = f"{value:.2f}" if value == 0 or 0.01 <= abs(value) < 1e4 else f"{value:.2g}"
+    return text.replace("-", "−")
+
+
+def grid_html(
+    values: np.ndarray, padded: np.ndarray | None, numbers: bool, title: str, scale: float
+) -> str:
+    """A ``(kh, kw)`` grid as an HTML table, each cell coloured by its value (blue
+    negative, red positive, symmetric around 0 within ``scale``), with its number when
+    ``numbers``; padding cells are grey and say "pad"."""
+    scale = scale if scale > 0 else 1.0
+    colours = to_rgba(0.5 + 0.5 * np.clip(values / scale, -1, 1), GRID_CMAP)
+    rows = []
+    for i in range(values.shape[0]):
+        cells = []
+        for j in range(values.shape[1]):
+            value = float(values[i, j])
+            if padded is not None and padded[i, j]:
+                cells.append('<td class="cnnviz-conv-pad" title="padding: 0">pad</td>')
+                continue
+            r, g, b = (int(v) for v in colours[i, j, :3])
+            ink = "#111" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
+            text = _fmt(value) if numbers else ""
+            cells.append(
+                f'<td style="background: rgb({r},{g},{b}); color: {ink}" '
+                f'title="{_fmt(value)}">{text}</td>'
+            )
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    kind = "cnnviz-conv-numbers" if numbers else "cnnviz-conv-colours"
+    return (
+        f'<div class="cnnviz-conv-grid"><div class="cnnviz-conv-grid-title">{title}</div>'
+        f'<table class="cnnviz-conv-table {kind}">{"".join(rows)}</table></div>'
+    )
+
+
+class ConvolutionExplainer(Panel):
+    """How a convolution computes: click a feature-map value, see its patch, kernel,
+    products and sum.
+
+    Args:
+        model_or_session: a :class:`~cnnviz_widgets.session.Session` or a model (name,
+            path, ``keras.Model``, ``LoadedModel``).
+        image: the first image (an array ``(H, W, 3)`` in ``[0, 1]`` or uint8, a path, the
+            bytes of an image file).  Default: a generated circle for the embedded model,
+            matplotlib's photo of Grace Hopper for other models.
+        layer: the first layer (default: the session's layer if it is a convolution, else
+            the model's first convolution).
+        channel: the first output channel (default: the session's channel, else 0).
+        **load_kwargs: passed to ``load_model`` when a model is given.
+
+    Picking a layer or a channel here sets ``session.layer`` / ``session.channel``; a
+    convolution layer or a channel selected elsewhere is followed.  Clicking the feature
+    map (or :meth:`select`) picks the position explained.
+
+    Attributes:
+        image: the display image the model sees, ``(H, W, C)`` float32, or ``None``.
+        trace: the :class:`~cnnviz_widgets.ConvolutionTrace` shown, or ``None``.
+        field: the unit's :class:`~cnnviz_widgets.ReceptiveField` in the image, or
+            ``None`` when it cannot be followed (the caption says why).
+        position: ``(y, x)`` explained in the layer's output map.
+        layer, channel, input_channel: the controls (the input-channel view shows the
+            channel that contributes most, one chosen channel, or the sum over channels).
+        sample_select, new_image: the image sources.
+        image_pixels, map_pixels, input_pixels: the canvases (CSS classes
+            ``cnnviz-conv-image``, ``cnnviz-conv-map``, ``cnnviz-conv-input``).
+        arithmetic: the arithmetic line; grids: the patch, kernel and products.
+    """
+
+    def __init__(
+        self,
+        model_or_session: Any,
+        image: Any = None,
+        *,
+        layer: Any = None,
+        channel: int | None = None,
+        **load_kwargs: Any,
+    ) -> None:
+        super().__init__(model_or_session, css_class="cnnviz-conv-explainer", **load_kwargs)
+        session = self.session
+        loaded = session.loaded
+        self.image: np.ndarray | None = None
+        self.image_label = ""
+        self.trace: ConvolutionTrace | None = None
+        self.field: ReceptiveField | None = None
+        self.position: tuple[int, int] | None = None
+        self._maps: tuple[np.ndarray, np.ndarray] | None = None  # layer input, output
+        self._updating = False
+        self._convs = conv_layer_paths(loaded)
+        self._is_shapes = list(loaded.class_names or []) == list(SHAPES_CLASS_NAMES)
+        try:
+            self._input = image_input(loaded.model)
+        except CnnvizError:
+            self._input = (None, None, 3)
+
+        self.title = widgets.HTML(
+            f'How a convolution computes <span class="cnnviz-sub">in {esc(loaded.name)}: click '
+            "a value of the feature map to see the patch, the kernel and the sum that made "
+            "it</span>"
+        )
+        self.title.add_class("cnnviz-title")
+        samples = [(f"{n.replace('_', ' ')} (generated)", n) for n in SHAPES_CLASS_NAMES]
+        samples.append(("Grace Hopper (photo)", GRACE_HOPPER))
+        self.sample_select = widgets.Dropdown(
+            options=[("— choose a sample —", ""), *samples],
+            value="",
+            description="Image",
+            layout=widgets.Layout(width="270px"),
+            style={"description_width": "48px"},
+        )
+        self.sample_select.add_class("cnnviz-conv-sample")
+        self.new_image = widgets.Button(
+            description="New shapes image",
+            icon="random",
+            tooltip="a random generated shapes image (its seed is shown)",
+            layout=widgets.Layout(width="170px"),
+        )
+        self.new_image.add_class("cnnviz-conv-new")
+        self.source = widgets.HTML()
+        self.source.add_class("cnnviz-muted")
+        self.layer = widgets.Dropdown(
+            options=[(self._layer_label(p), p) for p in self._convs],
+            value=None,
+            description="Layer",
+            layout=widgets.Layout(width="330px"),
+            style={"description_width": "48px"},
+        )
+        self.layer.add_class("cnnviz-conv-layer")
+        self.channel = widgets.BoundedIntText(
+            value=0,
+            min=0,
+            max=0,
+            description="Channel",
+            layout=widgets.Layout(width="150px"),
+            style={"description_width": "58px"},
+        )
+        self.channel.add_class("cnnviz-conv-channel")
+        self.input_channel = widgets.Dropdown(
+            options=[("largest contribution", STRONGEST)],
+            value=STRONGEST,
+            description="Input channel",
+            layout=widgets.Layout(width="330px"),
+            style={"description_width": "92px"},
+        )
+        self.input_channel.add_class("cnnviz-conv-input-channel")
+
+        self.image_pixels = PixelCanvas("cnnviz-conv-image")
+        self.map_pixels = PixelCanvas("cnnviz-conv-map")
+        self.input_pixels = PixelCanvas("cnnviz-conv-input")
+        self.image_caption = widgets.HTML()
+        self.map_caption = widgets.HTML()
+        self.input_caption = widgets.HTML()
+        for caption in (self.image_caption, self.map_caption, self.input_caption):
+            caption.add_class("cnnviz-conv-caption")
+        self.arithmetic = widgets.HTML()
+        self.arithmetic.add_class("cnnviz-conv-arith")
+        self.grids = widgets.HTML()
+        self.grids.add_class("cnnviz-conv-grids")
+        self.sums = widgets.HTML()
+        self.sums.add_class("cnnviz-conv-sums")
+
+        def column(pixels: PixelCanvas, caption: widgets.HTML) -> widgets.VBox:
+            box = widgets.Box([pixels.canvas])
+            box.add_class("cnnviz-canvas-box")
+            col = widgets.VBox([box, caption])
+            col.add_class("cnnviz-conv-column")
+            return col
+
+        self.input_column = column(self.input_pixels, self.input_caption)
+        pictures = widgets.HBox(
+            [
+                column(self.image_pixels, self.image_caption),
+                self.input_column,
+                column(self.map_pixels, self.map_caption),
+            ]
+        )
+        pictures.add_class("cnnviz-conv-pictures")
+        sources = widgets.HBox([self.sample_select, self.new_image, self.source])
+        sources.add_class("cnnviz-controls")
+        controls = widgets.HBox([self.layer, self.channel, self.input_channel])
+        controls.add_class("cnnviz-controls")
+        self.children = [
+            style_sheet(),
+            style_sheet("convolution_explainer"),
+            self.title,
+            sources,
+            controls,
+            self.messages,
+            pictures,
+            self.arithmetic,
+            self.grids,
+            self.sums,
+        ]
+
+        self.sample_select.observe(self.guarded(self._on_sample), names="value")
+        self.new_image.on_click(self.guarded(lambda _: self.new_shapes_image()))
+        self.layer.observe(self.guarded(self._on_layer), names="value")
+        self.channel.observe(self.guarded(self._on_channel), names="value")
+        self.input_channel.observe(self.guarded(lambda _: self._show_trace()), names="value")
+        self.map_pixels.canvas.on_mouse_down(self.guarded(self._on_click))
+        self.observe_session(self._on_session_layer, names=["layer"])
+        self.observe_session(self._on_session_channel, names=["channel"])
+
+        if not self._convs:
+            self.messages.show_note(
+                f"{esc(loaded.name)} has no Conv2D, DepthwiseConv2D or SeparableConv2D layer: "
+                "there is no convolution to explain here."
+            )
+            for control in (self.layer, self.channel, self.input_channel, self.sample_select):
+                control.disabled = True
+            self.new_image.disabled = True
+            return
+        self.guarded(self._start)(image, layer, channel)
+
+    # --- public API -------------------------------------------------------------------
+
+    def set_image(self, image: Any, name: str | None = None) -> None:
+        """Explain the layer on a new image (an array, a PIL image, a path or the bytes of
+        an image file), fitted to the model's input; the position stays.
+
+        Raises:
+            CnnvizError: not an image; the panel keeps its previous image.
+        """
+        if name is None:
+            name = f"array {image.shape}" if isinstance(image, np.ndarray) else str(image)[:60]
+        self._set_image(image, name)
+
+    def new_shapes_image(self, seed: int | None = None) -> int:
+        """Show a generated shapes image (random class) for ``seed``; returns the seed."""
+        if seed is None:
+            seed = int(np.random.default_rng().integers(0, 100_000))
+        h, w, _ = self._input
+        size = int(h) if h is not None and h == w and 16 <= h <= 512 else 64
+        batch = generate_shapes(1, seed=int(seed), size=size)
+        label = SHAPES_CLASS_NAMES[int(batch.labels[0])].replace("_", " ")
+        self._set_image(batch.images[0], f"generated {label}, seed {seed}")
+        return int(seed)
+
+    def select(self, y: int, x: int) -> ConvolutionTrace:
+        """Explain position ``(y, x)`` of the feature map (what a click does); returns
+        the trace shown."""
+        before = self.position
+        self.position = (int(y), int(x))
+        try:
+            self._show_trace(keep_position=True)
+        except Exception:
+            self.position = before  # a bad position leaves the last one shown
+            raise
+        if self.trace is None:
+            raise CnnvizError("nothing to explain yet: choose an image and a layer")
+        return self.trace
+
+    # --- images -----------------------------------------------------------------------
+
+    def _start(self, image: Any, layer: Any, channel: int | None) -> None:
+        session = self.session
+        if layer is not None:
+            session.layer = layer
+        if session.layer in self._convs:
+            start = session.layer
+        else:
+            start = self._convs[0]
+        self._set_layer(start)
+        if channel is None and session.layer == start:
+            channel = session.channel
+        if channel is not None:
+            self.channel.value = int(channel)
+        first_error: BaseException | None = None
+        if image is not None:
+            try:
+                self.set_image(image)
+            except Exception as err:  # show the message and a default image
+                first_error = err
+        if self.image is None:
+            self.sample_select.value = "circle" if self._is_shapes else GRACE_HOPPER
+        if first_error is not None:
+            self.messages.show_error(first_error)
+
+    def _set_image(self, source: Any, label: str, sample: str = "") -> None:
+        h, w, c = self._input
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImageAdjustedWarning)
+            arr, notes = as_image(source, warn=False)
+            fitted, notes = fit_image(arr, h, w, c, notes=notes, warn=False)
+        self.image = fitted
+        self.image_label = label
+        if self.sample_select.value != sample:
+            self._updating = True
+            try:
+                self.sample_select.value = sample
+            finally:
+                self._updating = False
+        self.messages.clear()
+        self.source.value = f"<b>{esc(label)}</b> · {fitted.shape[0]}×{fitted.shape[1]}"
+        if notes:
+            self.messages.show_note(
+                "The image was adjusted to fit the model: " + "; ".join(esc(n) for n in notes)
+            )
+        self._read_maps()
+
+    # --- layer, channel, position -----------------------------------------------------
+
+    def _layer_label(self, path: str) -> str:
+        row = self.session.table.row(path)
+        k = row.config.get("kernel_size")
+        size = f"{k[0]}×{k[1]}" if isinstance(k, (list, tuple)) and len(k) == 2 else ""
+        shape = row.output_shape
+        channels = shape[-1] if isinstance(shape, tuple) else "?"
+        return f"{path} · {row.class_name} {size} · {channels} channels"
+
+    def _set_layer(self, path: str) -> None:
+        """Show ``path`` in the dropdown and re-read the maps (without a session echo)."""
+        self._updating = True
+        try:
+            self.layer.value = path
+            shape = self.session.table.row(path).output_shape
+            self.channel.max = max(0, int(shape[-1]) - 1)
+        finally:
+            self._updating = False
+        self.position = None
+        self._read_maps()
+
+    def _read_maps(self) -> None:
+        """Read the layer's input and output for the image (one model pass) and redraw."""
+        self._maps = None
+        self.trace = self.field = None
+        if self.image is None or self.layer.value is None:
+            return
+        self._maps = layer_input_output(self.session.loaded, self.image, self.layer.value)
+        inputs = self._maps[0]
+        current = self.input_channel.value
+        options = [("largest contribution", STRONGEST), ("sum over the input channels", SUM)]
+        options += [(f"input channel {i}", i) for i in range(inputs.shape[-1])]
+        self._updating = True
+        try:
+            self.input_channel.options = options
+            keep = current in {v for _, v in options}
+            self.input_channel.value = current if keep else STRONGEST
+        finally:
+            self._updating = False
+        self._show_trace()
+
+    def _default_position(self) -> tuple[int, int]:
+        out = self._maps[1][..., int(self.channel.value)]
+        y, x = np.unravel_index(int(np.argmax(out)), out.shape)
+        return int(y), int(x)
+
+    def _show_trace(self, keep_position: bool = False) -> None:
+        """Explain ``position`` (the channel's strongest value when there is none, or
+        when it is outside this map, unless ``keep_position``: then the engine says so)."""
+        if self._maps is None:
+            return
+        inputs, outputs = self._maps
+        h, w = outputs.shape[:2]
+        inside = self.position is not None and (
+            0 <= self.position[0] < h and 0 <= self.position[1] < w
+        )
+        if not inside and not (keep_position and self.position is not None):
+            self.position = self._default_position()
+        y, x = self.position
+        layer = self.layer.value
+        self.trace = trace_from_maps(
+            self.session.loaded, layer, inputs, outputs, int(self.channel.value), y, x
+        )
+        try:
+            self.field = receptive_field(self.session.loaded, layer, y, x)
+            field_error = None
+        except CnnvizError as err:
+            self.field, field_error = None, err
+        self._draw_image(field_error)
+        self._draw_map()
+        self._draw_input()
+        self._draw_numbers()
+
+    # --- drawing ----------------------------------------------------------------------
+
+    def _draw_image(self, field_error: BaseException | None) -> None:
+        rgba = opaque_rgba(self.image)
+        box = None
+        if self.field is not None:
+            top, left, bottom, right = self.field.box
+            if bottom > top and right > left:
+                box = (left, top, right - left, bottom - top)
+        self.image_pixels.show(rgba, canvas_zoom(rgba.shape), box)
+        if self.field is not None:
+            fh, fw = self.field.size
+            top, left, bottom, right = self.field.box
+            where = (
+                f"rows {top}..{bottom - 1}, columns {left}..{right - 1}"
+                if box
+                else "only padding, no pixel"
+            )
+            self.image_caption.value = (
+                f"<b>The image</b>: the pixels that can change this value ({where}; a "
+                f"{fh}×{fw} receptive field)"
+            )
+        else:
+            self.image_caption.value = (
+                f'<b>The image</b> <span class="cnnviz-muted">(no receptive field: '
+                f"{esc(field_error)})</span>"
+            )
+
+    def _draw_map(self) -> None:
+        trace = self.trace
+        out = self._maps[1][..., trace.channel]
+        y, x = trace.position
+        self.map_pixels.show(scaled_map(out), canvas_zoom(out.shape), (x, y, 1, 1))
+        h, w = out.shape
+        self.map_caption.value = (
+            f"<b>{esc(trace.layer)}</b>, channel {trace.channel}: {h}×{w} values, "
+            f"{esc(_fmt(float(out.min())))}..{esc(_fmt(float(out.max())))}. "
+            f"<b>Click a value</b>; shown: (y={y}, x={x}) = {esc(_fmt(trace.value))}"
+        )
+
+    def _shown_channel(self) -> int | None:
+        """Which input channel the grids and the input map show (``None``: the sum)."""
+        choice = self.input_channel.value
+        trace = self.trace
+        if choice == SUM:
+            return None
+        if choice == STRONGEST:
+            return int(np.argmax(np.abs(trace.channel_sums)))
+        where = np.flatnonzero(trace.input_channels == choice)
+        return int(where[0]) if len(where) else int(np.argmax(np.abs(trace.channel_sums)))
+
+    def _draw_input(self) -> None:
+        """The layer's input map with the patch outlined (deeper layers: the previous
+        layer's map; the first convolution's input is the image itself)."""
+        trace = self.trace
+        first = inbound_paths(self.session.loaded.model, trace.layer) == [""]
+        if first and trace.input_shape[:2] == self.image.shape[:2]:
+            self.input_column.layout.display = "none"
+            self.input_pixels.clear()
+            return
+        self.input_column.layout.display = None
+        k = self._shown_channel()
+        inputs = self._maps[0]
+        if k is None:
+            values = inputs[..., trace.input_channels].sum(axis=-1)
+            what = "summed over the channels the kernel sees"
+        else:
+            values = inputs[..., int(trace.input_channels[k])]
+            what = f"channel {int(trace.input_channels[k])}"
+        h, w = values.shape
+        top, left, bottom, right = trace.input_box
+        top, left = max(top, 0), max(left, 0)
+        bottom, right = min(bottom, h), min(right, w)
+        box = (left, top, right - left, bottom - top) if bottom > top and right > left else None
+        self.input_pixels.show(scaled_map(values), canvas_zoom(values.shape), box)
+        self.input_caption.value = (
+            f"<b>The layer's input</b>, {esc(what)}: {h}×{w}, the patch the kernel sees outlined"
+        )
+
+    def _draw_numbers(self) -> None:
+        trace = self.trace
+        self.arithmetic.value = (
+            f'<span class="cnnviz-conv-where">{esc(trace.layer)}[y={trace.position[0]}, '
+            f"x={trace.position[1]}, channel {trace.channel}]</span> "
+            f'<span class="cnnviz-conv-line">{esc(trace.text())}</span>'
+        )
+        kh, kw, n_in = trace.kernel.shape
+        numbers = kh <= NUMBERS_UP_TO and kw <= NUMBERS_UP_TO
+        k = self._shown_channel()
+        if k is None:
+            products = trace.products.sum(axis=-1)
+            scale = float(np.abs(products).max())
+            body = grid_html(
+                products,
+                trace.padded,
+                numbers,
+                f"products summed over the {n_in} input channels",
+                scale,
+            )
+            head = "Sum over the input channels"
+        else:
+            channel = int(trace.input_channels[k])
+            patch, kernel, products = (
+                trace.patch[..., k],
+                trace.kernel[..., k],
+                trace.products[..., k],
+            )
+            body = (
+                grid_html(patch, trace.padded, numbers, "patch (input)", float(np.abs(patch).max()))
+                + '<div class="cnnviz-conv-op">×</div>'
+                + grid_html(kernel, None, numbers, "kernel", float(np.abs(kernel).max()))
+                + '<div class="cnnviz-conv-op">=</div>'
+                + grid_html(
+                    products, trace.padded, numbers, "products", float(np.abs(products).max())
+                )
+                + '<div class="cnnviz-conv-op cnnviz-conv-partial">summed: '
+                + f"{esc(_fmt(float(products.sum())))} from this channel</div>"
+            )
+            head = f"Input channel {channel}" + (
+                " (the largest contribution here)" if self.input_channel.value == STRONGEST else ""
+            )
+        what = {
+            "conv2d": f"the kernel sees {n_in} input channel{'s' if n_in > 1 else ''}",
+            "depthwise": "a depthwise kernel sees one input channel",
+            "separable": "a separable convolution: the kernel is the depthwise kernels "
+            "times this channel's pointwise weights",
+        }[trace.kind]
+        extra = "" if numbers else " (a large kernel: hover over a cell for its number)"
+        geometry = (
+            f"{kh}×{kw} kernel, stride {trace.strides[0]}×{trace.strides[1]}, dilation "
+            f"{trace.dilation[0]}×{trace.dilation[1]}, padding '{trace.padding}'"
+        )
+        self.grids.value = (
+            f'<div class="cnnviz-section">{esc(head)} <span class="cnnviz-muted">· '
+            f"{esc(geometry)}; {esc(what)}{esc(extra)}</span></div>"
+            f'<div class="cnnviz-conv-row">{body}</div>'
+        )
+        self.sums.value = self._sums_html()
+
+    def _sums_html(self) -> str:
+        """The products summed per input channel: their total is the sum in the line."""
+        trace = self.trace
+        sums = trace.channel_sums
+        if len(sums) == 1:
+            return ""
+        order = np.argsort(-np.abs(sums), kind="stable")
+        shown = order[:8]
+        parts = " + ".join(
+            f"<span title='input channel {int(trace.input_channels[i])}'>"
+            f"c{int(trace.input_channels[i])} {esc(_fmt(float(sums[i])))}</span>"
+            for i in sorted(shown)
+        )
+        rest = len(sums) - len(shown)
+        if rest:
+            rest_sum = float(sums[order[8:]].sum())
+            parts += f" + {rest} smaller ones {esc(_fmt(rest_sum))}"
+        return (
+            '<div class="cnnviz-muted">Per input channel (the products of each channel '
+            f"summed): {parts} = {esc(_fmt(trace.total))}</div>"
+        )
+
+    # --- callbacks --------------------------------------------------------------------
+
+    def _on_sample(self, change: dict) -> None:
+        if self._updating or not change["new"]:
+            return
+        name = change["new"]
+        if name == GRACE_HOPPER:
+            image, label = sample_image(GRACE_HOPPER), "Grace Hopper (matplotlib's sample photo)"
+        else:
+            image, label = sample_image(name, seed=0), f"generated {name.replace('_', ' ')}"
+        self._set_image(image, label, sample=name)
+
+    def _on_layer(self, change: dict) -> None:
+        if self._updating or change["new"] is None:
+            return
+        self._set_layer(change["new"])
+        self.session.layer = change["new"]  # the other panels follow
+        channel = int(self.channel.value)  # kept (within the new layer's channels)
+        n = self.session.n_channels()
+        if n is not None and channel < n:
+            self._updating = True
+            try:
+                self.session.channel = channel
+            finally:
+                self._updating = False
+
+    def _on_channel(self, change: dict) -> None:
+        if self._updating:
+            return
+        channel = int(change["new"])
+        n = self.session.n_channels() if self.session.layer == self.layer.value else None
+        if n is not None and channel < n and self.session.channel != channel:
+            self._updating = True
+            try:
+                self.session.channel = channel
+            finally:
+                self._updating = False
+        self._show_trace()
+
+    def _on_click(self, x: float, y: float) -> None:
+        if self._maps is None:
+            return
+        ix, iy = self.map_pixels.to_image_coordinates(x, y)
+        h, w = self._maps[1].shape[:2]
+        self.select(min(max(int(iy), 0), h - 1), min(max(int(ix), 0), w - 1))
+
+    def _on_session_layer(self, change: dict) -> None:
+        layer = change["new"]
+        if layer is None or layer == self.layer.value:
+            return
+        if layer in self._convs:
+            self._set_layer(layer)
+        else:
+            self.messages.show_note(
+                f"The session selected <b>{esc(layer)}</b>, which is not a convolution: this "
+                f"panel keeps <b>{esc(self.layer.value)}</b>."
+            )
+
+    def _on_session_channel(self, change: dict) -> None:
+        channel = change["new"]
+        if self._updating or channel is None or self.session.layer != self.layer.value:
+            return
+        if channel != self.channel.value and channel <= self.channel.max:
+            self.channel.value = channel  # redraws through _on_channel
