@@ -33,6 +33,7 @@ from .models import (
 )
 from .optvis import PRESETS, Frame, Preset, Result, Run, optimize, visualize
 from .param import Fourier, Maco, Pixels, Spectrum, spectrum_from
+from .precision import PRECISIONS, PrecisionChoice, choose_precision, hardware_precisions
 from .preprocessing import PREPROCESSINGS, Preprocessing
 from .results import (
     Attribution,
@@ -51,6 +52,7 @@ from .transforms import Transforms
 
 __all__ = [
     "MODEL_NAMES",
+    "PRECISIONS",
     "PREPROCESSINGS",
     "PRESETS",
     "SAMPLE_NAMES",
@@ -70,6 +72,7 @@ __all__ = [
     "Montage",
     "Occlusion",
     "Pixels",
+    "PrecisionChoice",
     "Predictions",
     "Preprocessing",
     "Preset",
@@ -81,6 +84,7 @@ __all__ = [
     "Tap",
     "Transforms",
     "adversarial_examples",
+    "choose_precision",
     "default_cam_layer",
     "extractor",
     "feature_maps",
@@ -90,6 +94,7 @@ __all__ = [
     "generate_shapes",
     "get_layer",
     "grad_cam",
+    "hardware_precisions",
     "imagenet_class_names",
     "iter_layers",
     "kernel_array",

@@ -30,6 +30,14 @@ from .internals import Tap, build_extractor, image_input, layer_at, logit_source
 from .introspect import get_layer
 from .models import LoadedModel, as_loaded
 from .param import Fourier, Maco, Pixels, get_param
+from .precision import (
+    PRECISIONS,
+    PrecisionChoice,
+    model_in,
+    precision_of,
+    resolve,
+    twins_of,
+)
 from .transforms import Transforms
 
 __all__ = [
@@ -189,6 +197,10 @@ class Result:
             clipped at 1 (a few very strong pixels must not make the rest transparent).
             High where the model took its evidence; 0 where it never looked (e.g. outside
             every random crop).  ``None`` for a run that took no step.
+        precision: what the model's passes ran in: ``"float32"``, ``"bfloat16"`` or
+            ``"float16"`` (the image, the optimizer and the objective are float32
+            always); see ``precision_reason``.
+        precision_reason: why (``precision="auto"`` measured, or it was asked for).
     """
 
     images: np.ndarray
@@ -200,6 +212,8 @@ class Result:
     error: str | None = None
     objective: str = ""
     alpha: np.ndarray | None = None
+    precision: str = "float32"
+    precision_reason: str = ""
 
     @property
     def image(self) -> np.ndarray:
@@ -266,9 +280,14 @@ def _pre_activation(layer, x):
 class _Compiled:
     """The variables and the compiled step for one configuration (reused across runs)."""
 
-    def __init__(self, loaded, objective, param, transforms, batch, hwc):
-        # no reference to the model object itself: the cache is keyed weakly by it
+    def __init__(self, loaded, objective, param, transforms, batch, hwc, names=None):
+        # no reference to the model object itself: the cache is keyed weakly by it.
+        # ``loaded`` may hold a reduced-precision twin; ``names`` (the user's model) then
+        # resolves the objective's layer references (indices, names, layer objects)
         self.preprocessing = loaded.preprocessing
+        # float16 gradients underflow below 6e-8: the loss is scaled up, the gradient
+        # back down (bfloat16 has float32's range and needs no scaling)
+        self.loss_scale = 128.0 if precision_of(loaded) == "float16" else 1.0
         self.busy = threading.Lock()  # one run at a time uses these variables
         self.param = param
         self.transforms = transforms
@@ -288,7 +307,8 @@ class _Compiled:
             if term.layer is None:
                 continue
             if term.layer not in self.paths:
-                layer, self.paths[term.layer] = get_layer(model, term.layer)
+                _, self.paths[term.layer] = get_layer(names or model, term.layer)
+                layer = layer_at(model, self.paths[term.layer])
                 if _fused_activation(layer):
                     self.pre[self.paths[term.layer]] = layer
             path = self.paths[term.layer]
@@ -355,6 +375,8 @@ class _Compiled:
             x = self.preprocessing(x)
             outs = self.ext(x, training=False)
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            # the objective reads float32 (a reduced-precision twin's activations are cast)
+            outs = [tf.cast(o, tf.float32) for o in outs]
             acts = {(t.path, t.kind): o for t, o in zip(self.taps, outs)}
             for path, layer in self.pre.items():
                 if (path, "input") in acts:
@@ -372,8 +394,11 @@ class _Compiled:
                 ]
             )  # (T, B)
             total = tf.tensordot(weights, scores, axes=1)  # (B,)
-            loss = -tf.reduce_sum(total)
+            loss = -tf.reduce_sum(total) * self.loss_scale
         grad, grad_image = tape.gradient(loss, [self.var, seen])  # one backward pass
+        if self.loss_scale != 1.0:
+            grad = grad / self.loss_scale
+            grad_image = None if grad_image is None else grad_image / self.loss_scale
         if grad_image is None:  # no term reads the model (cannot happen with a tap)
             grad_image = tf.zeros_like(seen)
         finite = tf.logical_and(
@@ -419,23 +444,25 @@ class _Compiled:
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _compiled(loaded, objective, param, transforms, batch, hwc) -> _Compiled:
+def _compiled(loaded, objective, param, transforms, batch, hwc, names=None) -> _Compiled:
     """The compiled step for this configuration: a cached one that no run is using, or a
-    new one (two panels optimizing the same model at once each get their own)."""
+    new one (two panels optimizing the same model at once each get their own).
+    ``loaded`` may hold a reduced-precision twin of the model ``names``."""
     key = (objective.structure(), param, transforms, batch, hwc, loaded.preprocessing.name)
     pool = _COMPILED.setdefault(loaded.model, {}).setdefault(key, [])
     for compiled in pool:
         if not compiled.busy.locked():
             return compiled
-    compiled = _Compiled(loaded, objective, param, transforms, batch, hwc)
+    compiled = _Compiled(loaded, objective, param, transforms, batch, hwc, names)
     pool.append(compiled)
     return compiled
 
 
 def tracing_count(model) -> int:
-    """How many times the compiled steps of ``model`` have been traced (for checks)."""
+    """How many times the compiled steps of ``model`` (and of its reduced-precision
+    twins) have been traced (for checks)."""
     model = model.model if isinstance(model, LoadedModel) else model
-    pools = _COMPILED.get(model, {}).values()
+    pools = [p for m in (model, *twins_of(model)) for p in _COMPILED.get(m, {}).values()]
     return sum(c.tracing_count() for pool in pools for c in pool)
 
 
@@ -460,8 +487,10 @@ class Run:
         lr: float,
         seed: int,
         every: int,
+        precision: PrecisionChoice | None = None,
     ):
         self._c = compiled
+        self.precision = precision or PrecisionChoice("float32", "float32")
         self._fresh = fresh  # makes a step of the same configuration if this one is busy
         self.objective = objective
         self.steps = int(steps)
@@ -550,6 +579,8 @@ class Run:
             error=error,
             objective=repr(self.objective),
             alpha=alpha_map(c.evidence.numpy()) if step else None,
+            precision=self.precision.precision,
+            precision_reason=self.precision.reason,
         )
         last = hist[-1] if len(hist) else np.full(b, np.nan, np.float32)
         last_t = tot[-1] if len(tot) else np.full(b, np.nan, np.float32)
@@ -599,6 +630,7 @@ def optimize(
     lp: float | None = None,
     blur: float | None = None,
     every: int = 8,
+    precision: str = "auto",
 ) -> Run:
     """Prepare an optimization and return it as a :class:`Run` (nothing runs until you
     iterate it).
@@ -616,6 +648,12 @@ def optimize(
         param, transforms: override the preset's parameterization and transforms.
         tv, lp, blur: override the preset's regularizer weights (subtracted).
         every: yield a frame every this many steps.
+        precision: what the model's passes run in: ``"auto"`` (default: bfloat16 or
+            float16 where this hardware runs them measurably faster, else float32; see
+            ``cnnviz_widgets.choose_precision``), ``"float32"``, ``"bfloat16"`` or
+            ``"float16"``.  The image, its parameterization, Adam's state and the
+            objective stay float32; ``run.precision`` and ``result.precision`` say what
+            was used and why.
 
     Returns:
         A :class:`Run`.
@@ -666,10 +704,17 @@ def optimize(
             for v in value if isinstance(value, tuple) else (value,):
                 if isinstance(v, (float, np.floating)):
                     _finite(f"{type(setting).__name__}.{field.name}", v)
-    compiled = _compiled(loaded, full, param_obj, t, int(batch), hwc)
+    if precision not in PRECISIONS:
+        raise CnnvizError(
+            f"unknown precision {precision!r}: use one of {', '.join(map(repr, PRECISIONS))}"
+        )
+    choice = resolve(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
+    runner = model_in(loaded, choice.precision)
+    names = loaded.model
+    compiled = _compiled(runner, full, param_obj, t, int(batch), hwc, names)
     return Run(
         compiled,
-        lambda: _compiled(loaded, full, param_obj, t, int(batch), hwc),
+        lambda: _compiled(runner, full, param_obj, t, int(batch), hwc, names),
         full,
         user_terms,
         int(batch),
@@ -677,6 +722,7 @@ def optimize(
         lr=lr,
         seed=seed,
         every=every,
+        precision=choice,
     )
 
 
