@@ -359,9 +359,10 @@ class _Compiled:
         # |d objective / d pixel| summed over the run: MaCo's transparency map
         self.evidence = tf.Variable(tf.zeros((batch, self.h, self.w)), trainable=False)
         self.step = tf.function(self._step)
-        self.render = tf.function(self._render)
 
-    def _render(self):
+    def render(self):
+        """The current images, eagerly (a few ops: not worth a second traced function,
+        whose trace would delay the first image)."""
         return self.param.image(self.var, self.h, self.w, self.c)
 
     def _step(self, values, weights, seed):
@@ -674,12 +675,17 @@ def optimize(
     _finite("the preset's p (of the Lp norm)", p.p)
     for w, term in objective.terms:
         _finite(f"the weight of {term.describe()} in the objective", w)
-    full = (
-        objective
-        - weights["tv"] * obj.total_variation()
-        - weights["lp"] * obj.lp_norm(p.p)
-        - weights["blur"] * obj.blur_penalty()
-    )
+    # a regularizer of weight 0 is left out of the step: it would cost ~100 traced ops
+    # (and their gradients at every step) for nothing; giving it a weight later builds
+    # the step of that other structure once
+    full = objective
+    for name, term in (
+        ("tv", obj.total_variation()),
+        ("lp", obj.lp_norm(p.p)),
+        ("blur", obj.blur_penalty()),
+    ):
+        if weights[name] != 0:
+            full = full - weights[name] * term
     n = objective.batch_size()
     if batch is None:
         batch = n
