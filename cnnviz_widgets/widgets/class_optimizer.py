@@ -1139,7 +1139,11 @@ class ClassOptimizer(Panel):
                         what = f"stopped at step {done} of {run.steps}; last image kept"
                     else:
                         what = f"done: {done} steps"
-                    self.status.value = f"{what} · {_duration(result.seconds)} · {rate:.1f} steps/s"
+                    self.status.value = (
+                        f"{what} · {_duration(result.seconds)} · {rate:.1f} steps/s · "
+                        f'<span title="{html.escape(result.precision_reason)}">'
+                        f"{result.precision}</span>"
+                    )
                 else:
                     self.progress.bar_style = "danger"
                     self.status.value = "failed: see the message below"
