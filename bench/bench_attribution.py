@@ -6,8 +6,12 @@ Prints:
 1. Grad-CAM on VGG16 (weights=None, 224x224, the default layer block5_conv3) per call,
    divided by one bare compiled forward+backward pass (gradient of a class score with
    respect to the input) of the same model (target <= 1.3);
-2. occlusion on VGG16 with 14x14 patch positions (patch 32, stride 16), batched, as a
-   multiple of one compiled forward pass (batch 1), for a few batch sizes;
+2. occlusion on VGG16 with 14x14 patch positions (patch 32, stride 16) per position, as a
+   multiple of the bare batched forward pass per image (the limit; target <= 1.05), for
+   a few batch limits;
+
+The VGG16 figures are interleaved (bench/interleave.py: order reversed each round, >= 3
+rounds, medians of per-round ratios, load average beside each figure).
 3. the embedded model (64x64): milliseconds per image for every method;
 4. tracing counts: the second round of calls (other images, other classes) adds none.
 """
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,20 +27,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
+from interleave import block, compare
 
 import cnnviz_widgets as cw
 from cnnviz_widgets.engine import attribution
-
-
-def timed(fn, repeats: int, rounds: int = 3) -> float:
-    """Median over ``rounds`` of the mean seconds per call over ``repeats`` calls."""
-    results = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        results.append((time.perf_counter() - start) / repeats)
-    return statistics.median(results)
 
 
 def bare_fns(model, size: int):
@@ -61,43 +54,56 @@ def bare_fns(model, size: int):
     return (lambda: forward(x).numpy()), (lambda: forward_backward(x, index).numpy())
 
 
-def bench_vgg(repeats: int, occlusion_batches: list[int]) -> None:
+def bench_vgg(repeats: int, occlusion_batches: list[int], rounds: int) -> None:
     keras.utils.set_random_seed(0)
     vgg = cw.load_model("vgg16", weights=None)
     image = cw.sample_image("grace_hopper", size=224)
     forward, forward_backward = bare_fns(vgg.model, 224)
-
-    cw.grad_cam(vgg, image)  # trace
-    t_fwd = timed(forward, repeats)
-    t_fb = timed(forward_backward, repeats)
-    t_cam = timed(lambda: cw.grad_cam(vgg, image, 385), repeats)
-    t_campp = timed(lambda: cw.grad_cam(vgg, image, 385, plus_plus=True), repeats)
     layer = cw.default_cam_layer(vgg)
-    print("VGG16 (weights=None), 224x224, batch 1, this machine:")
-    print(f"  compiled forward pass:             {t_fwd * 1e3:8.1f} ms")
-    print(f"  compiled forward+backward (input): {t_fb * 1e3:8.1f} ms")
+    variants = {
+        "compiled forward pass": block(forward, repeats),
+        "compiled forward+backward (input)": block(forward_backward, repeats),
+        f"grad_cam ({layer})": block(lambda: cw.grad_cam(vgg, image, 385), repeats),
+        "grad_cam plus_plus=True": block(
+            lambda: cw.grad_cam(vgg, image, 385, plus_plus=True), repeats
+        ),
+        "saliency (vanilla)": block(lambda: cw.saliency(vgg, image, 385), repeats),
+        "feature_maps block5_conv1 (512)": block(
+            lambda: cw.feature_maps(vgg, image, "block5_conv1"), repeats
+        ),
+        "predict_top": block(lambda: cw.predict_top(vgg, image), repeats),
+    }
+    t = compare(variants, rounds)
+    print("VGG16 (weights=None), 224x224, batch 1, this machine (interleaved rounds):")
+    fb, fwd = "compiled forward+backward (input)", "compiled forward pass"
+    for name in variants:
+        against = fwd if name in ("feature_maps block5_conv1 (512)", "predict_top") else fb
+        print(t.line(name, against=None if name in (fb, fwd) else against))
     print(
-        f"  grad_cam (layer {layer}):     {t_cam * 1e3:8.1f} ms  = {t_cam / t_fb:.2f}x "
-        "forward+backward (target <= 1.30)"
+        f"  grad_cam / forward+backward: {t.ratio(f'grad_cam ({layer})', fb):.2f} (target <= 1.30)"
     )
-    print(f"  grad_cam plus_plus=True:           {t_campp * 1e3:8.1f} ms  = {t_campp / t_fb:.2f}x")
 
+    # occlusion: per position, against the bare batched forward per image (the limit)
+    x = tf.constant(np.random.default_rng(1).uniform(-100, 100, (10, 224, 224, 3)), tf.float32)
+
+    @tf.function
+    def batched(x):
+        return vgg.model(x, training=False)
+
+    variants = {"bare batched forward (batch 10)": lambda: block(lambda: batched(x).numpy())() / 10}
+    positions = {}
     for batch in occlusion_batches:
         kwargs = dict(patch=32, stride=16, batch_size=batch)
-        res = cw.occlusion(vgg, image, 385, **kwargs)  # trace (first batch size only)
-        positions = res.scores.size
-        t_occ = timed(lambda kw=kwargs: cw.occlusion(vgg, image, 385, **kw), 1, rounds=2)
-        print(
-            f"  occlusion {res.scores.shape[0]}x{res.scores.shape[1]} = {positions} positions, "
-            f"batches of {batch:>2}: {t_occ:6.2f} s = {t_occ / t_fwd:6.1f}x one forward pass "
-            f"({t_occ / positions / t_fwd:.2f}x per position)"
+        positions[batch] = cw.occlusion(vgg, image, 385, **kwargs).scores.size
+        variants[f"occlusion 14x14, batches of at most {batch:>2}"] = (
+            lambda kw=kwargs, n=positions[batch]: (
+                block(lambda: cw.occlusion(vgg, image, 385, **kw))() / n
+            )
         )
-    t_sal = timed(lambda: cw.saliency(vgg, image, 385), repeats)
-    print(f"  saliency (vanilla):                {t_sal * 1e3:8.1f} ms  = {t_sal / t_fb:.2f}x")
-    t_fm = timed(lambda: cw.feature_maps(vgg, image, "block5_conv1"), repeats)
-    print(f"  feature_maps block5_conv1 (512):   {t_fm * 1e3:8.1f} ms  = {t_fm / t_fwd:.2f}x fwd")
-    t_top = timed(lambda: cw.predict_top(vgg, image), repeats)
-    print(f"  predict_top:                       {t_top * 1e3:8.1f} ms  = {t_top / t_fwd:.2f}x fwd")
+    t = compare(variants, rounds)
+    ref = "bare batched forward (batch 10)"
+    for name in variants:
+        print(t.line(name, per="position", against=None if name == ref else ref))
 
 
 def bench_shapes(n: int) -> None:
@@ -129,9 +135,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     args = parser.parse_args()
-    repeats = 3 if args.quick else 8
+    repeats = 2 if args.quick else 6
     bench_shapes(20 if args.quick else 100)
-    bench_vgg(repeats, [10] if args.quick else [4, 10, 16, 32])
+    bench_vgg(repeats, [10] if args.quick else [4, 10, 16, 32], 3 if args.quick else 5)
 
 
 if __name__ == "__main__":

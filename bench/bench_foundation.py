@@ -19,6 +19,7 @@ from contextlib import redirect_stdout
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
+from interleave import block, compare
 
 import cnnviz_widgets as cw
 
@@ -36,23 +37,32 @@ def timed(fn, repeat: int) -> float:
 def main() -> None:
     resnet = keras.applications.ResNet152(weights=None)
     n_rows = len(cw.layer_table(resnet))
-    t_table = timed(lambda: cw.layer_table(resnet), 5)
 
     def summary():
         with redirect_stdout(io.StringIO()):
             resnet.summary()
 
-    t_summary = timed(summary, 3)
+    t = compare({"table": block(lambda: cw.layer_table(resnet)), "summary": block(summary)}, 5)
+    t_table, t_summary = t.median("table"), t.median("summary")
     print(f"ResNet152 layer_table: {n_rows} rows in {t_table * 1000:.0f} ms (target <= 1000 ms)")
     print(
         f"  keras model.summary(): {t_summary * 1000:.0f} ms; ratio table/summary = "
-        f"{t_table / t_summary:.2f}"
+        f"{t.ratio('table', 'summary'):.2f} (median of interleaved rounds, "
+        f"{t.load_text('table')})"
     )
 
     vgg = keras.applications.VGG16(weights=None)
     cw.filter_montage(vgg, "block5_conv1")  # warm-up
-    t_montage = timed(lambda: cw.filter_montage(vgg, "block5_conv1"), 20)
-    t_kernel = timed(lambda: keras.ops.convert_to_numpy(vgg.get_layer("block5_conv1").kernel), 20)
+    t = compare(
+        {
+            "montage": block(lambda: cw.filter_montage(vgg, "block5_conv1"), 4),
+            "kernel": block(
+                lambda: keras.ops.convert_to_numpy(vgg.get_layer("block5_conv1").kernel), 4
+            ),
+        },
+        5,
+    )
+    t_montage, t_kernel = t.median("montage"), t.median("kernel")
     m = cw.filter_montage(vgg, "block5_conv1")
     print(
         f"VGG16 block5_conv1 montage: 512 filters -> {m.image.shape[1]}x{m.image.shape[0]} "
@@ -60,7 +70,8 @@ def main() -> None:
     )
     print(
         f"  reading the kernel alone: {t_kernel * 1000:.1f} ms; ratio montage/read = "
-        f"{t_montage / t_kernel:.1f}"
+        f"{t.ratio('montage', 'kernel'):.1f} (median of interleaved rounds, "
+        f"{t.load_text('montage')})"
     )
     for view in ("channel", "maxabs"):
         t = timed(lambda v=view: cw.filter_montage(vgg, "block5_conv1", view=v, sort="norm"), 10)

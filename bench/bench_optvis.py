@@ -4,6 +4,9 @@
     .venv/bin/python bench/bench_optvis.py [--quick]
 
 Prints:
+Comparisons are interleaved (bench/interleave.py: order reversed each round, >= 3 rounds,
+medians of per-round ratios, load average beside each figure).
+
 1. step cost on VGG16 (weights=None, 224x224, batch 1): our compiled step (default
    "lucid" preset: Fourier image, decorrelated colour, pad/jitter/scale/rotate, Adam)
    divided by a bare compiled forward+backward pass of the same model (target <= 1.10);
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
+from interleave import compare
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
@@ -65,7 +68,7 @@ def per_step(fn, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def bench_vgg(steps: int, rounds: int, compare: bool) -> None:
+def bench_vgg(steps: int, rounds: int, compare_peers: bool) -> None:
     vgg = cw.load_model("vgg16", weights=None)
     bare = bare_step_fn(vgg.model)
     index = tf.constant(385)
@@ -78,40 +81,37 @@ def bench_vgg(steps: int, rounds: int, compare: bool) -> None:
             pass
         return (time.perf_counter() - start) / steps
 
-    ours_block()  # trace
-    bare_times, our_times = [], []
-    for _ in range(rounds):  # interleaved, so both see the same machine load
-        bare_times.append(per_step(lambda: bare(index).numpy(), steps))
-        our_times.append(ours_block())
-    b, o = statistics.median(bare_times), statistics.median(our_times)
-    print(f"VGG16 224x224 batch 1, {rounds} interleaved rounds of {steps} steps (median):")
-    print(f"  bare compiled forward+backward : {b * 1000:7.1f} ms/step")
-    print(f"  cnnviz step (lucid preset)     : {o * 1000:7.1f} ms/step")
-    print(f"  ratio ours / bare              : {o / b:7.3f}   (target <= 1.10)")
-
-    if not compare:
-        return
-    try:
-        from tf_keras_vis.activation_maximization import ActivationMaximization
-        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
-        from tf_keras_vis.utils.scores import CategoricalScore
-    except ImportError:
-        print("  tf-keras-vis not installed: pip install -r bench/requirements.txt")
-        return
-    # tf-keras-vis replaces the softmax on a copy of the model (clone=True, its default)
-    am = ActivationMaximization(vgg.model, model_modifier=ReplaceToLinear(), clone=True)
-    score = CategoricalScore(385)
-    am(score, steps=2)  # warm up
-    theirs, ours = [], []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        am(score, steps=steps)
-        theirs.append((time.perf_counter() - start) / steps)
-        ours.append(ours_block())
-    t, o = statistics.median(theirs), statistics.median(ours)
-    print(f"  tf-keras-vis ActivationMaximization: {t * 1000:7.1f} ms/step")
-    print(f"  cnnviz, same steps                 : {o * 1000:7.1f} ms/step")
-    print(f"  ratio tf-keras-vis / ours          : {t / o:7.3f}   (target >= 1.6)")
+    variants = {
+        "bare compiled forward+backward": lambda: per_step(lambda: bare(index).numpy(), steps),
+        "cnnviz step (lucid preset)": ours_block,
+    }
+    tkv = None
+    if compare_peers:
+        try:
+            from tf_keras_vis.activation_maximization import ActivationMaximization
+            from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+            from tf_keras_vis.utils.scores import CategoricalScore
+        except ImportError:
+            print("  tf-keras-vis not installed: pip install -r bench/requirements.txt")
+        else:
+            # tf-keras-vis replaces the softmax on a copy of the model (clone=True)
+            am = ActivationMaximization(vgg.model, model_modifier=ReplaceToLinear(), clone=True)
+            score = CategoricalScore(385)
+            tkv = "tf-keras-vis ActivationMaximization"
+            variants[tkv] = lambda: per_step(lambda: am(score, steps=steps), 1) / steps
+    t = compare(variants, rounds)
+    bare_name, ours = list(variants)[:2]
+    print(f"VGG16 224x224 batch 1, {len(t.seconds[ours])} interleaved rounds of {steps} steps:")
+    for name in variants:
+        print(t.line(name, per="step", against=None if name == bare_name else bare_name))
+    print(
+        f"  ratio ours / bare (median of rounds): {t.ratio(ours, bare_name):.3f} (target <= 1.10)"
+    )
+    if tkv:
+        print(
+            f"  ratio tf-keras-vis / ours (median of rounds): {t.ratio(tkv, ours):.3f} "
+            "(target >= 1.6)"
+        )
 
 
 def bench_shapes(memory_runs: int) -> None:
@@ -154,14 +154,25 @@ def bench_shapes(memory_runs: int) -> None:
             pass
         return time.perf_counter() - start
 
-    timed_run(1)
-    quiet = statistics.median(timed_run(128) for _ in range(3))
-    live = statistics.median(timed_run(1) for _ in range(3))
-    live4 = statistics.median(timed_run(4) for _ in range(3))
-    print(
-        f"preview frames (9 images) every step: {live:.2f} s vs none {quiet:.2f} s "
-        f"({(live / quiet - 1) * 100:+.1f} %); every 4 steps {(live4 / quiet - 1) * 100:+.1f} %"
+    t = compare(
+        {
+            "no frames": lambda: timed_run(128),
+            "every step": lambda: timed_run(1),
+            "every 4 steps": lambda: timed_run(4),
+        },
+        5,
     )
+    print("preview frames (9 images), 128 steps, interleaved:")
+    for name in t.names:
+        print(
+            t.line(
+                name,
+                per="run",
+                scale=1.0,
+                unit="s",
+                against=None if name == "no frames" else "no frames",
+            )
+        )
 
 
 def main() -> None:
@@ -170,8 +181,8 @@ def main() -> None:
     parser.add_argument("--no-compare", action="store_true", help="skip tf-keras-vis")
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
-    steps, rounds = (5, 2) if args.quick else (20, 3)
-    bench_vgg(steps, rounds, compare=not args.no_compare)
+    steps, rounds = (5, 3) if args.quick else (20, 3)
+    bench_vgg(steps, rounds, compare_peers=not args.no_compare)
     bench_shapes(memory_runs=10 if args.quick else 50)
 
 

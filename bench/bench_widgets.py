@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+from interleave import compare
 
 import cnnviz_widgets as cw
 from cnnviz_widgets.widgets.class_optimizer import ClassOptimizer, curve_svg
@@ -48,28 +49,39 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer, shorter runs")
     args = parser.parse_args()
-    steps, reps = (120, 2) if args.quick else (300, 5)
+    steps, reps = (120, 3) if args.quick else (300, 5)
     model = cw.load_model("shapes")
     panel = ClassOptimizer(model, steps=steps)
     panel.class_targets = CLASSES
     engine_rate(model, 8)  # compile once
     panel_rate(panel, True)
 
-    rates: dict[str, list[float]] = {"engine": [], "off": [], "on": []}
-    draws = 0
-    for _ in range(reps):
-        rates["engine"].append(engine_rate(model, steps))
-        rates["off"].append(panel_rate(panel, False)[0])
-        rate, draws = panel_rate(panel, True)
-        rates["on"].append(rate)
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    print(f"embedded model, batch of {len(CLASSES)}, {steps} steps, median of {reps} runs:")
-    print(f"  engine alone            {med['engine']:6.1f} steps/s")
-    print(f"  panel, preview off      {med['off']:6.1f} steps/s")
-    print(f"  panel, live preview     {med['on']:6.1f} steps/s  ({draws} redraws in a run)")
-    overhead = 100 * (med["off"] - med["on"]) / med["off"]
-    print(f"  live preview overhead   {overhead:+6.1f} %  (target <= 10 %)")
-    total = 100 * (med["engine"] - med["on"]) / med["engine"]
+    draws = [0]
+
+    def live_block() -> float:
+        rate, draws[0] = panel_rate(panel, True)
+        return 1.0 / rate
+
+    t = compare(
+        {
+            "engine": lambda: 1.0 / engine_rate(model, steps),
+            "off": lambda: 1.0 / panel_rate(panel, False)[0],
+            "on": live_block,
+        },
+        reps,
+        warm=False,
+    )
+    med = {k: 1.0 / t.median(k) for k in t.names}
+    print(f"embedded model, batch of {len(CLASSES)}, {steps} steps, interleaved rounds:")
+    print(f"  engine alone            {med['engine']:6.1f} steps/s  ({t.load_text('engine')})")
+    print(f"  panel, preview off      {med['off']:6.1f} steps/s  ({t.load_text('off')})")
+    print(
+        f"  panel, live preview     {med['on']:6.1f} steps/s  ({draws[0]} redraws in a run; "
+        f"{t.load_text('on')})"
+    )
+    overhead = 100 * (1.0 - t.ratio("off", "on"))
+    print(f"  live preview overhead   {overhead:+6.1f} %  (median of rounds; target <= 10 %)")
+    total = 100 * (1.0 - t.ratio("engine", "on"))
     print(f"  panel vs engine alone   {total:+6.1f} %")
 
     record = panel.shown

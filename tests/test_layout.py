@@ -8,7 +8,7 @@ import re
 PACKAGE = pathlib.Path(__file__).parents[1] / "cnnviz_widgets"
 PRIVATE_KERAS = re.compile(
     r"\._(inbound_nodes|nodes_by_depth|functional|run_through_graph|"
-    r"omit_frequent_tracing_warning)\b|keras\.src\b"
+    r"omit_frequent_tracing_warning|value)\b|keras\.src\b"
 )
 
 

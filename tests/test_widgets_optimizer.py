@@ -164,6 +164,8 @@ def test_run_streams_frames_and_keeps_a_history(panel, sent):
     for name in ("circle", "ring", "dots"):
         assert f"{name}</div>" in panel.captions.value or f"{name} <span" in panel.captions.value
     assert "done: 16 steps" in panel.status.value and panel.progress.value == 16
+    # the precision the run used is in the status line, and why in its tooltip
+    assert f">{result.precision}</span>" in panel.status.value
     assert panel.progress.bar_style == "success"
     assert "<polyline" in panel.curve.value and panel.curve.value.count("<polyline") == 3
     assert not panel.run_button.disabled and panel.stop_button.disabled

@@ -38,6 +38,7 @@ from .models import (
 )
 from .optvis import PRESETS, Frame, Preset, Result, Run, check_settings, optimize, visualize
 from .param import Fourier, Maco, Pixels, Spectrum, spectrum_from
+from .precision import PRECISIONS, PrecisionChoice, choose_precision, hardware_precisions
 from .preprocessing import PREPROCESSINGS, Preprocessing
 from .results import (
     Attribution,
@@ -56,6 +57,7 @@ from .transforms import Transforms
 
 __all__ = [
     "MODEL_NAMES",
+    "PRECISIONS",
     "PREPROCESSINGS",
     "PRESETS",
     "SAMPLE_NAMES",
@@ -81,6 +83,7 @@ __all__ = [
     "Montage",
     "Occlusion",
     "Pixels",
+    "PrecisionChoice",
     "Predictions",
     "Preprocessing",
     "Preset",
@@ -98,6 +101,7 @@ __all__ = [
     "adversarial_examples",
     "atlas",
     "check_settings",
+    "choose_precision",
     "convolution_at",
     "data_source",
     "default_cam_layer",
@@ -109,6 +113,7 @@ __all__ = [
     "generate_shapes",
     "get_layer",
     "grad_cam",
+    "hardware_precisions",
     "imagenet_class_names",
     "iter_layers",
     "kernel_array",

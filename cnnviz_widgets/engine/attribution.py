@@ -28,6 +28,7 @@ from ..errors import CnnvizError
 from .internals import Tap, class_count, is_spatial, output_shape
 from .introspect import find_layer
 from .models import LoadedModel, as_loaded
+from .precision import PrecisionChoice, model_in, resolve
 from .results import (
     Attribution,
     GradCam,
@@ -181,7 +182,9 @@ def _occlusion_fns(loaded: LoadedModel) -> AttributionFns:
     return cached_fns(loaded, ("occlusion",), build)
 
 
-def _explained(kind, loaded: LoadedModel, used: int, logits, probs, **fields) -> Attribution:
+def _explained(
+    kind, loaded: LoadedModel, used: int, logits, probs, choice: PrecisionChoice, **fields
+) -> Attribution:
     """One attribution result of type ``kind`` for class ``used``: its name, score and
     probability read from the model's ``logits`` and ``probs`` on the image."""
     return kind(
@@ -189,6 +192,8 @@ def _explained(kind, loaded: LoadedModel, used: int, logits, probs, **fields) ->
         class_name=class_name_at(loaded, used),
         score=float(np.asarray(logits)[used]),
         probability=float(np.asarray(probs)[used]),
+        precision=choice.precision,
+        precision_reason=choice.reason,
         **fields,
     )
 
@@ -223,7 +228,15 @@ def predict_top(model, image, k: int = 5) -> Predictions:
     )
 
 
-def grad_cam(model, image, target=None, *, layer=None, plus_plus: bool = False) -> GradCam:
+def grad_cam(
+    model,
+    image,
+    target=None,
+    *,
+    layer=None,
+    plus_plus: bool = False,
+    precision: str = "float32",
+) -> GradCam:
     """Grad-CAM (Selvaraju et al. 2017) or Grad-CAM++: which regions of a conv layer's
     output raise the class score.
 
@@ -235,6 +248,8 @@ def grad_cam(model, image, target=None, *, layer=None, plus_plus: bool = False) 
             object); default :func:`default_cam_layer`, the last one, also inside nested
             models.
         plus_plus: Grad-CAM++ weights instead of mean gradients.
+        precision: ``"float32"`` (default: one pass, checked against an exact reference),
+            ``"bfloat16"``, ``"float16"`` or ``"auto"`` (float32: Grad-CAM is exact).
 
     Returns:
         :class:`GradCam`.  The score differentiated is the class logit (read before the
@@ -246,7 +261,8 @@ def grad_cam(model, image, target=None, *, layer=None, plus_plus: bool = False) 
     c = target_class(loaded, target, n)
     path = _cam_layer(loaded, layer)
     img, notes = prepare_image(loaded, image)
-    fns = _gradcam_fns(loaded, path)
+    choice = resolve(loaded, precision, "optimize", exact=True)
+    fns = _gradcam_fns(model_in(loaded, choice.precision), path)
     raw, raw_pp, w, w_pp, up, logits, probs, used = fns.cam(
         tf.constant(img[None]), tf.constant(c, tf.int32)
     )
@@ -266,6 +282,7 @@ def grad_cam(model, image, target=None, *, layer=None, plus_plus: bool = False) 
         used,
         logits,
         probs,
+        choice,
         heatmap=heat,
         raw=raw_map.astype(np.float32),
         image=img,
@@ -281,6 +298,13 @@ def _batch_for(img: np.ndarray, limit: int = 128) -> int:
     return int(max(1, min(limit, (1 << 19) // max(1, img.shape[0] * img.shape[1]))))
 
 
+def _even_batch(n: int, limit: int) -> int:
+    """The batch that spreads ``n`` items evenly over the fewest passes of at most
+    ``limit`` (16 items, limit 10: 8 per pass, not 10 + 6)."""
+    passes = -(-int(n) // max(1, int(limit)))
+    return max(1, -(-int(n) // max(1, passes)))
+
+
 def saliency(
     model,
     image,
@@ -291,6 +315,7 @@ def saliency(
     seed: int = 0,
     batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    precision: str = "auto",
 ) -> Saliency:
     """Vanilla-gradient saliency (Simonyan et al. 2014) or SmoothGrad (Smilkov et al. 2017).
 
@@ -303,9 +328,14 @@ def saliency(
             of the image with Gaussian noise (SmoothGrad; 25 to 50 is usual).
         noise: the noise's standard deviation as a fraction of the image's value range.
         seed: the noise seed (same seed, same map, whatever the batch size).
-        batch_size: noisy copies per compiled call (default: by image size, at most 16).
+        batch_size: noisy copies per compiled call, at most (default: by image size, at
+            most 16; the copies are spread evenly over the calls).
         progress: called as ``progress(done, total)`` after each batch of noisy copies;
             an exception it raises ends the computation (a panel's Stop).
+        precision: what the model's passes run in: ``"auto"`` (default: float32 for the
+            plain gradient, which is exact; for SmoothGrad, reduced precision only where
+            measured faster on this hardware), ``"float32"``, ``"bfloat16"`` or
+            ``"float16"``.  The map is float32.
 
     Returns:
         :class:`Saliency`.
@@ -321,7 +351,12 @@ def saliency(
             f"noise is a fraction of the value range (0.1 to 0.2 is usual), got {noise}"
         )
     img, notes = prepare_image(loaded, image)
-    fns = _saliency_fns(loaded)
+    per_call = int(batch_size) if batch_size else _batch_for(img, 16)
+    if per_call < 1:
+        raise CnnvizError(f"batch_size must be >= 1, got {batch_size}")
+    per_call = _even_batch(smooth, per_call) if smooth else 1
+    choice = resolve(loaded, precision, "optimize", batch=per_call + 1, exact=smooth == 0)
+    fns = _saliency_fns(model_in(loaded, choice.precision))
     x = tf.constant(img[None])
     if smooth == 0:
         none = tf.zeros((0, *img.shape), tf.float32)
@@ -330,9 +365,6 @@ def saliency(
     else:
         sigma = float(noise) * max(float(img.max() - img.min()), 1e-3)
         rng = np.random.default_rng(seed)  # one stream: the batch size changes nothing
-        per_call = int(batch_size) if batch_size else _batch_for(img, 16)
-        if per_call < 1:
-            raise CnnvizError(f"batch_size must be >= 1, got {batch_size}")
         grad = np.zeros(img.shape, np.float32)
         cls = c
         done = 0
@@ -358,6 +390,7 @@ def saliency(
         used,
         logits,
         probs,
+        choice,
         heatmap=heat,
         raw=grad.astype(np.float32),
         image=img,
@@ -448,6 +481,7 @@ def occlusion(
     score: str = "logit",
     batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    precision: str = "auto",
 ) -> Occlusion:
     """Occlusion sensitivity (Zeiler and Fergus 2014): hide one patch at a time and
     measure how much the class score drops.  All patches go through the model in batches
@@ -464,9 +498,15 @@ def occlusion(
             value per channel (display space, [0, 1]).
         score: ``"logit"`` (default: drops stay comparable for confident classes) or
             ``"probability"``.
-        batch_size: occluded images per forward pass (default: by image size).
+        batch_size: occluded images per forward pass, at most (default: by image size:
+            10 at 224 px, 128 at 64 px).  The positions are spread evenly over the
+            passes and the last pass is padded, so every pass has the same batch (16
+            positions at most 10 per pass: two passes of 8, not 10 + 6).
         progress: called as ``progress(done, total)`` (patches) after each forward pass;
             an exception it raises ends the computation (a panel's Stop).
+        precision: what the model's passes run in: ``"auto"`` (default: reduced
+            precision only where measured faster on this hardware), ``"float32"``,
+            ``"bfloat16"`` or ``"float16"``.  Scores are float32.
 
     Returns:
         :class:`Occlusion`.
@@ -491,21 +531,31 @@ def occlusion(
     x0 = np.tile(xs0, rows).astype(np.int32)
     x1 = np.tile(xs1, rows).astype(np.int32)
 
-    pred = _predict_fns(loaded)
+    limit = int(batch_size) if batch_size else _batch_for(img)
+    if limit < 1:
+        raise CnnvizError(f"batch_size must be >= 1, got {batch_size}")
+    per_call = _even_batch(len(y0), limit)
+    choice = resolve(loaded, precision, "forward", batch=per_call)
+    runner = model_in(loaded, choice.precision)
+    # the base score comes from the same model as the occluded ones (drops stay honest)
+    pred = _predict_fns(runner)
     logits, probs = (t.numpy() for t in pred.predict(tf.constant(img[None])))
     used = int(np.argmax(logits)) if c < 0 else c
-    fns = _occlusion_fns(loaded)
+    fns = _occlusion_fns(runner)
     x = tf.constant(img[None])
     f = tf.constant(fill_img[None].astype(np.float32))
     cls = tf.constant(used, tf.int32)
-    per_call = int(batch_size) if batch_size else _batch_for(img)
-    out = np.empty(len(y0), np.float32)
-    for s in range(0, len(y0), per_call):
-        e = min(s + per_call, len(y0))
-        lg, pr = fns.occlude(x, f, y0[s:e], y1[s:e], x0[s:e], x1[s:e], cls)
+    n_pos = len(y0)
+    padded = -(-n_pos // per_call) * per_call  # every pass the same batch: pad the last
+    boxes = [np.concatenate([v, np.repeat(v[-1:], padded - n_pos)]) for v in (y0, y1, x0, x1)]
+    out = np.empty(padded, np.float32)
+    for s in range(0, padded, per_call):
+        e = s + per_call
+        lg, pr = fns.occlude(x, f, *(b[s:e] for b in boxes), cls)
         out[s:e] = (lg if score == "logit" else pr).numpy()
         if progress is not None:
-            progress(e, len(y0))
+            progress(min(e, n_pos), n_pos)
+    out = out[:n_pos]
     base = float(logits[used] if score == "logit" else probs[used])
     scores = out.reshape(rows, cols)
     drops = base - scores
@@ -526,6 +576,7 @@ def occlusion(
         used,
         logits,
         probs,
+        choice,
         heatmap=heat,
         raw=drops.astype(np.float32),
         image=img,

@@ -40,6 +40,7 @@ __all__ = [
     "output_shape",
     "quiet_retracing",
     "reader",
+    "reduced_precision_twin",
     "resolve_class",
     "spatial_layer_paths",
 ]
@@ -524,3 +525,59 @@ def quiet_retracing(fn):
     if hasattr(fn, "_omit_frequent_tracing_warning"):
         fn._omit_frequent_tracing_warning = True
     return fn
+
+
+# ------------------------------------------------------------------- reduced precision
+def _clone_layer(policy: str):
+    def clone(layer):
+        if isinstance(layer, keras.layers.InputLayer):
+            return layer.__class__.from_config(layer.get_config())
+        config = layer.get_config()
+        config["dtype"] = policy
+        return layer.__class__.from_config(config)
+
+    return clone
+
+
+def reduced_precision_twin(model: keras.Model, policy: str) -> keras.Model:
+    """A copy of ``model``'s graph whose layers compute under the Keras dtype ``policy``
+    (``"mixed_bfloat16"`` or ``"mixed_float16"``) and that *shares* ``model``'s weights.
+
+    The twin's layers are new objects (``keras.models.clone_model`` from their configs,
+    nested Functional/Sequential models included); each of their variables is then made
+    to hold the very ``tf.Variable`` of the matching variable of ``model`` (mixed policies
+    keep variables in float32, so the dtypes match).  Nothing of ``model`` is changed and
+    no weight is copied: a later edit or training of ``model`` is seen by the twin, and the
+    weights take no extra memory.
+
+    Raises ``CnnvizError`` when the model cannot be cloned (a subclassed model, a custom
+    layer without ``get_config``) or when the twin's variables do not pair up with the
+    model's (shapes or dtypes differ).
+    """
+    try:
+        twin = keras.models.clone_model(model, clone_function=_clone_layer(policy), recursive=True)
+    except Exception as err:
+        raise CnnvizError(
+            f"cannot build a {policy} copy of {model.name!r} ({type(err).__name__}: "
+            f"{str(err)[:200]}): only Functional and Sequential models whose layers can be "
+            "rebuilt from their configs can; use precision='float32'"
+        ) from None
+    ours, theirs = list(twin.weights), list(model.weights)
+    if len(ours) != len(theirs):
+        raise CnnvizError(
+            f"the {policy} copy of {model.name!r} has {len(ours)} weights, the model "
+            f"{len(theirs)}: use precision='float32'"
+        )
+    pairs = []
+    for a, b in zip(ours, theirs):
+        if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
+            raise CnnvizError(
+                f"the {policy} copy of {model.name!r} does not pair weight {a.path} "
+                f"({a.shape}, {a.dtype}) with {b.path} ({b.shape}, {b.dtype}): use "
+                "precision='float32'"
+            )
+        pairs.append((a, _private(b, "_value")))
+    for a, value in pairs:
+        _private(a, "_value")  # the same attribute on the twin's side
+        a._value = value  # share the model's tf.Variable (read-only use)
+    return twin

@@ -30,6 +30,14 @@ from .internals import Tap, image_input, layer_at, logit_source
 from .introspect import find_layer
 from .models import LoadedModel, as_loaded
 from .param import Fourier, Maco, Pixels, get_param
+from .precision import (
+    PRECISIONS,
+    PrecisionChoice,
+    model_in,
+    precision_of,
+    resolve,
+    twins_of,
+)
 from .taps import extractor
 from .transforms import Transforms
 
@@ -191,6 +199,10 @@ class Result:
             clipped at 1 (a few very strong pixels must not make the rest transparent).
             High where the model took its evidence; 0 where it never looked (e.g. outside
             every random crop).  ``None`` for a run that took no step.
+        precision: what the model's passes ran in: ``"float32"``, ``"bfloat16"`` or
+            ``"float16"`` (the image, the optimizer and the objective are float32
+            always); see ``precision_reason``.
+        precision_reason: why (``precision="auto"`` measured, or it was asked for).
     """
 
     images: np.ndarray
@@ -202,6 +214,8 @@ class Result:
     error: str | None = None
     objective: str = ""
     alpha: np.ndarray | None = None
+    precision: str = "float32"
+    precision_reason: str = ""
 
     @property
     def image(self) -> np.ndarray:
@@ -268,9 +282,14 @@ def _pre_activation(layer, x):
 class _Compiled:
     """The variables and the compiled step for one configuration (reused across runs)."""
 
-    def __init__(self, loaded, objective, param, transforms, batch, hwc):
-        # no reference to the model object itself: the cache is keyed weakly by it
+    def __init__(self, loaded, objective, param, transforms, batch, hwc, names=None):
+        # no reference to the model object itself: the cache is keyed weakly by it.
+        # ``loaded`` may hold a reduced-precision twin; ``names`` (the user's model) then
+        # resolves the objective's layer references (indices, names, layer objects)
         self.preprocessing = loaded.preprocessing
+        # float16 gradients underflow below 6e-8: the loss is scaled up, the gradient
+        # back down (bfloat16 has float32's range and needs no scaling)
+        self.loss_scale = 128.0 if precision_of(loaded) == "float16" else 1.0
         self.busy = threading.Lock()  # one run at a time uses these variables
         self.param = param
         self.transforms = transforms
@@ -290,7 +309,8 @@ class _Compiled:
             if term.layer is None:
                 continue
             if term.layer not in self.paths:
-                layer, self.paths[term.layer] = find_layer(model, term.layer)
+                _, self.paths[term.layer] = find_layer(names or model, term.layer)
+                layer = layer_at(model, self.paths[term.layer])
                 if _fused_activation(layer):
                     self.pre[self.paths[term.layer]] = layer
             path = self.paths[term.layer]
@@ -341,9 +361,10 @@ class _Compiled:
         # |d objective / d pixel| summed over the run: MaCo's transparency map
         self.evidence = tf.Variable(tf.zeros((batch, self.h, self.w)), trainable=False)
         self.step = tf.function(self._step)
-        self.render = tf.function(self._render)
 
-    def _render(self):
+    def render(self):
+        """The current images, eagerly (a few ops: not worth a second traced function,
+        whose trace would delay the first image)."""
         return self.param.image(self.var, self.h, self.w, self.c)
 
     def _step(self, values, weights, seed):
@@ -357,6 +378,8 @@ class _Compiled:
             x = self.preprocessing(x)
             outs = self.ext(x, training=False)
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            # the objective reads float32 (a reduced-precision twin's activations are cast)
+            outs = [tf.cast(o, tf.float32) for o in outs]
             acts = {(t.path, t.kind): o for t, o in zip(self.taps, outs)}
             for path, layer in self.pre.items():
                 if (path, "input") in acts:
@@ -374,8 +397,11 @@ class _Compiled:
                 ]
             )  # (T, B)
             total = tf.tensordot(weights, scores, axes=1)  # (B,)
-            loss = -tf.reduce_sum(total)
+            loss = -tf.reduce_sum(total) * self.loss_scale
         grad, grad_image = tape.gradient(loss, [self.var, seen])  # one backward pass
+        if self.loss_scale != 1.0:
+            grad = grad / self.loss_scale
+            grad_image = None if grad_image is None else grad_image / self.loss_scale
         if grad_image is None:  # no term reads the model (cannot happen with a tap)
             grad_image = tf.zeros_like(seen)
         finite = tf.logical_and(
@@ -421,25 +447,27 @@ class _Compiled:
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _compiled(loaded, objective, param, transforms, batch, hwc) -> _Compiled:
+def _compiled(loaded, objective, param, transforms, batch, hwc, names=None) -> _Compiled:
     """The compiled step for this configuration: a cached one that no run is using, or a
-    new one (two panels optimizing the same model at once each get their own)."""
+    new one (two panels optimizing the same model at once each get their own).
+    ``loaded`` may hold a reduced-precision twin of the model ``names``."""
     key = (objective.structure(), param, transforms, batch, hwc, loaded.preprocessing.name)
     pool = _COMPILED.setdefault(loaded.model, {}).setdefault(key, [])
     for compiled in pool:
         if not compiled.busy.locked():
             return compiled
-    compiled = _Compiled(loaded, objective, param, transforms, batch, hwc)
+    compiled = _Compiled(loaded, objective, param, transforms, batch, hwc, names)
     pool.append(compiled)
     return compiled
 
 
 def step_tracing_count(model) -> int:
-    """How many times the compiled optimization steps of ``model`` were traced (for checks;
+    """How many times the compiled optimization steps of ``model`` and of its
+    reduced-precision twins were traced (for checks;
     :func:`~cnnviz_widgets.engine.attribution.tracing_count` counts the attribution
     functions)."""
     model = model.model if isinstance(model, LoadedModel) else model
-    pools = _COMPILED.get(model, {}).values()
+    pools = [p for m in (model, *twins_of(model)) for p in _COMPILED.get(m, {}).values()]
     return sum(c.tracing_count() for pool in pools for c in pool)
 
 
@@ -464,8 +492,10 @@ class Run:
         lr: float,
         seed: int,
         every: int,
+        precision: PrecisionChoice | None = None,
     ):
         self._c = compiled
+        self.precision = precision or PrecisionChoice("float32", "float32")
         self._fresh = fresh  # makes a step of the same configuration if this one is busy
         self.objective = objective
         self.steps = int(steps)
@@ -554,6 +584,8 @@ class Run:
             error=error,
             objective=repr(self.objective),
             alpha=alpha_map(c.evidence.numpy()) if step else None,
+            precision=self.precision.precision,
+            precision_reason=self.precision.reason,
         )
         last = hist[-1] if len(hist) else np.full(b, np.nan, np.float32)
         last_t = tot[-1] if len(tot) else np.full(b, np.nan, np.float32)
@@ -644,6 +676,7 @@ def optimize(
     lp: float | None = None,
     blur: float | None = None,
     every: int = 8,
+    precision: str = "auto",
 ) -> Run:
     """Prepare an optimization and return it as a :class:`Run` (nothing runs until you
     iterate it).
@@ -661,6 +694,12 @@ def optimize(
         param, transforms: override the preset's parameterization and transforms.
         tv, lp, blur: override the preset's regularizer weights (subtracted).
         every: yield a frame every this many steps.
+        precision: what the model's passes run in: ``"auto"`` (default: bfloat16 or
+            float16 where this hardware runs them measurably faster, else float32; see
+            ``cnnviz_widgets.choose_precision``), ``"float32"``, ``"bfloat16"`` or
+            ``"float16"``.  The image, its parameterization, Adam's state and the
+            objective stay float32; ``run.precision`` and ``result.precision`` say what
+            was used and why.
 
     Returns:
         A :class:`Run`.
@@ -674,12 +713,17 @@ def optimize(
     weights = {name: checked[name] for name in ("tv", "lp", "blur")}
     for w, term in objective.terms:
         _finite(f"the weight of {term.describe()} in the objective", w)
-    full = (
-        objective
-        - weights["tv"] * obj.total_variation()
-        - weights["lp"] * obj.lp_norm(p.p)
-        - weights["blur"] * obj.blur_penalty()
-    )
+    # a regularizer of weight 0 is left out of the step: it would cost ~100 traced ops
+    # (and their gradients at every step) for nothing; giving it a weight later builds
+    # the step of that other structure once
+    full = objective
+    for name, term in (
+        ("tv", obj.total_variation()),
+        ("lp", obj.lp_norm(p.p)),
+        ("blur", obj.blur_penalty()),
+    ):
+        if weights[name] != 0:
+            full = full - weights[name] * term
     n = objective.batch_size()
     if batch is None:
         batch = n
@@ -696,10 +740,17 @@ def optimize(
             for v in value if isinstance(value, tuple) else (value,):
                 if isinstance(v, (float, np.floating)):
                     _finite(f"{type(setting).__name__}.{field.name}", v)
-    compiled = _compiled(loaded, full, param_obj, t, int(batch), hwc)
+    if precision not in PRECISIONS:
+        raise CnnvizError(
+            f"unknown precision {precision!r}: use one of {', '.join(map(repr, PRECISIONS))}"
+        )
+    choice = resolve(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
+    runner = model_in(loaded, choice.precision)
+    names = loaded.model
+    compiled = _compiled(runner, full, param_obj, t, int(batch), hwc, names)
     return Run(
         compiled,
-        lambda: _compiled(loaded, full, param_obj, t, int(batch), hwc),
+        lambda: _compiled(runner, full, param_obj, t, int(batch), hwc, names),
         full,
         user_terms,
         int(batch),
@@ -707,6 +758,7 @@ def optimize(
         lr=lr,
         seed=seed,
         every=every,
+        precision=choice,
     )
 
 

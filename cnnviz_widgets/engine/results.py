@@ -73,6 +73,8 @@ class Attribution:
             ``"occlusion"``.
         layer: the layer's path (Grad-CAM), else ``None``.
         notes: what was changed to make the input fit, and caveats.
+        precision: what the model's passes ran in (``"float32"``, ``"bfloat16"`` or
+            ``"float16"``); results are float32 always.  ``precision_reason`` says why.
     """
 
     heatmap: np.ndarray
@@ -85,6 +87,8 @@ class Attribution:
     method: str
     layer: str | None = None
     notes: list[str] = field(default_factory=list)
+    precision: str = "float32"
+    precision_reason: str = ""
 
     @property
     def peak(self) -> tuple[int, int]:
@@ -220,6 +224,8 @@ class FeatureMaps:
         sort: how the tiles are ordered (``None``: channel order).
         image: the display image the maps are for.
         notes: what was changed to make the input fit.
+        precision: what the model's pass ran in (``"float32"``, ``"bfloat16"`` or
+            ``"float16"``); ``maps`` are float32 always.  ``precision_reason`` says why.
     """
 
     maps: np.ndarray
@@ -229,6 +235,8 @@ class FeatureMaps:
     sort: str | None
     image: np.ndarray
     notes: list[str] = field(default_factory=list)
+    precision: str = "float32"
+    precision_reason: str = ""
 
     @property
     def order(self) -> np.ndarray:

@@ -28,6 +28,7 @@ from .internals import (
     spatial_layer_paths,
 )
 from .models import LoadedModel, as_loaded
+from .precision import twins_of
 
 __all__ = [
     "FLOAT",
@@ -149,11 +150,12 @@ class Net:
     def __call__(self, images):
         x = self.prep(images)
         values, outs = self.run(x)
-        acts = values[: self.n_taps]
+        acts = values[: self.n_taps]  # in the model's compute dtype (cast by the callers)
         if not self.scores:
             return acts, None, None
         if self.src is not None:
-            logits = self.src.logits(values[-1], self.dense)
+            # a reduced-precision twin's last layer is recomputed in float32
+            logits = self.src.logits(tf.cast(values[-1], tf.float32), self.dense)
         else:
             logits = outs[0]
         logits = tf.cast(logits, tf.float32)
@@ -173,13 +175,15 @@ def cached_fns(loaded: LoadedModel, key: tuple, build):
 
 
 def tracing_count(model) -> int:
-    """How many times the compiled attribution functions of ``model`` were traced (for
-    checks; :func:`~cnnviz_widgets.engine.optvis.step_tracing_count` counts the
-    optimization steps)."""
+    """How many times the compiled attribution functions of ``model`` and of its
+    reduced-precision twins were traced (for checks;
+    :func:`~cnnviz_widgets.engine.optvis.step_tracing_count` counts the optimization
+    steps)."""
     model = model.model if isinstance(model, LoadedModel) else model
     return sum(
         f.experimental_get_tracing_count()
-        for entry in _FNS.get(model, {}).values()
+        for m in (model, *twins_of(model))
+        for entry in _FNS.get(m, {}).values()
         for f in entry.functions()
     )
 

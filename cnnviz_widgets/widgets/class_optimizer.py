@@ -455,7 +455,11 @@ class ClassOptimizer(Panel):
             style, what = "warning", f"stopped at step {done} of {run.steps}; last image kept"
         else:
             style, what = "success", f"done: {done} steps"
-        self.run_bar.end(done, style, f"{what} · {duration(result.seconds)} · {rate:.1f} steps/s")
+        # the precision the run used (auto may pick bfloat16 on one machine, float32 on
+        # another), and why in its tooltip
+        precision = f'<span title="{esc(result.precision_reason)}">{result.precision}</span>'
+        text = f"{what} · {duration(result.seconds)} · {rate:.1f} steps/s · {precision}"
+        self.run_bar.end(done, style, text)
 
     # --- drawing ----------------------------------------------------------------------
 

@@ -1,0 +1,257 @@
+"""float32 against reduced precision against the peers, side by side (not a test).
+
+    .venv/bin/python bench/bench_precision.py [--quick] [--reduced bfloat16|float16]
+
+On VGG16 (weights=None, 224x224), every comparison interleaved (bench/interleave.py:
+blocks in order A B C ..., reversed each round, >= 3 rounds, medians, the median of
+per-round ratios, the load average beside each figure):
+
+1. batched forward, batch 8, per image: float32 vs the reduced-precision twin
+   (target: >= 2.5x faster where the hardware has bf16/fp16 units);
+2. the optimization step (lucid preset): bare compiled float32 forward+backward, ours in
+   float32, ours in reduced precision (target: >= 1.8x faster than the bare float32
+   step), tf-keras-vis' ActivationMaximization and Xplique if importable;
+3. Grad-CAM and vanilla saliency: ours float32 and reduced, tf-keras-vis, Xplique;
+4. occlusion 14x14 (patch 32, stride 16): ours float32 and reduced, per position, against
+   the bare batched float32 forward per position (the limit), Xplique if importable.
+
+First it prints this machine's CPU, what ``hardware_precisions`` finds and what
+``choose_precision`` ("auto") picks for each kind of work.  On a CPU without bf16
+instructions reduced precision is emulated (slow): the figures say so.
+
+The peers are never package dependencies: ``pip install -r bench/requirements.txt``
+(tf-keras-vis); Xplique is used if importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import bench_optvis  # the bare step (bench/ is on sys.path when run as a script)
+import keras
+import numpy as np
+import tensorflow as tf
+from interleave import block, compare, load
+
+import cnnviz_widgets as cw
+from cnnviz_widgets import objectives as obj
+from cnnviz_widgets.engine.precision import model_in
+
+CLASS = 385
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def peers():
+    found = {}
+    try:
+        from tf_keras_vis.activation_maximization import ActivationMaximization
+        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.saliency import Saliency
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        found["tf-keras-vis"] = (
+            ActivationMaximization,
+            Gradcam,
+            Saliency,
+            ReplaceToLinear,
+            CategoricalScore,
+        )
+    except ImportError:
+        print("tf-keras-vis: not importable (pip install -r bench/requirements.txt)")
+    try:
+        import xplique  # noqa: F401
+
+        found["xplique"] = True
+    except ImportError:
+        print("Xplique: not importable (pip install xplique to compare)")
+    return found
+
+
+def forward_fn(model):
+    @tf.function
+    def forward(x):
+        return tf.cast(model(x, training=False), tf.float32)
+
+    return forward
+
+
+def section(title: str) -> None:
+    print(f"\n{title}   [load {load():.1f} at start]", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewest steps and repeats")
+    parser.add_argument(
+        "--reduced",
+        default=None,
+        help="bfloat16 or float16 (default: what the hardware has, else bfloat16)",
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    keras.utils.set_random_seed(0)
+    candidates, hardware = cw.hardware_precisions()
+    reduced = args.reduced or (candidates[0] if candidates else "bfloat16")
+    emulated = reduced not in candidates
+    print(
+        f"CPU: {cpu_name()}, {os.cpu_count()} cores; TensorFlow {tf.__version__}, "
+        f"Keras {keras.__version__}"
+    )
+    print(f"hardware_precisions: {candidates or 'none'} ({hardware})")
+    print(
+        f"reduced precision measured: {reduced}"
+        + (" (EMULATED on this hardware: expect it slower than float32)" if emulated else "")
+    )
+    found = peers()
+    steps = 1 if args.quick else 3
+    reps = 1 if args.quick else 3
+    rounds = max(3, args.rounds)
+
+    vgg = cw.load_model("vgg16", weights=None)
+    twin = model_in(vgg, reduced)
+    for work, batch in (("optimize", 1), ("forward", 8)):
+        choice = cw.choose_precision(vgg, work, batch=batch)
+        print(f"auto for {work} (batch {batch}): {choice.precision} - {choice.reason}")
+
+    # 1. batched forward -------------------------------------------------------------
+    section("1. batched forward, VGG16 224x224, batch 8 (per image)")
+    x8 = tf.constant(np.random.default_rng(0).uniform(-100, 100, (8, 224, 224, 3)), tf.float32)
+    f32, f16 = forward_fn(vgg.model), forward_fn(twin.model)
+    t = compare(
+        {
+            "float32": lambda: block(lambda: f32(x8).numpy(), reps)() / 8,
+            reduced: lambda: block(lambda: f16(x8).numpy(), reps)() / 8,
+        },
+        rounds,
+    )
+    print(t.line("float32", per="image"))
+    print(t.line(reduced, per="image", against="float32"))
+    print(
+        f"  speed-up {reduced} over float32: {1 / t.ratio(reduced, 'float32'):.2f}x "
+        "(target >= 2.5x where the hardware has bf16/fp16 units)",
+        flush=True,
+    )
+
+    # 2. optimization step -------------------------------------------------------------
+    section(f"2. optimization step (lucid preset), VGG16 224x224 batch 1, blocks of {steps}")
+    bare = bench_optvis.bare_step_fn(vgg.model)
+    index = tf.constant(CLASS)
+
+    def ours(precision):
+        def run_block():
+            run = cw.optimize(
+                vgg, obj.class_logit(CLASS), steps=steps, every=steps, precision=precision
+            )
+            for _ in run:
+                pass
+            return run.result.seconds / steps
+
+        return run_block
+
+    variants = {
+        "bare float32 forward+backward": block(lambda: bare(index).numpy(), steps),
+        "cnnviz float32": ours("float32"),
+        f"cnnviz {reduced}": ours(reduced),
+    }
+    if "tf-keras-vis" in found:
+        am_cls, _, _, linear, score_cls = found["tf-keras-vis"]
+        am = am_cls(vgg.model, model_modifier=linear(), clone=True)
+        score = score_cls(CLASS)
+        variants["tf-keras-vis ActivationMaximization"] = block(lambda: am(score, steps=steps), 1)
+        variants["tf-keras-vis ActivationMaximization"] = (
+            lambda f=variants["tf-keras-vis ActivationMaximization"]: f() / steps
+        )
+    t = compare(variants, rounds)
+    ref = "bare float32 forward+backward"
+    for name in variants:
+        print(t.line(name, per="step", against=None if name == ref else ref))
+    print(
+        f"  speed-up cnnviz {reduced} over the bare float32 step: "
+        f"{1 / t.ratio(f'cnnviz {reduced}', ref):.2f}x (target >= 1.8x)",
+        flush=True,
+    )
+    if "tf-keras-vis" in found:
+        print(
+            f"  tf-keras-vis / cnnviz float32: "
+            f"{t.ratio('tf-keras-vis ActivationMaximization', 'cnnviz float32'):.2f}x"
+        )
+
+    # 3. Grad-CAM and saliency ------------------------------------------------------------
+    section("3. Grad-CAM (block5_conv3) and saliency, VGG16 224x224, one image")
+    image = cw.sample_image("grace_hopper", size=224)
+    xin = tf.constant(keras.applications.vgg16.preprocess_input(image[None] * 255.0))
+    fwd_bwd = bench_optvis.bare_step_fn(vgg.model)
+    variants = {
+        "bare float32 forward+backward": block(lambda: fwd_bwd(index).numpy(), reps),
+        "cnnviz grad_cam float32": block(lambda: cw.grad_cam(vgg, image, CLASS), reps),
+        f"cnnviz grad_cam {reduced}": block(
+            lambda: cw.grad_cam(vgg, image, CLASS, precision=reduced), reps
+        ),
+        "cnnviz saliency float32": block(lambda: cw.saliency(vgg, image, CLASS), reps),
+        f"cnnviz saliency {reduced}": block(
+            lambda: cw.saliency(vgg, image, CLASS, precision=reduced), reps
+        ),
+    }
+    if "tf-keras-vis" in found:
+        _, gradcam_cls, saliency_cls, linear, score_cls = found["tf-keras-vis"]
+        gc = gradcam_cls(vgg.model, model_modifier=linear(), clone=True)
+        sal = saliency_cls(vgg.model, model_modifier=linear(), clone=True)
+        score = score_cls(CLASS)
+        variants["tf-keras-vis Gradcam"] = block(
+            lambda: gc(score, xin, penultimate_layer="block5_conv3"), reps
+        )
+        variants["tf-keras-vis Saliency"] = block(lambda: sal(score, xin), reps)
+    t = compare(variants, rounds)
+    for name in variants:
+        print(t.line(name, against=None if name == ref else ref), flush=True)
+
+    # 4. occlusion ------------------------------------------------------------------------
+    section("4. occlusion 14x14 (patch 32, stride 16), VGG16 224x224, per position")
+    x10 = tf.constant(np.random.default_rng(1).uniform(-100, 100, (10, 224, 224, 3)), tf.float32)
+    variants = {
+        "bare float32 batched forward (batch 10)": lambda: (
+            block(lambda: f32(x10).numpy(), 1)() / 10
+        ),
+        "cnnviz occlusion float32": lambda: (
+            block(
+                lambda: cw.occlusion(vgg, image, CLASS, patch=32, stride=16, precision="float32"), 1
+            )()
+            / 196
+        ),
+        f"cnnviz occlusion {reduced}": lambda: (
+            block(
+                lambda: cw.occlusion(vgg, image, CLASS, patch=32, stride=16, precision=reduced), 1
+            )()
+            / 196
+        ),
+    }
+    if "xplique" in found:
+        from xplique.attributions import Occlusion as XOcclusion
+
+        xo = XOcclusion(vgg.model, patch_size=32, patch_stride=16, batch_size=10)
+        target = tf.one_hot([CLASS], 1000)
+        variants["Xplique Occlusion"] = lambda: block(lambda: xo(xin, target), 1)() / 196
+    t = compare(variants, rounds)
+    ref = "bare float32 batched forward (batch 10)"
+    for name in variants:
+        print(t.line(name, per="position", against=None if name == ref else ref), flush=True)
+    print(f"\ndone [load {load():.1f}]")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,333 @@
+"""Reduced precision: run the many passes of a method on a bfloat16 or float16 twin of the
+model, where the hardware makes that faster.
+
+Methods that run many forward or backward passes (class and channel optimization,
+occlusion, SmoothGrad, feature maps, and later dataset ranking and the atlas) take
+``precision="auto" | "float32" | "bfloat16" | "float16"``:
+
+- ``"float32"``: the user's model itself.
+- ``"bfloat16"`` / ``"float16"``: a *twin* of the model whose layers compute under Keras'
+  ``mixed_bfloat16`` / ``mixed_float16`` policy and that shares the model's weights (the
+  same ``tf.Variable`` objects: no copy, no extra memory, later edits are seen).  It is
+  built once per model and cached (weakly: it goes away with the model).  The user's
+  model never changes.  The callers keep the image, its parameterization, the optimizer
+  state and the objective's reduction in float32 and return float32 results.
+- ``"auto"``: reduced precision only where it is faster on this hardware and the twin's
+  outputs agree with the model's (see :func:`choose_precision`); else float32.
+
+The helpers here (:func:`resolve`, :func:`model_in`) are what a new method needs to offer
+the setting: resolve the request once per call, then build its compiled functions on
+``model_in(loaded, choice.precision)``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import weakref
+from dataclasses import dataclass, replace
+
+import numpy as np
+import tensorflow as tf
+
+from ..errors import CnnvizError
+from .internals import image_input, reduced_precision_twin
+from .models import LoadedModel, as_loaded
+
+__all__ = [
+    "PRECISIONS",
+    "PrecisionChoice",
+    "choose_precision",
+    "hardware_precisions",
+    "model_in",
+    "precision_of",
+    "resolve",
+]
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+"""The values ``precision=`` accepts."""
+
+WORKS = ("optimize", "forward")
+"""What a choice is measured on: a forward+backward pass with respect to the input
+(optimization, SmoothGrad) or a batched forward pass (occlusion, feature maps, ranking)."""
+
+MIN_SPEEDUP = 1.2
+"""``"auto"`` takes reduced precision only when the measured pass is at least this much
+faster than float32 (below it, timing noise could decide)."""
+
+MAX_DEVIATION = 0.05
+"""``"auto"`` takes reduced precision only when the twin's outputs (and, for optimization,
+input gradients) deviate from float32 by at most this fraction of their largest magnitude
+on the measurement input."""
+
+_POLICIES = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision a call runs in, and why.
+
+    Attributes:
+        precision: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        reason: one sentence for people (shown in notes and status lines).
+        speedup: the measured speed of the reduced pass over float32 (``2.0``: twice as
+            fast), when a measurement decided; else ``None``.
+        deviation: the measured largest deviation of the twin from float32, as a fraction
+            of the largest magnitude, when measured; else ``None``.
+    """
+
+    precision: str
+    reason: str
+    speedup: float | None = None
+    deviation: float | None = None
+
+
+# ------------------------------------------------------------------------------ hardware
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def hardware_precisions() -> tuple[tuple[str, ...], str]:
+    """The reduced precisions this machine has fast instructions for, and a sentence
+    saying which hardware says so.
+
+    A GPU of compute capability 8.0 or more (Ampere and later): bfloat16 and float16;
+    7.x (Volta, Turing): float16.  A CPU with AMX-BF16 or AVX-512 BF16 (Intel Sapphire
+    Rapids and later, AMD Zen 4 and later): bfloat16.  Otherwise none: TensorFlow then
+    emulates bfloat16 and float16, which is slower than float32.
+    """
+    try:
+        gpus = tf.config.list_physical_devices("GPU")
+    except Exception:
+        gpus = []
+    if gpus:
+        try:
+            details = tf.config.experimental.get_device_details(gpus[0])
+        except Exception:
+            details = {}
+        cc = details.get("compute_capability")
+        name = details.get("device_name", "GPU")
+        if cc and tuple(cc) >= (8, 0):
+            return ("bfloat16", "float16"), f"{name} (compute capability {cc[0]}.{cc[1]})"
+        if cc and tuple(cc) >= (7, 0):
+            return ("float16",), f"{name} (compute capability {cc[0]}.{cc[1]})"
+    flags = _cpu_flags()
+    found = sorted(flags & {"amx_bf16", "avx512_bf16"})
+    if found:
+        return ("bfloat16",), f"this CPU ({', '.join(found)})"
+    return (), (
+        "this machine has no GPU with fast half precision and its CPU has no bfloat16 "
+        "instructions (AMX-BF16, AVX-512 BF16), so reduced precision would be emulated "
+        "(slower than float32)"
+    )
+
+
+# ---------------------------------------------------------------------------------- twin
+_TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_TWIN_DTYPE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.RLock()
+
+
+def model_in(loaded: LoadedModel, precision: str) -> LoadedModel:
+    """``loaded`` itself for ``"float32"``; for ``"bfloat16"`` / ``"float16"`` the same
+    description around the model's reduced-precision twin (built once, cached weakly by
+    the model, sharing its weights).  Raises ``CnnvizError`` when no twin can be built."""
+    if precision == "float32":
+        return loaded
+    policy = _POLICIES[precision]
+    with _LOCK:
+        per_model = _TWINS.setdefault(loaded.model, {})
+        twin = per_model.get(precision)
+        if isinstance(twin, CnnvizError):
+            raise twin
+        if twin is None:
+            try:
+                twin = reduced_precision_twin(loaded.model, policy)
+            except CnnvizError as err:
+                per_model[precision] = err
+                raise
+            per_model[precision] = twin
+            _TWIN_DTYPE[twin] = precision
+    return replace(loaded, model=twin)
+
+
+def precision_of(model) -> str:
+    """What ``model``'s layers compute in: the precision of a twin made by
+    :func:`model_in`, else ``"float32"``."""
+    model = model.model if isinstance(model, LoadedModel) else model
+    return _TWIN_DTYPE.get(model, "float32")
+
+
+def twins_of(model) -> list:
+    """The reduced-precision twins built for ``model`` so far (for tracing counts)."""
+    model = model.model if isinstance(model, LoadedModel) else model
+    return [t for t in _TWINS.get(model, {}).values() if not isinstance(t, CnnvizError)]
+
+
+# --------------------------------------------------------------------------- measurement
+def _input_batch(loaded: LoadedModel, batch: int, size) -> np.ndarray:
+    h, w, c = image_input(loaded.model)
+    h = h or size or 224
+    w = w or size or 224
+    rng = np.random.default_rng(0)
+    return rng.uniform(0.0, 1.0, (batch, h, w, c)).astype(np.float32)
+
+
+def _pass(loaded: LoadedModel, work: str):
+    model = loaded.model
+    prep = loaded.preprocessing
+
+    if work == "forward":
+
+        @tf.function(autograph=False)
+        def forward(x):
+            return tf.cast(model(prep(x), training=False), tf.float32)
+
+        return forward
+
+    @tf.function(autograph=False)
+    def forward_backward(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(model(prep(x), training=False), tf.float32)
+            score = tf.reduce_sum(y * tf.linspace(-1.0, 1.0, tf.shape(y)[-1]))
+        return tape.gradient(score, x)
+
+    return forward_backward
+
+
+def _deviation(a: np.ndarray, b: np.ndarray) -> float:
+    top = float(np.abs(a).max())
+    if not np.isfinite(b).all():
+        return float("inf")
+    return float(np.abs(a - b).max() / top) if top > 0 else float(np.abs(b).max())
+
+
+def measure(
+    loaded: LoadedModel, reduced: str, work: str, batch: int, size=None, rounds: int = 3
+) -> tuple[float, float]:
+    """Time one pass of the model and of its ``reduced`` twin, interleaved (``rounds``
+    rounds, order reversed each round, after one warm-up call each), on a random batch.
+
+    Returns ``(speedup, deviation)``: the median over rounds of float32 time / reduced
+    time, and the twin's largest deviation from float32 (outputs for ``"forward"``, input
+    gradients for ``"optimize"``) as a fraction of the largest float32 magnitude.
+    """
+    x = tf.constant(_input_batch(loaded, batch, size))
+    full = _pass(loaded, work)
+    half = _pass(model_in(loaded, reduced), work)
+    a = full(x).numpy()  # warm-up (trace) and the reference
+    b = half(x).numpy()
+    ratios = []
+    for r in range(max(1, rounds)):
+        times = {}
+        for name, fn in (("f", full), ("h", half)) if r % 2 == 0 else (("h", half), ("f", full)):
+            start = time.perf_counter()
+            fn(x).numpy()
+            times[name] = time.perf_counter() - start
+        ratios.append(times["f"] / max(times["h"], 1e-9))
+    return statistics.median(ratios), _deviation(a, b)
+
+
+_MEASURED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def choose_precision(
+    model, work: str = "optimize", *, batch: int = 1, size: int | None = None
+) -> PrecisionChoice:
+    """What ``precision="auto"`` picks for ``work`` on this model and this machine.
+
+    Reduced precision is a candidate only where the hardware has fast instructions for
+    it (:func:`hardware_precisions`).  A candidate is then measured once per model, work
+    and batch shape (cached): a pass of the model and of its twin, interleaved; it is
+    picked when it is at least ``MIN_SPEEDUP`` times faster and its outputs deviate by at
+    most ``MAX_DEVIATION``.  Otherwise float32.
+
+    Args:
+        model: a ``LoadedModel``, a built ``keras.Model`` or anything ``load_model`` takes.
+        work: ``"optimize"`` (forward+backward with respect to the input) or
+            ``"forward"`` (batched forward passes).
+        batch: the batch the work runs in.
+        size: the image size, for models that take any size.
+
+    Returns:
+        A :class:`PrecisionChoice`.
+    """
+    loaded = as_loaded(model)
+    if work not in WORKS:
+        raise CnnvizError(f"work must be one of {', '.join(WORKS)}, got {work!r}")
+    candidates, hardware = hardware_precisions()
+    if not candidates:
+        return PrecisionChoice("float32", f"auto chose float32: {hardware}")
+    dtype = next((str(v.dtype) for v in loaded.model.weights), "float32")
+    if dtype != "float32":
+        return PrecisionChoice("float32", f"auto kept the model's own {dtype} weights")
+    key = (work, int(batch), size)
+    with _LOCK:
+        cache = _MEASURED.setdefault(loaded.model, {})
+        if key in cache:
+            return cache[key]
+        choice = None
+        tried = []
+        last: tuple = (None, None)
+        for reduced in candidates:
+            try:
+                speedup, deviation = measure(loaded, reduced, work, int(batch), size)
+            except CnnvizError as err:
+                tried.append(f"{reduced}: {err}")
+                continue
+            if speedup >= MIN_SPEEDUP and deviation <= MAX_DEVIATION:
+                choice = PrecisionChoice(
+                    reduced,
+                    f"auto chose {reduced}: on {hardware} it measured {speedup:.1f}x faster "
+                    f"than float32 for this model ({work}, batch {batch}), outputs within "
+                    f"{deviation:.1%}",
+                    speedup,
+                    deviation,
+                )
+                break
+            tried.append(
+                f"{reduced} measured {speedup:.2f}x as fast as float32 with outputs off by "
+                f"up to {deviation:.1%}"
+            )
+            last = (speedup, deviation)
+        if choice is None:
+            choice = PrecisionChoice(
+                "float32",
+                f"auto chose float32: on {hardware}, {'; '.join(tried)} (needs "
+                f">= {MIN_SPEEDUP}x and <= {MAX_DEVIATION:.0%})",
+                *last,
+            )
+        cache[key] = choice
+    return choice
+
+
+def resolve(
+    loaded: LoadedModel,
+    precision: str,
+    work: str,
+    *,
+    batch: int = 1,
+    size: int | None = None,
+    exact: bool = False,
+) -> PrecisionChoice:
+    """The precision one call runs in: ``precision`` checked, ``"auto"`` decided by
+    :func:`choose_precision` (or float32 for an ``exact`` method, whose result is checked
+    against a float32 reference)."""
+    if precision not in PRECISIONS:
+        raise CnnvizError(
+            f"unknown precision {precision!r}: use one of {', '.join(map(repr, PRECISIONS))}"
+        )
+    if precision == "auto":
+        if exact:
+            return PrecisionChoice("float32", "float32: an exact method keeps it unless asked")
+        return choose_precision(loaded, work, batch=batch, size=size)
+    return PrecisionChoice(precision, f"{precision}: asked for")

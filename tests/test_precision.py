@@ -1,0 +1,241 @@
+"""Reduced precision: the twin shares the model's weights and never changes the model,
+"auto" picks reduced precision only where measured faster (simulated here), the methods
+report what they ran in, and occlusion's batches are even.
+
+The quality checks in bfloat16 (class optimization, channel images, pointing games) sit
+beside their float32 versions in test_optvis.py and test_attribution.py."""
+
+import gc
+import weakref
+
+import keras
+import numpy as np
+import pytest
+
+import cnnviz_widgets as cw
+from cnnviz_widgets import objectives as obj
+from cnnviz_widgets.engine import attribution, optvis, precision
+from cnnviz_widgets.errors import CnnvizError
+
+from .helpers import assert_same_state, model_state
+
+
+@pytest.fixture
+def fresh():
+    """The embedded model, its own copy (twins and measurements start empty)."""
+    return cw.load_model("shapes")
+
+
+@pytest.fixture
+def images():
+    return cw.generate_shapes(8, seed=3)
+
+
+# ------------------------------------------------------------------------------- twin
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_the_twin_shares_the_weights_and_never_changes_the_model(fresh, images, dtype):
+    model = fresh.model
+    before = model_state(model)
+    policies = [layer.dtype_policy.name for layer in model.layers]
+    twin = precision.model_in(fresh, dtype).model
+    assert twin is not model and precision.model_in(fresh, dtype).model is twin  # cached
+    assert precision.precision_of(twin) == dtype and precision.precision_of(model) == "float32"
+    assert {layer.compute_dtype for layer in twin.layers[1:]} == {dtype}
+    assert [layer.dtype_policy.name for layer in model.layers] == policies
+    assert_same_state(before, model_state(model))
+    # the same variables, not copies: no extra memory, and edits of the model are seen
+    assert all(a.value is b.value for a, b in zip(twin.weights, model.weights))
+    x = images.images
+    ref = model(x).numpy()
+    out = np.asarray(twin(x), np.float32)
+    assert np.abs(out - ref).max() < 0.02 and (out.argmax(1) == ref.argmax(1)).all()
+    kernel = model.get_layer("predictions").kernel
+    saved = kernel.numpy()
+    try:
+        kernel.assign(np.zeros_like(saved))
+        flat = np.asarray(twin(x), np.float32)
+        np.testing.assert_allclose(flat, model(x).numpy(), atol=1e-2)
+        assert np.abs(flat - ref).max() > 0.1
+    finally:
+        kernel.assign(saved)
+    assert_same_state(before, model_state(model))
+
+
+def test_a_twin_does_not_keep_the_model_alive(images):
+    loaded = cw.load_model("shapes")
+    img = images.images[0]
+    cw.occlusion(loaded, img, patch=32, stride=32, precision="bfloat16")
+    cw.saliency(loaded, img, smooth=2, precision="bfloat16")
+    cw.visualize(loaded, 0, steps=1, precision="bfloat16")
+    assert precision.twins_of(loaded)
+    ref = weakref.ref(loaded.model)
+    del loaded
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_model_that_cannot_be_cloned_says_so(images):
+    class Scale(keras.layers.Layer):  # no get_config for its argument: cannot be rebuilt
+        def __init__(self, factor):
+            super().__init__()
+            self.factor = factor
+
+        def call(self, x):
+            return x * self.factor
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(2, 3)(Scale(2.0)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+    loaded = cw.load_model(model)
+    with pytest.raises(CnnvizError, match="precision='float32'"):
+        precision.model_in(loaded, "bfloat16")
+    with pytest.raises(CnnvizError, match="precision='float32'"):  # remembered, same answer
+        cw.occlusion(loaded, np.zeros((8, 8, 3), np.float32), 0, precision="bfloat16")
+    assert cw.occlusion(loaded, np.zeros((8, 8, 3), np.float32), 0).precision == "float32"
+
+
+# ------------------------------------------------------------------------------- auto
+def test_auto_is_float32_without_fast_half_precision_hardware(fresh, monkeypatch):
+    monkeypatch.setattr(precision, "hardware_precisions", lambda: ((), "no such hardware"))
+    calls = []
+    monkeypatch.setattr(precision, "measure", lambda *a, **k: calls.append(a) or (9.0, 0.0))
+    choice = cw.choose_precision(fresh, "optimize")
+    assert choice.precision == "float32" and "no such hardware" in choice.reason
+    assert not calls  # nothing measured: the hardware rules it out
+    res = cw.visualize(fresh, 0, steps=2)
+    assert res.precision == "float32" and res.precision_reason == choice.reason
+    assert not precision.twins_of(fresh)  # no twin was even built
+
+
+@pytest.mark.parametrize(
+    ("speedup", "deviation", "expected"),
+    [(0.4, 0.001, "float32"), (1.1, 0.001, "float32"), (2.2, 0.2, "float32"), (2.2, 0.001, None)],
+)
+def test_auto_takes_reduced_precision_only_where_measured_faster_and_close(
+    fresh, images, monkeypatch, speedup, deviation, expected
+):
+    """Simulated measurements: slower, barely faster, fast but off, fast and close."""
+    monkeypatch.setattr(precision, "hardware_precisions", lambda: (("bfloat16",), "test CPU"))
+    calls = []
+
+    def measured(loaded, reduced, work, batch, size=None, rounds=3):
+        calls.append((reduced, work, batch))
+        return speedup, deviation
+
+    monkeypatch.setattr(precision, "measure", measured)
+    expected = expected or "bfloat16"
+    choice = cw.choose_precision(fresh, "forward", batch=8)
+    assert choice.precision == expected, choice.reason
+    assert choice.speedup == speedup and choice.deviation == deviation
+    assert f"{speedup:.1f}x" in choice.reason or f"{speedup:.2f}x" in choice.reason, choice
+    cw.choose_precision(fresh, "forward", batch=8)
+    assert calls == [("bfloat16", "forward", 8)]  # measured once per model, work, batch
+    res = cw.occlusion(fresh, images.images[0], patch=16, stride=8)  # 8 x 8 = 64 positions
+    assert res.precision == expected
+    # the choice is per work: optimization (forward+backward) is measured on its own
+    run = cw.optimize(fresh, 0, steps=1)
+    assert run.precision.precision == expected
+    assert ("bfloat16", "optimize", 1) in calls
+    # exact methods stay float32 unless asked
+    cam = cw.grad_cam(fresh, images.images[0])
+    assert cam.precision == "float32"
+    assert cw.saliency(fresh, images.images[0]).precision == "float32"
+    assert cw.grad_cam(fresh, images.images[0], precision="bfloat16").precision == "bfloat16"
+
+
+def test_a_real_measurement_on_the_embedded_model(fresh):
+    """The measurement itself (not simulated): a speedup and a deviation; the deviation
+    of bfloat16 on this model is small."""
+    speedup, deviation = precision.measure(fresh, "bfloat16", "forward", 4, rounds=1)
+    assert speedup > 0 and np.isfinite(speedup)
+    assert 0 < deviation < 0.05
+
+
+def test_unknown_precision_is_refused_with_the_choices(fresh, images):
+    for call in (
+        lambda: cw.optimize(fresh, 0, precision="half"),
+        lambda: cw.occlusion(fresh, images.images[0], precision="fp16"),
+        lambda: cw.feature_maps(fresh, images.images[0], precision=16),
+    ):
+        with pytest.raises(CnnvizError, match=r"unknown precision .*'auto', 'float32'"):
+            call()
+    with pytest.raises(CnnvizError, match="work must be one of"):
+        cw.choose_precision(fresh, "training")
+
+
+# ------------------------------------------------------------------- methods in bf16
+def test_methods_in_bfloat16_agree_with_float32_and_return_float32(shapes, images):
+    img = images.images[1]
+    for fn in (
+        lambda p: cw.occlusion(shapes, img, precision=p),
+        lambda p: cw.saliency(shapes, img, smooth=8, precision=p),
+        lambda p: cw.grad_cam(shapes, img, precision=p),
+    ):
+        full, half = fn("float32"), fn("bfloat16")
+        assert half.precision == "bfloat16" and full.precision == "float32"
+        assert half.raw.dtype == np.float32 and half.heatmap.dtype == np.float32
+        assert half.class_index == full.class_index
+        assert abs(half.probability - full.probability) < 0.02
+        top = np.abs(full.raw).max()
+        assert np.abs(half.raw - full.raw).max() < 0.1 * top, half.method
+    a = cw.feature_maps(shapes, img, "conv3", precision="float32")
+    b = cw.feature_maps(shapes, img, "conv3", precision="bfloat16")
+    assert b.maps.dtype == np.float32 and b.precision == "bfloat16"
+    assert np.abs(a.maps - b.maps).max() < 0.02 * np.abs(a.maps).max()
+
+
+def test_no_retracing_in_bfloat16(shapes, images):
+    img = images.images
+    for i in range(2):
+        cw.occlusion(shapes, img[i], int(images.labels[i]), precision="bfloat16")
+        cw.saliency(shapes, img[i], smooth=4, precision="bfloat16")
+        cw.visualize(shapes, obj.class_logit(i), steps=1, precision="bfloat16")
+        if i == 0:
+            traced = (attribution.tracing_count(shapes), optvis.step_tracing_count(shapes))
+    assert (attribution.tracing_count(shapes), optvis.step_tracing_count(shapes)) == traced
+
+
+def test_float16_optimization_stays_finite_and_climbs(shapes):
+    res = cw.visualize(shapes, obj.class_logit(2), steps=24, precision="float16")
+    assert res.precision == "float16" and res.error is None
+    assert np.isfinite(res.history).all() and res.history[-1, 0] > res.history[0, 0]
+
+
+def test_layer_objects_of_the_users_model_work_on_the_twin(shapes):
+    layer = shapes.model.get_layer("conv3")
+    res = cw.visualize(shapes, obj.channel(layer, 3), steps=4, precision="bfloat16")
+    assert res.history.shape == (4, 1) and res.precision == "bfloat16"
+
+
+# ------------------------------------------------------------------ occlusion batches
+def test_occlusion_batches_are_even_and_padding_changes_nothing(shapes, images, monkeypatch):
+    assert attribution._even_batch(16, 10) == 8  # 8 + 8, not 10 + 6
+    assert attribution._even_batch(196, 10) == 10  # 20 passes (200 images, 4 padding)
+    assert attribution._even_batch(49, 10) == 10
+    assert attribution._even_batch(9, 128) == 9
+    sizes = []
+    real = attribution._occlusion_fns
+
+    def spy(loaded):
+        fns = real(loaded)
+
+        class Spy:
+            notes = fns.notes
+
+            def occlude(self, image, fill, y0, *rest):
+                sizes.append(len(y0))
+                return fns.occlude(image, fill, y0, *rest)
+
+        return Spy()
+
+    monkeypatch.setattr(attribution, "_occlusion_fns", spy)
+    img = images.images[2]
+    ref = cw.occlusion(shapes, img, 1, patch=8, stride=16, batch_size=1)  # 4 x 4, one each
+    sizes.clear()
+    got = cw.occlusion(shapes, img, 1, patch=8, stride=16, batch_size=10)
+    assert sizes == [8, 8]
+    np.testing.assert_allclose(got.scores, ref.scores, rtol=1e-5, atol=1e-5)
+    sizes.clear()
+    odd = cw.occlusion(shapes, img, 1, patch=8, stride=16, batch_size=7)  # 16 = 6 + 6 + 6
+    assert sizes == [6, 6, 6]
+    np.testing.assert_allclose(odd.scores, ref.scores, rtol=1e-5, atol=1e-5)
