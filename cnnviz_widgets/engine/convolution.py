@@ -26,7 +26,7 @@ from ..errors import CnnvizError
 from .internals import Tap, image_input, inbound_paths, iter_layers
 from .introspect import get_layer
 from .models import LoadedModel, as_loaded
-from .scoring import CompiledFns, Net, cached_fns, image_spec, prepare_image
+from .scoring import AttributionFns, Net, cached_fns, image_spec, prepare_image
 
 __all__ = [
     "CONV_LAYER_TYPES",
@@ -182,7 +182,7 @@ def conv_layer(model, layer) -> tuple[keras.layers.Layer, str]:
     return found, path
 
 
-def _io_fns(loaded: LoadedModel, path: str) -> CompiledFns:
+def _io_fns(loaded: LoadedModel, path: str) -> AttributionFns:
     def build():
         net = Net(loaded, [Tap(path, "input"), Tap(path, "output")], scores=False)
 
@@ -191,7 +191,7 @@ def _io_fns(loaded: LoadedModel, path: str) -> CompiledFns:
             acts, _, _ = net(image)
             return tf.cast(acts[0][0], tf.float32), tf.cast(acts[1][0], tf.float32)
 
-        return CompiledFns(net, io=io)
+        return AttributionFns(net, io=io)
 
     return cached_fns(loaded, ("conv_io", path), build)
 
