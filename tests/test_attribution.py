@@ -15,7 +15,7 @@ import cnnviz_widgets as cw
 from cnnviz_widgets.engine import attribution
 from cnnviz_widgets.engine.imageio import ImageAdjustedWarning, as_image, load_image
 
-from .helpers import assert_same_state, model_state
+from .helpers import BF16_QUALITY, assert_same_state, model_state
 
 QUALITY_SEED = 11  # chosen before measuring; the methods were tuned on other seeds
 
@@ -115,6 +115,7 @@ def test_occlusion_pointing_game(occlusion_game):
 
 
 @pytest.mark.slow
+@BF16_QUALITY
 def test_occlusion_pointing_game_in_bfloat16_is_within_002_of_float32(
     shapes, batch, occlusion_game
 ):

@@ -11,7 +11,7 @@ import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
 from cnnviz_widgets.engine import optvis
 
-from .helpers import assert_same_state, model_state
+from .helpers import BF16_QUALITY, assert_same_state, model_state
 
 
 def _predict(model, images_uint8):
@@ -21,7 +21,7 @@ def _predict(model, images_uint8):
 # the quality checks hold in bfloat16 too (the model's passes on its reduced-precision
 # twin; scored here by the float32 model). On a CPU without bf16 instructions this runs
 # emulated, about 4x slower than float32, hence slow.
-PRECISIONS = ["float32", pytest.param("bfloat16", marks=pytest.mark.slow)]
+PRECISIONS = ["float32", pytest.param("bfloat16", marks=[pytest.mark.slow, BF16_QUALITY])]
 
 
 @pytest.mark.slow
