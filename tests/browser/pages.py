@@ -180,6 +180,21 @@ def option_index(page, selector: str, prefix: str) -> int:
     )
 
 
+def server_env(root: Path) -> dict:
+    """The environment of a Jupyter or Voila server the tests start: its own config,
+    runtime and IPython folders under ``root/.home`` (made here), TensorFlow quiet."""
+    home = root / ".home"
+    (home / "config").mkdir(parents=True)
+    return dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        IPYTHONDIR=str(home / "ipython"),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONWARNINGS="ignore",
+    )
+
+
 def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
     """Wait until something listens on ``port`` (for Voila: a GET of ``/`` starts a kernel)."""
     deadline = time.monotonic() + timeout

@@ -28,6 +28,7 @@ from .pages import (
     free_port,
     option_index,
     read_canvas,
+    server_env,
     stop,
     wait_drawn,
     wait_for_port,
@@ -48,21 +49,12 @@ def app_page(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("app")
     copy_notebook("app.ipynb", root)
-    home = root / ".home"
-    (home / "config").mkdir(parents=True)
-    env = dict(
-        os.environ,
-        JUPYTER_CONFIG_DIR=str(home / "config"),
-        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        IPYTHONDIR=str(home / "ipython"),
-        TF_CPP_MIN_LOG_LEVEL="3",
-        PYTHONWARNINGS="ignore",
-    )
+    env = server_env(root)
     port = free_port()
     # the command of `make app`, on a free port
     cmd = [str(Path(sys.executable).with_name("voila")), str(root / "app.ipynb"), "--no-browser"]
     cmd += ["--Voila.ip=127.0.0.1", f"--port={port}"]
-    log = home / "voila.log"
+    log = root / ".home" / "voila.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
             cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -10,10 +10,8 @@ and comes back as a new montage, and that Run streams preview frames.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,8 +23,10 @@ from .pages import (
     free_port,
     notebook,
     option_index,
+    server_env,
     stop,
     wait_drawn,
+    wait_for_port,
     wait_for_server,
 )
 from .test_lab import CANVAS, LIST
@@ -40,30 +40,9 @@ CELLS = [
 ]
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited early:\n{log.read_text()[-3000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.25)
-    raise RuntimeError(f"the server did not start in {timeout} s:\n{log.read_text()[-3000:]}")
-
-
 def _server(kind: str, root: Path):
     """Start ``jupyter notebook`` or ``voila`` on a free port; returns (url, process)."""
-    home = root / ".home"
-    (home / "config").mkdir(parents=True)
-    env = dict(
-        os.environ,
-        JUPYTER_CONFIG_DIR=str(home / "config"),
-        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        IPYTHONDIR=str(home / "ipython"),
-        TF_CPP_MIN_LOG_LEVEL="3",
-        PYTHONWARNINGS="ignore",
-    )
+    env = server_env(root)
     port = free_port()
     bin_dir = Path(sys.executable).parent
     if kind == "notebook":
@@ -88,7 +67,7 @@ def _server(kind: str, root: Path):
             "--Voila.ip=127.0.0.1",
             f"--port={port}",
         ]
-    log = home / f"{kind}.log"
+    log = root / ".home" / f"{kind}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
             cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -98,7 +77,7 @@ def _server(kind: str, root: Path):
         if kind == "notebook":
             wait_for_server(url, proc, log)
         else:  # a GET of Voila's page would start a kernel: wait for the port instead
-            _wait_for_port(port, proc, log)
+            wait_for_port(port, proc, log)
     except BaseException:
         stop(proc)
         raise
