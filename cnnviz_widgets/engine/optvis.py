@@ -26,7 +26,14 @@ import tensorflow as tf
 
 from ..errors import CnnvizError
 from . import objectives as obj
-from .internals import Tap, build_extractor, image_input, layer_at, logit_source
+from .internals import (
+    Tap,
+    build_extractor,
+    image_input,
+    layer_at,
+    logit_source,
+    quiet_retracing,
+)
 from .introspect import get_layer
 from .models import LoadedModel, as_loaded
 from .param import Fourier, Maco, Pixels, get_param
@@ -338,8 +345,10 @@ class _Compiled:
         self.lr = tf.Variable(0.05, trainable=False)
         # |d objective / d pixel| summed over the run: MaCo's transparency map
         self.evidence = tf.Variable(tf.zeros((batch, self.h, self.w)), trainable=False)
-        self.step = tf.function(self._step)
-        self.render = tf.function(self._render)
+        # traced once per configuration: TensorFlow counts the traces of every _Compiled
+        # together (one Python method) and would call a new configuration a "retracing"
+        self.step = quiet_retracing(tf.function(self._step))
+        self.render = quiet_retracing(tf.function(self._render))
 
     def _render(self):
         return self.param.image(self.var, self.h, self.w, self.c)
