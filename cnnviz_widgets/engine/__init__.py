@@ -12,6 +12,7 @@ from .attribution import (
     saliency,
     spatial_layers,
 )
+from .budget import LongRunWarning, RunTooLargeError
 from .features import feature_maps
 from .filters import Montage, filter_montage, filter_values, kernel_array
 from .imageio import ImageAdjustedWarning, load_image
@@ -66,6 +67,7 @@ __all__ = [
     "LayerRow",
     "LayerTable",
     "LoadedModel",
+    "LongRunWarning",
     "Maco",
     "Montage",
     "Occlusion",
@@ -75,6 +77,7 @@ __all__ = [
     "Preset",
     "Result",
     "Run",
+    "RunTooLargeError",
     "Saliency",
     "ShapesBatch",
     "Spectrum",
