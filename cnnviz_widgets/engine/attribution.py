@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import CnnvizError
+from . import budget
 from .internals import Tap, class_count, is_spatial, output_shape
 from .introspect import get_layer
 from .models import LoadedModel, as_loaded
@@ -328,6 +329,7 @@ def saliency(
         per_call = int(batch_size) if batch_size else _batch_for(img, 16)
         if per_call < 1:
             raise CnnvizError(f"batch_size must be >= 1, got {batch_size}")
+        budget.check_smoothgrad(loaded.model, img, smooth, per_call)
         grad = np.zeros(img.shape, np.float32)
         cls = c
         done = 0
@@ -476,6 +478,9 @@ def occlusion(
     f = tf.constant(fill_img[None].astype(np.float32))
     cls = tf.constant(used, tf.int32)
     per_call = int(batch_size) if batch_size else _batch_for(img)
+    if per_call < 1:
+        raise CnnvizError(f"batch_size must be >= 1, got {batch_size}")
+    budget.check_occlusion(loaded.model, img, len(y0), per_call)
     out = np.empty(len(y0), np.float32)
     for s in range(0, len(y0), per_call):
         e = min(s + per_call, len(y0))
