@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import CnnvizError
+from . import budget
 from . import objectives as obj
 from .internals import (
     Tap,
@@ -628,6 +629,10 @@ def optimize(
 
     Returns:
         A :class:`Run`.
+
+    Raises:
+        RunTooLargeError: the run's estimated memory (``budget.check_optimize``) exceeds
+            what is available; a run estimated to take long warns (``LongRunWarning``).
     """
     loaded = as_loaded(model)
     p = get_preset(preset)
@@ -675,6 +680,8 @@ def optimize(
             for v in value if isinstance(value, tuple) else (value,):
                 if isinstance(v, (float, np.floating)):
                     _finite(f"{type(setting).__name__}.{field.name}", v)
+    # before any variable is made: refuse a run that will not fit, warn about a long one
+    budget.check_optimize(loaded.model, full, hwc, int(batch), steps)
     compiled = _compiled(loaded, full, param_obj, t, int(batch), hwc)
     return Run(
         compiled,
