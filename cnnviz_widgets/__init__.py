@@ -11,17 +11,23 @@ re-exported here::
 ``cw.classroom`` holds the self-checks of the exercise notebooks (``notebooks/exercises``).
 """
 
-from . import classroom, objectives
-from .engine import *  # noqa: F403
-from .engine import __all__ as _engine_all
-from .errors import (
+from .tflog import import_tensorflow
+
+# first, before anything imports TensorFlow: without its start-up lines in the notebook
+# (unless TF_CPP_MIN_LOG_LEVEL is set: see cnnviz_widgets/tflog.py)
+import_tensorflow()
+
+from . import classroom, objectives  # noqa: E402
+from .engine import *  # noqa: E402, F403
+from .engine import __all__ as _engine_all  # noqa: E402
+from .errors import (  # noqa: E402
     CnnvizError,
     LayerNotFoundError,
     ModelNotBuiltError,
     ModelSourceError,
     NoKernelError,
 )
-from .session import SelectionError, Session
+from .session import SelectionError, Session  # noqa: E402
 
 __version__ = "0.1.0"
 

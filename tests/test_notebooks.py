@@ -1,8 +1,13 @@
 """Every notebook in notebooks/ (the tour, the exercises and their solutions) runs top to
-bottom without an error.  Each notebook's run time is printed at the end of the test run
-(the exercises promise at most two minutes on two cores); nothing here asserts a time."""
+bottom without an error, on a kernel started as a user's would be (no TF_CPP_MIN_LOG_LEVEL,
+no warning filters), and prints none of TensorFlow's log lines; the tour prints nothing on
+stderr at all (no warning either).  Each notebook's run time is printed at the end of the
+test run (the exercises promise at most two minutes on two cores); nothing here asserts a
+time."""
 
+import os
 import pathlib
+import re
 import sys
 import time
 
@@ -38,6 +43,25 @@ def _checks(nb) -> list[str]:
     return states
 
 
+# TensorFlow's C++ log lines ("I0000 00:00:1796... cudart_stub.cc:31] ...", "E0000 ..."), its
+# start-up banner, its Python logger's warnings (retracing) and grappler's errors
+TF_LOG = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog|WARNING:tensorflow|retracing|"
+    r"grappler|remapper|cuInit|cuda|oneDNN|rebuild TensorFlow",
+    re.MULTILINE,
+)
+
+
+def _streams(nb, name=None):
+    return [
+        out["text"]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream" and name in (None, out.get("name"))
+    ]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs(path, request):
@@ -51,8 +75,13 @@ def test_notebook_runs(path, request):
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
+    # a fresh kernel as a user gets it: the test session's TensorFlow and warning settings
+    # (conftest.py) are not passed on
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS")
+    }
     start = time.perf_counter()
-    client.execute()
+    client.execute(env=env)
     wall = time.perf_counter() - start
     cpu = float(nb.cells.pop().outputs[0]["text"].split()[-1])
     request.config.stash.setdefault(NOTEBOOK_TIMES, {})[str(path.relative_to(ROOT))] = (wall, cpu)
@@ -60,6 +89,12 @@ def test_notebook_runs(path, request):
     assert not errors, errors[0].get("evalue")
     images = [out for out in _outputs(nb) if "image/png" in out.get("data", {})]
     assert images, "the notebook shows no picture"
+    logged = [
+        m.string[m.start() : m.start() + 200] for s in _streams(nb) for m in TF_LOG.finditer(s)
+    ]
+    assert not logged, logged
+    if path.name == "tour.ipynb":
+        assert not _streams(nb, "stderr"), _streams(nb, "stderr")
     checks = _checks(nb)
     if path.parent.name == "solutions":
         assert checks and set(checks) == {"pass"}, f"a solution's checks: {checks}"

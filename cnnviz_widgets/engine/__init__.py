@@ -14,6 +14,7 @@ from .attribution import (
     saliency,
     spatial_layers,
 )
+from .budget import LongRunWarning, RunTooLargeError
 from .convolution import ConvolutionTrace, ReceptiveField, convolution_at, receptive_field
 from .datasources import DataSource, ShapesStream, data_source
 from .examples import ExampleSearch, Progress, TopExamples, rank_examples, top_examples
@@ -79,6 +80,7 @@ __all__ = [
     "LayerRow",
     "LayerTable",
     "LoadedModel",
+    "LongRunWarning",
     "Maco",
     "Montage",
     "Occlusion",
@@ -91,6 +93,7 @@ __all__ = [
     "ReceptiveField",
     "Result",
     "Run",
+    "RunTooLargeError",
     "Saliency",
     "ShapesBatch",
     "ShapesStream",

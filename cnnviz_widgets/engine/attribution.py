@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import CnnvizError
+from . import budget
 from .internals import Tap, class_count, is_spatial, output_shape
 from .introspect import find_layer
 from .models import LoadedModel, as_loaded
@@ -355,6 +356,8 @@ def saliency(
     if per_call < 1:
         raise CnnvizError(f"batch_size must be >= 1, got {batch_size}")
     per_call = _even_batch(smooth, per_call) if smooth else 1
+    if smooth:
+        budget.check_smoothgrad(loaded.model, img, smooth, per_call)
     choice = resolve(loaded, precision, "optimize", batch=per_call + 1, exact=smooth == 0)
     fns = _saliency_fns(model_in(loaded, choice.precision))
     x = tf.constant(img[None])
@@ -535,6 +538,7 @@ def occlusion(
     if limit < 1:
         raise CnnvizError(f"batch_size must be >= 1, got {batch_size}")
     per_call = _even_batch(len(y0), limit)
+    budget.check_occlusion(loaded.model, img, len(y0), per_call)
     choice = resolve(loaded, precision, "forward", batch=per_call)
     runner = model_in(loaded, choice.precision)
     # the base score comes from the same model as the occluded ones (drops stay honest)

@@ -25,8 +25,9 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import CnnvizError
+from . import budget
 from . import objectives as obj
-from .internals import Tap, image_input, layer_at, logit_source
+from .internals import Tap, image_input, layer_at, logit_source, quiet_retracing
 from .introspect import find_layer
 from .models import LoadedModel, as_loaded
 from .param import Fourier, Maco, Pixels, get_param
@@ -360,7 +361,9 @@ class _Compiled:
         self.lr = tf.Variable(0.05, trainable=False)
         # |d objective / d pixel| summed over the run: MaCo's transparency map
         self.evidence = tf.Variable(tf.zeros((batch, self.h, self.w)), trainable=False)
-        self.step = tf.function(self._step)
+        # traced once per configuration: TensorFlow counts the traces of every _Compiled
+        # together (one Python method) and would call a new configuration a "retracing"
+        self.step = quiet_retracing(tf.function(self._step))
 
     def render(self):
         """The current images, eagerly (a few ops: not worth a second traced function,
@@ -703,6 +706,10 @@ def optimize(
 
     Returns:
         A :class:`Run`.
+
+    Raises:
+        RunTooLargeError: the run's estimated memory (``budget.check_optimize``) exceeds
+            what is available; a run estimated to take long warns (``LongRunWarning``).
     """
     loaded = as_loaded(model)
     p = get_preset(preset)
@@ -744,6 +751,8 @@ def optimize(
         raise CnnvizError(
             f"unknown precision {precision!r}: use one of {', '.join(map(repr, PRECISIONS))}"
         )
+    # before any variable is made: refuse a run that will not fit, warn about a long one
+    budget.check_optimize(loaded.model, full, hwc, int(batch), steps)
     choice = resolve(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
     runner = model_in(loaded, choice.precision)
     names = loaded.model
