@@ -3,6 +3,7 @@ feature map, dropdowns, the session) and check what it shows against the engine.
 
 import html
 import re
+import threading
 
 import keras
 import numpy as np
@@ -11,10 +12,11 @@ import pytest
 import cnnviz_widgets as cw
 from cnnviz_widgets.session import Session
 from cnnviz_widgets.widgets import ConvolutionExplainer, explore
+from cnnviz_widgets.widgets import convolution_explainer as conv_module
 from cnnviz_widgets.widgets.convolution_explainer import SUM, scaled_map
 from cnnviz_widgets.widgets.pictures import opaque_rgba
 
-from .helpers import assert_same_state, click, model_state
+from .helpers import assert_same_state, click, model_state, wait_until
 
 
 def text_of(widget) -> str:
@@ -210,3 +212,114 @@ def test_the_model_is_not_changed(shapes):
         panel.layer.value = layer
         click_unit(panel, 1, 1)
     assert_same_state(before, model_state(shapes.model))
+
+
+# --- large inputs: the model passes run in the background ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def large_model():
+    """160x160 inputs: above the 128 px from which the passes go to the background."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((160, 160, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="a")(inputs)
+    x = keras.layers.Conv2D(6, 3, strides=2, padding="same", activation="relu", name="b")(x)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs, outputs)
+
+
+class HeldPasses:
+    """``layer_input_output`` for the panel that waits, in the worker thread, until the
+    test lets it go on: what the panel shows while a pass runs can be checked."""
+
+    def __init__(self, monkeypatch, fail: Exception | None = None):
+        self.go = threading.Event()
+        self.layers: list[str] = []
+        self.threads: list[str] = []
+        self.fail = fail
+        real = conv_module.layer_input_output
+
+        def held(model, image, layer):
+            self.layers.append(layer)
+            self.threads.append(threading.current_thread().name)
+            assert self.go.wait(60), "the test never let the pass go on"
+            if self.fail is not None:
+                raise self.fail
+            return real(model, image, layer)
+
+        monkeypatch.setattr(conv_module, "layer_input_output", held)
+
+
+def test_on_a_large_input_the_pass_runs_in_the_background(large_model, monkeypatch):
+    held = HeldPasses(monkeypatch)
+    panel = ConvolutionExplainer(large_model)  # returns while the first pass is held
+    assert panel.runner.running and panel.trace is None and panel.image.shape == (160, 160, 3)
+    assert "working… reading a's input and output" in panel.status.value
+    assert not panel.run_bar.stop_button.disabled
+    assert panel.run_bar.progress.layout.display is None  # shown from the first pass on
+    with pytest.raises(cw.CnnvizError, match=r"still being read.*panel\.wait"):
+        panel.select(3, 3)
+    click_unit(panel, 1, 1)  # a click meanwhile does nothing, and breaks nothing
+    panel.channel.value = 2  # the panel stays usable: the trace will be channel 2's
+    held.go.set()
+    assert panel.wait(60) and not panel.runner.running
+    assert held.threads == ["cnnviz-conv-explainer"]  # not the constructor's thread
+    assert panel.trace.layer == "a" and panel.trace.channel == 2
+    out = cw.feature_maps(large_model, panel.image, "a").maps[..., 2]
+    assert panel.position == tuple(int(v) for v in np.unravel_index(out.argmax(), out.shape))
+    assert panel.run_bar.progress.bar_style == "success" and "a read in" in panel.status.value
+    assert (
+        panel.select(5, 7).text()
+        == cw.convolution_at(large_model, panel.image, "a", 2, 5, 7).text()
+    )
+    panel.close()
+
+
+def test_a_layer_picked_during_a_pass_is_read_next(large_model, monkeypatch):
+    held = HeldPasses(monkeypatch)
+    panel = ConvolutionExplainer(large_model)
+    panel.layer.value = "b"  # while a's pass is held
+    assert panel.session.layer == "b" and panel.trace is None
+    held.go.set()
+    assert panel.wait(60)
+    assert held.layers == ["a", "b"]  # a's maps were not shown for b
+    assert panel.trace.layer == "b" and panel.map_pixels.image.shape == (80, 80, 4)
+    assert panel.messages.kind != "error" and panel.run_bar.progress.bar_style == "success"
+    panel.close()
+
+
+def test_stop_keeps_the_picture_and_a_failed_pass_is_a_message(large_model, monkeypatch):
+    panel = ConvolutionExplainer(large_model)
+    assert panel.wait(60) and panel.trace.layer == "a"
+    shown = panel.map_pixels.sent.copy()
+    held = HeldPasses(monkeypatch)
+    panel.layer.value = "b"
+    wait_until(lambda: held.layers == ["b"], 60, "b's pass")
+    panel.run_bar.stop_button.click()  # during the pass: its maps are not shown
+    held.go.set()
+    assert panel.wait(60)
+    assert panel.run_bar.progress.bar_style == "warning"
+    assert "stopped: the picture shown is the previous one" in panel.status.value
+    np.testing.assert_array_equal(panel.map_pixels.sent, shown)  # the picture stays
+    assert panel.trace is None and panel.messages.kind != "error"
+    panel.layer.value = "a"  # picking a layer reads again
+    assert panel.wait(60) and panel.trace.layer == "a"
+    held.fail = cw.CnnvizError("out of cheese")
+    panel.new_shapes_image(4)
+    assert panel.wait(60)
+    assert panel.messages.kind == "error" and "out of cheese" in panel.messages.text
+    assert panel.run_bar.progress.bar_style == "danger" and panel.trace is None
+    held.fail = None
+    panel.layer.value = "b"  # the kernel and the panel go on
+    assert panel.wait(60) and panel.trace.layer == "b" and panel.messages.kind != "error"
+    panel.close()
+
+
+def test_explore_returns_before_the_convolution_tab_has_read_its_maps(large_model, monkeypatch):
+    held = HeldPasses(monkeypatch)
+    app = explore(large_model)
+    panel = app.panels["Convolution"]
+    assert panel.runner.running and panel.trace is None  # explore did not wait for it
+    held.go.set()
+    assert panel.wait(60) and panel.trace is not None
+    app.close()

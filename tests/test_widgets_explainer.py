@@ -570,11 +570,15 @@ def test_explore_on_a_large_model_returns_at_once_and_works_in_the_background():
     panel = app.panels["Explain an image"]
     assert panel.runner.running  # predictions, Grad-CAM, feature maps: in the background
     assert "working" in panel.status.value and not panel.stop_button.disabled
+    conv = app.panels["Convolution"]
+    assert conv.runner.thread is not None  # its first pass went to the background too
     app.panels["Layers"].layer_list.value = "block3_conv1"  # the other panels answer
     assert app.session.layer == "block3_conv1"
     assert panel.wait(600) and panel.messages.kind in (None, "note")
     assert panel.predictions is not None and panel.attribution.method == "grad_cam"
     assert panel.features is not None and panel.features.layer == "block3_conv1"
+    assert conv.wait(600) and conv.trace.layer == "block3_conv1"
+    assert conv.messages.kind in (None, "note")
     app.close()
 
 

@@ -6,18 +6,22 @@ image as the unit's receptive field, and on the layer's input map for deeper lay
 kernel, the element-wise products as coloured grids, and the arithmetic as one line
 ("sum 3.41 + bias −0.20 = 3.21 → relu → 3.21").  The numbers come from
 :func:`cnnviz_widgets.convolution_at`; the layer's input and output are read once per
-image and layer, so a click costs no model pass.
+image and layer, so a click costs no model pass.  On large inputs that read (a pass
+through the model, which also compiles it for a new layer) runs in the background
+(:mod:`.runner`) with a progress bar and Stop, so the panel, and ``explore``, come back
+at once.
 """
 
 from __future__ import annotations
 
-import warnings
+import threading
+import time
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine import SHAPES_CLASS_NAMES, ConvolutionTrace, ReceptiveField, sample_image
+from ..engine import SHAPES_CLASS_NAMES, ConvolutionTrace, ReceptiveField
 from ..engine.convolution import (
     conv_layer_paths,
     layer_input_output,
@@ -25,15 +29,14 @@ from ..engine.convolution import (
     trace_from_maps,
 )
 from ..engine.filters import to_rgba
-from ..engine.imageio import ImageAdjustedWarning, as_image, fit_image
 from ..engine.internals import image_input, inbound_paths
-from ..engine.shapes import generate_shapes
 from ..errors import CnnvizError
 from .canvas import PixelCanvas
-from .common import Panel, esc, style_sheet
+from .common import Panel, esc, labeled, row, style_sheet
+from .image_source import GRACE_HOPPER, ImageSource, source_name
 from .pictures import opaque_rgba
+from .runner import LARGE_INPUT, RunBar, Runner, Stopped, duration
 
-GRACE_HOPPER = "grace_hopper"
 NUMBERS_UP_TO = 5  # kernels up to 5x5 show their numbers in the grids; larger: colour only
 STRONGEST = -1  # input-channel view: the channel that contributes most at the position
 SUM = -2  # input-channel view: the products summed over the input channels
@@ -110,18 +113,32 @@ class ConvolutionExplainer(Panel):
     convolution layer or a channel selected elsewhere is followed.  Clicking the feature
     map (or :meth:`select`) picks the position explained.
 
+    Images come from the **Upload** button, the **Sample** dropdown (one generated image
+    per shapes class and matplotlib's Grace Hopper photo), **New shapes image** or
+    :meth:`set_image`; an image that does not fit the model is resized or converted, with
+    a note.
+
+    A new image or layer is one pass through the model.  When ``background`` says so
+    (default ``None``: for inputs larger than 128 px) that pass runs in the background
+    with a progress bar and Stop, and clicks wait for it; :meth:`wait` waits for it.  Stop
+    keeps the picture shown, and the next image or layer picked is read again.
+
     Attributes:
         image: the display image the model sees, ``(H, W, C)`` float32, or ``None``.
+        image_label: where it came from (``"generated circle, seed 0"``).
         trace: the :class:`~cnnviz_widgets.ConvolutionTrace` shown, or ``None``.
         field: the unit's :class:`~cnnviz_widgets.ReceptiveField` in the image, or
             ``None`` when it cannot be followed (the caption says why).
         position: ``(y, x)`` explained in the layer's output map.
         layer, channel, input_channel: the controls (the input-channel view shows the
             channel that contributes most, one chosen channel, or the sum over channels).
-        sample_select, new_image: the image sources.
+        images: the image sources (:class:`~.image_source.ImageSource`); ``upload``,
+            ``sample_select``, ``new_image`` its controls, ``source`` its line.
         image_pixels, map_pixels, input_pixels: the canvases (CSS classes
             ``cnnviz-conv-image``, ``cnnviz-conv-map``, ``cnnviz-conv-input``).
         arithmetic: the arithmetic line; grids: the patch, kernel and products.
+        run_bar, runner: the background pass's progress bar, Stop and status.
+        background: ``True``/``False`` to force where the model passes run.
     """
 
     def __init__(
@@ -141,14 +158,17 @@ class ConvolutionExplainer(Panel):
         self.trace: ConvolutionTrace | None = None
         self.field: ReceptiveField | None = None
         self.position: tuple[int, int] | None = None
+        self.background: bool | None = None
         self._maps: tuple[np.ndarray, np.ndarray] | None = None  # layer input, output
+        self._pending = False  # a new image or layer came while a pass was running
         self._updating = False
+        self._lock = threading.RLock()  # the maps and the drawing, across threads
         self._convs = conv_layer_paths(loaded)
         self._is_shapes = list(loaded.class_names or []) == list(SHAPES_CLASS_NAMES)
         try:
-            self._input = image_input(loaded.model)
+            input_shape = image_input(loaded.model)
         except CnnvizError:
-            self._input = (None, None, 3)
+            input_shape = (None, None, 3)
 
         self.title = widgets.HTML(
             f'How a convolution computes <span class="cnnviz-sub">in {esc(loaded.name)}: click '
@@ -156,50 +176,27 @@ class ConvolutionExplainer(Panel):
             "it</span>"
         )
         self.title.add_class("cnnviz-title")
-        samples = [(f"{n.replace('_', ' ')} (generated)", n) for n in SHAPES_CLASS_NAMES]
-        samples.append(("Grace Hopper (photo)", GRACE_HOPPER))
-        self.sample_select = widgets.Dropdown(
-            options=[("— choose a sample —", ""), *samples],
-            value="",
-            description="Image",
-            layout=widgets.Layout(width="270px"),
-            style={"description_width": "48px"},
-        )
-        self.sample_select.add_class("cnnviz-conv-sample")
-        self.new_image = widgets.Button(
-            description="New shapes image",
-            icon="random",
-            tooltip="a random generated shapes image (its seed is shown)",
-            layout=widgets.Layout(width="170px"),
-        )
-        self.new_image.add_class("cnnviz-conv-new")
-        self.source = widgets.HTML()
-        self.source.add_class("cnnviz-muted")
-        self.layer = widgets.Dropdown(
-            options=[(self._layer_label(p), p) for p in self._convs],
-            value=None,
-            description="Layer",
-            layout=widgets.Layout(width="330px"),
-            style={"description_width": "48px"},
-        )
+        self.images = ImageSource(input_shape, self._on_image, self.guarded)
+        self.upload, self.sample_select = self.images.upload, self.images.sample_select
+        self.new_image, self.source = self.images.new_image, self.images.text
+        for control, name in ((self.sample_select, "sample"), (self.new_image, "new")):
+            control.add_class(f"cnnviz-conv-{name}")
+        self.layer = labeled(
+            widgets.Dropdown, "Layer", "330px", "48px",
+            options=[(self._layer_label(p), p) for p in self._convs], value=None,
+        )  # fmt: skip
         self.layer.add_class("cnnviz-conv-layer")
-        self.channel = widgets.BoundedIntText(
-            value=0,
-            min=0,
-            max=0,
-            description="Channel",
-            layout=widgets.Layout(width="150px"),
-            style={"description_width": "58px"},
-        )
+        self.channel = labeled(widgets.BoundedIntText, "Channel", "150px", "58px", min=0, max=0)
         self.channel.add_class("cnnviz-conv-channel")
-        self.input_channel = widgets.Dropdown(
-            options=[("largest contribution", STRONGEST)],
-            value=STRONGEST,
-            description="Input channel",
-            layout=widgets.Layout(width="330px"),
-            style={"description_width": "92px"},
-        )
+        self.input_channel = labeled(
+            widgets.Dropdown, "Input channel", "330px", "92px",
+            options=[("largest contribution", STRONGEST)], value=STRONGEST,
+        )  # fmt: skip
         self.input_channel.add_class("cnnviz-conv-input-channel")
+        self.run_bar = RunBar(progress_width="160px", hide_idle=True)
+        self.status = self.run_bar.status
+        self.status.value = ""
+        self.runner = Runner("cnnviz-conv-explainer", self.messages, self.run_bar, self._lock)
 
         self.image_pixels = PixelCanvas("cnnviz-conv-image")
         self.map_pixels = PixelCanvas("cnnviz-conv-map")
@@ -232,16 +229,14 @@ class ConvolutionExplainer(Panel):
             ]
         )
         pictures.add_class("cnnviz-conv-pictures")
-        sources = widgets.HBox([self.sample_select, self.new_image, self.source])
-        sources.add_class("cnnviz-controls")
-        controls = widgets.HBox([self.layer, self.channel, self.input_channel])
-        controls.add_class("cnnviz-controls")
         self.children = [
             style_sheet(),
             style_sheet("convolution_explainer"),
             self.title,
-            sources,
-            controls,
+            self.images.box,
+            self.source,
+            row(self.layer, self.channel, self.input_channel),
+            self.run_bar,
             self.messages,
             pictures,
             self.arithmetic,
@@ -249,8 +244,6 @@ class ConvolutionExplainer(Panel):
             self.sums,
         ]
 
-        self.sample_select.observe(self.guarded(self._on_sample), names="value")
-        self.new_image.on_click(self.guarded(lambda _: self.new_shapes_image()))
         self.layer.observe(self.guarded(self._on_layer), names="value")
         self.channel.observe(self.guarded(self._on_channel), names="value")
         self.input_channel.observe(self.guarded(lambda _: self._show_trace()), names="value")
@@ -265,7 +258,7 @@ class ConvolutionExplainer(Panel):
             )
             for control in (self.layer, self.channel, self.input_channel, self.sample_select):
                 control.disabled = True
-            self.new_image.disabled = True
+            self.new_image.disabled = self.upload.disabled = True
             return
         self.guarded(self._start)(image, layer, channel)
 
@@ -278,34 +271,52 @@ class ConvolutionExplainer(Panel):
         Raises:
             CnnvizError: not an image; the panel keeps its previous image.
         """
-        if name is None:
-            name = f"array {image.shape}" if isinstance(image, np.ndarray) else str(image)[:60]
-        self._set_image(image, name)
+        self.images.set(image, name if name is not None else source_name(image))
 
     def new_shapes_image(self, seed: int | None = None) -> int:
-        """Show a generated shapes image (random class) for ``seed``; returns the seed."""
-        if seed is None:
-            seed = int(np.random.default_rng().integers(0, 100_000))
-        h, w, _ = self._input
-        size = int(h) if h is not None and h == w and 16 <= h <= 512 else 64
-        batch = generate_shapes(1, seed=int(seed), size=size)
-        label = SHAPES_CLASS_NAMES[int(batch.labels[0])].replace("_", " ")
-        self._set_image(batch.images[0], f"generated {label}, seed {seed}")
-        return int(seed)
+        """Show a generated shapes image (random class) for ``seed`` (default: a random
+        seed); returns the seed."""
+        return self.images.new_shapes_image(seed)
 
     def select(self, y: int, x: int) -> ConvolutionTrace:
         """Explain position ``(y, x)`` of the feature map (what a click does); returns
-        the trace shown."""
-        before = self.position
-        self.position = (int(y), int(x))
-        try:
-            self._show_trace(keep_position=True)
-        except Exception:
-            self.position = before  # a bad position leaves the last one shown
-            raise
-        if self.trace is None:
-            raise CnnvizError("nothing to explain yet: choose an image and a layer")
-        return self.trace
+        the trace shown.
+
+        Raises:
+            CnnvizError: ``(y, x)`` is outside the map, or the map is still being read
+                in the background (:meth:`wait` for it).
+        """
+        with self._lock:
+            if self._maps is None and self.runner.running:
+                raise CnnvizError(
+                    f"{self.layer.value}'s maps for this image are still being read in the "
+                    "background: wait for them (panel.wait()) and select again"
+                )
+            before = self.position
+            self.position = (int(y), int(x))
+            try:
+                self._show_trace(keep_position=True)
+            except Exception:
+                self.position = before  # a bad position leaves the last one shown
+                raise
+            if self.trace is None:
+                raise CnnvizError("nothing to explain yet: choose an image and a layer")
+            return self.trace
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a background pass to end; ``True`` if none is going."""
+        return self.runner.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop a background pass (the picture shown stays)."""
+        self.runner.stop()
+
+    def close(self) -> None:
+        """Stop a background pass, then close the panel."""
+        runner = getattr(self, "runner", None)
+        if runner is not None:
+            runner.close()
+        super().close()
 
     # --- images -----------------------------------------------------------------------
 
@@ -333,22 +344,9 @@ class ConvolutionExplainer(Panel):
         if first_error is not None:
             self.messages.show_error(first_error)
 
-    def _set_image(self, source: Any, label: str, sample: str = "") -> None:
-        h, w, c = self._input
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ImageAdjustedWarning)
-            arr, notes = as_image(source, warn=False)
-            fitted, notes = fit_image(arr, h, w, c, notes=notes, warn=False)
-        self.image = fitted
-        self.image_label = label
-        if self.sample_select.value != sample:
-            self._updating = True
-            try:
-                self.sample_select.value = sample
-            finally:
-                self._updating = False
+    def _on_image(self, image: np.ndarray, label: str, notes: list[str]) -> None:
+        self.image, self.image_label = image, label
         self.messages.clear()
-        self.source.value = f"<b>{esc(label)}</b> · {fitted.shape[0]}×{fitted.shape[1]}"
         if notes:
             self.messages.show_note(
                 "The image was adjusted to fit the model: " + "; ".join(esc(n) for n in notes)
@@ -377,14 +375,69 @@ class ConvolutionExplainer(Panel):
         self.position = None
         self._read_maps()
 
+    def _in_background(self) -> bool:
+        """Model passes go to the background: ``background``, or by default on images
+        larger than ``LARGE_INPUT`` pixels."""
+        if self.background is not None:
+            return bool(self.background)
+        return max(self.image.shape[:2]) > LARGE_INPUT
+
     def _read_maps(self) -> None:
-        """Read the layer's input and output for the image (one model pass) and redraw."""
-        self._maps = None
-        self.trace = self.field = None
-        if self.image is None or self.layer.value is None:
-            return
-        self._maps = layer_input_output(self.session.loaded, self.image, self.layer.value)
-        inputs = self._maps[0]
+        """Read the layer's input and output for the image (one model pass) and redraw;
+        on a large input in the background (clicks wait for it)."""
+        with self._lock:
+            self._maps = None
+            self.trace = self.field = None
+            if self.image is None or self.layer.value is None:
+                return
+            if not self._in_background():
+                self._use_maps(
+                    layer_input_output(self.session.loaded, self.image, self.layer.value)
+                )
+            elif self.runner.running:
+                self._pending = True  # read when the pass going on ends
+            else:
+                self._maps_in_background(self.image, self.layer.value)
+
+    def _maps_in_background(self, image: np.ndarray, layer: str) -> None:
+        what = f"reading {esc(layer)}'s input and output for this image"
+        self.run_bar.start(1, f"working… {what} (one pass through the model)")
+        start = time.perf_counter()
+
+        def work(task: Any) -> tuple[np.ndarray, np.ndarray]:
+            task.check()
+            maps = layer_input_output(self.session.loaded, image, layer)
+            task.check()  # Stop pressed during the pass: the picture shown stays
+            return maps
+
+        def finish(maps: Any, error: BaseException | None) -> None:
+            seconds = duration(time.perf_counter() - start)
+            if isinstance(error, Stopped):
+                self._pending = False
+                drawn = self.map_pixels.sent is not None
+                kept = "the picture shown is the previous one" if drawn else "nothing drawn"
+                self.run_bar.end(
+                    0, "warning", f"stopped: {kept}; pick an image or a layer to read again"
+                )
+            elif error is not None:
+                self.run_bar.end(0, "danger", "failed: see the message")
+                self.messages.show_error(error)
+            elif self.image is image and self.layer.value == layer:
+                self._use_maps(maps)
+                self.run_bar.end(1, "success", f"{esc(layer)} read in {seconds}")
+            # else: another image or layer was picked meanwhile; it is read next
+
+        self.runner.start(work, paint=lambda *_: None, finish=finish, after=self._after_pass)
+
+    def _after_pass(self) -> None:
+        if self._pending:
+            self._pending = False
+            self.guarded(self._read_maps)()
+
+    def _use_maps(self, maps: tuple[np.ndarray, np.ndarray]) -> None:
+        """Show the layer's maps just read: the input-channel choices and the trace."""
+        self._maps = maps
+        inputs = maps[0]
         current = self.input_channel.value
         options = [("largest contribution", STRONGEST), ("sum over the input channels", SUM)]
         options += [(f"input channel {i}", i) for i in range(inputs.shape[-1])]
@@ -405,8 +458,11 @@ class ConvolutionExplainer(Panel):
     def _show_trace(self, keep_position: bool = False) -> None:
         """Explain ``position`` (the channel's strongest value when there is none, or
         when it is outside this map, unless ``keep_position``: then the engine says so)."""
-        if self._maps is None:
-            return
+        with self._lock:
+            if self._maps is not None:
+                self._trace_and_draw(keep_position)
+
+    def _trace_and_draw(self, keep_position: bool) -> None:
         inputs, outputs = self._maps
         h, w = outputs.shape[:2]
         inside = self.position is not None and (
@@ -592,16 +648,6 @@ class ConvolutionExplainer(Panel):
 
     # --- callbacks --------------------------------------------------------------------
 
-    def _on_sample(self, change: dict) -> None:
-        if self._updating or not change["new"]:
-            return
-        name = change["new"]
-        if name == GRACE_HOPPER:
-            image, label = sample_image(GRACE_HOPPER), "Grace Hopper (matplotlib's sample photo)"
-        else:
-            image, label = sample_image(name, seed=0), f"generated {name.replace('_', ' ')}"
-        self._set_image(image, label, sample=name)
-
     def _on_layer(self, change: dict) -> None:
         if self._updating or change["new"] is None:
             return
@@ -631,7 +677,7 @@ class ConvolutionExplainer(Panel):
 
     def _on_click(self, x: float, y: float) -> None:
         if self._maps is None:
-            return
+            return  # nothing drawn yet, or the maps are being read (the status says so)
         ix, iy = self.map_pixels.to_image_coordinates(x, y)
         h, w = self._maps[1].shape[:2]
         self.select(min(max(int(iy), 0), h - 1), min(max(int(ix), 0), w - 1))

@@ -39,7 +39,7 @@ from .feature_maps_view import FeatureMapsView
 from .image_source import GRACE_HOPPER, ImageSource, source_name
 from .overlay_view import METHOD_NAMES, OverlayView, colorbar_css, overlay_zoom, percent
 from .pictures import png_bytes
-from .runner import RunBar, Runner, Stopped, duration
+from .runner import LARGE_INPUT, RunBar, Runner, Stopped, duration
 
 __all__ = ["METHODS", "ExplainSettings", "ImageExplainer", "colorbar_css", "overlay_zoom"]
 
@@ -53,7 +53,7 @@ METHOD_TIPS = [
 ]
 CMAPS = ["jet", "turbo", "inferno", "viridis", "magma", "hot"]
 TOP_K = 5
-LARGE_IMAGE = 128  # larger inputs: fewer SmoothGrad samples; long methods in the background
+LARGE_IMAGE = LARGE_INPUT  # larger: fewer SmoothGrad samples, long methods in the background
 SEARCH_FROM = 20  # a class search box when the model has more classes than this
 AUTO = ""  # the Grad-CAM layer option "automatic" (a Dropdown shows no value for None)
 LONG_METHODS = ("occlusion", "smoothgrad")

@@ -31,8 +31,9 @@ from .common import MessageArea
 REDRAW_INTERVAL = 0.1  # seconds between redraws (at most ~10 per second)
 TEXT_INTERVAL = 0.25  # seconds between updates of slow read-outs (progress text, curve)
 MAX_PAUSE = 1.0  # a redraw comes at least this often, however slow the last one was
+LARGE_INPUT = 128  # pixels: panels pass larger inputs through the model in the background
 
-__all__ = ["RunBar", "Runner", "Stopped", "Task", "duration"]
+__all__ = ["LARGE_INPUT", "RunBar", "Runner", "Stopped", "Task", "duration"]
 
 
 class Stopped(Exception):
