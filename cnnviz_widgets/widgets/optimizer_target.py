@@ -13,7 +13,7 @@ from ..engine import objectives as obj
 from ..errors import CnnvizError
 from ..session import Session
 from .class_picker import ClassPicker
-from .common import MessageArea, esc
+from .common import MessageArea, esc, labeled
 
 MAX_BATCH = 16  # images (targets) per run
 
@@ -62,32 +62,17 @@ class TargetChooser:
             '<span class="cnnviz-muted">Ctrl/⌘- or Shift-click to pick several classes: one '
             "image each, in one batch.</span>"
         )
-        self.layer_select = widgets.Dropdown(
-            options=[(f"{p} · {session.n_channels(p)} channels", p) for p in conv],
-            value=None,
-            description="Layer",
-            layout=widgets.Layout(width="400px"),
-            style={"description_width": "60px"},
-        )
+        self.layer_select = labeled(
+            widgets.Dropdown, "Layer", "400px", "60px",
+            options=[(f"{p} · {session.n_channels(p)} channels", p) for p in conv], value=None,
+        )  # fmt: skip
         self.layer_select.add_class("cnnviz-opt-layer")
-        self.channel_index = widgets.BoundedIntText(
-            value=0,
-            min=0,
-            max=0,
-            description="Channel",
-            layout=widgets.Layout(width="150px"),
-            style={"description_width": "60px"},
-        )
+        self.channel_index = labeled(widgets.BoundedIntText, "Channel", "150px", "60px", max=0)
         self.channel_index.add_class("cnnviz-opt-channel")
-        self.channel_count = widgets.BoundedIntText(
-            value=1,
-            min=1,
-            max=MAX_BATCH,
-            description="images",
+        self.channel_count = labeled(
+            widgets.BoundedIntText, "images", "130px", "50px", value=1, min=1, max=MAX_BATCH,
             tooltip="channels k, k+1, …: one image each, in one batch",
-            layout=widgets.Layout(width="130px"),
-            style={"description_width": "50px"},
-        )
+        )  # fmt: skip
         self.summary = widgets.HTML()
         self.summary.add_class("cnnviz-muted")
         self.class_box = widgets.VBox([self.picker.search, self.picker.select, hint])
