@@ -2,6 +2,7 @@
 a long one warns; the estimates count what the layers hold and compute."""
 
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -108,6 +109,35 @@ def test_a_long_run_warns_with_its_estimate(shapes, image, monkeypatch):
         cw.occlusion(shapes, image)
     with pytest.warns(cw.LongRunWarning, match=r"SmoothGrad .* will take about"):
         cw.saliency(shapes, image, smooth=50)
+
+
+def test_a_panel_takes_the_long_run_warning_itself_in_its_own_thread(shapes, image, monkeypatch):
+    monkeypatch.setattr(budget, "machine_flops", lambda: 1e6)  # a very slow machine
+    told: list[str] = []
+    elsewhere: list[list[str]] = []
+
+    def another_thread():  # the handler is this thread's (a context variable), not global
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cw.saliency(shapes, image, smooth=10)
+        elsewhere.append([str(w.message) for w in caught if w.category is cw.LongRunWarning])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cw.LongRunWarning)  # none reaches the warnings module
+        with budget.long_runs_to(told.append):
+            result = cw.occlusion(shapes, image)  # the run still starts and ends
+            thread = threading.Thread(target=another_thread)
+            thread.start()
+            thread.join(120)
+            with pytest.raises(cw.RunTooLargeError):  # a refusal is raised as always
+                monkeypatch.setattr(budget, "available_memory", lambda: 1 * MB)
+                cw.occlusion(shapes, image)
+    assert np.isfinite(result.raw).all() and np.ptp(result.raw) > 0  # a real map
+    assert len(told) == 1 and told[0].startswith("occlusion (") and "will take about" in told[0]
+    assert len(elsewhere) == 1 and len(elsewhere[0]) == 1 and "SmoothGrad" in elsewhere[0][0]
+    monkeypatch.setattr(budget, "available_memory", lambda: None)
+    with pytest.warns(cw.LongRunWarning):  # after the block: a warning again
+        cw.occlusion(shapes, image)
 
 
 def test_ordinary_runs_neither_warn_nor_are_refused(shapes, image):

@@ -17,13 +17,21 @@ A run whose memory estimate exceeds :data:`MEMORY_SHARE` of the memory available
 with :class:`RunTooLargeError`, naming the estimate and the largest batch that fits; a run
 estimated to take longer than :data:`WARN_SECONDS` warns with :class:`LongRunWarning`.
 Both limits are module settings (``cnnviz_widgets.engine.budget.WARN_SECONDS = 600``).
+
+A panel that runs these in its own threads shows the warning where the user looks, inside
+the panel: within ``with long_runs_to(handler):`` a long run's message goes to
+``handler`` instead of the ``warnings`` module (in that thread only: the handler is a
+context variable, and ``warnings.catch_warnings`` is not safe across threads).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import keras
@@ -45,6 +53,7 @@ __all__ = [
     "check_optimize",
     "check_smoothgrad",
     "estimate",
+    "long_runs_to",
     "machine_flops",
 ]
 
@@ -68,6 +77,29 @@ _WEIGHTS_KEEP = 1.0
 # a forward + backward pass costs about this many forward passes (same bench: VGG16
 # optimization and SmoothGrad measured 0.8 to 1.8 times the estimate with 4)
 _GRADIENT_TIME = 4.0
+
+
+_LONG_RUN_HANDLER: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
+    "cnnviz_long_run_handler", default=None
+)
+
+
+@contextlib.contextmanager
+def long_runs_to(handler: Callable[[str], None]) -> Iterator[None]:
+    """Within the block (in this thread), a long run's warning is ``handler(message)``
+    instead of a :class:`LongRunWarning`; the run still starts.  A refusal
+    (:class:`RunTooLargeError`) is raised as always.
+
+    Example (what a panel does around the engine call)::
+
+        with budget.long_runs_to(lambda text: panel.messages.show_note(text)):
+            result = cw.occlusion(model, image)
+    """
+    token = _LONG_RUN_HANDLER.set(handler)
+    try:
+        yield
+    finally:
+        _LONG_RUN_HANDLER.reset(token)
 
 
 class RunTooLargeError(CnnvizError, MemoryError):
@@ -292,7 +324,8 @@ def estimate(
 
 
 def check(est: Estimate, way_out: str, *, stacklevel: int = 3) -> Estimate:
-    """Refuse a run that will not fit in memory, warn about one that will take long.
+    """Refuse a run that will not fit in memory, warn about one that will take long
+    (:class:`LongRunWarning`, or the handler of :func:`long_runs_to`).
 
     Args:
         est: from :func:`estimate`.
@@ -311,12 +344,15 @@ def check(est: Estimate, way_out: str, *, stacklevel: int = 3) -> Estimate:
             + ", or free memory and try again"
         )
     if est.seconds > WARN_SECONDS:
-        warnings.warn(
+        message = (
             f"{est.what} will take about {_duration(est.seconds)} on this machine (estimated "
-            f"from the model's FLOPs): {way_out} for a quicker run",
-            LongRunWarning,
-            stacklevel=stacklevel,
+            f"from the model's FLOPs): {way_out} for a quicker run"
         )
+        handler = _LONG_RUN_HANDLER.get()
+        if handler is not None:
+            handler(message)
+        else:
+            warnings.warn(message, LongRunWarning, stacklevel=stacklevel)
     return est
 
 
