@@ -5,6 +5,7 @@ to the canvases (decoded from the binary messages)."""
 import dataclasses
 import io
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 import cnnviz_widgets as cw
+from cnnviz_widgets.engine import budget
 from cnnviz_widgets.session import Session
 from cnnviz_widgets.widgets import ClassOptimizer, ImageExplainer, explore, zoom_nearest
 from cnnviz_widgets.widgets import image_explainer as explainer_module
@@ -540,6 +542,39 @@ def test_a_failing_background_job_shows_in_the_panel(panel, monkeypatch):
     assert panel.attribution is None and "without a heatmap" in panel.caption.value
     monkeypatch.undo()
     panel.method.value = "grad_cam"
+    assert panel.messages.kind is None and panel.attribution.method == "grad_cam"
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_run_too_big_for_memory_is_refused_in_the_panel(panel, monkeypatch, background):
+    panel.background = background
+    monkeypatch.setattr(budget, "MEMORY_SHARE", 1e-9)  # as if memory were all but full
+    for method, what in (("occlusion", "occlusion ("), ("smoothgrad", "SmoothGrad (")):
+        panel.method.value = method
+        assert panel.wait(60)
+        text = panel.messages.text
+        assert panel.messages.kind == "error" and text.startswith(f"RunTooLargeError: {what}")
+        assert "would need about" in text and "lower batch_size" in text
+        assert panel.attribution is None and "without a heatmap" in panel.caption.value
+    monkeypatch.undo()
+    panel.method.value = "occlusion"  # the panel goes on
+    assert panel.wait(60) and panel.attribution.method == "occlusion"
+    assert panel.messages.kind is None
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_long_run_says_so_in_the_panel_and_starts(panel, monkeypatch, background):
+    panel.background = background
+    monkeypatch.setattr(budget, "WARN_SECONDS", 0.0)  # every run is "long"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cw.LongRunWarning)  # not in the cell's stderr
+        panel.method.value = "occlusion"
+        assert panel.wait(60)
+    assert panel.attribution.method == "occlusion"  # it ran
+    text = panel.messages.text
+    assert panel.messages.kind == "note" and text.startswith("A long run: occlusion (")
+    assert "will take about" in text and ("Stop ends it" in text) == background
+    panel.method.value = "grad_cam"  # not checked by the budget: the note goes
     assert panel.messages.kind is None and panel.attribution.method == "grad_cam"
 
 

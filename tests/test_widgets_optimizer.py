@@ -3,6 +3,7 @@ background runs finish (polled, no timing assertions), check what is sent and ke
 
 import importlib
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
+from cnnviz_widgets.engine import budget
 from cnnviz_widgets.session import SelectionError, Session
 from cnnviz_widgets.widgets import ClassOptimizer, FilterGallery, LayerBrowser, explore
 from cnnviz_widgets.widgets.class_optimizer import PreviewLayout, curve_svg
@@ -297,6 +299,36 @@ def test_bad_settings_show_in_the_panel(panel):
     pick(panel, 1)
     panel.run(wait=True, timeout=180)  # still usable
     assert panel.messages.kind is None and panel.result.steps == 4
+
+
+def test_a_run_too_big_for_memory_is_refused_in_the_panel(panel, monkeypatch):
+    monkeypatch.setattr(budget, "MEMORY_SHARE", 1e-9)  # as if memory were all but full
+    pick(panel, 2, 5)
+    panel.run_button.click()
+    assert not panel.running and panel.records == [] and panel.messages.kind == "error"
+    text = panel.messages.text
+    assert text.startswith("RunTooLargeError: this optimization (2 image(s) of 64x64, 12 steps)")
+    assert "would need about" in text and "lower the batch (fewer targets)" in text
+    monkeypatch.undo()
+    panel.run_button.click()  # the panel goes on: the same run now starts
+    finish(panel)
+    assert panel.messages.kind is None and panel.result is not None
+
+
+def test_a_long_run_says_so_in_the_panel_and_starts(panel, monkeypatch):
+    monkeypatch.setattr(budget, "WARN_SECONDS", 0.0)  # every run is "long"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cw.LongRunWarning)  # not in the cell's stderr
+        panel.run_button.click()
+        assert panel.messages.kind == "note"  # shown as the run starts
+        finish(panel)
+    text = panel.messages.text
+    assert text.startswith("A long run: this optimization (1 image(s) of 64x64, 12 steps)")
+    assert "will take about" in text and "Stop ends it" in text
+    assert panel.result is not None and panel.result.steps == 12  # it ran to the end
+    monkeypatch.undo()
+    panel.run(wait=True)  # the next, ordinary run clears the note
+    assert panel.messages.kind is None
 
 
 def test_a_nan_stop_keeps_the_last_image_and_the_panel_usable(panel):

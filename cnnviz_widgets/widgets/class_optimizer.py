@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..engine import PRESETS, optimize
 from ..engine import objectives as obj
+from ..engine.budget import long_runs_to
 from ..engine.optvis import Frame, Result, Run
 from ..errors import CnnvizError
 from .canvas import zoom_nearest
@@ -31,7 +32,7 @@ from .optimizer_target import MAX_BATCH, TargetChooser
 from .pictures import compose, opaque_rgba, png_bytes
 from .preview import BatchPreview, PreviewLayout, over_checkerboard
 from .run_history import HistoryItem, HistoryStrip, RunRecord
-from .runner import RunBar, Runner, duration
+from .runner import RunBar, Runner, duration, long_run_note
 
 __all__ = [
     "MAX_BATCH",
@@ -279,9 +280,13 @@ class ClassOptimizer(Panel):
         Returns:
             The :class:`RunRecord` of the new run (its ``result`` is set when it ends).
 
+        A run the engine estimates too big for memory is refused
+        (:class:`~cnnviz_widgets.RunTooLargeError`); one estimated to take long starts
+        with a note in the panel's message area saying how long.
+
         Raises:
-            CnnvizError: a run is already going, or the targets or settings are unusable
-                (the Run button shows these in the panel).
+            CnnvizError: a run is already going, the targets or settings are unusable, or
+                the run will not fit in memory (the Run button shows these in the panel).
         """
         with self._lock:
             if self.runner.closed:
@@ -295,11 +300,15 @@ class ClassOptimizer(Panel):
             settings = self.settings()
             if self.extra is not None:
                 objective = objective + self.extra
-            run = optimize(self.session.loaded, objective, every=1, **settings)
+            long_run: list[str] = []  # the engine's estimate, shown here, not in stderr
+            with long_runs_to(long_run.append):
+                run = optimize(self.session.loaded, objective, every=1, **settings)
             settings["objective"] = repr(objective)
             record = RunRecord(labels=labels, title=title, settings=settings)
             self._run = run
             self.messages.clear()
+            if long_run:
+                self.messages.show_note(long_run_note(long_run[0]))
             self.export_status.value = ""
             self.history.select(None)
             self.preview.prepare(labels)

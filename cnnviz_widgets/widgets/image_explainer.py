@@ -31,6 +31,7 @@ from ..engine import (
     saliency,
     spatial_layers,
 )
+from ..engine.budget import long_runs_to
 from ..engine.internals import image_input
 from ..errors import CnnvizError
 from .class_picker import ClassPicker
@@ -39,7 +40,7 @@ from .feature_maps_view import FeatureMapsView
 from .image_source import GRACE_HOPPER, ImageSource, source_name
 from .overlay_view import METHOD_NAMES, OverlayView, colorbar_css, overlay_zoom, percent
 from .pictures import png_bytes
-from .runner import LARGE_INPUT, RunBar, Runner, Stopped, duration
+from .runner import LARGE_INPUT, RunBar, Runner, Stopped, duration, long_run_note
 
 __all__ = ["METHODS", "ExplainSettings", "ImageExplainer", "colorbar_css", "overlay_zoom"]
 
@@ -109,7 +110,10 @@ class ImageExplainer(Panel):
 
     Occlusion and SmoothGrad run in the background when ``background`` says so (default
     ``None``: for inputs larger than 128 px): a progress bar, Stop (the picture shown
-    stays), and a panel that stays usable; :meth:`wait` waits for them.
+    stays), and a panel that stays usable; :meth:`wait` waits for them.  Before they start
+    the engine estimates their memory and time: a run that will not fit is refused with
+    the estimate and the way out in the panel's message area, and one that will take long
+    (``cnnviz_widgets.engine.budget.WARN_SECONDS``) starts with a note there saying how long.
 
     Traits:
         attribution: the :class:`~cnnviz_widgets.Attribution` shown, or ``None``.
@@ -152,6 +156,7 @@ class ImageExplainer(Panel):
         self._quiet = False  # the occlusion defaults of a new image are being set
         self._writing = False  # this panel is writing session.class_index
         self._caveats = ""  # the note of the last explanation's caveats, while shown
+        self._long_run = ""  # the engine's long-run note for the explanation computed
         self._pending = False  # a new explanation was asked for while one was running
         self._job = ""  # what the runner runs: "image" (a new image) or "explain"
         self._pending_maps = False  # the session's layer changed during an image job
@@ -557,6 +562,17 @@ class ImageExplainer(Panel):
         return max(self.image.shape[:2]) > LARGE_IMAGE
 
     def _compute(self, method: str, target: int | None, progress: Any = None) -> Attribution:
+        """The engine's explanation; a long-run estimate becomes a note in the panel."""
+        self._long_run = ""
+        with long_runs_to(lambda text: self._on_long_run(text, progress is not None)):
+            return self._engine_call(method, target, progress)
+
+    def _on_long_run(self, text: str, stoppable: bool) -> None:
+        self._long_run = long_run_note(text, stoppable)
+        self.messages.show_note(self._long_run)  # while it runs; kept with its result
+        self._caveats = self.messages.value
+
+    def _engine_call(self, method: str, target: int | None, progress: Any) -> Attribution:
         loaded, image, c = self.session.loaded, self.image, self.config
         if method in ("grad_cam", "grad_cam++"):
             layer = c.cam_layer or None
@@ -623,12 +639,15 @@ class ImageExplainer(Panel):
             f"{esc(METHOD_NAMES[result.method])} computed in {seconds * 1000:.0f} ms"
         )
         self._show_predictions()
-        caveats = [n for n in result.notes if n not in self.image_notes]
+        caveats = [esc(n) for n in result.notes if n not in self.image_notes]
+        if self._long_run:  # this explanation's estimate stays with it
+            caveats.insert(0, self._long_run)
+            self._long_run = ""
         if self._caveats and self.messages.value == self._caveats:
             self.messages.clear()  # the previous explanation's caveats do not apply
         self._caveats = ""
         if caveats:
-            self.messages.show_note("<br>".join(esc(n) for n in caveats))
+            self.messages.show_note("<br>".join(caveats))
             self._caveats = self.messages.value
 
     def _working(self, text: str) -> None:

@@ -26,14 +26,14 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..errors import CnnvizError
-from .common import MessageArea
+from .common import MessageArea, esc
 
 REDRAW_INTERVAL = 0.1  # seconds between redraws (at most ~10 per second)
 TEXT_INTERVAL = 0.25  # seconds between updates of slow read-outs (progress text, curve)
 MAX_PAUSE = 1.0  # a redraw comes at least this often, however slow the last one was
 LARGE_INPUT = 128  # pixels: panels pass larger inputs through the model in the background
 
-__all__ = ["LARGE_INPUT", "RunBar", "Runner", "Stopped", "Task", "duration"]
+__all__ = ["LARGE_INPUT", "RunBar", "Runner", "Stopped", "Task", "duration", "long_run_note"]
 
 
 class Stopped(Exception):
@@ -49,6 +49,13 @@ def duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
     return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+
+
+def long_run_note(text: str, stoppable: bool = True) -> str:
+    """The HTML note a panel shows for the engine's long-run estimate ``text`` (see
+    :func:`cnnviz_widgets.engine.budget.long_runs_to`)."""
+    tail = " It has started; Stop ends it and keeps what is shown." if stoppable else ""
+    return f'<span class="cnnviz-long-run"><b>A long run</b>: {esc(text)}.{tail}</span>'
 
 
 class RunBar(widgets.HBox):
