@@ -140,21 +140,28 @@ def _never_raises(task: str) -> Callable:
 
 
 # ------------------------------------------------------------------------ reading answers
-def _as_int(answer: Any, what: str) -> int:
-    """An integer answer; numpy scalars and one-element arrays or lists are fine."""
+def _one_value(answer: Any, what: str, dtype: Any = None, many: str = "") -> np.ndarray:
+    """``answer`` as a 0-d array: one value (numpy scalars, tensors, one-element arrays and
+    lists are fine), not a yes/no value nor text; ``many`` is added to the message for
+    several values."""
     if isinstance(answer, (bool, np.bool_)):
         raise _Unreadable(f"{answer!r} is a yes/no value; {what}.")
     if isinstance(answer, str):
         raise _Unreadable(f"{answer!r} is text; {what} (a number, without quotes).")
     try:
-        value = np.asarray(answer)
+        value = np.asarray(answer, dtype=dtype)
     except Exception:
         raise _Unreadable(f"this answer is not a number; {what}.") from None
     if value.size != 1:
         raise _Unreadable(
-            f"this answer holds {value.size} values (shape {value.shape}); {what}: just one."
+            f"this answer holds {value.size} values (shape {value.shape}); {what}: just one.{many}"
         )
-    value = value.reshape(())
+    return value.reshape(())
+
+
+def _as_int(answer: Any, what: str) -> int:
+    """An integer answer (see :func:`_one_value`)."""
+    value = _one_value(answer, what)
     if value.dtype.kind not in "iuf" or not np.isfinite(value):
         raise _Unreadable(f"{answer!r} is not a number; {what}.")
     if value != np.round(value):
@@ -163,21 +170,9 @@ def _as_int(answer: Any, what: str) -> int:
 
 
 def _as_float(answer: Any, what: str) -> float:
-    """A real-number answer; numpy scalars, tensors and one-element arrays are fine."""
-    if isinstance(answer, (bool, np.bool_)):
-        raise _Unreadable(f"{answer!r} is a yes/no value; {what}.")
-    if isinstance(answer, str):
-        raise _Unreadable(f"{answer!r} is text; {what} (a number, without quotes).")
-    try:
-        value = np.asarray(answer, dtype=np.float64)
-    except Exception:
-        raise _Unreadable(f"this answer is not a number; {what}.") from None
-    if value.size != 1:
-        raise _Unreadable(
-            f"this answer holds {value.size} values (shape {value.shape}); {what}: just one. "
-            "Did you forget to add the products up?"
-        )
-    value = float(value.reshape(()))
+    """A real-number answer (see :func:`_one_value`)."""
+    many = " Did you forget to add the products up?"
+    value = float(_one_value(answer, what, np.float64, many))
     if not math.isfinite(value):
         raise _Unreadable(f"{value} is not a finite number; {what}.")
     return value
@@ -465,6 +460,10 @@ _SLIP_HINTS = {
 }
 
 
+_PRE_TASK = "One convolution value, before the activation"
+_VALUE_TASK = "One convolution value, after the activation"
+
+
 def _close(a: float, b: float) -> bool:
     """Equal up to rounding to two decimals (and float32 arithmetic)."""
     return abs(a - b) <= max(0.006, 2e-3 * abs(b))
@@ -478,9 +477,9 @@ def _check_unit(
     y: int,
     x: int,
     layer: Any,
-    task: str,
     after_activation: bool,
 ) -> CheckResult:
+    task = _VALUE_TASK if after_activation else _PRE_TASK
     loaded = as_loaded(model)
     what = "the value before the activation" if not after_activation else "the layer's output"
     if answer is None:
@@ -519,15 +518,9 @@ def _check_unit(
     )
 
 
-@_never_raises("One convolution value, before the activation")
+@_never_raises(_PRE_TASK)
 def check_pre_activation(
-    answer: Any,
-    model: Any,
-    image: Any,
-    channel: int,
-    y: int,
-    x: int,
-    layer: Any = "conv1",
+    answer: Any, model: Any, image: Any, channel: int, y: int, x: int, layer: Any = "conv1"
 ) -> CheckResult:
     """Is ``answer`` the sum of products plus bias of unit ``(y, x)`` of ``layer``'s ``channel``?
 
@@ -540,45 +533,19 @@ def check_pre_activation(
         model: the model; ``image``: a display image ``(H, W, C)`` in [0, 1].
         channel, y, x: the unit; ``layer``: a Conv2D layer.
     """
-    return _check_unit(
-        answer,
-        model,
-        image,
-        channel,
-        y,
-        x,
-        layer,
-        "One convolution value, before the activation",
-        after_activation=False,
-    )
+    return _check_unit(answer, model, image, channel, y, x, layer, after_activation=False)
 
 
-@_never_raises("One convolution value, after the activation")
+@_never_raises(_VALUE_TASK)
 def check_convolution_value(
-    answer: Any,
-    model: Any,
-    image: Any,
-    channel: int,
-    y: int,
-    x: int,
-    layer: Any = "conv1",
+    answer: Any, model: Any, image: Any, channel: int, y: int, x: int, layer: Any = "conv1"
 ) -> CheckResult:
     """Is ``answer`` the output of ``layer`` at ``(y, x)``, channel ``channel``, for ``image``?
 
     The truth is the model's own output there; the hints are those of
     :func:`check_pre_activation`, plus a forgotten activation.
     """
-    return _check_unit(
-        answer,
-        model,
-        image,
-        channel,
-        y,
-        x,
-        layer,
-        "One convolution value, after the activation",
-        after_activation=True,
-    )
+    return _check_unit(answer, model, image, channel, y, x, layer, after_activation=True)
 
 
 # ====================================================================== 3. receptive field
