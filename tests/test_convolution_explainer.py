@@ -302,7 +302,10 @@ def test_stop_keeps_the_picture_and_a_failed_pass_is_a_message(large_model, monk
     assert "stopped: the picture shown is the previous one" in panel.status.value
     np.testing.assert_array_equal(panel.map_pixels.sent, shown)  # the picture stays
     assert panel.trace is None and panel.messages.kind != "error"
-    panel.layer.value = "a"  # picking a layer reads again
+    assert "click the map or pick a channel, layer or image to read b again" in panel.status.value
+    click_unit(panel, 1, 1)  # the way out the status names: b is read after all
+    assert panel.wait(60) and panel.trace.layer == "b" and held.layers == ["b", "b"]
+    panel.layer.value = "a"
     assert panel.wait(60) and panel.trace.layer == "a"
     held.fail = cw.CnnvizError("out of cheese")
     panel.new_shapes_image(4)

@@ -287,6 +287,8 @@ class ConvolutionExplainer(Panel):
                 in the background (:meth:`wait` for it).
         """
         with self._lock:
+            if self._maps is None:
+                self._show_trace()  # none read (a stopped pass): read them again
             if self._maps is None and self.runner.running:
                 raise CnnvizError(
                     f"{self.layer.value}'s maps for this image are still being read in the "
@@ -417,7 +419,10 @@ class ConvolutionExplainer(Panel):
                 drawn = self.map_pixels.sent is not None
                 kept = "the picture shown is the previous one" if drawn else "nothing drawn"
                 self.run_bar.end(
-                    0, "warning", f"stopped: {kept}; pick an image or a layer to read again"
+                    0,
+                    "warning",
+                    f"stopped: {kept}; click the map or pick a channel, layer or image to "
+                    f"read {esc(layer)} again",
                 )
             elif error is not None:
                 self.run_bar.end(0, "danger", "failed: see the message")
@@ -459,7 +464,9 @@ class ConvolutionExplainer(Panel):
         """Explain ``position`` (the channel's strongest value when there is none, or
         when it is outside this map, unless ``keep_position``: then the engine says so)."""
         with self._lock:
-            if self._maps is not None:
+            if self._maps is None and self.image is not None and not self.runner.running:
+                self._read_maps()  # none read (a stopped or failed pass): read them again
+            elif self._maps is not None:
                 self._trace_and_draw(keep_position)
 
     def _trace_and_draw(self, keep_position: bool) -> None:
@@ -676,8 +683,9 @@ class ConvolutionExplainer(Panel):
         self._show_trace()
 
     def _on_click(self, x: float, y: float) -> None:
-        if self._maps is None:
-            return  # nothing drawn yet, or the maps are being read (the status says so)
+        if self._maps is None:  # being read (the status says so), or read them again
+            self._show_trace()
+            return
         ix, iy = self.map_pixels.to_image_coordinates(x, y)
         h, w = self._maps[1].shape[:2]
         self.select(min(max(int(iy), 0), h - 1), min(max(int(ix), 0), w - 1))
