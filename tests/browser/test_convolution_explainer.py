@@ -1,5 +1,6 @@
 """ConvolutionExplainer in a real JupyterLab page, as the Convolution tab of explore(): the
-image and the feature map are drawn, and a click on the map updates the arithmetic line.
+image and the feature map are drawn, and a click on the map updates the arithmetic line; on
+a large input the maps are read in the background and drawn from there.
 
 Set CNNVIZ_SCREENSHOTS=1 to also write docs/convolution_explainer.png.
 """
@@ -13,7 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .pages import REPO, fingerprint, kernel, notebook, open_and_run, read_canvas, wait_drawn
+from .pages import (
+    REPO,
+    fingerprint,
+    kernel,
+    notebook,
+    open_and_run,
+    option_index,
+    read_canvas,
+    wait_drawn,
+)
 
 PANEL = ".cnnviz-conv-explainer"
 IMAGE = "canvas.cnnviz-conv-image"
@@ -73,6 +83,39 @@ def test_the_tab_draws_and_a_click_updates_the_arithmetic(conv_page):
     grids = page.locator(f"{PANEL} table.cnnviz-conv-numbers")
     assert grids.count() == 3
     assert grids.first.locator("td").count() == 9
+
+
+def test_a_large_input_is_read_in_the_background_and_drawn(lab, browser_context):
+    url, root = lab
+    name = notebook(
+        root,
+        "convolution_large.ipynb",
+        [
+            "import keras\n"
+            "import cnnviz_widgets as cw\n"
+            "keras.utils.set_random_seed(3)\n"
+            "inputs = keras.Input((160, 160, 3))\n"
+            "x = keras.layers.Conv2D(4, 3, padding='same', activation='relu', name='a')(inputs)\n"
+            "x = keras.layers.Conv2D(6, 3, 2, padding='same', activation='relu', name='b')(x)\n"
+            "x = keras.layers.GlobalAveragePooling2D()(x)\n"
+            "panel = cw.ConvolutionExplainer(keras.Model(inputs, keras.layers.Dense(3)(x)))\n"
+            "print('background:', panel.runner.thread is not None)\n"
+            "panel",
+        ],
+    )
+    page = open_and_run(browser_context, url, name, "convolution-large", PANEL)
+    page.get_by_text("background: True").wait_for(timeout=30_000)
+    wait_drawn(page, MAP)  # drawn by the background pass, in the page
+    assert read_canvas(page, MAP).shape == (160, 160, 4)  # a's 160x160 map at zoom 1
+    page.locator(f"{PANEL} .cnnviz-status").get_by_text("a read in").wait_for(timeout=30_000)
+    mark = fingerprint(page, MAP)
+    layers = f"{PANEL} .cnnviz-conv-layer select"
+    page.locator(layers).select_option(index=option_index(page, layers, "b"))
+    wait_drawn(page, MAP, before=mark)  # b's map, after its own background pass
+    assert read_canvas(page, MAP).shape == (240, 240, 4)  # 80x80 at zoom 3
+    page.locator(f"{PANEL} .cnnviz-status").get_by_text("b read in").wait_for(timeout=30_000)
+    assert page.locator(f"{PANEL} .cnnviz-conv-where").inner_text().startswith("b[y=")
+    page.close()
 
 
 def test_screenshot(conv_page, tmp_path):
