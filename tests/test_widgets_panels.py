@@ -465,3 +465,16 @@ def test_the_layer_list_column_is_as_wide_as_its_rows(vgg16):
     assert width >= longest * 7.6 and column.layout.min_width.startswith("min(100%,")
     assert f"{width:.0f}px" in column.layout.flex
     browser.close()
+
+
+def test_explore_sets_only_layout_traits_ipywidgets_knows(shapes):
+    """A Layout keyword ipywidgets does not know (``gap=``) is dropped with a traitlets
+    DeprecationWarning and never reaches the page: the spacing silently does not apply."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        panel = cw.explore(shapes)
+    unknown = [str(w.message) for w in caught if "Layout" in str(w.message)]
+    assert not unknown, unknown
+    panel.close()

@@ -182,7 +182,7 @@ class ClassOptimizer(Panel):
         # --- layout ------------------------------------------------------------------
         top = widgets.HBox(
             [self.target.box, self.settings_column.box],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", gap="18px"),
+            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", grid_gap="18px"),
         )
         side = widgets.VBox(
             [self.curve, self.result_info, row(self.save_png, self.save_gif), self.export_status],

@@ -95,7 +95,7 @@ class FeatureMapsView:
         controls.add_class("cnnviz-controls")
         body = widgets.HBox(
             [widgets.VBox([fm_box, self.info]), self.detail_box],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", gap="14px"),
+            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", grid_gap="14px"),
         )
         self.head = widgets.HTML()
         self.children = [self.head, controls, body]

@@ -291,7 +291,7 @@ class ImageExplainer(Panel):
                 self.smooth_box,
                 self.occlusion_box,
                 self.opacity,
-                widgets.HBox([self.cmap, self.weighted], layout=widgets.Layout(gap="8px")),
+                widgets.HBox([self.cmap, self.weighted], layout=widgets.Layout(grid_gap="8px")),
                 self.run_bar,
             ]
         )
@@ -299,7 +299,7 @@ class ImageExplainer(Panel):
         side.add_class("cnnviz-ex-column")
         body = widgets.HBox(
             [self.overlay.box, side],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", gap="14px"),
+            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", grid_gap="14px"),
         )
         self.children = [
             style_sheet(),
