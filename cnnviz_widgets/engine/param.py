@@ -27,7 +27,11 @@ _COLOR_SQRT /= np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
 def _decorrelate(x: tf.Tensor) -> tf.Tensor:
     if x.shape[-1] != 3:
         return x
-    return tf.tensordot(x, tf.constant(_COLOR_SQRT.T), axes=1)
+    # what tf.tensordot(x, M, 1) computes, without its dynamic-shape ops (and their
+    # gradients) when the shape is known: fewer traced ops, the same product
+    shape = x.shape if x.shape.is_fully_defined() else tf.shape(x)
+    flat = tf.matmul(tf.reshape(x, [-1, 3]), tf.constant(_COLOR_SQRT.T))
+    return tf.reshape(flat, shape)
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,8 @@ class Fourier:
 
     def image(self, var: tf.Tensor, h: int, w: int, c: int) -> tf.Tensor:
         scale = tf.constant(self._scale(h, w))
-        spectrum = tf.complex(var[0] * scale, var[1] * scale)  # (B, C, H, W//2+1)
+        real, imag = tf.unstack(var)  # one op (slicing var[0], var[1] traces more)
+        spectrum = tf.complex(real * scale, imag * scale)  # (B, C, H, W//2+1)
         x = tf.signal.irfft2d(spectrum, fft_length=[h, w])  # (B, C, H, W)
         x = tf.transpose(x, (0, 2, 3, 1)) / 4.0
         x = _decorrelate(x) if self.decorrelate else x
