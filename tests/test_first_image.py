@@ -4,7 +4,8 @@
 graph optimization) so the run that follows traces nothing; a run started while a warm-up
 is compiling waits for it instead of compiling a second step; the machine-speed measure
 of the budget is refreshed without making a run wait; and the objective's index pick
-(a mask, not a batched gather, to trace less) gives the same scores and gradients.
+(a mask, not a batched gather, to trace less) and the Fourier image's written-out
+gradient give the same values as what they replace.
 """
 
 import threading
@@ -16,6 +17,7 @@ import tensorflow as tf
 import cnnviz_widgets as cw
 from cnnviz_widgets.engine import budget, optvis
 from cnnviz_widgets.engine.objectives import _pick
+from cnnviz_widgets.engine.param import Fourier, _scaled_irfft2d
 
 
 def test_warm_up_compiles_the_step_the_run_then_uses():
@@ -117,3 +119,22 @@ def test_the_index_pick_matches_a_batched_gather_with_its_gradient(shape):
     other[np.arange(shape[0]), index.numpy()] = False
     bad = tf.where(other, np.float32(np.nan), x)
     np.testing.assert_array_equal(_pick(bad, index).numpy(), ref.numpy())
+
+
+@pytest.mark.parametrize("hw", [(64, 64), (31, 45), (224, 224)])
+def test_the_fourier_image_and_its_written_out_gradient_match_tensorflows_to_the_bit(hw):
+    h, w = hw
+    p = Fourier()
+    var = tf.constant(p.init(np.random.default_rng(3), 2, h, w, 3) * 50)
+    scale = tf.constant(p._scale(h, w))
+    upstream = tf.constant(np.random.default_rng(4).standard_normal((2, 3, h, w)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(var)
+        ours = _scaled_irfft2d(var, p._scale(h, w), h, w)
+        spectrum = tf.complex(var[0] * scale, var[1] * scale)
+        ref = tf.signal.irfft2d(spectrum, fft_length=[h, w])
+        loss_ours, loss_ref = tf.reduce_sum(ours * upstream), tf.reduce_sum(ref * upstream)
+    np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    np.testing.assert_array_equal(
+        tape.gradient(loss_ours, var).numpy(), tape.gradient(loss_ref, var).numpy()
+    )
