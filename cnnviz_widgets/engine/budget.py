@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import CnnvizError
 from .internals import iter_layers, output_shape
-from .introspect import get_layer
+from .introspect import find_layer
 
 __all__ = [
     "MEMORY_SHARE",
@@ -353,7 +353,7 @@ def check_optimize(model: keras.Model, objective, hwc, batch: int, steps: int) -
     terms = [t for _, t in objective.terms]
     upto = None
     if not any(t.needs_logits for t in terms):
-        upto = {get_layer(model, t.layer)[1] for t in terms if t.layer is not None} or None
+        upto = {find_layer(model, t.layer)[1] for t in terms if t.layer is not None} or None
     est = estimate(
         model,
         (h, w),
