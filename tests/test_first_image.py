@@ -138,3 +138,26 @@ def test_the_fourier_image_and_its_written_out_gradient_match_tensorflows_to_the
     np.testing.assert_array_equal(
         tape.gradient(loss_ours, var).numpy(), tape.gradient(loss_ref, var).numpy()
     )
+
+
+def test_a_run_asked_for_while_the_warm_up_builds_its_step_shares_that_step(monkeypatch):
+    model = cw.load_model("shapes")
+    building, release = threading.Event(), threading.Event()
+    original = optvis._Compiled.__init__
+
+    def slow_init(self, *args, **kwargs):  # the warm-up's step takes a while to build
+        if threading.current_thread().name == "cnnviz-warm-up":
+            building.set()
+            assert release.wait(60)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(optvis._Compiled, "__init__", slow_init)
+    thread = cw.warm_up(model, 1, background=True)
+    assert building.wait(60)
+    timer = threading.Timer(0.5, release.set)  # the run asks while the step is being built
+    timer.start()
+    res = cw.visualize(model, 2, steps=2)
+    thread.join(60)
+    timer.join()
+    assert res.steps == 2
+    assert optvis.step_tracing_count(model) == 1

@@ -454,6 +454,7 @@ class _Compiled:
 
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_POOL_LOCK = threading.Lock()
 
 
 def _compiled(loaded, objective, param, transforms, batch, hwc, names=None) -> _Compiled:
@@ -461,13 +462,16 @@ def _compiled(loaded, objective, param, transforms, batch, hwc, names=None) -> _
     new one (two panels optimizing the same model at once each get their own).
     ``loaded`` may hold a reduced-precision twin of the model ``names``."""
     key = (objective.structure(), param, transforms, batch, hwc, loaded.preprocessing.name)
-    pool = _COMPILED.setdefault(loaded.model, {}).setdefault(key, [])
-    for compiled in pool:
-        if not compiled.busy.locked() or compiled.warming:
-            return compiled
-    compiled = _Compiled(loaded, objective, param, transforms, batch, hwc, names)
-    pool.append(compiled)
-    return compiled
+    # under a lock: two threads asking at once (a warm-up and a run) share one step rather
+    # than each building and tracing its own
+    with _POOL_LOCK:
+        pool = _COMPILED.setdefault(loaded.model, {}).setdefault(key, [])
+        for compiled in pool:
+            if not compiled.busy.locked() or compiled.warming:
+                return compiled
+        compiled = _Compiled(loaded, objective, param, transforms, batch, hwc, names)
+        pool.append(compiled)
+        return compiled
 
 
 def step_tracing_count(model) -> int:
@@ -807,9 +811,10 @@ def _warm(model, objective, kwargs) -> float:
         warnings.simplefilter("ignore", budget.LongRunWarning)
         run = optimize(model, objective, **kwargs)
     c = run._c
-    if not c.busy.acquire(blocking=False):  # a run is using (so has compiled) this step
-        return time.perf_counter() - start
-    c.warming = True
+    with _POOL_LOCK:  # taken and marked at once: a run asking now waits for this step
+        if not c.busy.acquire(blocking=False):  # a run is using (so compiling) this step
+            return time.perf_counter() - start
+        c.warming = True
     try:
         if c.tracing_count() == 0:
             rng = np.random.default_rng(run.seed)
