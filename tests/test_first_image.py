@@ -82,6 +82,8 @@ def test_a_refused_run_is_refused_by_its_warm_up_and_quietly_in_the_background()
 
 def test_a_stale_machine_speed_is_refreshed_without_waiting(monkeypatch):
     budget.machine_flops()  # measured once in the process
+    with budget._SPEED_LOCK:  # and no refresh (started by an earlier test) still going
+        pass
     measuring, release = threading.Event(), threading.Event()
 
     def slow_measure():
