@@ -15,13 +15,31 @@ medians of per-round ratios, load average beside each figure).
 3. the embedded model, all nine classes in one batch, 256 steps (target <= 30 s);
 4. tracing count across 20 runs with different class indices (target: no new traces);
 5. resident memory over 50 consecutive runs (target: <= 5 % growth);
-6. the cost of rendering a preview frame every step (what a live widget asks for).
+6. the cost of rendering a preview frame every step (what a live widget asks for);
+7. the first image of a run on a fresh model object, in this process (the model built
+   untimed): ``visualize(model, class, steps=1)`` against a bare compiled
+   forward+backward traced and called once on another fresh model, for the embedded
+   model and VGG16 (weights=None, 224x224) (target <= 1.2), and the same run after
+   ``warm_up`` (what a panel that warms up when it opens gives the first click);
+8. the time to a first image in a FRESH process (subprocesses, ours and tf-keras-vis
+   alternated, order reversed each round, >= 3 rounds, medians): from launch (Python,
+   TensorFlow and the package imported) and from a built model, to one optimized image.
+
+``--part step`` (the default) runs 1-6, ``--part first-image`` 7 and 8 (about 8 minutes in
+quick mode at load 6 on 2 cores), ``--part all`` everything.  tf-keras-vis is imported from
+the environment; where it is absent, ``--peers DIR`` (a ``pip install --target DIR``) is
+put on the path (``CNNVIZ_PEERS`` works too).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import os
+import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,7 +47,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
-from interleave import compare
+from interleave import compare, load
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
@@ -175,15 +193,189 @@ def bench_shapes(memory_runs: int) -> None:
         )
 
 
+# ------------------------------------------------------------------------ first image
+FIRST_CLASS = {"shapes": 0, "vgg16": 385}
+
+
+def fresh_model(name: str) -> keras.Model:
+    """A new model object (nothing of it compiled or cached yet)."""
+    if name == "vgg16":
+        return keras.applications.VGG16(weights=None)
+    return cw.load_model("shapes").model
+
+
+def bench_first_image(rounds: int) -> None:
+    """7: first image on a fresh model vs a bare trace + one step, interleaved."""
+    print("\nfirst image on a fresh model object (this process; model built untimed):")
+    tf.get_logger().setLevel("ERROR")  # the bare step is traced anew for every model
+    for name in ("shapes", "vgg16"):
+        first_image(name, FIRST_CLASS[name], rounds)
+
+
+def first_image(name: str, cls: int, rounds: int) -> None:
+    def ours(warm: bool = False) -> float:
+        model = fresh_model(name)
+        if warm:  # what a panel does when it opens, before the user clicks
+            cw.warm_up(model, cls)
+        start = time.perf_counter()
+        cw.visualize(model, cls, steps=1)
+        seconds = time.perf_counter() - start
+        del model
+        gc.collect()
+        return seconds
+
+    def bare() -> float:
+        model = fresh_model(name)
+        hwc = tuple(model.inputs[0].shape[1:])
+        start = time.perf_counter()
+        step = bare_step_fn(model, hwc, 1.0, 0.0)
+        step(tf.constant(cls)).numpy()
+        seconds = time.perf_counter() - start
+        del model, step
+        gc.collect()
+        return seconds
+
+    bare_name = "bare trace + one step"
+    t = compare(
+        {
+            bare_name: bare,
+            "cnnviz first image (visualize, 1 step)": ours,
+            "cnnviz first image after warm_up": lambda: ours(warm=True),
+        },
+        rounds,
+        warm=False,  # every block builds its own fresh model: nothing to warm
+    )
+    print(f"  {name} ({'x'.join(map(str, fresh_model_shape(name)))}):")
+    for n in t.names:
+        print(t.line(n, per="image", against=bare_name))
+    print(
+        f"    ratio first image / bare (median of rounds): "
+        f"{t.ratio(t.names[1], bare_name):.2f} (target <= 1.2)"
+    )
+
+
+def fresh_model_shape(name: str) -> tuple:
+    return (224, 224, 3) if name == "vgg16" else (64, 64, 3)
+
+
+def child(tool: str, name: str, steps: int, launched: float) -> None:
+    """One fresh-process measure (run by bench_fresh_process): prints one JSON line.
+    ``launched``: the parent's ``time.time()`` just before it started this process."""
+    t0 = time.perf_counter()
+    cls = FIRST_CLASS[name]
+    model = fresh_model(name)
+    t1 = time.perf_counter()
+    if tool == "cnnviz":
+        first = cw.visualize(model, cls, steps=1).image
+        t2 = time.perf_counter()
+        launch = time.time() - launched
+        cw.visualize(model, cls, steps=steps)
+    else:
+        from tf_keras_vis.activation_maximization import ActivationMaximization
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        # tf-keras-vis reads logits from a clone with the softmax replaced (clone=True)
+        am = ActivationMaximization(model, model_modifier=ReplaceToLinear(), clone=True)
+        first = np.asarray(am(CategoricalScore(cls), steps=1))[0]
+        t2 = time.perf_counter()
+        launch = time.time() - launched
+        am(CategoricalScore(cls), steps=steps)
+    t3 = time.perf_counter()
+    assert first.shape[:2] == fresh_model_shape(name)[:2], first.shape
+    print(json.dumps({"launch": launch, "build": t1 - t0, "first": t2 - t1, "more": t3 - t2}))
+
+
+def peers_importable(peers: str | None) -> bool:
+    """tf-keras-vis can be imported: from the environment, or else from ``peers`` (a
+    ``pip install --target`` directory), which is then put on ``sys.path``."""
+    try:
+        import tf_keras_vis  # noqa: F401
+    except ImportError:
+        if not (peers and os.path.isdir(os.path.join(peers, "tf_keras_vis"))):
+            return False
+        sys.path.append(peers)
+    return True
+
+
+def bench_fresh_process(rounds: int, steps: int, peers: str | None, compare: bool) -> None:
+    """8: time to a first image in a fresh process, ours vs tf-keras-vis, alternated."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    tools = ["cnnviz"]
+    if compare and peers_importable(peers):
+        tools.append("tf-keras-vis")
+        if peers:  # the children find it where this process did
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), peers) if p)
+    elif compare:
+        print("  tf-keras-vis not importable: pip install -r bench/requirements.txt")
+    print(
+        f"\nfresh process to a first image ({rounds} rounds, tools alternated, order reversed "
+        f"each round; 'launch' = from starting Python, imports included; then {steps} more "
+        "steps in the same process):"
+    )
+    for name in ("shapes", "vgg16"):
+        rows: dict[str, list[dict]] = {t: [] for t in tools}
+        for r in range(max(3, rounds)):
+            for tool in tools if r % 2 == 0 else tools[::-1]:
+                argv = ["--child", tool, name, str(steps), repr(time.time())]
+                out = subprocess.run(
+                    [sys.executable, __file__, *argv],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                if out.returncode != 0:
+                    raise RuntimeError(f"{tool} {name} failed:\n{out.stderr[-2000:]}")
+                got = json.loads(out.stdout.strip().splitlines()[-1])
+                got["load"] = load()
+                rows[tool].append(got)
+
+        def med(tool: str, key: str, rows=rows) -> float:
+            return statistics.median(x[key] for x in rows[tool])
+
+        print(f"  {name}:")
+        for tool in tools:
+            loads = [x["load"] for x in rows[tool]]
+            print(
+                f"    {tool:<13} launch to first image {med(tool, 'launch'):6.1f} s, built "
+                f"model to first image {med(tool, 'first'):6.2f} s, {steps} more steps "
+                f"{med(tool, 'more'):6.2f} s   (load {min(loads):.1f}-{max(loads):.1f}, "
+                f"{len(loads)} rounds)"
+            )
+        if len(tools) == 2:
+            a, b = rows["tf-keras-vis"], rows["cnnviz"]
+            for key, what in (("launch", "launch to first image"), ("first", "model to first")):
+                ratio = statistics.median(x[key] / y[key] for x, y in zip(a, b))
+                print(f"    tf-keras-vis / ours, {what} (median of rounds): {ratio:.2f}")
+            ratio = statistics.median(x["more"] / y["more"] for x, y in zip(a, b))
+            print(f"    tf-keras-vis / ours, {steps} more steps (median of rounds): {ratio:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer steps and rounds")
     parser.add_argument("--no-compare", action="store_true", help="skip tf-keras-vis")
+    parser.add_argument("--part", choices=("step", "first-image", "all"), default="step")
+    parser.add_argument("--peers", help="a pip --target directory holding tf-keras-vis")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], int(args.child[2]), float(args.child[3]))
+        return
     keras.utils.set_random_seed(0)
     steps, rounds = (5, 3) if args.quick else (20, 3)
-    bench_vgg(steps, rounds, compare_peers=not args.no_compare)
-    bench_shapes(memory_runs=10 if args.quick else 50)
+    peers = None if args.no_compare else (args.peers or os.environ.get("CNNVIZ_PEERS"))
+    if peers:
+        peers_importable(peers)
+    if args.part in ("step", "all"):
+        bench_vgg(steps, rounds, compare_peers=not args.no_compare)
+        bench_shapes(memory_runs=10 if args.quick else 50)
+    if args.part in ("first-image", "all"):
+        bench_first_image(rounds=3 if args.quick else 5)
+        bench_fresh_process(
+            rounds=3 if args.quick else 5, steps=steps, peers=peers, compare=not args.no_compare
+        )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,17 @@ from .models import (
     load_model,
     softmax_position,
 )
-from .optvis import PRESETS, Frame, Preset, Result, Run, check_settings, optimize, visualize
+from .optvis import (
+    PRESETS,
+    Frame,
+    Preset,
+    Result,
+    Run,
+    check_settings,
+    optimize,
+    visualize,
+    warm_up,
+)
 from .param import Fourier, Maco, Pixels, Spectrum, spectrum_from
 from .precision import PRECISIONS, PrecisionChoice, choose_precision, hardware_precisions
 from .preprocessing import PREPROCESSINGS, Preprocessing
@@ -139,4 +149,5 @@ __all__ = [
     "spectrum_from",
     "top_examples",
     "visualize",
+    "warm_up",
 ]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -39,7 +40,7 @@ import numpy as np
 
 from ..errors import CnnvizError
 from .internals import iter_layers, output_shape
-from .introspect import get_layer
+from .introspect import find_layer
 
 __all__ = [
     "MEMORY_SHARE",
@@ -258,25 +259,49 @@ def _costs(model: keras.Model, hw: tuple[int, int], upto: set[str] | None = None
 # --------------------------------------------------------------------- machine speed
 _SPEED: dict[str, float] = {}
 _SPEED_FOR = 60.0  # seconds a measure of the machine's speed is used (its load changes)
+_SPEED_LOCK = threading.Lock()
+
+
+def _measure_speed() -> None:
+    import tensorflow as tf
+
+    x = tf.random.stateless_normal((4, 56, 56, 64), seed=[0, 1])
+    k = tf.random.stateless_normal((3, 3, 64, 64), seed=[0, 2])
+    flops = 2.0 * 3 * 3 * 64 * 4 * 56 * 56 * 64
+    tf.nn.conv2d(x, k, 1, "SAME").numpy()  # warm up
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        tf.nn.conv2d(x, k, 1, "SAME").numpy()
+        best = min(best, time.perf_counter() - t0)
+    _SPEED.update(flops=flops / max(best, 1e-6), at=time.monotonic())
+
+
+def _refresh_speed() -> None:
+    try:
+        _measure_speed()
+    finally:
+        _SPEED_LOCK.release()
 
 
 def machine_flops() -> float:
     """Forward FLOPs per second of this machine on a convolution, as loaded now: a 3x3,
-    64 -> 64 channel convolution of four 56x56 maps, best of three (about 1 GFLOP each);
-    measured again after a minute."""
-    if time.monotonic() - _SPEED.get("at", -math.inf) > _SPEED_FOR:
-        import tensorflow as tf
+    64 -> 64 channel convolution of four 56x56 maps, best of three (about 1 GFLOP each).
 
-        x = tf.random.stateless_normal((4, 56, 56, 64), seed=[0, 1])
-        k = tf.random.stateless_normal((3, 3, 64, 64), seed=[0, 2])
-        flops = 2.0 * 3 * 3 * 64 * 4 * 56 * 56 * 64
-        tf.nn.conv2d(x, k, 1, "SAME").numpy()  # warm up
-        best = math.inf
-        for _ in range(3):
-            t0 = time.perf_counter()
-            tf.nn.conv2d(x, k, 1, "SAME").numpy()
-            best = min(best, time.perf_counter() - t0)
-        _SPEED.update(flops=flops / max(best, 1e-6), at=time.monotonic())
+    The first call in a process measures (a few tenths of a second); a measure older
+    than a minute is refreshed in a background thread while the last one is returned, so
+    that no run waits for it (the first image of a run comes sooner)."""
+    if "flops" not in _SPEED:
+        with _SPEED_LOCK:
+            if "flops" not in _SPEED:
+                _measure_speed()
+    elif time.monotonic() - _SPEED["at"] > _SPEED_FOR and _SPEED_LOCK.acquire(blocking=False):
+        # one refresh at a time; the thread releases the lock when it is done
+        try:
+            thread = threading.Thread(target=_refresh_speed, name="cnnviz-speed", daemon=True)
+            thread.start()
+        except RuntimeError:  # no more threads: keep the last measure
+            _SPEED_LOCK.release()
     return _SPEED["flops"]
 
 
@@ -364,7 +389,7 @@ def check_optimize(model: keras.Model, objective, hwc, batch: int, steps: int) -
     terms = [t for _, t in objective.terms]
     upto = None
     if not any(t.needs_logits for t in terms):
-        upto = {get_layer(model, t.layer)[1] for t in terms if t.layer is not None} or None
+        upto = {find_layer(model, t.layer)[1] for t in terms if t.layer is not None} or None
     est = estimate(
         model,
         (h, w),

@@ -51,6 +51,7 @@ __all__ = [
     "check_settings",
     "optimize",
     "visualize",
+    "warm_up",
 ]
 
 
@@ -292,6 +293,9 @@ class _Compiled:
         # back down (bfloat16 has float32's range and needs no scaling)
         self.loss_scale = 128.0 if precision_of(loaded) == "float16" else 1.0
         self.busy = threading.Lock()  # one run at a time uses these variables
+        # set while warm_up() compiles the step under `busy`: a run then waits for it
+        # (a few seconds at most) instead of compiling a second step of its own
+        self.warming = False
         self.param = param
         self.transforms = transforms
         self.batch = batch
@@ -363,7 +367,8 @@ class _Compiled:
         self.evidence = tf.Variable(tf.zeros((batch, self.h, self.w)), trainable=False)
         # traced once per configuration: TensorFlow counts the traces of every _Compiled
         # together (one Python method) and would call a new configuration a "retracing"
-        self.step = quiet_retracing(tf.function(self._step))
+        autograph = any(isinstance(t, obj.Custom) for t in self.terms)
+        self.step = quiet_retracing(tf.function(self._step, autograph=autograph))
 
     def render(self):
         """The current images, eagerly (a few ops: not worth a second traced function,
@@ -371,7 +376,9 @@ class _Compiled:
         return self.param.image(self.var, self.h, self.w, self.c)
 
     def _step(self, values, weights, seed):
-        with tf.GradientTape() as tape:
+        # only the image is watched: the model's weights need no gradient, and a watched
+        # weight would trace its gradient ops (then pruned) into the step
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(self.var)
             image = self.param.image(self.var, self.h, self.w, self.c)
             # the model's own path from the image: its gradient is the evidence map (the
@@ -407,31 +414,30 @@ class _Compiled:
             grad_image = None if grad_image is None else grad_image / self.loss_scale
         if grad_image is None:  # no term reads the model (cannot happen with a tap)
             grad_image = tf.zeros_like(seen)
-        finite = tf.logical_and(
-            tf.reduce_all(tf.math.is_finite(grad)), tf.reduce_all(tf.math.is_finite(total))
-        )
+        finite_total = tf.reduce_all(tf.math.is_finite(total))
         evidence = tf.reduce_mean(tf.abs(grad_image), axis=-1)  # (B, H, W)
-        finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(evidence)))
-
-        def apply():
-            self.evidence.assign_add(evidence)
-            t = self.t.assign_add(1.0)
-            m = self.m.assign(0.9 * self.m + 0.1 * grad)
-            v = self.v.assign(0.999 * self.v + 0.001 * tf.square(grad))
-            m_hat = m / (1.0 - tf.pow(0.9, t))
-            v_hat = v / (1.0 - tf.pow(0.999, t))
-            self.good.assign(self.var)
-            self.var.assign_sub(self.lr * m_hat / (tf.sqrt(v_hat) + 1e-8))
-            return tf.constant(True)
-
-        def refuse():
-            # the objective of this image is not finite: back to the image before the
-            # last update (its objective was); finite objective, bad gradient: keep it
-            restore = tf.logical_not(tf.reduce_all(tf.math.is_finite(total)))
-            self.var.assign(tf.where(restore, self.good, self.var))
-            return tf.constant(False)
-
-        ok = tf.cond(finite, apply, refuse)
+        ok = tf.logical_and(
+            tf.logical_and(finite_total, tf.reduce_all(tf.math.is_finite(grad))),
+            tf.reduce_all(tf.math.is_finite(evidence)),
+        )
+        # Adam, without branches (a tf.cond traces two sub-functions and is lowered and
+        # optimized again at the first call: time to the first image).  A finite step
+        # updates the image and keeps the one before it in `good`; otherwise nothing
+        # moves, except that an image whose objective is not finite goes back to `good`
+        # (finite objective, bad gradient: it stays)
+        var, good, m, v = self.var.read_value(), self.good.read_value(), self.m, self.v
+        t = self.t + tf.cast(ok, tf.float32)
+        m_new = 0.9 * m + 0.1 * grad
+        v_new = 0.999 * v + 0.001 * tf.square(grad)
+        m_hat = m_new / (1.0 - tf.pow(0.9, tf.maximum(t, 1.0)))
+        v_hat = v_new / (1.0 - tf.pow(0.999, tf.maximum(t, 1.0)))
+        stepped = var - self.lr * m_hat / (tf.sqrt(v_hat) + 1e-8)
+        self.evidence.assign_add(tf.where(ok, evidence, tf.zeros_like(evidence)))
+        self.t.assign(t)
+        self.m.assign(tf.where(ok, m_new, m))
+        self.v.assign(tf.where(ok, v_new, v))
+        self.good.assign(tf.where(ok, var, good))
+        self.var.assign(tf.where(ok, stepped, tf.where(finite_total, var, good)))
         return scores, ok
 
     def reset(self, init: np.ndarray, lr: float) -> None:
@@ -448,6 +454,7 @@ class _Compiled:
 
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_POOL_LOCK = threading.Lock()
 
 
 def _compiled(loaded, objective, param, transforms, batch, hwc, names=None) -> _Compiled:
@@ -455,13 +462,16 @@ def _compiled(loaded, objective, param, transforms, batch, hwc, names=None) -> _
     new one (two panels optimizing the same model at once each get their own).
     ``loaded`` may hold a reduced-precision twin of the model ``names``."""
     key = (objective.structure(), param, transforms, batch, hwc, loaded.preprocessing.name)
-    pool = _COMPILED.setdefault(loaded.model, {}).setdefault(key, [])
-    for compiled in pool:
-        if not compiled.busy.locked():
-            return compiled
-    compiled = _Compiled(loaded, objective, param, transforms, batch, hwc, names)
-    pool.append(compiled)
-    return compiled
+    # under a lock: two threads asking at once (a warm-up and a run) share one step rather
+    # than each building and tracing its own
+    with _POOL_LOCK:
+        pool = _COMPILED.setdefault(loaded.model, {}).setdefault(key, [])
+        for compiled in pool:
+            if not compiled.busy.locked() or compiled.warming:
+                return compiled
+        compiled = _Compiled(loaded, objective, param, transforms, batch, hwc, names)
+        pool.append(compiled)
+        return compiled
 
 
 def step_tracing_count(model) -> int:
@@ -532,9 +542,11 @@ class Run:
             raise CnnvizError("a Run can be iterated once; start a new one with optimize()")
         self._started = True
         c = self._c
-        if not c.busy.acquire(blocking=False):  # another run took it since optimize()
-            c = self._c = self._fresh()
-            c.busy.acquire()
+        while not c.busy.acquire(timeout=0.05):
+            if not c.warming:  # another run took it since optimize(): make or take another
+                c = self._c = self._fresh()
+                c.busy.acquire()
+                break
         try:
             yield from self._iterate(c)
         finally:
@@ -790,3 +802,74 @@ def visualize(model, objective, **kwargs) -> Result:
     if result.error:
         warnings.warn(result.error, RuntimeWarning, stacklevel=2)
     return result
+
+
+def _warm(model, objective, kwargs) -> float:
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # the run itself says that it will be long (budget.LongRunWarning)
+        warnings.simplefilter("ignore", budget.LongRunWarning)
+        run = optimize(model, objective, **kwargs)
+    c = run._c
+    with _POOL_LOCK:  # taken and marked at once: a run asking now waits for this step
+        if not c.busy.acquire(blocking=False):  # a run is using (so compiling) this step
+            return time.perf_counter() - start
+        c.warming = True
+    try:
+        if c.tracing_count() == 0:
+            rng = np.random.default_rng(run.seed)
+            c.reset(c.param.init(rng, c.batch, c.h, c.w, c.c), run.lr)
+            # the first call traces the step and optimizes its graph: the slow part
+            c.step(run._values, tf.constant(run._weights), tf.constant([run.seed, 0], tf.int32))
+            c.render().numpy()  # the eager kernels of a frame
+    finally:
+        c.warming = False
+        c.busy.release()
+    return time.perf_counter() - start
+
+
+def warm_up(
+    model, objective=0, *, background: bool = False, **kwargs
+) -> float | threading.Thread | None:
+    """Do now what the first run of an optimization would wait for, so that it starts
+    at full speed: check the settings and the budget (and measure the machine's speed
+    for it), choose the precision (building a reduced-precision twin if needed), build
+    the layer extractor, and trace and optimize the compiled step by taking one step.
+
+    A panel calls it when it opens, in the background, with the objective and settings
+    its Run button will use::
+
+        optvis.warm_up(session.loaded, objective, background=True, **settings)
+
+    The step is shared by every run of the same configuration (the class or channel
+    index, the seed, the learning rate and the steps may differ: they are not part of
+    it), so the first run then takes no tracing time.  A run started while the warm-up
+    is still compiling waits for it instead of compiling a second step.
+
+    Args:
+        model: what :func:`optimize` takes.
+        objective: what :func:`optimize` takes (default: class 0; only its kind, its
+            layer and its number of targets matter, not the index).
+        background: return at once; the work runs in a daemon thread (returned).
+        **kwargs: the :func:`optimize` settings of the run to come (``preset``,
+            ``batch``, ``size``, ``param``, ``transforms``, ``tv``, ``lp``, ``blur``,
+            ``precision``...).
+
+    Returns:
+        The seconds it took; with ``background``, the started ``threading.Thread``.
+        A setting that :func:`optimize` would refuse raises here (the run would too);
+        in the background it is left for the run to report, and ``None`` is returned
+        by the thread.
+    """
+    if not background:
+        return _warm(model, objective, kwargs)
+
+    def work():
+        try:
+            _warm(model, objective, kwargs)
+        except Exception:  # the run reports it where the user sees it
+            pass
+
+    thread = threading.Thread(target=work, name="cnnviz-warm-up", daemon=True)
+    thread.start()
+    return thread
