@@ -503,3 +503,24 @@ def test_settings_are_traits_linked_to_the_controls(panel):
     p = cw.PRESETS["keras-vis"]
     assert panel.preset.value == "keras-vis" and panel.steps.value == p.steps
     assert (panel.config.tv, panel.config.lp) == (p.tv, p.lp)
+
+
+def test_the_panel_warms_up_its_step_when_it_opens():
+    """Opening the panel traces and optimizes the step its Run button will use, in the
+    background (cw.warm_up): the first run then traces nothing."""
+    import threading
+
+    from cnnviz_widgets.engine import optvis
+
+    model = cw.load_model("shapes")  # a model object of its own: no step traced yet
+    assert optvis.step_tracing_count(model) == 0
+    panel = ClassOptimizer(model, steps=4)
+    warming = [t for t in threading.enumerate() if t.name == "cnnviz-warm-up"]
+    assert warming, "the panel started no warm-up"
+    for thread in warming:
+        thread.join(120)
+    assert optvis.step_tracing_count(model) == 1
+    record = panel.run(wait=True, timeout=120)
+    assert record.result is not None and record.result.error is None
+    assert optvis.step_tracing_count(model) == 1
+    panel.close()

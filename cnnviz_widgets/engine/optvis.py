@@ -806,9 +806,9 @@ def visualize(model, objective, **kwargs) -> Result:
 
 def _warm(model, objective, kwargs) -> float:
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        # the run itself says that it will be long (budget.LongRunWarning)
-        warnings.simplefilter("ignore", budget.LongRunWarning)
+    # the run itself says that it will be long; a handler, not a warnings filter, which
+    # would be process-wide and could hide a run's warning in another thread
+    with budget.long_runs_to(lambda _message: None):
         run = optimize(model, objective, **kwargs)
     c = run._c
     with _POOL_LOCK:  # taken and marked at once: a run asking now waits for this step

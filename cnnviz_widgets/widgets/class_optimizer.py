@@ -22,7 +22,7 @@ from PIL import Image
 from ..engine import PRESETS, optimize
 from ..engine import objectives as obj
 from ..engine.budget import long_runs_to
-from ..engine.optvis import Frame, Result, Run
+from ..engine.optvis import Frame, Result, Run, warm_up
 from ..errors import CnnvizError
 from .canvas import zoom_nearest
 from .common import Panel, download_link, esc, row, style_sheet, write_file
@@ -219,6 +219,18 @@ class ClassOptimizer(Panel):
                 "is nothing to optimize here."
             )
             self.run_button.disabled = True
+        else:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Trace and optimize the step the Run button will use, in the background, so
+        that the first run starts at full speed (``cw.warm_up``; an unusable
+        selection is left for Run to report)."""
+        try:
+            objective, _, _ = self.targets()
+            warm_up(self.session.loaded, objective, background=True, **self.settings())
+        except CnnvizError:
+            pass
 
     # --- public API -------------------------------------------------------------------
 
