@@ -4,6 +4,8 @@ runs where a Ray cluster cannot start: every argument and result goes through pi
 Ray's object store would, and the actors are objects called in order.  The real Ray runs
 in tests/test_ray.py."""
 
+import importlib.util
+import os
 import pickle
 import sys
 import types
@@ -35,6 +37,15 @@ class FakeRay(types.ModuleType):
 
     def init(self, **kwargs):
         self.started = True
+        self.init_kwargs = kwargs
+        self.init_pythonpath = os.environ.get("PYTHONPATH")
+        if getattr(self, "fail_init", False):
+            self.started = False
+            raise RuntimeError("The current node timed out during startup.")
+        return self
+
+    def shutdown(self):
+        self.started = False
 
     def cluster_resources(self):
         return {"CPU": 2.0}
@@ -165,3 +176,29 @@ def test_a_worker_rebuilds_the_same_model_from_json_and_weights(shapes):
     np.testing.assert_array_equal(
         rebuilt.model.predict(x, verbose=0), shapes.model.predict(x, verbose=0)
     )
+
+
+def test_a_local_start_hides_the_slow_import_from_rays_processes_only(fake_ray, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/users/own/path")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cw.top_examples(cw.load_model("shapes"), "conv4", cw.generate_shapes(8), backend="ray")
+    assert fake_ray.init_kwargs["include_dashboard"] is False
+    seen = fake_ray.init_pythonpath.split(os.pathsep)
+    assert seen[-1] == "/users/own/path"  # the user's path kept, after the blocker
+    assert os.environ["PYTHONPATH"] == "/users/own/path"  # restored in this process
+    if importlib.util.find_spec("rfc3987_syntax") is None:
+        assert seen == ["/users/own/path"]  # nothing to hide
+        return
+    assert len(seen) == 2
+    blocked = os.path.join(seen[0], "rfc3987_syntax", "__init__.py")
+    with pytest.raises(ImportError, match="left out of the Ray processes"):
+        exec(compile(open(blocked).read(), blocked, "exec"), {})
+
+
+def test_a_local_cluster_that_does_not_start_says_why_and_what_to_do(fake_ray, monkeypatch):
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    fake_ray.fail_init = True
+    with pytest.raises(cw.CnnvizError, match=r"did not start \(RuntimeError: The current node"):
+        distributed.start_local_ray(num_cpus=2)
+    assert "PYTHONPATH" not in os.environ and not fake_ray.started
+    assert fake_ray.init_kwargs.get("address") is None

@@ -39,6 +39,7 @@ __all__ = [
     "ray_top_examples",
     "require_ray",
     "shutdown_workers",
+    "start_local_ray",
 ]
 
 INSTALL = "pip install 'cnnviz-widgets[ray]'"
@@ -57,14 +58,96 @@ def require_ray():
 
 
 def _ray_session(ray) -> None:
-    """Use the caller's Ray (``ray.init(address=...)`` done before), else start a local one."""
-    if not ray.is_initialized():
-        ray.init(
-            address=os.environ.get("RAY_ADDRESS"),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+    """Use the caller's Ray (``ray.init(address=...)`` done before), else connect to
+    ``$RAY_ADDRESS``, else start a local one (:func:`start_local_ray`)."""
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    else:
+        start_local_ray()
+
+
+# jsonschema imports rfc3987_syntax when it is installed (Jupyter installs it, through
+# jupyter-events' jsonschema[format-nongpl]); its import builds three Earley parsers and
+# costs about 4 s of CPU, in every Ray process: Ray imports jsonschema at start-up.  Measured
+# here (2 cores): `import ray._raylet` 7.4 s, of which rfc3987_syntax 4.2 s.  A local start
+# launches five such processes at once, and Ray's raylet gives its agents a hard-coded 15 s
+# (ray issue #65983): on two busy cores the start failed every time.  Hidden from Ray's
+# processes, jsonschema simply goes without its "iri" format check (Ray does not use it) and
+# a local cluster started in 6.7 s.
+_SLOW_IMPORTS = ("rfc3987_syntax",)
+
+
+def _import_blocker() -> str | None:
+    """A folder that makes ``import rfc3987_syntax`` fail fast when it is first on
+    ``PYTHONPATH`` (``None`` when the package is not installed: nothing to hide)."""
+    import importlib.util
+    import tempfile
+
+    slow = [name for name in _SLOW_IMPORTS if importlib.util.find_spec(name) is not None]
+    if not slow:
+        return None
+    user = getattr(os, "getuid", lambda: 0)()
+    folder = os.path.join(tempfile.gettempdir(), f"cnnviz_ray_imports_{user}")
+    for name in slow:
+        init = os.path.join(folder, name, "__init__.py")
+        if not os.path.isfile(init):
+            os.makedirs(os.path.dirname(init), exist_ok=True)
+            tmp = f"{init}.{os.getpid()}"
+            with open(tmp, "w") as f:
+                f.write(
+                    f"raise ImportError({name!r} ' is left out of the Ray processes that "
+                    "cnnviz_widgets starts: its import costs seconds (see "
+                    "cnnviz_widgets/engine/distributed.py)')\n"
+                )
+            os.replace(tmp, init)
+    return folder
+
+
+def start_local_ray(num_cpus: int | None = None, **options):
+    """Start a Ray cluster on this machine, as ``backend="ray"`` does when no Ray is
+    connected (and ``$RAY_ADDRESS`` is not set), and return Ray's context: stop it with
+    ``context.disconnect()`` (or ``ray.shutdown()``), or use it in a ``with`` block.
+
+    The same as ``ray.init(num_cpus=..., include_dashboard=False)``, except that Ray's
+    processes (its agents and the workers) do not import ``rfc3987_syntax``: that import
+    costs about 4 s of CPU per process, enough for Ray's agents to miss the raylet's fixed
+    15 s start-up deadline on a busy machine.  Nothing else of the environment changes,
+    and this process's ``os.environ`` is restored after the start.
+
+    Args:
+        num_cpus: CPUs Ray may use (default: all of the machine's).
+        **options: more arguments for ``ray.init``.
+
+    Raises:
+        CnnvizError: Ray is not installed, or the cluster did not start (Ray's reason).
+    """
+    ray = require_ray()
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    kwargs.update(options)
+    blocker = _import_blocker()
+    before = os.environ.get("PYTHONPATH")
+    if blocker is not None:  # the raylet, its agents and its workers inherit it
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (blocker, before) if p)
+    try:
+        return ray.init(num_cpus=num_cpus, **kwargs)
+    except Exception as err:
+        if ray.is_initialized():
+            ray.shutdown()
+        raise CnnvizError(
+            f"a local Ray cluster did not start ({type(err).__name__}: {err}). Ray's logs "
+            "are in /tmp/ray/session_latest/logs; on a busy machine try again when it is "
+            "quieter, or connect to a running cluster with ray.init(address=...), or use "
+            "backend='local'"
+        ) from err
+    finally:
+        if blocker is not None:
+            if before is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = before
 
 
 def model_spec(loaded: LoadedModel) -> dict:
