@@ -445,10 +445,10 @@ def _rank_fns(loaded: LoadedModel, path: str, kind: str, score: str) -> Attribut
             autograph=False,
         )
         def pick(acts, rows, channels):
-            """The maps ``acts[rows[i], :, :, channels[i]]``: ``(m, h, w)``, in one call
-            (one transposed copy of the batch's activations, not one per image)."""
-            by_channel = tf.transpose(acts, (0, 3, 1, 2))
-            return tf.gather_nd(by_channel, tf.stack([rows, channels], axis=1))
+            """The maps ``acts[rows[i], :, :, channels[i]]``: ``(m, h, w)``, in one call.
+            Only the newcomers' rows are copied (not a transposed copy of the whole batch:
+            after the first batches few images are new)."""
+            return tf.gather(tf.gather(acts, rows), channels, axis=3, batch_dims=1)
 
         return AttributionFns(net, rank=rank, pick=pick)
 
