@@ -183,6 +183,8 @@ def test_a_local_start_hides_the_slow_import_from_rays_processes_only(fake_ray, 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     cw.top_examples(cw.load_model("shapes"), "conv4", cw.generate_shapes(8), backend="ray")
     assert fake_ray.init_kwargs["include_dashboard"] is False
+    # the workers compute at our niceness, not Ray's default 15
+    assert fake_ray.init_kwargs["_system_config"] == {"worker_niceness": os.nice(0)}
     seen = fake_ray.init_pythonpath.split(os.pathsep)
     assert seen[-1] == "/users/own/path"  # the user's path kept, after the blocker
     assert os.environ["PYTHONPATH"] == "/users/own/path"  # restored in this process

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import CnnvizError
 from .datasources import DataSource
 from .examples import ExampleSearch, TopExamples, TopK, drive, rank_examples
-from .models import LoadedModel, as_loaded, wrap_model
+from .models import LoadedModel, wrap_model
 from .store import model_fingerprint
 
 __all__ = [
@@ -111,11 +111,15 @@ def start_local_ray(num_cpus: int | None = None, **options):
     connected (and ``$RAY_ADDRESS`` is not set), and return Ray's context: stop it with
     ``context.disconnect()`` (or ``ray.shutdown()``), or use it in a ``with`` block.
 
-    The same as ``ray.init(num_cpus=..., include_dashboard=False)``, except that Ray's
-    processes (its agents and the workers) do not import ``rfc3987_syntax``: that import
-    costs about 4 s of CPU per process, enough for Ray's agents to miss the raylet's fixed
-    15 s start-up deadline on a busy machine.  Nothing else of the environment changes,
-    and this process's ``os.environ`` is restored after the start.
+    The same as ``ray.init(num_cpus=..., include_dashboard=False)``, except that
+
+    - Ray's processes (its agents and the workers) do not import ``rfc3987_syntax``: that
+      import costs about 4 s of CPU per process, enough for Ray's agents to miss the
+      raylet's fixed 15 s start-up deadline on a busy machine.  Nothing else of the
+      environment changes, and this process's ``os.environ`` is restored after the start;
+    - the workers keep this process's niceness (Ray's default lowers them to 15, so that
+      on a shared machine every other program would go first, which the local backend
+      does not do); ``_system_config={"worker_niceness": 15}`` restores Ray's default.
 
     Args:
         num_cpus: CPUs Ray may use (default: all of the machine's).
@@ -127,6 +131,12 @@ def start_local_ray(num_cpus: int | None = None, **options):
     ray = require_ray()
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     kwargs.update(options)
+    # Ray renices its workers to 15 by default: on a shared machine every other process then
+    # goes first (measured here: 1 % of a core each beside two jobs at nice 5), while the
+    # local backend computes at this process's niceness.  Keep the workers at ours.
+    system = dict(kwargs.pop("_system_config", None) or {})
+    system.setdefault("worker_niceness", os.nice(0) if hasattr(os, "nice") else 0)
+    kwargs["_system_config"] = system
     blocker = _import_blocker()
     before = os.environ.get("PYTHONPATH")
     if blocker is not None:  # the raylet, its agents and its workers inherit it
@@ -251,7 +261,7 @@ def _search(loaded, layer, data, settings, start, stop) -> ExampleSearch:
         score=proto.score,
         units=proto.units,
         batch_size=proto.batch_size,
-        keep_maps=proto.state.maps is not None,
+        keep_maps=proto.keep_maps,
         start=start,
         stop=stop,
     )
@@ -438,44 +448,26 @@ def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stop, r
 
 
 def ray_top_examples(
-    model,
-    layer,
-    data,
+    proto: ExampleSearch,
     *,
-    k,
-    score,
-    channels,
-    batch_size,
-    keep_maps,
-    key,
-    progress,
-    stop,
-    workers,
-    keep_workers=False,
+    progress=None,
+    stop: threading.Event | None = None,
+    workers: int | None = None,
+    keep_workers: bool = False,
 ) -> TopExamples:
-    """:func:`top_examples` on a Ray pool (the same result as the local backend)."""
+    """:func:`top_examples` on a Ray pool: the search ``proto`` (from
+    :func:`rank_examples`, not iterated) shared out among the actors; the same result as
+    the local backend."""
     from .examples import Progress
 
     require_ray()
-    loaded = as_loaded(model)
-    proto = rank_examples(
-        loaded,
-        layer,
-        data,
-        k=k,
-        score=score,
-        channels=channels,
-        batch_size=batch_size,
-        keep_maps=keep_maps,
-        key=key or "ray",
-    )
-    source = proto.source
+    loaded, source, batch_size = proto.loaded, proto.source, proto.batch_size
     settings = {
-        "k": k,
-        "score": score,
+        "k": proto.k,
+        "score": proto.score,
         "channels": proto.units.tolist(),
         "batch_size": batch_size,
-        "keep_maps": keep_maps,
+        "keep_maps": proto.keep_maps,
     }
     t0 = time.perf_counter()
     tasks = len(_shards(source, batch_size, 1)) if source.indexable else 8
