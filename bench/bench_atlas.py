@@ -121,7 +121,7 @@ def bench_atlas_batching(loaded, units: int, steps: int, rounds: int):
     print(f"\natlas on conv4, {units} units x {steps} steps, {load_text()}")
     t = compare({"batch 16": run(16), "batch 1": run(1)}, rounds)
     for v in t.names:
-        print(t.line(v, per="unit", scale=1, unit="s", against="batch 16"))
+        print(t.line(v, per="unit", against="batch 16"))
     r = t.ratio("batch 1", "batch 16")
     print(f"  -> seconds per unit, one at a time / batch 16: {r:.2f} (target >= 2)")
     return r

@@ -50,6 +50,11 @@ class FakeRay(types.ModuleType):
     def cluster_resources(self):
         return {"CPU": 2.0}
 
+    free_cpus = 2.0
+
+    def available_resources(self):
+        return {"CPU": self.free_cpus}
+
     def put(self, value):
         return Ref(pickle.loads(pickle.dumps(value)))
 
@@ -204,3 +209,30 @@ def test_a_local_cluster_that_does_not_start_says_why_and_what_to_do(fake_ray, m
         distributed.start_local_ray(num_cpus=2)
     assert "PYTHONPATH" not in os.environ and not fake_ray.started
     assert fake_ray.init_kwargs.get("address") is None
+
+
+def test_kept_workers_serve_later_calls_and_make_way_for_another_pool(shapes, fake_ray):
+    """Kept actors hold the cluster's CPUs: a later call on the same model uses them, and
+    a call that needs another pool shuts them down first (else its actors would wait for
+    those CPUs for ever; the real cluster's version is in test_ray.py)."""
+    data = cw.generate_shapes(20, seed=3)
+    kw = dict(k=2, batch_size=8, backend="ray")
+    cw.top_examples(shapes, "conv4", data, workers=2, keep_workers=True, **kw)
+    assert (fake_ray.actors_made, fake_ray.killed) == (2, 0)
+    cw.top_examples(shapes, "conv4", data, workers=2, **kw)  # not kept itself: reuses them
+    assert (fake_ray.actors_made, fake_ray.killed) == (2, 0)
+    cw.top_examples(shapes, "conv4", data, workers=1, **kw)  # another size: a new pool
+    assert (fake_ray.actors_made, fake_ray.killed) == (3, 3)  # the kept two, then its own
+    assert not distributed._KEPT
+
+
+def test_a_cluster_without_free_cpus_says_so_instead_of_waiting_for_ever(
+    shapes, fake_ray, monkeypatch
+):
+    monkeypatch.setattr(distributed, "CPU_WAIT", 0.3)
+    fake_ray.started, fake_ray.free_cpus = True, 1.0  # another job holds one of the two
+    with pytest.raises(cw.CnnvizError, match=r"1 of its 2 CPUs free and 2 workers") as err:
+        cw.top_examples(
+            shapes, "conv4", cw.generate_shapes(64), batch_size=8, backend="ray", workers=2
+        )
+    assert "workers=1 or fewer" in str(err.value) and fake_ray.actors_made == 0

@@ -93,3 +93,18 @@ def test_ray_top_examples_equal_the_local_ones(cluster, shapes):
     np.testing.assert_array_equal(streamed.indices, local.indices)
     np.testing.assert_array_equal(streamed.labels, local.labels)
     assert all_cpus_free()
+
+
+def test_kept_workers_do_not_block_the_next_pool(cluster, shapes):
+    """Kept actors hold both CPUs of this cluster: a call needing another pool shuts them
+    down first (before, its actors waited for those CPUs for ever: the bench hung)."""
+    from cnnviz_widgets.engine.distributed import shutdown_workers
+
+    data = cw.generate_shapes(48, seed=5)
+    kw = dict(k=3, batch_size=8, backend="ray")
+    kept = cw.top_examples(shapes, "conv4", data, workers=2, keep_workers=True, **kw)
+    assert ray.available_resources().get("CPU", 0) == 0  # the kept actors hold them
+    other = cw.top_examples(shapes, "conv4", data, workers=1, **kw)  # another pool
+    np.testing.assert_array_equal(other.indices, kept.indices)
+    shutdown_workers()
+    assert all_cpus_free()

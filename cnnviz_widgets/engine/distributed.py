@@ -267,6 +267,30 @@ def _search(loaded, layer, data, settings, start, stop) -> ExampleSearch:
     )
 
 
+START_TIMEOUT = 600.0  # seconds for a pool's actors to start (import TensorFlow, build)
+CPU_WAIT = 30.0  # seconds to wait for CPUs that killed actors give back (Ray kills lazily)
+
+
+def _free_cpus(ray) -> float:
+    return float(ray.available_resources().get("CPU", 0))
+
+
+def _wait_for_cpus(ray, n: int) -> None:
+    """Wait until ``n`` CPUs are free for the pool's actors (one each), or say why not: an
+    actor asking for a CPU that never frees waits for ever, and so would the work."""
+    deadline = time.monotonic() + CPU_WAIT
+    while _free_cpus(ray) < n:
+        if time.monotonic() > deadline:
+            total = ray.cluster_resources().get("CPU", 0)
+            free = _free_cpus(ray)
+            raise CnnvizError(
+                f"the Ray cluster has {free:g} of its {total:g} CPUs free and {n} workers need "
+                "one each: other Ray work holds them (see ray.available_resources()). Pass "
+                f"workers={max(int(free), 1)} or fewer, end that work, or use backend='local'"
+            )
+        time.sleep(0.25)
+
+
 class Pool:
     """A pool of Ray actors, each holding the model."""
 
@@ -279,11 +303,24 @@ class Pool:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise CnnvizError(f"workers must be a whole number >= 1, got {workers!r}")
         n = max(1, min(int(n), max(tasks, 1)))
+        _wait_for_cpus(ray, n)
         spec = ray.put(model_spec(loaded))
         actor = ray.remote(num_cpus=1)(Worker)
         self.actors = [actor.remote(spec) for _ in range(n)]
         self.free = list(self.actors)
         self.pending: dict = {}  # ref -> (actor, item)
+        # an actor that cannot be placed would leave the work waiting for ever
+        ready, _ = ray.wait(
+            [a.ready.remote() for a in self.actors], num_returns=n, timeout=START_TIMEOUT
+        )
+        if len(ready) < n:
+            self.close()
+            raise CnnvizError(
+                f"only {len(ready)} of {n} Ray workers started within {START_TIMEOUT:.0f} s "
+                f"(free now: {_free_cpus(ray):g} CPUs of "
+                f"{ray.cluster_resources().get('CPU', 0):g}); pass fewer workers=, or use "
+                "backend='local'"
+            )
 
     def submit(self, method: str, item, *args):
         actor = self.free.pop(0)
@@ -332,24 +369,29 @@ _KEPT: dict = {}  # (model fingerprint, workers) -> Pool kept between calls
 
 
 def _pool(loaded: LoadedModel, workers, tasks: int, keep: bool) -> Pool:
-    if not keep:
-        return Pool(loaded, workers, tasks)
-    key = (model_fingerprint(loaded.model), workers)
+    """The kept pool of this model and size when there is one (whatever ``keep`` says: it
+    is there to be used), else a new pool; other kept pools are shut down first, since
+    their idle actors hold the CPUs the new actors need (Ray would make them wait for ever)."""
+    key = (model_fingerprint(loaded.model), workers) if (keep or _KEPT) else None
     pool = _KEPT.get(key)
     if pool is not None and pool.alive():
         return pool
-    _KEPT[key] = pool = Pool(loaded, workers, tasks=1 << 30)
+    shutdown_workers()
+    pool = Pool(loaded, workers, tasks=1 << 30 if keep else tasks)
+    if keep:
+        _KEPT[key] = pool
     return pool
 
 
-def _release(pool: Pool, keep: bool) -> None:
+def _release(pool: Pool) -> None:
     """Kill the pool's actors, unless it is kept and idle (work still running on an actor
     cannot be taken back: such a pool is killed too)."""
-    if keep and not pool.pending:
+    kept = any(p is pool for p in _KEPT.values())
+    if kept and not pool.pending:
         return
     pool.close()
-    for key, kept in list(_KEPT.items()):
-        if kept is pool:
+    for key, other in list(_KEPT.items()):
+        if other is pool:
             del _KEPT[key]
 
 
@@ -480,7 +522,7 @@ def ray_top_examples(
     try:
         out, _ = _rank_on_pool(pool, proto.layer, source, settings, stop, report)
     finally:
-        _release(pool, keep_workers)
+        _release(pool)
     if out is None:  # stopped: what the search had before the first shard came back
         out = proto.snapshot()
         out.stopped = True
@@ -566,6 +608,6 @@ def ray_atlas(
                     result.examples_in_memory = top
                 say(phase="examples", done=total, new=missing_ex, seen=top.seen, images=top.total)
     finally:
-        _release(pool, keep_workers)
+        _release(pool)
     result.stopped = stop is not None and stop.is_set() and not result.complete
     result.seconds = time.perf_counter() - t0
