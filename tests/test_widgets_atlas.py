@@ -168,3 +168,33 @@ def test_explore_has_a_unit_atlas_tab(shapes, tmp_path, monkeypatch):
     assert panel.atlas.layer == "conv3"
     assert str(panel.atlas.vis_store.path).startswith(str(tmp_path))
     app.close()
+
+
+def test_a_unit_page_names_each_example_on_its_own_line():
+    """Class names such as "horizontal_stripes" do not fit beside the score under an
+    84-pixel example: with labels each caption has two lines (the name, then the score)."""
+    from cnnviz_widgets.engine.atlas import AtlasUnit
+
+    rng = np.random.default_rng(0)
+    examples = rng.integers(0, 255, (7, 64, 64, 3), dtype=np.uint8)
+    common = dict(
+        layer="conv4",
+        channel=3,
+        image=examples[0],
+        examples=examples,
+        example_scores=np.linspace(2, 1, 7),
+        example_boxes=np.array([[8, 8, 16, 16]] * 7),
+    )
+    plain = unit_page(AtlasUnit(**common))
+    named = unit_page(
+        AtlasUnit(**common, example_labels=np.arange(7)),
+        label_names=list(cw.SHAPES_CLASS_NAMES),
+    )
+    rows = 2  # 7 examples, 6 a row
+    assert named.shape[0] - plain.shape[0] == rows * 14 and named.shape[1] == plain.shape[1]
+    # the second row's examples start lower by one caption line
+    first_of_row_2 = 160 + 30 + 84 + 36  # visualization, caption, a row with two lines
+    np.testing.assert_array_equal(
+        named[first_of_row_2 : first_of_row_2 + 84, 6 : 6 + 84, :3].reshape(-1, 3)[:1],
+        np.asarray(fit_tile(examples[6], 84))[:1, :1, :3].reshape(-1, 3),
+    )

@@ -65,18 +65,31 @@ def _at_least(box, shape, share: float = 0.15) -> tuple[int, int, int, int]:
     return x0, y0, x0 + side_x, y0 + side_y
 
 
+def _label(name: str, face, draw, width: int) -> str:
+    """A label as shown under an example: underscores as spaces, shortened to ``width``."""
+    text = name.replace("_", " ")
+    while len(text) > 4 and draw.textlength(text, font=face) > width:
+        text = text[:-2] + "…"
+    return text
+
+
 def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarray:
     """A unit's page as one RGBA picture: its visualization and kernel, then its dataset
-    examples with the cell where the unit peaks outlined, captioned with score and label."""
+    examples with the cell where the unit peaks outlined, each captioned with its score
+    and, when the data has labels, its label on a line of its own."""
     face = font(12)
     examples = unit.examples if unit.examples is not None else np.zeros((0, 1, 1, 3), np.uint8)
+    labels = unit.example_labels
+    labelled = labels is not None and bool((np.asarray(labels) >= 0).any())
+    caption = 36 if labelled else 22  # one or two lines under each example
     per_row = 6
     rows = max(1, math.ceil(len(examples) / per_row)) if len(examples) else 0
     width = max(PAGE_VIS + 120, per_row * (PAGE_EXAMPLE + 6) + 6)
-    height = 10 + PAGE_VIS + 22 + rows * (PAGE_EXAMPLE + 22) + 6
+    height = 10 + PAGE_VIS + 22 + rows * (PAGE_EXAMPLE + caption) + 6
     page = Image.new("RGBA", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(page)
     light = (232, 232, 232, 255)
+    muted = (170, 170, 170, 255)
     if unit.image is not None:
         page.paste(_fit(unit.image, PAGE_VIS), (6, 6))
         draw.text((6, PAGE_VIS + 10), "visualization", fill=light, font=face)
@@ -89,7 +102,7 @@ def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarr
     top = PAGE_VIS + 30
     for j, example in enumerate(examples):
         r, c = divmod(j, per_row)
-        x, y = 6 + c * (PAGE_EXAMPLE + 6), top + r * (PAGE_EXAMPLE + 22)
+        x, y = 6 + c * (PAGE_EXAMPLE + 6), top + r * (PAGE_EXAMPLE + caption)
         tile = _fit(example, PAGE_EXAMPLE)
         page.paste(tile, (x, y))
         if unit.example_boxes is not None and j < len(unit.example_boxes):
@@ -101,14 +114,13 @@ def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarr
                 outline=HIGHLIGHT,
                 width=2,
             )
-        caption = f"{unit.example_scores[j]:.3g}"
-        label = int(unit.example_labels[j]) if unit.example_labels is not None else -1
-        if label >= 0:
+        below = y + PAGE_EXAMPLE + 3
+        label = int(labels[j]) if labels is not None else -1
+        if labelled and label >= 0:
             name = names[label] if names and label < len(names) else str(label)
-            caption += f" {name}"
-        while len(caption) > 4 and draw.textlength(caption, font=face) > PAGE_EXAMPLE:
-            caption = caption[:-2] + "…"
-        draw.text((x, y + PAGE_EXAMPLE + 3), caption, fill=light, font=face)
+            draw.text((x, below), _label(name, face, draw, PAGE_EXAMPLE), fill=light, font=face)
+            below += 14
+        draw.text((x, below), f"score {unit.example_scores[j]:.3g}", fill=muted, font=face)
     return np.asarray(page, dtype=np.uint8)
 
 
