@@ -13,8 +13,8 @@
    (target: >= 2x fewer seconds per unit).
 3. The Ray backend against the local one for the same atlas job on this machine (target:
    <= 15 % overhead): Ray with a fresh pool per call (actors start, import TensorFlow and
-   rebuild the model each time) and with a kept pool (``keep_workers=True``: the actors of
-   the first call serve the next ones), on a local Ray cluster of 2 CPUs.
+   rebuild the model each time) and with a kept pool (``keep_workers=True``: timed is a
+   call that finds the actors of an earlier call alive), on a local Ray cluster of 2 CPUs.
 
    The local cluster is started as ``backend="ray"`` starts one
    (:func:`cnnviz_widgets.engine.distributed.start_local_ray`) and stopped by its handle.
@@ -129,6 +129,7 @@ def bench_atlas_batching(loaded, units: int, steps: int, rounds: int):
 
 # ------------------------------------------------------------------------ 3. Ray
 def bench_ray(loaded, units: int, steps: int, rounds: int, data):
+    from cnnviz_widgets.engine import distributed
     from cnnviz_widgets.engine.distributed import shutdown_workers, start_local_ray
 
     start = time.perf_counter()
@@ -141,13 +142,21 @@ def bench_ray(loaded, units: int, steps: int, rounds: int, data):
     kw = dict(channels=range(units), steps=steps, batch=16, examples_batch=64)
 
     def run(backend: str | None, keep: bool = False):
-        def block() -> float:
+        extra = {"backend": "ray", "workers": 2, "keep_workers": keep} if backend else {}
+
+        def once() -> float:
             with tempfile.TemporaryDirectory() as store:
                 start = time.perf_counter()
-                extra = {"backend": "ray", "workers": 2, "keep_workers": keep} if backend else {}
                 at = cw.atlas(loaded, "conv4", data, store=store, **kw, **extra)
                 assert at.complete
                 return time.perf_counter() - start
+
+        def block() -> float:
+            if backend and not keep:
+                shutdown_workers()  # a fresh pool: not the kept one (a call would reuse it)
+            elif keep and not distributed._KEPT:
+                once()  # (untimed) the pool the timed call finds kept
+            return once()
 
         return block
 
