@@ -1,6 +1,6 @@
 """Dataset examples and the unit atlas (not a test): three side-by-side measurements.
 
-    .venv/bin/python bench/bench_atlas.py [--quick] [--no-ray]
+    .venv/bin/python bench/bench_atlas.py [--quick] [--no-ray] [--only throughput|batching|ray]
 
 1. ``top_examples`` throughput against the bare batched forward pass of the same model,
    batch and images (target: >= 0.9x).  The bare pass is a compiled ``model(x)`` over the
@@ -13,20 +13,24 @@
    (target: >= 2x fewer seconds per unit).
 3. The Ray backend against the local one for the same atlas job on this machine (target:
    <= 15 % overhead): Ray with a fresh pool per call (actors start, import TensorFlow and
-   rebuild the model each time) and with a kept pool (``keep_workers=True``: the actors of
-   the first call serve the next ones), on a local Ray cluster of 2 CPUs.
+   rebuild the model each time) and with a kept pool (``keep_workers=True``: timed is a
+   call that finds the actors of an earlier call alive), on a local Ray cluster of 2 CPUs.
 
-Each comparison runs its variants INTERLEAVED (A, B, then B, A in the next round, ...),
-after one warm-up of each (compiling), and prints every round, the median of the
-per-round ratios and the load average: on a shared machine absolute seconds move, ratios
-measured side by side much less.
+   The local cluster is started as ``backend="ray"`` starts one
+   (:func:`cnnviz_widgets.engine.distributed.start_local_ray`) and stopped by its handle.
+
+Each comparison runs its variants INTERLEAVED through bench/interleave.py (A, B, then B, A
+in the next round, ...; one warm-up of each first: compiling), and prints each variant's
+median, the median of the per-round ratios and the load average seen: on a shared machine
+absolute seconds move, ratios measured side by side much less.  For (1) it also prints
+where the time goes: the compiled pass alone (to the layer, scores and peak positions
+fetched to the host, no merging), and ``top_examples`` without the activation maps.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 
@@ -35,33 +39,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
+from interleave import compare
 
 import cnnviz_widgets as cw
+from cnnviz_widgets.engine import examples
 
 
-def load() -> str:
+def load_text() -> str:
     one, five, _ = os.getloadavg()
-    return f"load {one:5.2f}/{five:5.2f}"
-
-
-def interleave(blocks: dict, rounds: int) -> dict[str, list[float]]:
-    """Run each block once to warm up, then ``rounds`` rounds in alternating order."""
-    names = list(blocks)
-    for name in names:
-        blocks[name]()
-    out: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        order = names if r % 2 == 0 else names[::-1]
-        line = []
-        for name in order:
-            out[name].append(blocks[name]())
-            line.append(f"{name} {out[name][-1]:8.3f}")
-        print(f"  round {r + 1}: " + "  ".join(line) + f"   ({load()})", flush=True)
-    return out
-
-
-def ratio(out, num: str, den: str) -> float:
-    return statistics.median(a / b for a, b in zip(out[num], out[den]))
+    return f"load {one:.1f}/{five:.1f}"
 
 
 # --------------------------------------------------------------------- 1. throughput
@@ -69,30 +55,52 @@ def bench_throughput(loaded, layer: str, images: np.ndarray, batch: int, rounds:
     model = loaded.model
     prep = loaded.preprocessing
     h, w, c = (int(d) for d in model.inputs[0].shape[1:])
+    n = len(images)
 
     @tf.function(input_signature=[tf.TensorSpec((None, h, w, c), tf.float32)])
     def forward(x):
         return model(prep(x), training=False)
 
-    def bare() -> float:
-        start = time.perf_counter()
-        for i in range(0, len(images), batch):
+    fns = examples._rank_fns(loaded, layer, "channel", "mean")
+
+    def per_image(fn):
+        def block() -> float:
+            start = time.perf_counter()
+            fn()
+            return (time.perf_counter() - start) / n
+
+        return block
+
+    def bare():
+        for i in range(0, n, batch):
             forward(tf.constant(images[i : i + batch])).numpy()
-        return len(images) / (time.perf_counter() - start)
 
-    def ours() -> float:
-        start = time.perf_counter()
-        top = cw.top_examples(loaded, layer, images, k=9, batch_size=batch)
-        assert top.seen == len(images)
-        return len(images) / (time.perf_counter() - start)
+    def pass_only():
+        for i in range(0, n, batch):
+            value, pos, _ = fns.rank(tf.constant(images[i : i + batch]))
+            value.numpy(), pos.numpy()
 
-    print(f"\n{name}: {len(images)} images, batch {batch}, images per second:")
-    out = interleave({"bare": bare, "top_examples": ours}, rounds)
-    r = ratio(out, "top_examples", "bare")
-    print(
-        f"  median: bare {statistics.median(out['bare']):.1f}/s, top_examples "
-        f"{statistics.median(out['top_examples']):.1f}/s -> ratio {r:.3f} (target >= 0.9)"
+    def ours(keep_maps=True):
+        def run():
+            top = cw.top_examples(loaded, layer, images, k=9, batch_size=batch, keep_maps=keep_maps)
+            assert top.seen == n
+
+        return run
+
+    print(f"\n{name}: {n} images, batch {batch}, {load_text()}")
+    t = compare(
+        {
+            "bare forward": per_image(bare),
+            "top_examples": per_image(ours()),
+            "pass only": per_image(pass_only),
+            "top_examples, no maps": per_image(ours(keep_maps=False)),
+        },
+        rounds,
     )
+    for v in t.names:
+        print(t.line(v, per="image", against="bare forward"))
+    r = t.ratio("bare forward", "top_examples")
+    print(f"  -> top_examples throughput / bare forward {r:.3f} (target >= 0.9)")
     return r
 
 
@@ -110,59 +118,66 @@ def bench_atlas_batching(loaded, units: int, steps: int, rounds: int):
 
         return block
 
-    print(f"\natlas on conv4, {units} units x {steps} steps, seconds per unit:")
-    out = interleave({"batch16": run(16), "batch1": run(1)}, rounds)
-    r = ratio(out, "batch1", "batch16")
-    print(
-        f"  median: batch16 {statistics.median(out['batch16']):.3f} s/unit, batch1 "
-        f"{statistics.median(out['batch1']):.3f} s/unit -> batch1 / batch16 {r:.2f} "
-        "(target >= 2)"
-    )
+    print(f"\natlas on conv4, {units} units x {steps} steps, {load_text()}")
+    t = compare({"batch 16": run(16), "batch 1": run(1)}, rounds)
+    for v in t.names:
+        print(t.line(v, per="unit", against="batch 16"))
+    r = t.ratio("batch 1", "batch 16")
+    print(f"  -> seconds per unit, one at a time / batch 16: {r:.2f} (target >= 2)")
     return r
 
 
 # ------------------------------------------------------------------------ 3. Ray
 def bench_ray(loaded, units: int, steps: int, rounds: int, data):
-    import ray
-
-    from cnnviz_widgets.engine.distributed import shutdown_workers
+    from cnnviz_widgets.engine import distributed
+    from cnnviz_widgets.engine.distributed import shutdown_workers, start_local_ray
 
     start = time.perf_counter()
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except Exception as err:
-        print(f"\nRay: the local cluster did not start ({str(err)[:200]}); no Ray figures")
+        context = start_local_ray(num_cpus=2)
+    except cw.CnnvizError as err:
+        print(f"\nRay: {str(err)[:300]}; no Ray figures")
         return None
     print(f"\nRay: local cluster of 2 CPUs started in {time.perf_counter() - start:.1f} s")
     kw = dict(channels=range(units), steps=steps, batch=16, examples_batch=64)
 
-    def run(backend: str, keep: bool = False):
-        def block() -> float:
+    def run(backend: str | None, keep: bool = False):
+        extra = {"backend": "ray", "workers": 2, "keep_workers": keep} if backend else {}
+
+        def once() -> float:
             with tempfile.TemporaryDirectory() as store:
                 start = time.perf_counter()
-                extra = {"backend": "ray", "workers": 2, "keep_workers": keep} if backend else {}
                 at = cw.atlas(loaded, "conv4", data, store=store, **kw, **extra)
                 assert at.complete
                 return time.perf_counter() - start
+
+        def block() -> float:
+            if backend and not keep:
+                shutdown_workers()  # a fresh pool: not the kept one (a call would reuse it)
+            elif keep and not distributed._KEPT:
+                once()  # (untimed) the pool the timed call finds kept
+            return once()
 
         return block
 
     try:
         print(
             f"atlas of conv4 ({units} units x {steps} steps + examples of {len(data)} "
-            "images), seconds:"
+            f"images), {load_text()}"
         )
-        out = interleave(
-            {"local": run(None), "ray_fresh": run("ray"), "ray_kept": run("ray", keep=True)}, rounds
+        t = compare(
+            {"local": run(None), "ray, fresh pool": run("ray"), "ray, kept pool": run("ray", True)},
+            rounds,
         )
     finally:
         shutdown_workers()
-        ray.shutdown()
-    fresh, kept = ratio(out, "ray_fresh", "local"), ratio(out, "ray_kept", "local")
+        context.disconnect()
+    for v in t.names:
+        print(t.line(v, per="atlas", scale=1, unit="s", against="local"))
+    fresh, kept = t.ratio("ray, fresh pool", "local"), t.ratio("ray, kept pool", "local")
     print(
-        f"  median: local {statistics.median(out['local']):.2f} s, Ray fresh pool "
-        f"{statistics.median(out['ray_fresh']):.2f} s (x{fresh:.3f}), Ray kept pool "
-        f"{statistics.median(out['ray_kept']):.2f} s (x{kept:.3f}); overhead target <= 1.15"
+        f"  -> Ray / local: fresh pool {fresh:.3f}, kept pool {kept:.3f} (target <= 1.15; a "
+        "fresh pool's actors import TensorFlow and rebuild the model in every call)"
     )
     return fresh, kept
 
@@ -171,34 +186,44 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="the embedded model only, fewer images")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray comparison")
+    ap.add_argument(
+        "--only", choices=["throughput", "batching", "ray"], help="run one comparison only"
+    )
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     print(
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, {load()}"
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
+        f"{load_text()}"
     )
     shapes = cw.load_model("shapes")
     n = 1024 if args.quick else 2048
     data = cw.generate_shapes(n, seed=1)
     summary = {}
-    summary["top_examples / bare (shapes)"] = bench_throughput(
-        shapes, "conv4", data.images, 64, args.rounds, "embedded model conv4"
-    )
-    if not args.quick:
-        keras.utils.set_random_seed(0)
-        vgg = cw.load_model("vgg16", weights=None)
-        photos = np.random.default_rng(0).random((96, 224, 224, 3), dtype=np.float32)
-        summary["top_examples / bare (VGG16)"] = bench_throughput(
-            vgg, "block5_conv3", photos, 16, args.rounds, "VGG16 block5_conv3"
+
+    def want(part: str) -> bool:
+        return args.only in (None, part)
+
+    if want("throughput"):
+        summary["top_examples / bare (shapes)"] = bench_throughput(
+            shapes, "conv4", data.images, 64, args.rounds, "embedded model conv4"
         )
+        if not args.quick:
+            keras.utils.set_random_seed(0)
+            vgg = cw.load_model("vgg16", weights=None)
+            photos = np.random.default_rng(0).random((96, 224, 224, 3), dtype=np.float32)
+            summary["top_examples / bare (VGG16)"] = bench_throughput(
+                vgg, "block5_conv3", photos, 16, args.rounds, "VGG16 block5_conv3"
+            )
     units, steps = (16, 32) if args.quick else (32, 64)
-    summary["atlas batch1 / batch16 s/unit"] = bench_atlas_batching(
-        shapes, units, steps, args.rounds
-    )
-    if not args.no_ray:
+    if want("batching"):
+        summary["atlas batch1 / batch16 s/unit"] = bench_atlas_batching(
+            shapes, units, steps, args.rounds
+        )
+    if want("ray") and not args.no_ray:
         got = bench_ray(shapes, 32 if args.quick else 64, steps, args.rounds, data)
         if got is not None:
             summary["ray fresh pool / local"], summary["ray kept pool / local"] = got
-    print("\nsummary (medians of per-round ratios):")
+    print(f"\nsummary (medians of per-round ratios; {load_text()} at the end):")
     for k, v in summary.items():
         print(f"  {k:34s} {v:.3f}")
 

@@ -4,6 +4,8 @@ runs where a Ray cluster cannot start: every argument and result goes through pi
 Ray's object store would, and the actors are objects called in order.  The real Ray runs
 in tests/test_ray.py."""
 
+import importlib.util
+import os
 import pickle
 import sys
 import types
@@ -35,9 +37,23 @@ class FakeRay(types.ModuleType):
 
     def init(self, **kwargs):
         self.started = True
+        self.init_kwargs = kwargs
+        self.init_pythonpath = os.environ.get("PYTHONPATH")
+        if getattr(self, "fail_init", False):
+            self.started = False
+            raise RuntimeError("The current node timed out during startup.")
+        return self
+
+    def shutdown(self):
+        self.started = False
 
     def cluster_resources(self):
         return {"CPU": 2.0}
+
+    free_cpus = 2.0
+
+    def available_resources(self):
+        return {"CPU": self.free_cpus}
 
     def put(self, value):
         return Ref(pickle.loads(pickle.dumps(value)))
@@ -165,3 +181,58 @@ def test_a_worker_rebuilds_the_same_model_from_json_and_weights(shapes):
     np.testing.assert_array_equal(
         rebuilt.model.predict(x, verbose=0), shapes.model.predict(x, verbose=0)
     )
+
+
+def test_a_local_start_hides_the_slow_import_from_rays_processes_only(fake_ray, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/users/own/path")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cw.top_examples(cw.load_model("shapes"), "conv4", cw.generate_shapes(8), backend="ray")
+    assert fake_ray.init_kwargs["include_dashboard"] is False
+    # the workers compute at our niceness, not Ray's default 15
+    assert fake_ray.init_kwargs["_system_config"] == {"worker_niceness": os.nice(0)}
+    seen = fake_ray.init_pythonpath.split(os.pathsep)
+    assert seen[-1] == "/users/own/path"  # the user's path kept, after the blocker
+    assert os.environ["PYTHONPATH"] == "/users/own/path"  # restored in this process
+    if importlib.util.find_spec("rfc3987_syntax") is None:
+        assert seen == ["/users/own/path"]  # nothing to hide
+        return
+    assert len(seen) == 2
+    blocked = os.path.join(seen[0], "rfc3987_syntax", "__init__.py")
+    with pytest.raises(ImportError, match="left out of the Ray processes"):
+        exec(compile(open(blocked).read(), blocked, "exec"), {})
+
+
+def test_a_local_cluster_that_does_not_start_says_why_and_what_to_do(fake_ray, monkeypatch):
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    fake_ray.fail_init = True
+    with pytest.raises(cw.CnnvizError, match=r"did not start \(RuntimeError: The current node"):
+        distributed.start_local_ray(num_cpus=2)
+    assert "PYTHONPATH" not in os.environ and not fake_ray.started
+    assert fake_ray.init_kwargs.get("address") is None
+
+
+def test_kept_workers_serve_later_calls_and_make_way_for_another_pool(shapes, fake_ray):
+    """Kept actors hold the cluster's CPUs: a later call on the same model uses them, and
+    a call that needs another pool shuts them down first (else its actors would wait for
+    those CPUs for ever; the real cluster's version is in test_ray.py)."""
+    data = cw.generate_shapes(20, seed=3)
+    kw = dict(k=2, batch_size=8, backend="ray")
+    cw.top_examples(shapes, "conv4", data, workers=2, keep_workers=True, **kw)
+    assert (fake_ray.actors_made, fake_ray.killed) == (2, 0)
+    cw.top_examples(shapes, "conv4", data, workers=2, **kw)  # not kept itself: reuses them
+    assert (fake_ray.actors_made, fake_ray.killed) == (2, 0)
+    cw.top_examples(shapes, "conv4", data, workers=1, **kw)  # another size: a new pool
+    assert (fake_ray.actors_made, fake_ray.killed) == (3, 3)  # the kept two, then its own
+    assert not distributed._KEPT
+
+
+def test_a_cluster_without_free_cpus_says_so_instead_of_waiting_for_ever(
+    shapes, fake_ray, monkeypatch
+):
+    monkeypatch.setattr(distributed, "CPU_WAIT", 0.3)
+    fake_ray.started, fake_ray.free_cpus = True, 1.0  # another job holds one of the two
+    with pytest.raises(cw.CnnvizError, match=r"1 of its 2 CPUs free and 2 workers") as err:
+        cw.top_examples(
+            shapes, "conv4", cw.generate_shapes(64), batch_size=8, backend="ray", workers=2
+        )
+    assert "workers=1 or fewer" in str(err.value) and fake_ray.actors_made == 0

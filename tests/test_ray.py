@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
+from cnnviz_widgets.engine.distributed import start_local_ray
 
 ray = pytest.importorskip("ray", reason="the Ray backend's test needs pip install '.[ray]'")
 
@@ -18,15 +19,15 @@ SETTINGS = dict(steps=6, batch=4, seed=7)
 
 @pytest.fixture(scope="module")
 def cluster():
+    """A local cluster started the way ``backend="ray"`` starts one, stopped by its handle.
+    A cluster that does not start fails the test (Ray is installed: ``make test`` installs
+    the ``ray`` extra), with Ray's reason."""
+    context = start_local_ray(num_cpus=2)
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except Exception as exc:  # the machine, not our code: e.g. an agent that did not start
-        # in Ray's hard-coded 15 s on an overloaded machine (ray issue #65983)
-        pytest.skip(f"a local Ray cluster did not start here: {exc}")
-    try:
-        yield
+        yield context
     finally:
-        ray.shutdown()
+        context.disconnect()
+    assert not ray.is_initialized()
 
 
 def all_cpus_free(timeout=30.0):
@@ -91,4 +92,19 @@ def test_ray_top_examples_equal_the_local_ones(cluster, shapes):
     streamed = cw.top_examples(shapes, "conv4", gen(), k=5, batch_size=16, backend="ray", workers=2)
     np.testing.assert_array_equal(streamed.indices, local.indices)
     np.testing.assert_array_equal(streamed.labels, local.labels)
+    assert all_cpus_free()
+
+
+def test_kept_workers_do_not_block_the_next_pool(cluster, shapes):
+    """Kept actors hold both CPUs of this cluster: a call needing another pool shuts them
+    down first (before, its actors waited for those CPUs for ever: the bench hung)."""
+    from cnnviz_widgets.engine.distributed import shutdown_workers
+
+    data = cw.generate_shapes(48, seed=5)
+    kw = dict(k=3, batch_size=8, backend="ray")
+    kept = cw.top_examples(shapes, "conv4", data, workers=2, keep_workers=True, **kw)
+    assert ray.available_resources().get("CPU", 0) == 0  # the kept actors hold them
+    other = cw.top_examples(shapes, "conv4", data, workers=1, **kw)  # another pool
+    np.testing.assert_array_equal(other.indices, kept.indices)
+    shutdown_workers()
     assert all_cpus_free()

@@ -2,12 +2,14 @@
 unit in the session and shows its page, the store is reused on reopening, Stop keeps what
 is finished, bad input becomes a message in the panel."""
 
+import threading
+
 import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
 from cnnviz_widgets.session import Session
-from cnnviz_widgets.widgets import UnitAtlas
+from cnnviz_widgets.widgets import UnitAtlas, unit_atlas
 from cnnviz_widgets.widgets.unit_atlas import TILE, unit_page
 from cnnviz_widgets.widgets.unit_atlas import _fit as fit_tile
 
@@ -34,8 +36,11 @@ def tile_of(picture, panel, c):
 def test_the_grid_fills_in_and_a_click_shows_the_unit(shapes, data, store, sent):
     session = Session(shapes, layer="conv4")
     panel = UnitAtlas(session, data, store=store, **SETTINGS)
+    assert panel.wait(300) and panel.messages.kind is None, panel.messages.text
     assert panel.atlas.layer == "conv4" and panel.progress.value == 0
+    assert "0 of 12 units stored" in panel.status.value
     empty = sent.on(panel.grid.canvas)[-1]
+    panel.runner.redraw_interval = 0  # every report drawn (at most ~10 a second otherwise)
     panel.run(wait=True, timeout=900)
     assert not panel.running and panel.messages.kind is None, panel.messages.text
     assert panel.progress.value == 12 and "12 of 12 units done" in panel.status.value
@@ -71,6 +76,7 @@ def test_the_grid_fills_in_and_a_click_shows_the_unit(shapes, data, store, sent)
 def test_reopening_paints_the_stored_units_without_computing(shapes, data, store, sent):
     session = Session(shapes, layer="conv4")
     panel = UnitAtlas(session, data, store=store, **SETTINGS)
+    assert panel.wait(300)
     assert panel.atlas.done() == set(range(12)) and panel.progress.value == 12
     grid = sent.on(panel.grid.canvas)[-1]
     expected = np.asarray(fit_tile(panel.atlas.image(3), TILE))
@@ -101,17 +107,53 @@ def test_stop_keeps_the_finished_units_and_the_last_images(shapes, data, tmp_pat
 
 def test_bad_input_becomes_a_message_in_the_panel(shapes, tmp_path):
     panel = UnitAtlas(shapes, tmp_path / "no-such-folder", store=tmp_path)
+    assert panel.wait(300)
     assert panel.messages.kind == "error" and "no folder or file" in panel.messages.text
+    assert panel.atlas is None and "failed" in panel.status.value
+    panel.messages.clear()
     panel.run_button.click()  # the button shows the error again, the kernel goes on
-    assert panel.messages.kind == "error" and not panel.running
+    assert panel.wait(300)
+    assert panel.messages.kind == "error" and "no folder or file" in panel.messages.text
+    assert not panel.running and not panel.run_button.disabled
     panel.close()
-    # a layer without channels to show: the message names the problem
+    # another layer opens another atlas
     session = Session(shapes, layer="conv4")
     ok = UnitAtlas(session, store=tmp_path, steps=2, channels=range(2))
     ok.steps.value = 3
     session.layer = "pool1"  # a 4-D output: fine, a new atlas opens
+    assert ok.wait(300)
     assert ok.atlas.layer == "pool1" and ok.messages.kind != "error"
     ok.close()
+
+
+def test_the_constructor_computes_nothing_and_the_store_opens_in_the_background(
+    shapes, data, tmp_path, monkeypatch
+):
+    """Opening hashes the model's weights (seconds on a large model): it runs on the
+    panel's runner, so the constructor (and explore) returns at once; a Run asked for
+    meanwhile starts when the store is open."""
+    release = threading.Event()
+    opening = []
+    original = unit_atlas.open_atlas
+
+    def slow_open(*args, **kwargs):
+        opening.append(threading.current_thread().name)
+        assert release.wait(60)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(unit_atlas, "open_atlas", slow_open)
+    session = Session(shapes, layer="conv4")
+    panel = UnitAtlas(session, data, store=tmp_path, steps=2, batch=4, channels=range(4))
+    wait_until(lambda: opening, timeout=30, what="the opening")
+    assert opening == ["cnnviz-unit-atlas"]  # the runner's thread, not the caller's
+    assert panel.running and panel.atlas is None and "opening" in panel.status.value
+    assert panel.run_button.disabled and not panel.stop_button.disabled
+    panel.run()  # asked while opening: runs after
+    release.set()
+    assert panel.wait(600) and panel.messages.kind is None, panel.messages.text
+    assert panel.atlas.complete and sorted(panel.atlas.computed) == [0, 1, 2, 3]
+    assert "4 of 4 units done" in panel.status.value and not panel.run_button.disabled
+    panel.close()
 
 
 def test_explore_has_a_unit_atlas_tab(shapes, tmp_path, monkeypatch):
@@ -119,8 +161,40 @@ def test_explore_has_a_unit_atlas_tab(shapes, tmp_path, monkeypatch):
     app = cw.explore(shapes)
     panel = app.show("Unit atlas")
     assert isinstance(panel, UnitAtlas) and panel.session is app.session
+    assert panel.wait(300)
     assert panel.atlas.layer == app.session.layer and panel.atlas.has_data  # generated data
     app.session.layer = "conv3"
+    assert panel.wait(300)
     assert panel.atlas.layer == "conv3"
     assert str(panel.atlas.vis_store.path).startswith(str(tmp_path))
     app.close()
+
+
+def test_a_unit_page_names_each_example_on_its_own_line():
+    """Class names such as "horizontal_stripes" do not fit beside the score under an
+    84-pixel example: with labels each caption has two lines (the name, then the score)."""
+    from cnnviz_widgets.engine.atlas import AtlasUnit
+
+    rng = np.random.default_rng(0)
+    examples = rng.integers(0, 255, (7, 64, 64, 3), dtype=np.uint8)
+    common = dict(
+        layer="conv4",
+        channel=3,
+        image=examples[0],
+        examples=examples,
+        example_scores=np.linspace(2, 1, 7),
+        example_boxes=np.array([[8, 8, 16, 16]] * 7),
+    )
+    plain = unit_page(AtlasUnit(**common))
+    named = unit_page(
+        AtlasUnit(**common, example_labels=np.arange(7)),
+        label_names=list(cw.SHAPES_CLASS_NAMES),
+    )
+    rows = 2  # 7 examples, 6 a row
+    assert named.shape[0] - plain.shape[0] == rows * 14 and named.shape[1] == plain.shape[1]
+    # the second row's examples start lower by one caption line
+    first_of_row_2 = 160 + 30 + 84 + 36  # visualization, caption, a row with two lines
+    np.testing.assert_array_equal(
+        named[first_of_row_2 : first_of_row_2 + 84, 6 : 6 + 84, :3].reshape(-1, 3)[:1],
+        np.asarray(fit_tile(examples[6], 84))[:1, :1, :3].reshape(-1, 3),
+    )

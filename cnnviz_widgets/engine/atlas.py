@@ -537,10 +537,6 @@ def _run_local(plan: AtlasPlan, result: Atlas, progress, stop) -> None:
     result.seconds = time.perf_counter() - t0
 
 
-def _plan(model, layer, data, **settings) -> AtlasPlan:
-    return AtlasPlan(as_loaded(model), layer, data, **settings)
-
-
 def open_atlas(
     model,
     layer,
@@ -559,8 +555,8 @@ def open_atlas(
 ) -> Atlas:
     """The atlas of a layer as stored so far, computing nothing (arguments as
     :func:`atlas`: the same settings find the same store)."""
-    plan = _plan(
-        model,
+    plan = AtlasPlan(
+        as_loaded(model),
         layer,
         data,
         channels=channels,
@@ -668,10 +664,8 @@ def atlas(
         from .distributed import require_ray
 
         require_ray()  # before any work: a clear message when Ray is missing
-    plan = _plan(model, layer, data, **settings)
-    out = Atlas(plan)
-    out.reused = sorted(out.done())
-    _note_unkeyed(plan, out)
+    out = open_atlas(model, layer, data, **settings)
+    plan = out._plan
     if backend == "ray":
         from .distributed import ray_atlas
 

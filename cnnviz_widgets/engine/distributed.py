@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import CnnvizError
 from .datasources import DataSource
 from .examples import ExampleSearch, TopExamples, TopK, drive, rank_examples
-from .models import LoadedModel, as_loaded, wrap_model
+from .models import LoadedModel, wrap_model
 from .store import model_fingerprint
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "ray_top_examples",
     "require_ray",
     "shutdown_workers",
+    "start_local_ray",
 ]
 
 INSTALL = "pip install 'cnnviz-widgets[ray]'"
@@ -57,14 +58,106 @@ def require_ray():
 
 
 def _ray_session(ray) -> None:
-    """Use the caller's Ray (``ray.init(address=...)`` done before), else start a local one."""
-    if not ray.is_initialized():
-        ray.init(
-            address=os.environ.get("RAY_ADDRESS"),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+    """Use the caller's Ray (``ray.init(address=...)`` done before), else connect to
+    ``$RAY_ADDRESS``, else start a local one (:func:`start_local_ray`)."""
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    else:
+        start_local_ray()
+
+
+# jsonschema imports rfc3987_syntax when it is installed (Jupyter installs it, through
+# jupyter-events' jsonschema[format-nongpl]); its import builds three Earley parsers and
+# costs about 4 s of CPU, in every Ray process: Ray imports jsonschema at start-up.  Measured
+# here (2 cores): `import ray._raylet` 7.4 s, of which rfc3987_syntax 4.2 s.  A local start
+# launches five such processes at once, and Ray's raylet gives its agents a hard-coded 15 s
+# (ray issue #65983): on two busy cores the start failed every time.  Hidden from Ray's
+# processes, jsonschema simply goes without its "iri" format check (Ray does not use it) and
+# a local cluster started in 6.7 s.
+_SLOW_IMPORTS = ("rfc3987_syntax",)
+
+
+def _import_blocker() -> str | None:
+    """A folder that makes ``import rfc3987_syntax`` fail fast when it is first on
+    ``PYTHONPATH`` (``None`` when the package is not installed: nothing to hide)."""
+    import importlib.util
+    import tempfile
+
+    slow = [name for name in _SLOW_IMPORTS if importlib.util.find_spec(name) is not None]
+    if not slow:
+        return None
+    user = getattr(os, "getuid", lambda: 0)()
+    folder = os.path.join(tempfile.gettempdir(), f"cnnviz_ray_imports_{user}")
+    for name in slow:
+        init = os.path.join(folder, name, "__init__.py")
+        if not os.path.isfile(init):
+            os.makedirs(os.path.dirname(init), exist_ok=True)
+            tmp = f"{init}.{os.getpid()}"
+            with open(tmp, "w") as f:
+                f.write(
+                    f"raise ImportError({name!r} ' is left out of the Ray processes that "
+                    "cnnviz_widgets starts: its import costs seconds (see "
+                    "cnnviz_widgets/engine/distributed.py)')\n"
+                )
+            os.replace(tmp, init)
+    return folder
+
+
+def start_local_ray(num_cpus: int | None = None, **options):
+    """Start a Ray cluster on this machine, as ``backend="ray"`` does when no Ray is
+    connected (and ``$RAY_ADDRESS`` is not set), and return Ray's context: stop it with
+    ``context.disconnect()`` (or ``ray.shutdown()``), or use it in a ``with`` block.
+
+    The same as ``ray.init(num_cpus=..., include_dashboard=False)``, except that
+
+    - Ray's processes (its agents and the workers) do not import ``rfc3987_syntax``: that
+      import costs about 4 s of CPU per process, enough for Ray's agents to miss the
+      raylet's fixed 15 s start-up deadline on a busy machine.  Nothing else of the
+      environment changes, and this process's ``os.environ`` is restored after the start;
+    - the workers keep this process's niceness (Ray's default lowers them to 15, so that
+      on a shared machine every other program would go first, which the local backend
+      does not do); ``_system_config={"worker_niceness": 15}`` restores Ray's default.
+
+    Args:
+        num_cpus: CPUs Ray may use (default: all of the machine's).
+        **options: more arguments for ``ray.init``.
+
+    Raises:
+        CnnvizError: Ray is not installed, or the cluster did not start (Ray's reason).
+    """
+    ray = require_ray()
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    kwargs.update(options)
+    # Ray renices its workers to 15 by default: on a shared machine every other process then
+    # goes first (measured here: 1 % of a core each beside two jobs at nice 5), while the
+    # local backend computes at this process's niceness.  Keep the workers at ours.
+    system = dict(kwargs.pop("_system_config", None) or {})
+    system.setdefault("worker_niceness", os.nice(0) if hasattr(os, "nice") else 0)
+    kwargs["_system_config"] = system
+    blocker = _import_blocker()
+    before = os.environ.get("PYTHONPATH")
+    if blocker is not None:  # the raylet, its agents and its workers inherit it
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (blocker, before) if p)
+    try:
+        return ray.init(num_cpus=num_cpus, **kwargs)
+    except Exception as err:
+        if ray.is_initialized():
+            ray.shutdown()
+        raise CnnvizError(
+            f"a local Ray cluster did not start ({type(err).__name__}: {err}). Ray's logs "
+            "are in /tmp/ray/session_latest/logs; on a busy machine try again when it is "
+            "quieter, or connect to a running cluster with ray.init(address=...), or use "
+            "backend='local'"
+        ) from err
+    finally:
+        if blocker is not None:
+            if before is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = before
 
 
 def model_spec(loaded: LoadedModel) -> dict:
@@ -168,10 +261,34 @@ def _search(loaded, layer, data, settings, start, stop) -> ExampleSearch:
         score=proto.score,
         units=proto.units,
         batch_size=proto.batch_size,
-        keep_maps=proto.state.maps is not None,
+        keep_maps=proto.keep_maps,
         start=start,
         stop=stop,
     )
+
+
+START_TIMEOUT = 600.0  # seconds for a pool's actors to start (import TensorFlow, build)
+CPU_WAIT = 30.0  # seconds to wait for CPUs that killed actors give back (Ray kills lazily)
+
+
+def _free_cpus(ray) -> float:
+    return float(ray.available_resources().get("CPU", 0))
+
+
+def _wait_for_cpus(ray, n: int) -> None:
+    """Wait until ``n`` CPUs are free for the pool's actors (one each), or say why not: an
+    actor asking for a CPU that never frees waits for ever, and so would the work."""
+    deadline = time.monotonic() + CPU_WAIT
+    while _free_cpus(ray) < n:
+        if time.monotonic() > deadline:
+            total = ray.cluster_resources().get("CPU", 0)
+            free = _free_cpus(ray)
+            raise CnnvizError(
+                f"the Ray cluster has {free:g} of its {total:g} CPUs free and {n} workers need "
+                "one each: other Ray work holds them (see ray.available_resources()). Pass "
+                f"workers={max(int(free), 1)} or fewer, end that work, or use backend='local'"
+            )
+        time.sleep(0.25)
 
 
 class Pool:
@@ -186,11 +303,24 @@ class Pool:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise CnnvizError(f"workers must be a whole number >= 1, got {workers!r}")
         n = max(1, min(int(n), max(tasks, 1)))
+        _wait_for_cpus(ray, n)
         spec = ray.put(model_spec(loaded))
         actor = ray.remote(num_cpus=1)(Worker)
         self.actors = [actor.remote(spec) for _ in range(n)]
         self.free = list(self.actors)
         self.pending: dict = {}  # ref -> (actor, item)
+        # an actor that cannot be placed would leave the work waiting for ever
+        ready, _ = ray.wait(
+            [a.ready.remote() for a in self.actors], num_returns=n, timeout=START_TIMEOUT
+        )
+        if len(ready) < n:
+            self.close()
+            raise CnnvizError(
+                f"only {len(ready)} of {n} Ray workers started within {START_TIMEOUT:.0f} s "
+                f"(free now: {_free_cpus(ray):g} CPUs of "
+                f"{ray.cluster_resources().get('CPU', 0):g}); pass fewer workers=, or use "
+                "backend='local'"
+            )
 
     def submit(self, method: str, item, *args):
         actor = self.free.pop(0)
@@ -239,24 +369,29 @@ _KEPT: dict = {}  # (model fingerprint, workers) -> Pool kept between calls
 
 
 def _pool(loaded: LoadedModel, workers, tasks: int, keep: bool) -> Pool:
-    if not keep:
-        return Pool(loaded, workers, tasks)
-    key = (model_fingerprint(loaded.model), workers)
+    """The kept pool of this model and size when there is one (whatever ``keep`` says: it
+    is there to be used), else a new pool; other kept pools are shut down first, since
+    their idle actors hold the CPUs the new actors need (Ray would make them wait for ever)."""
+    key = (model_fingerprint(loaded.model), workers) if (keep or _KEPT) else None
     pool = _KEPT.get(key)
     if pool is not None and pool.alive():
         return pool
-    _KEPT[key] = pool = Pool(loaded, workers, tasks=1 << 30)
+    shutdown_workers()
+    pool = Pool(loaded, workers, tasks=1 << 30 if keep else tasks)
+    if keep:
+        _KEPT[key] = pool
     return pool
 
 
-def _release(pool: Pool, keep: bool) -> None:
+def _release(pool: Pool) -> None:
     """Kill the pool's actors, unless it is kept and idle (work still running on an actor
     cannot be taken back: such a pool is killed too)."""
-    if keep and not pool.pending:
+    kept = any(p is pool for p in _KEPT.values())
+    if kept and not pool.pending:
         return
     pool.close()
-    for key, kept in list(_KEPT.items()):
-        if kept is pool:
+    for key, other in list(_KEPT.items()):
+        if other is pool:
             del _KEPT[key]
 
 
@@ -355,44 +490,26 @@ def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stop, r
 
 
 def ray_top_examples(
-    model,
-    layer,
-    data,
+    proto: ExampleSearch,
     *,
-    k,
-    score,
-    channels,
-    batch_size,
-    keep_maps,
-    key,
-    progress,
-    stop,
-    workers,
-    keep_workers=False,
+    progress=None,
+    stop: threading.Event | None = None,
+    workers: int | None = None,
+    keep_workers: bool = False,
 ) -> TopExamples:
-    """:func:`top_examples` on a Ray pool (the same result as the local backend)."""
+    """:func:`top_examples` on a Ray pool: the search ``proto`` (from
+    :func:`rank_examples`, not iterated) shared out among the actors; the same result as
+    the local backend."""
     from .examples import Progress
 
     require_ray()
-    loaded = as_loaded(model)
-    proto = rank_examples(
-        loaded,
-        layer,
-        data,
-        k=k,
-        score=score,
-        channels=channels,
-        batch_size=batch_size,
-        keep_maps=keep_maps,
-        key=key or "ray",
-    )
-    source = proto.source
+    loaded, source, batch_size = proto.loaded, proto.source, proto.batch_size
     settings = {
-        "k": k,
-        "score": score,
+        "k": proto.k,
+        "score": proto.score,
         "channels": proto.units.tolist(),
         "batch_size": batch_size,
-        "keep_maps": keep_maps,
+        "keep_maps": proto.keep_maps,
     }
     t0 = time.perf_counter()
     tasks = len(_shards(source, batch_size, 1)) if source.indexable else 8
@@ -405,7 +522,7 @@ def ray_top_examples(
     try:
         out, _ = _rank_on_pool(pool, proto.layer, source, settings, stop, report)
     finally:
-        _release(pool, keep_workers)
+        _release(pool)
     if out is None:  # stopped: what the search had before the first shard came back
         out = proto.snapshot()
         out.stopped = True
@@ -491,6 +608,6 @@ def ray_atlas(
                     result.examples_in_memory = top
                 say(phase="examples", done=total, new=missing_ex, seen=top.seen, images=top.total)
     finally:
-        _release(pool, keep_workers)
+        _release(pool)
     result.stopped = stop is not None and stop.is_set() and not result.complete
     result.seconds = time.perf_counter() - t0

@@ -445,10 +445,10 @@ def _rank_fns(loaded: LoadedModel, path: str, kind: str, score: str) -> Attribut
             autograph=False,
         )
         def pick(acts, rows, channels):
-            """The maps ``acts[rows[i], :, :, channels[i]]``: ``(m, h, w)``, in one call
-            (one transposed copy of the batch's activations, not one per image)."""
-            by_channel = tf.transpose(acts, (0, 3, 1, 2))
-            return tf.gather_nd(by_channel, tf.stack([rows, channels], axis=1))
+            """The maps ``acts[rows[i], :, :, channels[i]]``: ``(m, h, w)``, in one call.
+            Only the newcomers' rows are copied (not a transposed copy of the whole batch:
+            after the first batches few images are new)."""
+            return tf.gather(tf.gather(acts, rows), channels, axis=3, batch_dims=1)
 
         return AttributionFns(net, rank=rank, pick=pick)
 
@@ -510,6 +510,7 @@ class ExampleSearch:
         self.score = score
         self.units = units
         self.batch_size = batch_size
+        self.keep_maps = keep_maps
         self._range = (start, stop)
         self._fns = _rank_fns(loaded, path, kind, score)
         h, w, c = image_input(loaded.model)
@@ -732,26 +733,12 @@ def top_examples(
         :class:`TopExamples`.  Exact: the same as sorting every image of the data by score
         (ties: the earlier image first).
     """
-    if backend == "ray":
-        from .distributed import ray_top_examples
-
-        return ray_top_examples(
-            model,
-            layer,
-            data,
-            k=k,
-            score=score,
-            channels=channels,
-            batch_size=batch_size,
-            keep_maps=keep_maps,
-            key=key,
-            progress=progress,
-            stop=stop,
-            workers=workers,
-            keep_workers=keep_workers,
-        )
-    if backend != "local":
+    if backend not in ("local", "ray"):
         raise CnnvizError(f"unknown backend {backend!r}: use 'local' or 'ray'")
+    if backend == "ray":
+        from .distributed import require_ray
+
+        require_ray()  # before any work: a clear message when Ray is missing
     search = rank_examples(
         model,
         layer,
@@ -763,6 +750,12 @@ def top_examples(
         keep_maps=keep_maps,
         key=key,
     )
+    if backend == "ray":
+        from .distributed import ray_top_examples
+
+        return ray_top_examples(
+            search, progress=progress, stop=stop, workers=workers, keep_workers=keep_workers
+        )
     return drive(search, progress, stop)
 
 

@@ -2,10 +2,12 @@
 click a unit for its page (visualization, dataset examples with the activation outlined,
 weights, the classes it feeds).
 
-The work is :func:`cnnviz_widgets.atlas` in a background thread (the ClassOptimizer's way:
-a daemon thread, Stop through a ``threading.Event``, redraws at most ~10 times a second),
-and everything finished goes to the atlas's store: reopening the panel (or a restarted
-kernel) paints the stored units at once and computes only the missing ones.
+Nothing is computed in the constructor: opening the store (which hashes the model's
+weights: about a second for VGG16) and every run go to the shared background runner
+(:mod:`.runner`: a worker thread, a painter redrawing at most ~10 times a second, Stop,
+errors in the panel), so ``explore(model)`` returns at once on a large model.  Everything
+finished goes to the atlas's store: reopening the panel (or a restarted kernel) paints the
+stored units and computes only the missing ones.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from ..errors import CnnvizError
 from .canvas import HIGHLIGHT, PixelCanvas
 from .common import Panel, esc, style_sheet
 from .pictures import BACKGROUND, font, opaque_rgba
+from .runner import RunBar, Runner, Stopped, duration
 
 __all__ = ["UnitAtlas"]
 
 TILE = 56  # pixels of a unit's tile in the grid
 GAP = 2
 COLUMNS = 16  # tiles per row at most
-REDRAW_INTERVAL = 0.1  # seconds between grid redraws while computing (~10 per second)
 PAGE_VIS = 160  # pixels of the visualization on a unit's page
 PAGE_EXAMPLE = 84  # pixels of each dataset example
 
@@ -63,18 +65,31 @@ def _at_least(box, shape, share: float = 0.15) -> tuple[int, int, int, int]:
     return x0, y0, x0 + side_x, y0 + side_y
 
 
+def _label(name: str, face, draw, width: int) -> str:
+    """A label as shown under an example: underscores as spaces, shortened to ``width``."""
+    text = name.replace("_", " ")
+    while len(text) > 4 and draw.textlength(text, font=face) > width:
+        text = text[:-2] + "…"
+    return text
+
+
 def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarray:
     """A unit's page as one RGBA picture: its visualization and kernel, then its dataset
-    examples with the cell where the unit peaks outlined, captioned with score and label."""
+    examples with the cell where the unit peaks outlined, each captioned with its score
+    and, when the data has labels, its label on a line of its own."""
     face = font(12)
     examples = unit.examples if unit.examples is not None else np.zeros((0, 1, 1, 3), np.uint8)
+    labels = unit.example_labels
+    labelled = labels is not None and bool((np.asarray(labels) >= 0).any())
+    caption = 36 if labelled else 22  # one or two lines under each example
     per_row = 6
     rows = max(1, math.ceil(len(examples) / per_row)) if len(examples) else 0
     width = max(PAGE_VIS + 120, per_row * (PAGE_EXAMPLE + 6) + 6)
-    height = 10 + PAGE_VIS + 22 + rows * (PAGE_EXAMPLE + 22) + 6
+    height = 10 + PAGE_VIS + 22 + rows * (PAGE_EXAMPLE + caption) + 6
     page = Image.new("RGBA", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(page)
     light = (232, 232, 232, 255)
+    muted = (170, 170, 170, 255)
     if unit.image is not None:
         page.paste(_fit(unit.image, PAGE_VIS), (6, 6))
         draw.text((6, PAGE_VIS + 10), "visualization", fill=light, font=face)
@@ -87,7 +102,7 @@ def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarr
     top = PAGE_VIS + 30
     for j, example in enumerate(examples):
         r, c = divmod(j, per_row)
-        x, y = 6 + c * (PAGE_EXAMPLE + 6), top + r * (PAGE_EXAMPLE + 22)
+        x, y = 6 + c * (PAGE_EXAMPLE + 6), top + r * (PAGE_EXAMPLE + caption)
         tile = _fit(example, PAGE_EXAMPLE)
         page.paste(tile, (x, y))
         if unit.example_boxes is not None and j < len(unit.example_boxes):
@@ -99,14 +114,13 @@ def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarr
                 outline=HIGHLIGHT,
                 width=2,
             )
-        caption = f"{unit.example_scores[j]:.3g}"
-        label = int(unit.example_labels[j]) if unit.example_labels is not None else -1
-        if label >= 0:
+        below = y + PAGE_EXAMPLE + 3
+        label = int(labels[j]) if labels is not None else -1
+        if labelled and label >= 0:
             name = names[label] if names and label < len(names) else str(label)
-            caption += f" {name}"
-        while len(caption) > 4 and draw.textlength(caption, font=face) > PAGE_EXAMPLE:
-            caption = caption[:-2] + "…"
-        draw.text((x, y + PAGE_EXAMPLE + 3), caption, fill=light, font=face)
+            draw.text((x, below), _label(name, face, draw, PAGE_EXAMPLE), fill=light, font=face)
+            below += 14
+        draw.text((x, below), f"score {unit.example_scores[j]:.3g}", fill=muted, font=face)
     return np.asarray(page, dtype=np.uint8)
 
 
@@ -127,15 +141,20 @@ class UnitAtlas(Panel):
         **load_kwargs: passed to ``load_model`` when a model is given.
 
     The layer is ``session.layer`` (or, while the session has none, the last layer with a
-    spatial output).  Run computes what the store does not hold yet; Stop ends it after the
-    step in progress (finished units stay stored, the grid keeps the last images).  A click
-    on a unit shows its page and sets ``session.channel``, so the other panels follow; a
-    channel selected elsewhere shows its page here.
+    spatial output).  The panel opens the layer's store in the background (the
+    constructor returns at once; :meth:`wait` waits for it).  Run computes what the store
+    does not hold yet; Stop ends it after the step in progress (finished units stay
+    stored, the grid keeps the last images).  A click on a unit shows its page and sets
+    ``session.channel``, so the other panels follow; a channel selected elsewhere shows its
+    page here.
 
     Attributes:
-        atlas: the :class:`~cnnviz_widgets.engine.atlas.Atlas` shown.
+        atlas: the :class:`~cnnviz_widgets.engine.atlas.Atlas` shown (``None`` until the
+            store is open).
         grid: the grid's canvas (CSS class ``cnnviz-atlas-grid``); ``page`` the unit page's
             (``cnnviz-atlas-unit``).
+        runner: the :class:`~cnnviz_widgets.widgets.runner.Runner` of the opening and the
+            runs; ``run_bar`` its Run, Stop, progress bar and status line.
         shown: the unit whose page is shown, or ``None``.
         live: ``{channel: image}`` drawn for units still being optimized.
     """
@@ -171,11 +190,10 @@ class UnitAtlas(Panel):
         self.live: dict[int, np.ndarray] = {}
         self.draw_count = 0
         self._lock = threading.RLock()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._last_draw = 0.0
-        self._closed = False
         self._tiles: dict[int, np.ndarray] = {}
+        self._job = ""  # what the runner runs: "open" or "run"
+        self._then = ""  # what to do when it ends: "", "open" or "run"
+        self._status = ""  # the run's status line, drawn by the painter
 
         self.title = widgets.HTML()
         self.title.add_class("cnnviz-title")
@@ -183,19 +201,18 @@ class UnitAtlas(Panel):
             value=steps, min=1, max=4096, description="steps", layout=widgets.Layout(width="150px")
         )
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True)
-        self.progress = widgets.IntProgress(value=0, min=0, max=1)
-        self.status = widgets.HTML()
-        self.status.add_class("cnnviz-muted")
+        self.run_button.add_class("cnnviz-atlas-run")
+        self.run_bar = RunBar(self.run_button, progress_width="180px")
+        self.stop_button = self.run_bar.stop_button
+        self.progress = self.run_bar.progress
+        self.status = self.run_bar.status
+        self.runner = Runner("cnnviz-unit-atlas", self.messages, self.run_bar, self._lock)
         self.grid = PixelCanvas("cnnviz-atlas-grid")
         self.page = PixelCanvas("cnnviz-atlas-unit")
         self.page_info = widgets.HTML()
         self.run_button.on_click(self.guarded(lambda _: self.run()))
-        self.stop_button.on_click(self.guarded(lambda _: self.stop()))
         self.grid.canvas.on_mouse_down(self.guarded(self._on_click))
-        controls = widgets.HBox(
-            [self.steps, self.run_button, self.stop_button, self.progress, self.status]
-        )
+        controls = widgets.HBox([self.steps, self.run_bar])
         controls.add_class("cnnviz-controls")
         grid_box = widgets.Box([self.grid.canvas])
         grid_box.add_class("cnnviz-canvas-box")
@@ -227,41 +244,77 @@ class UnitAtlas(Panel):
 
     @property
     def running(self) -> bool:
-        thread = self._thread
-        return thread is not None and thread.is_alive()
+        """The store is being opened or a run computes."""
+        return self.runner.running
 
     def _settings(self) -> dict:
         return dict(self.options, steps=int(self.steps.value))
 
     def reload(self) -> None:
-        """Open the layer's atlas as stored (nothing is computed) and draw it."""
+        """Open the layer's atlas as stored and draw it, in the background (nothing is
+        computed; :meth:`wait` waits for it).  During a run it happens when the run ends."""
         with self._lock:
-            self.atlas = open_atlas(self.session.loaded, self.layer, self.data, **self._settings())
-            self.live = {}
-            self._tiles = {}
-            done = self.atlas.vis_store.done()
-            for c in self.atlas.units:
-                if c in done:
-                    self._tiles[c] = self._tile(self.atlas.image(c))
-            n = len(self.atlas.units)
+            if self.runner.running:
+                if self._job == "open":  # an older layer or settings: open again after it
+                    self.runner.stop()
+                self._then = self._then or "open"
+                return
+            layer = self.layer
             self.title.value = (
-                f"Unit atlas of <code>{esc(self.atlas.layer)}</code> "
-                f'<span class="cnnviz-sub">{n} units · visualization, dataset examples, '
-                "weights</span>"
+                f"Unit atlas of <code>{esc(layer)}</code> "
+                '<span class="cnnviz-sub">opening the store…</span>'
             )
-            self._status_text(f"{len(self.atlas.done())} of {n} units stored")
-            for note in self.atlas.notes:
-                self.messages.show_note(esc(note))
-            self._draw_grid()
-            channel = self.session.channel
-            if channel is not None and channel in self.atlas.units:
-                self.show_unit(channel)
+            self.run_bar.start(1, "opening the store (hashing the model's weights)…")
+            self._job = "open"
+            self.runner.start(
+                lambda task: self._open(layer, self._settings(), task),
+                paint=self._paint,
+                finish=self._opened,
+                after=self._after,
+            )
 
-    def _status_text(self, text: str) -> None:
-        self.status.value = esc(text)
-        with self.progress.hold_sync():
-            self.progress.max = max(1, len(self.atlas.units) if self.atlas else 1)
-            self.progress.value = len(self.atlas.done()) if self.atlas else 0
+    def _open(self, layer: str, settings: dict, task) -> Atlas:
+        """The worker thread: the atlas as stored, and the tiles of its stored units."""
+        opened = open_atlas(self.session.loaded, layer, self.data, **settings)
+        done = opened.vis_store.done()
+        tiles = {}
+        for c in opened.units:
+            task.check()
+            if c in done:
+                tiles[c] = self._tile(opened.image(c))
+        with self._lock:
+            self._show_atlas(opened, tiles)
+        return opened
+
+    def _show_atlas(self, opened: Atlas, tiles: dict) -> None:
+        """Make ``opened`` the atlas shown (under the lock)."""
+        self.atlas, self._tiles, self.live = opened, tiles, {}
+        n = len(opened.units)
+        self.title.value = (
+            f"Unit atlas of <code>{esc(opened.layer)}</code> "
+            f'<span class="cnnviz-sub">{n} units · visualization, dataset examples, '
+            "weights</span>"
+        )
+        self._draw_grid()
+
+    def _opened(self, opened: Atlas | None, error: BaseException | None) -> None:
+        """The opening's end (worker thread, under the lock)."""
+        if isinstance(error, Stopped) or (opened is None and error is None):
+            self.run_bar.end(0, "warning", "")
+            return
+        if error is not None:
+            self.title.value = '<span class="cnnviz-sub">Unit atlas: not opened</span>'
+            self.run_bar.end(0, "danger", "failed: see the message")
+            self.messages.show_error(error)
+            return
+        n, done = len(opened.units), len(opened.done())
+        self.progress.max = max(1, n)
+        self.run_bar.end(done, "success" if done == n else "info", f"{done} of {n} units stored")
+        for note in opened.notes:
+            self.messages.show_note(esc(note))
+        channel = self.session.channel
+        if channel is not None and channel in opened.units:
+            self.show_unit(channel)
 
     def _tile(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(_fit(image, TILE), np.uint8)
@@ -308,6 +361,8 @@ class UnitAtlas(Panel):
     def show_unit(self, channel: int) -> AtlasUnit:
         """Show a unit's page: visualization, weights, dataset examples, classes fed."""
         with self._lock:
+            if self.atlas is None:
+                raise CnnvizError("the atlas is still opening: wait a moment, then click again")
             unit = self.atlas.unit(channel)
             self.shown = int(channel)
             self.page.show(unit_page(unit))
@@ -335,12 +390,15 @@ class UnitAtlas(Panel):
     # --- events ----------------------------------------------------------------------
 
     def _on_click(self, x: float, y: float) -> None:
+        atlas = self.atlas
+        if atlas is None:
+            return
         ix, iy = self.grid.to_image_coordinates(x, y)
-        for c in self.atlas.units:
+        for c in atlas.units:
             bx, by, bw, bh = self.tile_box(c)
             if bx <= ix < bx + bw and by <= iy < by + bh:
-                if self.session.layer != self.atlas.layer:
-                    self.session.layer = self.atlas.layer
+                if self.session.layer != atlas.layer:
+                    self.session.layer = atlas.layer
                 if self.session.channel == c:
                     self.show_unit(c)
                 else:
@@ -354,13 +412,14 @@ class UnitAtlas(Panel):
                 self.show_unit(c)
 
     def _on_layer(self, change: dict) -> None:
-        if self.running:
+        if self.runner.running and self._job == "run":
             self.messages.show_note(
                 "the layer changed while the atlas computes: press Stop, then the atlas of "
                 "the new layer opens"
             )
+            self._then = "open"
             return
-        if self.atlas is None or self.layer != self.atlas.layer:
+        if self.atlas is None or self.layer != self.atlas.layer or self.runner.running:
             self.shown = None
             self.page.clear()
             self.page_info.value = ""
@@ -369,82 +428,51 @@ class UnitAtlas(Panel):
     # --- runs ------------------------------------------------------------------------
 
     def run(self, wait: bool = False, timeout: float | None = None) -> None:
-        """Compute the units the store does not hold yet, in a background thread."""
+        """Compute the units the store does not hold yet, in the background (while the
+        store is still opening, the run starts when it is open)."""
         with self._lock:
-            if self._closed:
+            if self.runner.closed:
                 raise CnnvizError("this panel is closed: make a new UnitAtlas")
-            if self.running:
-                raise CnnvizError("the atlas is computing already: press Stop first")
-            self.reload()  # the layer or the steps may have changed since it was drawn
-            self._stop = threading.Event()
-            self.messages.clear()
-            self.run_button.disabled = True
-            self.stop_button.disabled = False
-            self._status_text("compiling the step… (once per batch size)")
-            thread = threading.Thread(
-                target=self._work,
-                args=(self.layer, self._settings(), self._stop),
-                name="cnnviz-unit-atlas",
-                daemon=True,
-            )
-            self._thread = thread
-            thread.start()
+            if self.runner.running:
+                if self._job == "run":
+                    raise CnnvizError("the atlas is computing already: press Stop first")
+                self._then = "run"
+            else:
+                self._start_run()
         if wait:
             self.wait(timeout)
 
-    def stop(self) -> None:
-        """End the run after the step in progress; finished units stay stored."""
-        if self.running:
-            self._stop.set()
-            self.stop_button.disabled = True
-            self.status.value = "stopping after this step…"
+    def _start_run(self) -> None:
+        layer, settings = self.layer, self._settings()
+        stop = threading.Event()
+        self.messages.clear()
+        self.run_bar.start(1, "opening the store…")
+        start = time.perf_counter()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the run to end; ``True`` when no run is going any more."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return not self.running
-
-    def _work(self, layer: str, settings: dict, stop: threading.Event) -> None:
-        error = None
-        try:
-            result = run_atlas(
+        def work(task) -> Atlas:
+            task.on_stop = stop.set
+            self._open(layer, settings, task)  # the layer or the steps may have changed
+            with self._lock:
+                self.progress.max = max(1, len(self.atlas.units))
+                self._status = "compiling the step… (once per batch size)"
+            task.offer(None, 0)
+            return run_atlas(
                 self.session.loaded,
                 layer,
                 self.data,
                 backend=self.backend,
-                progress=self._on_progress,
+                progress=lambda p: self._on_progress(p, task, start),
                 stop=stop,
                 **settings,
             )
-            with self._lock:
-                if not self._closed:
-                    self.atlas = result
-        except Exception as err:  # the panel and the kernel go on
-            error = err
-        with self._lock:
-            self.run_button.disabled = False
-            self.stop_button.disabled = True
-            if self._closed:
-                return
-            if error is not None:
-                self.messages.show_error(error)
-            n = len(self.atlas.units)
-            done = len(self.atlas.done())
-            stopped = " (stopped)" if stop.is_set() and done < n else ""
-            self._status_text(f"{done} of {n} units done{stopped}")
-            self._draw_grid()
-            if self.shown is not None:
-                self.show_unit(self.shown)
 
-    def _on_progress(self, p: AtlasProgress) -> None:
-        """The run's thread: new units and live images in; redraw at most ~10 times a
-        second (always when units are finished)."""
+        self._job = "run"
+        self.runner.start(work, paint=self._paint, finish=self._ran, after=self._after)
+
+    def _on_progress(self, p: AtlasProgress, task, start: float) -> None:
+        """The run's thread: take in the new units and live images (the painter draws
+        them, at most ~10 times a second)."""
         with self._lock:
-            if self._closed:
-                self._stop.set()
-                return
             for c in p.new:
                 if p.phase == "visualization":
                     image = self.atlas.image(c)
@@ -454,28 +482,70 @@ class UnitAtlas(Panel):
             for c, image in p.live.items():
                 if c not in self._tiles:
                     self.live[c] = image
-            now = time.monotonic()
-            if p.new or p.final or now - self._last_draw >= REDRAW_INTERVAL:
-                self._last_draw = now
-                if p.phase == "examples":
-                    where = f"{p.seen}" + (f" of {p.images}" if p.images else "")
-                    text = f"dataset examples: {where} images ranked"
-                else:
-                    text = f"visualizations: {len(self._tiles)} of {len(self.atlas.units)} units"
-                self.status.value = esc(text)
-                self.progress.value = len(self._tiles)
-                self._draw_grid()
-                if p.new and self.shown in p.new:
-                    self.show_unit(self.shown)
+            n = len(self.atlas.units)
+            seconds = duration(time.perf_counter() - start)
+            if p.phase == "examples":
+                where = f"{p.seen}" + (f" of {p.images}" if p.images else "")
+                self._status = f"dataset examples: {where} images ranked · {seconds}"
+            elif p.phase == "visualization":
+                step = f" · step {p.step}" if p.step > 0 else ""
+                self._status = f"visualizations: {len(self._tiles)} of {n} units{step} · {seconds}"
+        task.offer(p, len(self._tiles))
+
+    def _paint(self, item: Any, rate: float, text: bool) -> None:
+        """The painter thread (under the lock): the grid as it is now, and the status."""
+        if self.atlas is None or self._job != "run":
+            return
+        self.status.value = esc(self._status)
+        self.progress.value = min(len(self._tiles), self.progress.max)
+        self._draw_grid()
+        if isinstance(item, AtlasProgress) and item.new and self.shown in item.new:
+            self.show_unit(self.shown)
+
+    def _ran(self, result: Atlas | None, error: BaseException | None) -> None:
+        """A run's end (worker thread, under the lock)."""
+        if result is not None:
+            self.atlas = result
+        if self.atlas is None:  # the opening failed
+            self.run_bar.end(0, "danger", "failed: see the message")
+            if error is not None and not isinstance(error, Stopped):
+                self.messages.show_error(error)
+            return
+        n, done = len(self.atlas.units), len(self.atlas.done())
+        stopped = isinstance(error, Stopped) or (result is not None and result.stopped)
+        if error is not None and not isinstance(error, Stopped):
+            self.messages.show_error(error)
+            self.run_bar.end(done, "danger", esc(f"{done} of {n} units done; failed"))
+        elif stopped and done < n:
+            self.run_bar.end(done, "warning", esc(f"{done} of {n} units done (stopped)"))
+        else:
+            self.run_bar.end(done, "success", esc(f"{done} of {n} units done"))
+        self._draw_grid()
+        if self.shown is not None and self.shown in self.atlas.units:
+            self.show_unit(self.shown)
+
+    def _after(self) -> None:
+        """After a job (worker thread): what was asked for meanwhile."""
+        then, self._then = self._then, ""
+        if then == "run":
+            self.guarded(self.run)()
+        elif then == "open" or (self.atlas is not None and self.layer != self.atlas.layer):
+            self.guarded(self.reload)()
+
+    def stop(self) -> None:
+        """End the run after the step in progress; finished units stay stored."""
+        self._then = ""
+        self.runner.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the opening or the run to end (and for what was asked meanwhile);
+        ``True`` when nothing is going any more."""
+        return self.runner.wait(timeout)
 
     def close(self) -> None:
         """Stop the run (if any), then close the panel."""
-        with self._lock:
-            self._closed = True
-            self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
+        self._then = ""
+        self.runner.close()
         self.grid.canvas.close()
         self.page.canvas.close()
         super().close()

@@ -71,11 +71,10 @@ def test_units_appear_while_it_computes_and_a_click_shows_the_examples(
     running = kernel(page, "print(atlas.running, len(atlas.atlas.vis_store.done()))").split()
     assert running[0] == "True", "the grid changed only after the run"
     assert grey(during, box) < 0.2
-    page.wait_for_function(
-        f"() => /32 of 32 units done/.test(document.querySelector('{PANEL} .cnnviz-muted')"
-        ".innerText)",
-        timeout=600_000,
-    )
+    status = f"document.querySelector('{PANEL} .cnnviz-status').innerText"
+    # the run's status line, in the panel
+    assert re.search(r"compiling|visualizations|dataset examples", page.evaluate(f"() => {status}"))
+    page.wait_for_function(f"() => /32 of 32 units done/.test({status})", timeout=600_000)
     # click unit 5: its page shows its dataset examples; the session selects channel 5
     x, y, w, h = json.loads(kernel(page, "print(json.dumps(atlas.tile_box(5)))"))
     page.locator(GRID).click(position={"x": x + w / 2, "y": y + h / 2})
