@@ -593,14 +593,6 @@ def test_large_inputs_explain_in_the_background_by_default(sent):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="the Unit atlas tab computes in its constructor (12 s on VGG16 under load, "
-    "bench/bench_explore.py), so the explainer's background job is over by the time "
-    "explore() returns; the Convolution tab defers its first pass (its own strict test: "
-    "test_convolution_explainer.py::test_explore_returns_before_the_convolution_tab_has_"
-    "read_its_maps) (issue 13)",
-    strict=False,
-)
 def test_explore_on_a_large_model_returns_at_once_and_works_in_the_background():
     vgg = keras.applications.VGG16(weights=None)  # never download weights
     app = explore(vgg)
