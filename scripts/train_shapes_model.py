@@ -79,6 +79,7 @@ from cnnviz_widgets.engine.adversarial import pgd_l2, robust_accuracy
 from cnnviz_widgets.engine.embedded import (
     VARIANTS,
     KernelSmoothness,
+    SmoothColourKernels,
     build_shapes_cnn,
     meta_file,
     weights_file,
@@ -108,8 +109,9 @@ def revive_dead_filters(conv1, first_maps, images: np.ndarray, rng) -> list[int]
 
     A ReLU filter that never fires gets no gradient and stays dead for good; the first robust
     model lost four of its sixteen that way.  A dead filter gets a fresh He-normal kernel
-    (drawn from ``rng``, so the run stays reproducible) and a small positive bias, so that it
-    fires on some images and starts to learn again.
+    (drawn from ``rng``, so the run stays reproducible; passed through the layer's kernel
+    constraint if it has one) and a small positive bias, so that it fires on some images and
+    starts to learn again.
     """
     acts = first_maps.predict(images, verbose=0)
     dead = [int(i) for i in np.flatnonzero(acts.max(axis=(0, 1, 2)) <= 0)]
@@ -119,6 +121,8 @@ def revive_dead_filters(conv1, first_maps, images: np.ndarray, rng) -> list[int]
         for i in dead:
             kernel[..., i] = rng.normal(0, np.sqrt(2 / fan_in), kernel.shape[:3])
             bias[i] = 0.1
+        if conv1.kernel.constraint is not None:
+            kernel = np.asarray(conv1.kernel.constraint(kernel))
         conv1.kernel.assign(kernel)
         conv1.bias.assign(bias)
     return dead
@@ -166,6 +170,22 @@ def main() -> None:
         default=0.0,
         help="conv1 penalty: KernelSmoothness(smooth) instead of L2 1e-3 (0: L2, as shipped)",
     )
+    parser.add_argument(
+        "--smooth-colour",
+        type=int,
+        default=0,
+        help="conv1 constraint after each update: SmoothColourKernels(N) keeps each filter one "
+        "colour times a pattern of its NxN lowest 2-D cosine components (0: off)",
+    )
+    parser.add_argument(
+        "--min-norm",
+        type=float,
+        default=0.0,
+        help="with --smooth-colour: a conv1 filter's norm is kept at least this",
+    )
+    parser.add_argument(
+        "--conv1-l2", type=float, default=1e-3, help="L2 penalty on conv1 (when not --smooth)"
+    )
     parser.add_argument("--out", type=Path, default=Path("cnnviz_widgets/data"))
     args = parser.parse_args()
     robust = args.variant == "robust"
@@ -176,8 +196,14 @@ def main() -> None:
 
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
-    penalty = KernelSmoothness(args.smooth) if args.smooth else None
-    model = build_shapes_cnn(conv1_regularizer=penalty)
+    if args.smooth:
+        penalty = KernelSmoothness(args.smooth)
+    else:
+        penalty = keras.regularizers.L2(args.conv1_l2)  # 0: no penalty (recorded as l2 0)
+    constraint = (
+        SmoothColourKernels(args.smooth_colour, args.min_norm) if args.smooth_colour else None
+    )
+    model = build_shapes_cnn(conv1_regularizer=penalty, conv1_constraint=constraint)
     conv1 = model.get_layer("conv1")
     first_maps = keras.Model(model.inputs, conv1.output)
     revive_rng = np.random.default_rng(args.seed + 99)
@@ -310,6 +336,9 @@ def main() -> None:
             "outside_weight": args.outside_weight,
             "conv1_penalty": conv1.kernel_regularizer.get_config()
             | {"class": type(conv1.kernel_regularizer).__name__},
+            "conv1_constraint": None
+            if constraint is None
+            else constraint.get_config() | {"class": type(constraint).__name__},
             "revived_conv1_filters": revived,
             "seconds": seconds,
             "held_out_seed": TEST_SEED,
