@@ -94,6 +94,7 @@ from cnnviz_widgets.engine.embedded import (
     meta_file,
     weights_file,
 )
+from cnnviz_widgets.engine.selectivity import kernel_selectivity
 from cnnviz_widgets.engine.shapes import CLASS_NAMES, generate_shapes
 
 TEST_SEED = 20261128  # the held-out set reported in the metadata (tests draw another)
@@ -195,6 +196,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--conv1-l2", type=float, default=1e-3, help="L2 penalty on conv1 (when not --smooth)"
+    )
+    parser.add_argument(
+        "--checkpoints",
+        action="store_true",
+        help="also save the weights after every epoch (<variant>_epochNN.weights.h5 in --out)",
     )
     parser.add_argument("--out", type=Path, default=Path("cnnviz_widgets/data"))
     args = parser.parse_args()
@@ -318,10 +324,16 @@ def main() -> None:
             if budget > 0
             else ""
         )
+        fired = first_maps.predict(val.images[:500], verbose=0).max(axis=(0, 1, 2))
+        clear = sum(p.clear for p in kernel_selectivity(conv1.kernel.numpy()))
+        if args.checkpoints:
+            args.out.mkdir(parents=True, exist_ok=True)
+            model.save_weights(args.out / f"{args.variant}_epoch{epoch + 1:02d}.weights.h5")
         print(
             f"epoch {epoch + 1}/{args.epochs}: cross-entropy {np.mean(ces):.4f}, map mass "
             f"off the object {np.mean(shares):.3f}; validation accuracy {acc:.4f}, CAM peak on "
-            f"object {hits:.3f} (no positive evidence {empty:.3f}){under_attack}; "
+            f"object {hits:.3f} (no positive evidence {empty:.3f}){under_attack}; conv1 "
+            f"clear {clear}/{len(fired)}, dead {int(np.sum(fired <= 0))}; "
             f"{time.time() - start:.0f} s",
             flush=True,
         )
