@@ -14,7 +14,12 @@ import pytest
 
 import cnnviz_widgets as cw
 from cnnviz_widgets.engine.adversarial import adversarial_examples, robust_accuracy
-from cnnviz_widgets.engine.embedded import DEFAULT_VARIANT, shapes_metadata
+from cnnviz_widgets.engine.embedded import (
+    DEFAULT_VARIANT,
+    SmoothColourKernels,
+    build_shapes_cnn,
+    shapes_metadata,
+)
 from cnnviz_widgets.engine.filters import kernel_array
 from cnnviz_widgets.engine.selectivity import CLEAR_ENERGY, kernel_selectivity
 from cnnviz_widgets.engine.shapes import generate_shapes
@@ -94,6 +99,34 @@ def test_kernel_selectivity_on_known_kernels():
     assert zero.dead and not zero.clear
     with pytest.raises(CnnvizError, match="kernel_array"):
         kernel_selectivity(np.zeros((7, 7, 3)))
+
+
+def test_smooth_colour_constraint_projects_and_does_not_make_noise_clear():
+    """The training constraint: one colour times a smooth pattern, a norm floor, idempotent;
+    and random kernels passed through it stay unclear (so a clear trained filter is the
+    training's doing, not the projection's)."""
+    project = SmoothColourKernels(frequencies=4, min_norm=0.5)
+    rng = np.random.default_rng(3)
+    raw = rng.standard_normal((7, 7, 3, 200)).astype("float32")
+    raw[..., 0] *= 1e-3  # a filter shrunk to almost nothing is scaled back to the floor
+    k = np.asarray(project(raw))
+    np.testing.assert_allclose(np.asarray(project(k)), k, atol=1e-4)
+    for f in range(5):
+        singular = np.linalg.svd(k[..., f].reshape(49, 3), compute_uv=False)
+        assert singular[1] < 1e-4 * singular[0]  # one colour direction
+    taps = np.arange(7) + 0.5
+    ripples = np.stack([np.cos(np.pi * taps * f / 7) for f in (4, 5, 6)])  # finer cosines
+    assert np.abs(np.einsum("fy,yxcn->fxcn", ripples, k)).max() < 1e-4
+    assert np.abs(np.einsum("fx,yxcn->yfcn", ripples, k)).max() < 1e-4
+    assert np.abs(np.einsum("fy,yxcn->fxcn", ripples, raw)).max() > 1  # there were some
+    norms = np.linalg.norm(k.reshape(-1, 200), axis=0)
+    assert norms.min() >= 0.5 - 1e-4 and abs(norms[0] - 0.5) < 1e-3
+    energies = np.array([p.energy for p in kernel_selectivity(k)])
+    assert np.mean(energies >= CLEAR_ENERGY) <= 0.03, np.quantile(energies, [0.5, 0.99])
+    # training-only: the constraint is part of a layer when asked, never of the shipped model
+    trained = build_shapes_cnn(conv1_constraint=project)
+    assert isinstance(trained.get_layer("conv1").kernel.constraint, SmoothColourKernels)
+    assert cw.load_model("shapes-robust").model.get_layer("conv1").kernel.constraint is None
 
 
 def test_adversarial_examples_stay_in_the_ball_and_hurt_the_standard_model(standard, held_out):

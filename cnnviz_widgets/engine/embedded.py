@@ -13,6 +13,7 @@ import json
 from importlib import resources
 
 import keras
+import numpy as np
 
 from .shapes import CLASS_NAMES, DEFAULT_SIZE
 
@@ -66,10 +67,64 @@ class KernelSmoothness(keras.regularizers.Regularizer):
         return {"smooth": self.smooth, "l2": self.l2}
 
 
+def low_frequency_projector(size: int, frequencies: int) -> np.ndarray:
+    """``(size, size)`` matrix projecting a line of ``size`` taps onto its ``frequencies``
+    lowest cosine (DCT-II) components: smooth profiles pass unchanged, fine ripples go."""
+    taps = np.arange(size)
+    basis = np.cos(np.pi * (taps[None, :] + 0.5) * np.arange(frequencies)[:, None] / size)
+    basis /= np.linalg.norm(basis, axis=1, keepdims=True)
+    return (basis.T @ basis).astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="cnnviz_widgets")
+class SmoothColourKernels(keras.constraints.Constraint):
+    """Keeps each filter of a first layer one colour times one smooth spatial pattern.
+
+    Applied after every weight update (Keras applies a layer's ``kernel_constraint`` after
+    each optimizer step), it projects each filter ``k[y, x, c]``:
+
+    1. onto its ``frequencies`` x ``frequencies`` lowest 2-D cosine components (each
+       channel; with 4 of 7 a 7x7 kernel keeps periods down to about 4.7 pixels),
+    2. onto its best colour-separable approximation ``s * p[y, x] * q[c]`` (the leading
+       singular pair of the ``(kh * kw, channels)`` matrix),
+    3. and scales a filter whose norm fell under ``min_norm`` back up to it, so that a filter
+       the network stopped using keeps a pattern a teacher can look at.
+
+    An option of ``scripts/train_shapes_model.py`` (``--smooth-colour``).  Random kernels
+    projected this way are still not "clear" by :func:`~cnnviz_widgets.kernel_selectivity`
+    (0.5% of them reach cos^2 0.5 with the best template, against 0% of raw noise), so a
+    clear filter is something training found, not something the projection made.  Only
+    used in training: the shipped model is the plain architecture without it.
+    """
+
+    def __init__(self, frequencies: int = 4, min_norm: float = 0.0) -> None:
+        self.frequencies = int(frequencies)
+        self.min_norm = float(min_norm)
+
+    def __call__(self, w):
+        kh, kw, c, n = (int(d) for d in w.shape)
+        py = keras.ops.convert_to_tensor(low_frequency_projector(kh, min(self.frequencies, kh)))
+        px = keras.ops.convert_to_tensor(low_frequency_projector(kw, min(self.frequencies, kw)))
+        w = keras.ops.einsum("ya,xb,abcf->yxcf", py, px, w)
+        if c > 1:
+            m = keras.ops.transpose(keras.ops.reshape(w, (kh * kw, c, n)), (2, 0, 1))
+            u, s, vt = keras.ops.svd(m, full_matrices=False)
+            top = s[:, None, :1] * u[:, :, :1] * vt[:, :1, :]  # (n, kh*kw, c)
+            w = keras.ops.reshape(keras.ops.transpose(top, (1, 2, 0)), (kh, kw, c, n))
+        if self.min_norm > 0:
+            norms = keras.ops.sqrt(keras.ops.sum(w * w, axis=(0, 1, 2)))
+            w = w * keras.ops.maximum(1.0, self.min_norm / (norms + 1e-12))
+        return w
+
+    def get_config(self) -> dict:
+        return {"frequencies": self.frequencies, "min_norm": self.min_norm}
+
+
 def build_shapes_cnn(
     size: int = DEFAULT_SIZE,
     n_classes: int = len(CLASS_NAMES),
     conv1_regularizer: keras.regularizers.Regularizer | None = None,
+    conv1_constraint: keras.constraints.Constraint | None = None,
 ) -> keras.Model:
     """The embedded model's architecture (untrained).
 
@@ -77,7 +132,8 @@ def build_shapes_cnn(
     detectors; global average pooling before the classifier so class activation maps stay
     spatial; softmax as the last layer's activation.  ``conv1_regularizer`` is the first
     layer's training penalty (it shows in ``get_config()``); both shipped variants were
-    trained with the default, L2 1e-3.
+    trained with the default, L2 1e-3.  ``conv1_constraint`` is applied after each training
+    update (:class:`SmoothColourKernels`); loading weights does not need it.
     """
     regularizer = conv1_regularizer or keras.regularizers.L2(1e-3)
     inputs = keras.Input((size, size, 3), name="image")
@@ -87,6 +143,7 @@ def build_shapes_cnn(
         padding="same",
         activation="relu",
         kernel_regularizer=regularizer,
+        kernel_constraint=conv1_constraint,
         name="conv1",
     )(inputs)
     x = keras.layers.MaxPooling2D(2, name="pool1")(x)
