@@ -13,6 +13,7 @@ stopped between steps; :func:`visualize` is the one-call form.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import warnings
@@ -871,5 +872,17 @@ def warm_up(
             pass
 
     thread = threading.Thread(target=work, name="cnnviz-warm-up", daemon=True)
+    _WARMING.add(thread)
     thread.start()
     return thread
+
+
+# warm-ups still running when the interpreter exits: TensorFlow aborts the process
+# ("terminate called ...") if a daemon thread is inside a traced call at shutdown
+_WARMING: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_warm_ups() -> None:
+    for thread in list(_WARMING):
+        thread.join(timeout=120)

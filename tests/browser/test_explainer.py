@@ -125,7 +125,13 @@ def test_clicking_a_feature_map_selects_the_channel(explainer_page):
     got = json.loads(
         kernel(
             page,
-            "import json; x, y, w, h = explainer.features.montage.tile_box(1)\n"
+            # the last image's feature maps may still be drawing (under load, CI saw
+            # features None here): wait for them, at most a minute
+            "import json, time\n"
+            "for _ in range(600):\n"
+            "    if explainer.wait(0.1) and explainer.features is not None: break\n"
+            "    time.sleep(0.1)\n"
+            "x, y, w, h = explainer.features.montage.tile_box(1)\n"
             "z = explainer.fm_pixels.zoom\n"
             "c = int(explainer.features.order[1])\n"
             "print(json.dumps([c, (x + w / 2) * z, (y + h / 2) * z]))",
