@@ -30,7 +30,7 @@ from ..errors import CnnvizError
 from .datasources import Batch, DataSource, data_source
 from .filters import select_indices
 from .internals import Tap, image_input, last_layer, output_shape
-from .introspect import get_layer
+from .introspect import get_layer, tap_shape
 from .models import LoadedModel, as_loaded
 from .scoring import AttributionFns, Net, cached_fns
 
@@ -394,16 +394,7 @@ def _target(loaded: LoadedModel, layer) -> tuple[str, str]:
         shape = tuple(model.outputs[0].shape) if len(model.outputs) == 1 else ()
         if len(shape) == 2:
             return path, "class"
-    if hasattr(found, "layers") and hasattr(found, "inputs"):  # a nested model
-        raise CnnvizError(
-            f"{path!r} is a nested model: pick one of its layers, such as "
-            f"{path}/{found.layers[-1].name}"
-        )
-    shape = output_shape(found)
-    if shape is None:
-        raise CnnvizError(
-            f"layer {path!r} has several outputs or is used more than once: pick another layer"
-        )
+    shape = tap_shape(found, path)
     if len(shape) not in (2, 4):
         raise CnnvizError(
             f"layer {path!r} outputs shape {shape}: dataset examples rank the channels of "

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from ..errors import CnnvizError
 from .filters import Montage, select_indices, tile_images, to_rgba
-from .internals import Tap, output_shape
-from .introspect import find_layer
+from .internals import Tap
+from .introspect import find_layer, tap_shape
 from .models import LoadedModel, as_loaded
 from .precision import model_in, resolve
 from .results import ChannelStats, FeatureMaps
@@ -83,16 +82,7 @@ def feature_maps(
         path = default_cam_layer(loaded)
     else:
         found, path = find_layer(loaded.model, layer)
-        if isinstance(found, keras.Model):
-            raise CnnvizError(
-                f"{path!r} is a nested model: pick one of its layers, such as "
-                f"{path}/{found.layers[-1].name}"
-            )
-        shape = output_shape(found)
-        if shape is None:
-            raise CnnvizError(
-                f"layer {path!r} has several outputs or is used more than once: pick another layer"
-            )
+        tap_shape(found, path)  # refuses a nested model or a shared layer
     img, notes = prepare_image(loaded, image)
     choice = resolve(loaded, precision, "forward", batch=1)
     fns = _features_fns(model_in(loaded, choice.precision), path)

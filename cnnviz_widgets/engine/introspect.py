@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
-from ..errors import LayerNotFoundError, closest
-from .internals import iter_layers
+from ..errors import CnnvizError, LayerNotFoundError, closest
+from .internals import iter_layers, output_shape
 from .models import as_keras_model
 
 # Layers whose kernels the filter views can show (Conv3D's 3-D kernels are not).
@@ -256,6 +256,23 @@ def get_layer(model, ref) -> tuple[keras.layers.Layer, str]:
             layer object of the model.
     """
     return find_layer(as_keras_model(model), ref)
+
+
+def tap_shape(found, path: str) -> tuple:
+    """The output shape of ``found`` (at ``path``) for a pass that reads its output:
+    a nested model is refused naming one of its layers, and so is a layer with several
+    outputs or used more than once."""
+    if isinstance(found, keras.Model):
+        raise CnnvizError(
+            f"{path!r} is a nested model: pick one of its layers, such as "
+            f"{path}/{found.layers[-1].name}"
+        )
+    shape = output_shape(found)
+    if shape is None:
+        raise CnnvizError(
+            f"layer {path!r} has several outputs or is used more than once: pick another layer"
+        )
+    return shape
 
 
 def find_layer(model: keras.Model, ref) -> tuple[keras.layers.Layer, str]:
