@@ -127,30 +127,37 @@ def pointing_game(cams: np.ndarray, masks: np.ndarray) -> float:
     return float(np.mean(masks.reshape(len(masks), -1)[np.arange(len(masks)), flat]))
 
 
-def revive_dead_filters(conv1, first_maps, images: np.ndarray, rng) -> list[int]:
+def revive_dead_filters(conv1, first_maps, images: np.ndarray, rng, project=None) -> list[int]:
     """Re-initialize the first-layer filters that respond nowhere on ``images``.
 
     A ReLU filter that never fires gets no gradient and stays dead for good; the first robust
-    model lost four of its sixteen that way.  A dead filter gets a fresh He-normal kernel
-    (drawn from ``rng``, so the run stays reproducible; passed through the layer's kernel
-    constraint if it has one) and a small positive bias, so that it fires on some images and
-    starts to learn again.
+    model lost four of its sixteen that way.  A kernel whose norm is under ``SHRUNK`` times
+    the layer's median counts as dead as well (an L2 penalty leaves such zero kernels).  A
+    dead filter gets a fresh He-normal kernel (drawn from ``rng``, so the run stays
+    reproducible; passed through ``project``, the kernel constraint in force, if any) and a
+    small positive bias, so that it fires on some images and starts to learn again.
     """
     acts = first_maps.predict(images, verbose=0)
-    dead = [int(i) for i in np.flatnonzero(acts.max(axis=(0, 1, 2)) <= 0)]
+    dead = {int(i) for i in np.flatnonzero(acts.max(axis=(0, 1, 2)) <= 0)}
+    # a kernel an L2 penalty shrank to (almost) nothing is dead too, even while a positive
+    # bias makes it "fire" everywhere: it detects nothing and gets almost no gradient
+    norms = np.linalg.norm(conv1.kernel.numpy().reshape(-1, conv1.kernel.shape[-1]), axis=0)
+    dead |= {int(i) for i in np.flatnonzero(norms < SHRUNK * np.median(norms))}
+    dead = sorted(dead)
     if dead:
         kernel, bias = conv1.kernel.numpy(), conv1.bias.numpy()
         fan_in = int(np.prod(kernel.shape[:3]))
         for i in dead:
             kernel[..., i] = rng.normal(0, np.sqrt(2 / fan_in), kernel.shape[:3])
             bias[i] = 0.1
-        if conv1.kernel.constraint is not None:
-            kernel = np.asarray(conv1.kernel.constraint(kernel))
+        if project is not None:
+            kernel = np.asarray(project(kernel))
         conv1.kernel.assign(kernel)
         conv1.bias.assign(bias)
     return dead
 
 
+SHRUNK = 0.05  # a conv1 kernel under this share of the median norm is revived
 ROBUST_EPS = 1.5  # the robust model's L2 budget (about 0.014 per pixel value, RMS)
 ROBUST_STEPS = 2  # PGD steps per training batch
 
@@ -179,6 +186,13 @@ def main() -> None:
     parser.add_argument("--variant", choices=VARIANTS, default="robust")
     parser.add_argument("--eps", type=float, default=None, help="L2 budget of the attack")
     parser.add_argument("--attack-steps", type=int, default=ROBUST_STEPS)
+    parser.add_argument(
+        "--late-attack-from",
+        type=int,
+        default=0,
+        help="epoch (1-based) from which the attack takes --late-attack-steps steps (0: never)",
+    )
+    parser.add_argument("--late-attack-steps", type=int, default=ROBUST_STEPS)
     parser.add_argument("--clean-epochs", type=int, default=1, help="epochs before the attack")
     parser.add_argument("--eps-ramp", type=int, default=3, help="epochs to reach the full budget")
     parser.add_argument(
@@ -210,6 +224,13 @@ def main() -> None:
         "--conv1-l2", type=float, default=1e-3, help="L2 penalty on conv1 (when not --smooth)"
     )
     parser.add_argument(
+        "--constrain-last",
+        type=int,
+        default=0,
+        help="with --smooth-colour: apply the constraint only in the last K epochs, with conv1's "
+        "L2 penalty (--conv1-l2) before them and none during them (0: the whole run)",
+    )
+    parser.add_argument(
         "--checkpoints",
         action="store_true",
         help="also save the weights after every epoch (<variant>_epochNN.weights.h5 in --out)",
@@ -231,7 +252,16 @@ def main() -> None:
     constraint = (
         SmoothColourKernels(args.smooth_colour, args.min_norm) if args.smooth_colour else None
     )
-    model = build_shapes_cnn(conv1_regularizer=penalty, conv1_constraint=constraint)
+    late = bool(constraint and args.constrain_last)
+    # a late constraint: the layer carries neither the constraint nor the penalty; the
+    # training step adds the L2 term before the last K epochs and projects after each
+    # update during them (both switched by a variable, so the step is traced once)
+    conv1_l2 = tf.Variable(args.conv1_l2 if late else 0.0, trainable=False)
+    constrained = tf.Variable(0.0, trainable=False)
+    model = build_shapes_cnn(
+        conv1_regularizer=keras.regularizers.L2(0.0) if late else penalty,
+        conv1_constraint=None if late else constraint,
+    )
     conv1 = model.get_layer("conv1")
     first_maps = keras.Model(model.inputs, conv1.output)
     revive_rng = np.random.default_rng(args.seed + 99)
@@ -256,6 +286,7 @@ def main() -> None:
         return tf.einsum("bijk,kb->bij", acts, tf.gather(dense, labels, axis=1))
 
     eps = tf.Variable(0.0, trainable=False)
+    stronger = tf.Variable(0.0, trainable=False)  # 1: --late-attack-steps from here on
 
     def predict(x):
         return model(x, training=False)
@@ -263,7 +294,18 @@ def main() -> None:
     @tf.function
     def train_step(x, y, inside):
         if args.eps > 0:
-            x = tf.cond(eps > 0, lambda: pgd_l2(predict, x, y, eps, args.attack_steps), lambda: x)
+            if args.late_attack_from:
+                x = tf.case(
+                    [
+                        (eps <= 0, lambda: x),
+                        (stronger > 0, lambda: pgd_l2(predict, x, y, eps, args.late_attack_steps)),
+                    ],
+                    default=lambda: pgd_l2(predict, x, y, eps, args.attack_steps),
+                )
+            else:
+                x = tf.cond(
+                    eps > 0, lambda: pgd_l2(predict, x, y, eps, args.attack_steps), lambda: x
+                )
         with tf.GradientTape() as tape:
             acts, probs = both(x, training=True)
             ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
@@ -279,8 +321,15 @@ def main() -> None:
             peak = tf.reduce_max(cam, (1, 2))
             localize = tf.reduce_mean(-tf.math.log(on_object + 1e-6) + tf.nn.relu(1.0 - peak))
             loss = ce + outside_weight * localize + tf.add_n(model.losses)
+            if late:
+                loss += conv1_l2 * tf.reduce_sum(tf.square(conv1.kernel))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        if late:
+            kernel = tf.convert_to_tensor(conv1.kernel)
+            conv1.kernel.assign(
+                tf.cond(constrained > 0, lambda: constraint(kernel), lambda: kernel)
+            )
         return ce, tf.reduce_mean(1.0 - on_object)
 
     @tf.function
@@ -309,12 +358,26 @@ def main() -> None:
             hits.append(attacked(x, y, tf.constant(budget), n_steps).numpy().argmax(1) == y)
         return float(np.mean(np.concatenate(hits)))
 
+    def active_constraint():
+        if late:
+            return constraint if float(constrained) > 0 else None
+        return conv1.kernel.constraint
+
     val = generate_shapes(2000, seed=args.seed + 10_000)
     start = time.time()
     for epoch in range(args.epochs):
         outside_weight.assign(args.outside_weight * min(1.0, epoch / RAMP_EPOCHS))
         ramp = (epoch + 1 - args.clean_epochs) / max(1, args.eps_ramp)
         eps.assign(args.eps * min(1.0, max(0.0, ramp)))
+        if late and epoch == args.epochs - args.constrain_last:
+            conv1_l2.assign(0.0)
+            constrained.assign(1.0)
+            conv1.kernel.assign(constraint(conv1.kernel))
+            print(f"epoch {epoch + 1}: conv1 constrained from here on", flush=True)
+        if args.late_attack_from and epoch + 1 == args.late_attack_from:
+            stronger.assign(1.0)
+            print(f"epoch {epoch + 1}: PGD-{args.late_attack_steps} from here on", flush=True)
+        steps_now = args.late_attack_steps if float(stronger) > 0 else args.attack_steps
         data = generate_shapes(args.per_epoch, seed=args.seed + 1 + epoch)
         inside = cell_inside(data.masks)
         ces, shares = [], []
@@ -325,14 +388,18 @@ def main() -> None:
             ces.append(float(ce))
             shares.append(float(share))
         if args.revive and epoch < args.epochs - 2:
-            revived.append(revive_dead_filters(conv1, first_maps, val.images[:500], revive_rng))
+            revived.append(
+                revive_dead_filters(
+                    conv1, first_maps, val.images[:500], revive_rng, active_constraint()
+                )
+            )
             if revived[-1]:
                 print(f"epoch {epoch + 1}: revived dead conv1 filters {revived[-1]}", flush=True)
         acc, hits, empty = measure(val)
         budget = float(eps)
         under_attack = (
-            f"; PGD-{args.attack_steps} accuracy at eps {budget:.2f}: "
-            f"{attacked_accuracy(val, budget, args.attack_steps, 500):.3f}"
+            f"; PGD-{steps_now} accuracy at eps {budget:.2f}: "
+            f"{attacked_accuracy(val, budget, steps_now, 500):.3f}"
             if budget > 0
             else ""
         )
@@ -373,6 +440,8 @@ def main() -> None:
             "conv1_constraint": None
             if constraint is None
             else constraint.get_config() | {"class": type(constraint).__name__},
+            "conv1_constraint_last_epochs": args.constrain_last if late else None,
+            "conv1_l2_before_constraint": args.conv1_l2 if late else None,
             "revived_conv1_filters": revived,
             "seconds": seconds,
             "held_out_seed": TEST_SEED,
@@ -385,6 +454,9 @@ def main() -> None:
     if args.eps > 0:
         meta["training"]["adversarial"] = {
             "attack": f"L2 PGD, {args.attack_steps} steps of 2.5 eps / steps, from the clean image",
+            "late_attack": None
+            if not args.late_attack_from
+            else {"from_epoch": args.late_attack_from, "steps": args.late_attack_steps},
             "eps": args.eps,
             "clean_epochs": args.clean_epochs,
             "eps_ramp_epochs": args.eps_ramp,
