@@ -92,6 +92,7 @@ def test_each_unit_has_its_visualization_examples_kernel_and_classes(shapes, dat
     np.testing.assert_array_equal(
         u.kernel, cw.filter_montage(shapes, "conv4", filters=[5], padding=0).image
     )
+    assert u.kernel_view == "3x3, mean of 64 inputs"  # the page's caption of the grey view
     # the examples: the same as top_examples on the data
     top = cw.top_examples(shapes, "conv4", data, k=9, channels=[5])
     np.testing.assert_array_equal(u.examples, top.images(5))

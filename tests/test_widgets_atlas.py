@@ -198,3 +198,17 @@ def test_a_unit_page_names_each_example_on_its_own_line():
         named[first_of_row_2 : first_of_row_2 + 84, 6 : 6 + 84, :3].reshape(-1, 3)[:1],
         np.asarray(fit_tile(examples[6], 84))[:1, :1, :3].reshape(-1, 3),
     )
+
+
+def test_a_unit_page_says_what_its_weights_thumbnail_shows():
+    """A conv2 or conv4 kernel is drawn as the mean of its input channels, in grey: the page
+    says so under "weights" (a grey 3x3 square alone reads as a broken image)."""
+    from cnnviz_widgets.engine.atlas import AtlasUnit
+
+    kernel = np.full((3, 3, 4), 128, np.uint8)
+    bare = unit_page(AtlasUnit("conv4", 0, kernel=kernel))
+    told = unit_page(AtlasUnit("conv4", 0, kernel=kernel, kernel_view="3x3, mean of 64 inputs"))
+    assert bare.shape == told.shape
+    caption = (slice(118, 136), slice(160 + 16, 160 + 16 + 200))
+    assert (bare[caption] != told[caption]).any()
+    assert (bare[:118] == told[:118]).all()  # the rest of the page is the same

@@ -92,6 +92,8 @@ class AtlasUnit:
         image: its feature visualization ``(H, W, C)`` uint8, or ``None`` (not computed).
         value: the objective the visualization reached (mean activation of the unit).
         kernel: its filter as an RGBA thumbnail ``(kh, kw, 4)`` uint8, for convolutions.
+        kernel_view: what the thumbnail shows, e.g. ``"7x7, RGB"`` or ``"3x3, mean of 32
+            inputs"`` (a kernel over many input channels is drawn as their mean, in grey).
         examples: its top dataset images ``(m, H, W, C)`` uint8, best first, or ``None``.
         example_scores, example_indices, example_labels: per example image.
         example_boxes: ``(m, 4)`` ``x0, y0, x1, y1`` of the map cell where it peaks.
@@ -107,6 +109,7 @@ class AtlasUnit:
     image: np.ndarray | None = None
     value: float | None = None
     kernel: np.ndarray | None = None
+    kernel_view: str | None = None
     examples: np.ndarray | None = None
     example_scores: np.ndarray | None = None
     example_indices: np.ndarray | None = None
@@ -415,6 +418,14 @@ class Atlas:
             return None
         return filter_montage(self.loaded, self.layer, filters=[int(channel)], padding=0).image
 
+    def kernel_view(self) -> str | None:
+        """What :meth:`kernel` draws: ``"KxK, RGB"`` for a layer that sees three channels,
+        else ``"KxK, mean of N inputs"`` (``filter_montage``'s automatic view)."""
+        if not has_kernel(self._plan.found):
+            return None
+        kh, kw, n_in = kernel_array(self._plan.found).shape[:3]
+        return f"{kh}x{kw}, " + ("RGB" if n_in == 3 else f"mean of {n_in} inputs")
+
     def classes(self, channel: int, top: int = 3) -> list | None:
         """The classes the unit feeds most (see :func:`class_weights`), or ``None``."""
         if self._classes is None:
@@ -436,7 +447,14 @@ class Atlas:
             raise CnnvizError(
                 f"channel {c} is out of range: {self.layer!r} has channels 0..{self._plan.n - 1}"
             )
-        out = AtlasUnit(self.layer, c, kernel=self.kernel(c), classes=self.classes(c))
+        kernel = self.kernel(c)
+        out = AtlasUnit(
+            self.layer,
+            c,
+            kernel=kernel,
+            kernel_view=None if kernel is None else self.kernel_view(),
+            classes=self.classes(c),
+        )
         vis = self.vis_store.load(c)
         if vis is not None:
             out.image = vis["image"]

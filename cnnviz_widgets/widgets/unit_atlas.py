@@ -98,6 +98,8 @@ def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarr
     if unit.kernel is not None:
         page.paste(_fit(unit.kernel, 96), (PAGE_VIS + 16, 6))
         draw.text((PAGE_VIS + 16, 106), "weights", fill=light, font=face)
+        if unit.kernel_view:
+            draw.text((PAGE_VIS + 16, 120), unit.kernel_view, fill=muted, font=face)
     names = unit.label_names or label_names
     top = PAGE_VIS + 30
     for j, example in enumerate(examples):
