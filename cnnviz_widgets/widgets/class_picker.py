@@ -10,7 +10,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..session import Session
-from .common import MessageArea, esc
+from .common import MessageArea, QuietUpdates, esc
 
 __all__ = ["ClassPicker", "class_labels"]
 
@@ -23,7 +23,7 @@ def class_labels(session: Session) -> list[str]:
     return [f"class {i}" for i in range(session.n_classes or 0)]
 
 
-class ClassPicker:
+class ClassPicker(QuietUpdates):
     """A search box and a class list over one session's model.
 
     Args:
@@ -127,13 +127,6 @@ class ClassPicker:
             self._quietly(setattr, self.select, "value", tuple(shown))
         elif shown:
             self._quietly(setattr, self.select, "value", shown[0])
-
-    def _quietly(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._updating = True
-        try:
-            fn(*args)
-        finally:
-            self._updating = False
 
     def _on_search(self, change: dict) -> None:
         if self._updating:

@@ -83,6 +83,21 @@ def download_link(name: str, data: bytes, mime: str) -> str:
     )
 
 
+class QuietUpdates:
+    """For a part whose observers must skip the changes it makes itself (setting a
+    dropdown's options selects its first one, which is not the user's pick): while
+    :meth:`_quietly` runs, ``self._updating`` is true and the observers return early."""
+
+    _updating = False
+
+    def _quietly(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._updating = True
+        try:
+            fn(*args)
+        finally:
+            self._updating = False
+
+
 class MessageArea(widgets.HTML):
     """Where a panel shows its errors and notes (hidden when empty).
 

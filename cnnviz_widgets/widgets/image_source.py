@@ -16,7 +16,7 @@ from ..engine.imageio import as_image, fit_image, load_image
 from ..engine.shapes import generate_shapes
 from ..engine.shapes import sample as shapes_sample
 from ..errors import CnnvizError
-from .common import esc, row
+from .common import QuietUpdates, esc, row
 
 GRACE_HOPPER = "grace_hopper"
 NO_SAMPLE = ""  # the sample dropdown's value when the image is not a sample
@@ -50,7 +50,7 @@ def source_name(image: Any) -> str:
     return type(image).__name__
 
 
-class ImageSource:
+class ImageSource(QuietUpdates):
     """The Upload button, the Sample dropdown and the New-shapes-image button.
 
     Args:
@@ -132,13 +132,6 @@ class ImageSource:
         label = SHAPES_CLASS_NAMES[int(batch.labels[0])].replace("_", " ")
         self.set(batch.images[0], f"generated {label}, seed {seed}")
         return int(seed)
-
-    def _quietly(self, fn: Callable[[], Any]) -> None:
-        self._updating = True
-        try:
-            fn()
-        finally:
-            self._updating = False
 
     def _on_upload(self, change: dict) -> None:
         files = change["new"]

@@ -13,14 +13,14 @@ from ..engine import objectives as obj
 from ..errors import CnnvizError
 from ..session import Session
 from .class_picker import ClassPicker
-from .common import MessageArea, esc, labeled
+from .common import MessageArea, QuietUpdates, esc, labeled
 
 MAX_BATCH = 16  # images (targets) per run
 
 __all__ = ["MAX_BATCH", "TargetChooser"]
 
 
-class TargetChooser:
+class TargetChooser(QuietUpdates):
     """The Target column: Class / Channel mode, a :class:`ClassPicker` (several classes:
     one image each, in one batch), a layer with a channel range, and a summary line.
 
@@ -215,13 +215,6 @@ class TargetChooser:
     def _conv_of_session(self) -> str | None:
         row = self.session.layer_row
         return row.path if row is not None and row.has_kernel else None
-
-    def _quietly(self, fn: Callable[[], Any]) -> None:
-        self._updating = True
-        try:
-            fn()
-        finally:
-            self._updating = False
 
     def _set_layer(self, layer: str | None) -> None:
         def apply():
