@@ -114,6 +114,11 @@ BATCH = 64
 RAMP_EPOCHS = 2
 
 
+def _norms(x: tf.Tensor) -> tf.Tensor:
+    """Per-image L2 norms, shaped to broadcast over ``(n, h, w, c)``."""
+    return tf.sqrt(tf.reduce_sum(tf.square(x), axis=(1, 2, 3), keepdims=True) + 1e-12)
+
+
 def cell_inside(masks: np.ndarray) -> np.ndarray:
     """``(n, 8, 8)`` share of each 8x8 cell's four centre pixels on the object."""
     centres = [masks[:, a::8, b::8] for a in (3, 4) for b in (3, 4)]
@@ -193,6 +198,14 @@ def main() -> None:
         help="epoch (1-based) from which the attack takes --late-attack-steps steps (0: never)",
     )
     parser.add_argument("--late-attack-steps", type=int, default=ROBUST_STEPS)
+    parser.add_argument(
+        "--free",
+        type=int,
+        default=0,
+        help="K > 0: free adversarial training instead of PGD: each batch is replayed K times, "
+        "the perturbation moved by the input gradient of each update (its cost is about that "
+        "of clean training for the same number of updates); --per-epoch counts new images",
+    )
     parser.add_argument("--clean-epochs", type=int, default=1, help="epochs before the attack")
     parser.add_argument("--eps-ramp", type=int, default=3, help="epochs to reach the full budget")
     parser.add_argument(
@@ -269,7 +282,7 @@ def main() -> None:
     # conv4's maps beside the prediction, for the evidence term; shares the model's weights
     both = keras.Model(model.inputs, [model.get_layer("conv4").output, model.outputs[0]])
     dense = model.get_layer("predictions").kernel  # (64, classes)
-    steps = args.epochs * (args.per_epoch // BATCH)
+    steps = args.epochs * (args.per_epoch // BATCH) * max(1, args.free)
     warmup = min(500, steps // 5)
     schedule = keras.optimizers.schedules.CosineDecay(
         1e-4, steps - warmup, alpha=0.01, warmup_target=2e-3, warmup_steps=warmup
@@ -291,6 +304,35 @@ def main() -> None:
     def predict(x):
         return model(x, training=False)
 
+    def objective(x, y, inside):
+        """The training loss on images ``x`` (already attacked), its cross-entropy part and
+        each image's share of class evidence on the object."""
+        acts, probs = both(x, training=True)
+        ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
+        cam = class_map(acts, y)
+        # where the class's positive evidence points: the softmax over the cells of
+        # relu(map), which should fall on the object (the module docstring says why
+        # not the raw map) ...
+        where = tf.nn.softmax(tf.reshape(tf.nn.relu(cam), (-1, 64)))
+        on_object = tf.reduce_sum(where * tf.reshape(inside, (-1, 64)), 1)
+        # ... and its peak should be positive evidence for the class: without this the
+        # class can win by evidence against the other classes alone, and Grad-CAM
+        # (which keeps the positive part) has nothing to show
+        peak = tf.reduce_max(cam, (1, 2))
+        localize = tf.reduce_mean(-tf.math.log(on_object + 1e-6) + tf.nn.relu(1.0 - peak))
+        loss = ce + outside_weight * localize + tf.add_n(model.losses)
+        if late:
+            loss += conv1_l2 * tf.reduce_sum(tf.square(conv1.kernel))
+        return loss, ce, on_object
+
+    def update(grads):
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        if late:
+            kernel = tf.convert_to_tensor(conv1.kernel)
+            conv1.kernel.assign(
+                tf.cond(constrained > 0, lambda: constraint(kernel), lambda: kernel)
+            )
+
     @tf.function
     def train_step(x, y, inside):
         if args.eps > 0:
@@ -307,30 +349,26 @@ def main() -> None:
                     eps > 0, lambda: pgd_l2(predict, x, y, eps, args.attack_steps), lambda: x
                 )
         with tf.GradientTape() as tape:
-            acts, probs = both(x, training=True)
-            ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probs))
-            cam = class_map(acts, y)
-            # where the class's positive evidence points: the softmax over the cells of
-            # relu(map), which should fall on the object (the module docstring says why
-            # not the raw map) ...
-            where = tf.nn.softmax(tf.reshape(tf.nn.relu(cam), (-1, 64)))
-            on_object = tf.reduce_sum(where * tf.reshape(inside, (-1, 64)), 1)
-            # ... and its peak should be positive evidence for the class: without this the
-            # class can win by evidence against the other classes alone, and Grad-CAM
-            # (which keeps the positive part) has nothing to show
-            peak = tf.reduce_max(cam, (1, 2))
-            localize = tf.reduce_mean(-tf.math.log(on_object + 1e-6) + tf.nn.relu(1.0 - peak))
-            loss = ce + outside_weight * localize + tf.add_n(model.losses)
-            if late:
-                loss += conv1_l2 * tf.reduce_sum(tf.square(conv1.kernel))
+            loss, ce, on_object = objective(x, y, inside)
         grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        if late:
-            kernel = tf.convert_to_tensor(conv1.kernel)
-            conv1.kernel.assign(
-                tf.cond(constrained > 0, lambda: constraint(kernel), lambda: kernel)
-            )
+        update(grads)
         return ce, tf.reduce_mean(1.0 - on_object)
+
+    @tf.function
+    def free_step(x, y, inside, delta):
+        """One update of "free" adversarial training (Shafahi et al. 2019, here with an L2
+        budget): the same backward pass gives the weights' gradient and the input's, which
+        moves the perturbation one step of ``eps`` for the next replay of the batch."""
+        attacked = tf.clip_by_value(x + delta, 0.0, 1.0)
+        with tf.GradientTape() as tape:
+            tape.watch(attacked)
+            loss, ce, on_object = objective(attacked, y, inside)
+        *grads, g = tape.gradient(loss, [*model.trainable_variables, attacked])
+        update(grads)
+        delta = delta + eps * g / _norms(g)
+        delta = delta * tf.minimum(1.0, eps / _norms(delta))
+        delta = tf.clip_by_value(x + delta, 0.0, 1.0) - x
+        return ce, tf.reduce_mean(1.0 - on_object), delta
 
     @tf.function
     def evaluate(x, y):
@@ -364,6 +402,7 @@ def main() -> None:
         return conv1.kernel.constraint
 
     val = generate_shapes(2000, seed=args.seed + 10_000)
+    delta = tf.zeros((BATCH, 64, 64, 3))  # free training's perturbation, carried over batches
     start = time.time()
     for epoch in range(args.epochs):
         outside_weight.assign(args.outside_weight * min(1.0, epoch / RAMP_EPOCHS))
@@ -382,9 +421,12 @@ def main() -> None:
         inside = cell_inside(data.masks)
         ces, shares = [], []
         for i in range(0, args.per_epoch - BATCH + 1, BATCH):
-            ce, share = train_step(
-                data.images[i : i + BATCH], data.labels[i : i + BATCH], inside[i : i + BATCH]
-            )
+            batch = data.images[i : i + BATCH], data.labels[i : i + BATCH], inside[i : i + BATCH]
+            if args.free:
+                for _ in range(args.free):
+                    ce, share, delta = free_step(*batch, delta)
+            else:
+                ce, share = train_step(*batch)
             ces.append(float(ce))
             shares.append(float(share))
         if args.revive and epoch < args.epochs - 2:
@@ -452,8 +494,15 @@ def main() -> None:
         },
     }
     if args.eps > 0:
+        attack = f"L2 PGD, {args.attack_steps} steps of 2.5 eps / steps, from the clean image"
+        if args.free:
+            attack = (
+                f"free adversarial training: each batch replayed {args.free} times, the "
+                "perturbation moved eps along the input gradient of each update, projected "
+                "onto the L2 ball, carried over to the next batch"
+            )
         meta["training"]["adversarial"] = {
-            "attack": f"L2 PGD, {args.attack_steps} steps of 2.5 eps / steps, from the clean image",
+            "attack": attack,
             "late_attack": None
             if not args.late_attack_from
             else {"from_epoch": args.late_attack_from, "steps": args.late_attack_steps},
