@@ -32,6 +32,12 @@ import numpy as np
 
 from ..errors import CnnvizError
 
+# numpy reads each array's header with ast.literal_eval, and CPython 3.11's AST conversion
+# keeps one recursion counter per interpreter, not per thread: two threads loading units at
+# once (the atlas panel reads while its runner writes and reads) failed once in a clean-clone
+# CI run with "SystemError: AST constructor recursion depth mismatch".  Parsing is serialized.
+_PARSE_LOCK = threading.Lock()
+
 __all__ = [
     "UnitStore",
     "default_root",
@@ -174,7 +180,8 @@ class UnitStore:
     def load(self, unit: int) -> dict | None:
         """One unit's arrays (and ``"meta"`` as a dict), or ``None`` when not written."""
         try:
-            with np.load(self._file(unit), allow_pickle=False) as z:
+            data = self._file(unit).read_bytes()  # the disk read, outside the lock
+            with _PARSE_LOCK, np.load(io.BytesIO(data), allow_pickle=False) as z:
                 out = {k: z[k] for k in z.files}
         except FileNotFoundError:
             return None

@@ -115,10 +115,12 @@ def test_a_click_in_the_layer_list_redraws_the_gallery(app_page, tmp_path):
     page.locator(TAB, has_text="Filters").click()
     wait_drawn(page, CANVAS, 0, before=mark)  # the kernel answered with conv3's montage
     page.get_by_text("of conv3").first.wait_for(timeout=30_000)
-    # a picture of the app on conv1, for docs/
+    # a picture of the app on conv1, for docs/; the mark is taken before the pick (taken
+    # after it, a quick redraw could land first and the wait below would wait for nothing:
+    # a clean-clone CI run timed out there)
+    mark = fingerprint(page, CANVAS)
     page.locator(TAB, has_text="Layers").click()
     page.locator(LIST).select_option(index=option_index(page, LIST, "conv1"))
-    mark = fingerprint(page, CANVAS)
     page.locator(TAB, has_text="Filters").click()
     wait_drawn(page, CANVAS, 0, before=mark)
     page.mouse.move(0, 0)
