@@ -118,7 +118,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cnnviz_widgets.engine.adversarial import pgd_l2, robust_accuracy
+from cnnviz_widgets.engine.adversarial import l2_step, pgd_l2, robust_accuracy
 from cnnviz_widgets.engine.embedded import (
     VARIANTS,
     KernelSmoothness,
@@ -133,11 +133,6 @@ from cnnviz_widgets.engine.shapes import CLASS_NAMES, generate_shapes
 TEST_SEED = 20261128  # the held-out set reported in the metadata (tests draw another)
 BATCH = 64
 RAMP_EPOCHS = 2
-
-
-def _norms(x: tf.Tensor) -> tf.Tensor:
-    """Per-image L2 norms, shaped to broadcast over ``(n, h, w, c)``."""
-    return tf.sqrt(tf.reduce_sum(tf.square(x), axis=(1, 2, 3), keepdims=True) + 1e-12)
 
 
 def cell_inside(masks: np.ndarray) -> np.ndarray:
@@ -386,10 +381,7 @@ def main() -> None:
             loss, ce, on_object = objective(attacked, y, inside)
         *grads, g = tape.gradient(loss, [*model.trainable_variables, attacked])
         update(grads)
-        delta = delta + eps * g / _norms(g)
-        delta = delta * tf.minimum(1.0, eps / _norms(delta))
-        delta = tf.clip_by_value(x + delta, 0.0, 1.0) - x
-        return ce, tf.reduce_mean(1.0 - on_object), delta
+        return ce, tf.reduce_mean(1.0 - on_object), l2_step(x, delta, g, eps, eps)
 
     @tf.function
     def evaluate(x, y):
@@ -423,7 +415,8 @@ def main() -> None:
         return conv1.kernel.constraint
 
     val = generate_shapes(2000, seed=args.seed + 10_000)
-    delta = tf.zeros((BATCH, 64, 64, 3))  # free training's perturbation, carried over batches
+    # free training's perturbation, carried over from batch to batch
+    delta = tf.zeros((BATCH, *model.input_shape[1:]))
     start = time.time()
     for epoch in range(args.epochs):
         outside_weight.assign(args.outside_weight * min(1.0, epoch / RAMP_EPOCHS))

@@ -16,12 +16,22 @@ import tensorflow as tf
 from ..errors import CnnvizError
 from .models import as_loaded
 
-__all__ = ["adversarial_examples", "pgd_l2", "robust_accuracy"]
+__all__ = ["adversarial_examples", "l2_step", "pgd_l2", "robust_accuracy"]
 
 
 def _l2(x: tf.Tensor) -> tf.Tensor:
     """Per-image L2 norm, shaped to broadcast over ``(n, h, w, c)``."""
     return tf.sqrt(tf.reduce_sum(tf.square(x), axis=(1, 2, 3), keepdims=True) + 1e-12)
+
+
+def l2_step(x: tf.Tensor, delta: tf.Tensor, g: tf.Tensor, step, eps) -> tf.Tensor:
+    """One move of an L2 attack's perturbation ``delta`` of images ``x``: ``step`` along
+    the per-image normalized gradient ``g``, back into the ball of radius ``eps``, and
+    clipped so that ``x + delta`` stays in [0, 1].  Used by :func:`pgd_l2` and by the
+    training script's free adversarial training."""
+    delta = delta + step * g / _l2(g)
+    delta = delta * tf.minimum(1.0, eps / _l2(delta))
+    return tf.clip_by_value(x + delta, 0.0, 1.0) - x
 
 
 def pgd_l2(predict, x: tf.Tensor, y: tf.Tensor, eps, steps: int, step_size: float = 2.5):
@@ -48,9 +58,7 @@ def pgd_l2(predict, x: tf.Tensor, y: tf.Tensor, eps, steps: int, step_size: floa
             p_true = tf.gather(predict(x + delta), y, axis=1, batch_dims=1)
             loss = -tf.reduce_sum(tf.math.log(p_true + 1e-12))
         g = tape.gradient(loss, delta)
-        delta = delta + alpha * g / _l2(g)
-        delta = delta * tf.minimum(1.0, eps / _l2(delta))
-        delta = tf.clip_by_value(x + delta, 0.0, 1.0) - x
+        delta = l2_step(x, delta, g, alpha, eps)
     return tf.stop_gradient(x + delta)
 
 
