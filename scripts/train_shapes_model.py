@@ -125,6 +125,7 @@ from cnnviz_widgets.engine.embedded import (
     SmoothColourKernels,
     build_shapes_cnn,
     meta_file,
+    v1_bank,
     weights_file,
 )
 from cnnviz_widgets.engine.selectivity import kernel_selectivity
@@ -148,7 +149,9 @@ def pointing_game(cams: np.ndarray, masks: np.ndarray) -> float:
     return float(np.mean(masks.reshape(len(masks), -1)[np.arange(len(masks)), flat]))
 
 
-def revive_dead_filters(conv1, first_maps, images: np.ndarray, rng, project=None) -> list[int]:
+def revive_dead_filters(
+    conv1, first_maps, images: np.ndarray, rng, project=None, start=None
+) -> list[int]:
     """Re-initialize the first-layer filters that respond nowhere on ``images``.
 
     A ReLU filter that never fires gets no gradient and stays dead for good; the first robust
@@ -156,7 +159,8 @@ def revive_dead_filters(conv1, first_maps, images: np.ndarray, rng, project=None
     the layer's median counts as dead as well (an L2 penalty leaves such zero kernels).  A
     dead filter gets a fresh He-normal kernel (drawn from ``rng``, so the run stays
     reproducible; passed through ``project``, the kernel constraint in force, if any) and a
-    small positive bias, so that it fires on some images and starts to learn again.
+    small positive bias, so that it fires on some images and starts to learn again; with
+    ``start`` (the ``--conv1-init bank`` kernels) it gets its starting kernel back instead.
     """
     acts = first_maps.predict(images, verbose=0)
     dead = {int(i) for i in np.flatnonzero(acts.max(axis=(0, 1, 2)) <= 0)}
@@ -169,7 +173,11 @@ def revive_dead_filters(conv1, first_maps, images: np.ndarray, rng, project=None
         kernel, bias = conv1.kernel.numpy(), conv1.bias.numpy()
         fan_in = int(np.prod(kernel.shape[:3]))
         for i in dead:
-            kernel[..., i] = rng.normal(0, np.sqrt(2 / fan_in), kernel.shape[:3])
+            kernel[..., i] = (
+                start[..., i]
+                if start is not None
+                else rng.normal(0, np.sqrt(2 / fan_in), kernel.shape[:3])
+            )
             bias[i] = 0.1
         if project is not None:
             kernel = np.asarray(project(kernel))
@@ -178,6 +186,23 @@ def revive_dead_filters(conv1, first_maps, images: np.ndarray, rng, project=None
     return dead
 
 
+# the shipped weights' settings of the options that differ between the variants
+ROBUST_RECIPE = {
+    "per_epoch": 10240,
+    "conv1_init": "bank",
+    "smooth_colour": 4,
+    "min_norm": 0.5,
+    "conv1_l2": 0.0,
+    "revive": 1,
+}
+STANDARD_RECIPE = {
+    "per_epoch": 16000,
+    "conv1_init": "he",
+    "smooth_colour": 0,
+    "min_norm": 0.0,
+    "conv1_l2": 1e-3,
+    "revive": 0,
+}
 SHRUNK = 0.05  # a conv1 kernel under this share of the median norm is revived
 ROBUST_EPS = 1.5  # the robust model's L2 budget (about 0.014 per pixel value, RMS)
 ROBUST_STEPS = 2  # PGD steps per training batch
@@ -201,7 +226,7 @@ def robustness_report(model, test, n: int = 1000) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="robust 20, standard 24")
-    parser.add_argument("--per-epoch", type=int, default=16000)
+    parser.add_argument("--per-epoch", type=int, default=None, help="robust 10240, standard 16000")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--outside-weight", type=float, default=1.0)
     parser.add_argument("--variant", choices=VARIANTS, default="robust")
@@ -227,8 +252,8 @@ def main() -> None:
     parser.add_argument(
         "--revive",
         type=int,
-        default=0,
-        help="1: re-initialize dead conv1 filters after each epoch (not used for shipped weights)",
+        default=None,
+        help="1: re-initialize dead conv1 filters after each epoch (robust 1, standard 0)",
     )
     parser.add_argument(
         "--smooth",
@@ -239,18 +264,22 @@ def main() -> None:
     parser.add_argument(
         "--smooth-colour",
         type=int,
-        default=0,
+        default=None,
         help="conv1 constraint after each update: SmoothColourKernels(N) keeps each filter one "
-        "colour times a pattern of its NxN lowest 2-D cosine components (0: off)",
+        "colour times a pattern of its NxN lowest 2-D cosine components (0: off; robust 4, "
+        "standard 0)",
     )
     parser.add_argument(
         "--min-norm",
         type=float,
-        default=0.0,
-        help="with --smooth-colour: a conv1 filter's norm is kept at least this",
+        default=None,
+        help="with --smooth-colour: a conv1 filter's norm is kept at least this (robust 0.5)",
     )
     parser.add_argument(
-        "--conv1-l2", type=float, default=1e-3, help="L2 penalty on conv1 (when not --smooth)"
+        "--conv1-l2",
+        type=float,
+        default=None,
+        help="L2 penalty on conv1 (when not --smooth; robust 0, standard 1e-3)",
     )
     parser.add_argument(
         "--constrain-last",
@@ -258,6 +287,13 @@ def main() -> None:
         default=0,
         help="with --smooth-colour: apply the constraint only in the last K epochs, with conv1's "
         "L2 penalty (--conv1-l2) before them and none during them (0: the whole run)",
+    )
+    parser.add_argument(
+        "--conv1-init",
+        choices=("he", "bank"),
+        default=None,
+        help="conv1's starting kernels: Keras' He-normal draw (standard) or v1_bank(): fixed "
+        "edges, bars and colour blobs (robust)",
     )
     parser.add_argument(
         "--checkpoints",
@@ -271,6 +307,11 @@ def main() -> None:
         args.eps = ROBUST_EPS if robust else 0.0
     if args.epochs is None:
         args.epochs = 20 if robust else 24
+    # the shipped recipes: every option left out takes its variant's value
+    recipe = ROBUST_RECIPE if robust else STANDARD_RECIPE
+    for name, value in recipe.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
 
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
@@ -292,6 +333,10 @@ def main() -> None:
         conv1_constraint=None if late else constraint,
     )
     conv1 = model.get_layer("conv1")
+    start_kernels = None
+    if args.conv1_init == "bank":
+        start_kernels = v1_bank(*conv1.kernel.shape[:2], conv1.kernel.shape[-1])
+        conv1.kernel.assign(start_kernels if constraint is None else constraint(start_kernels))
     first_maps = keras.Model(model.inputs, conv1.output)
     revive_rng = np.random.default_rng(args.seed + 99)
     revived: list[list[int]] = []
@@ -446,7 +491,12 @@ def main() -> None:
         if args.revive and epoch < args.epochs - 2:
             revived.append(
                 revive_dead_filters(
-                    conv1, first_maps, val.images[:500], revive_rng, active_constraint()
+                    conv1,
+                    first_maps,
+                    val.images[:500],
+                    revive_rng,
+                    active_constraint(),
+                    start_kernels,
                 )
             )
             if revived[-1]:
@@ -474,6 +524,15 @@ def main() -> None:
         )
 
     seconds = round(time.time() - start, 1)
+    moved = None
+    if start_kernels is not None:
+        # how far training took each conv1 kernel from its starting pattern (cosine, signed)
+        final = conv1.kernel.numpy().reshape(-1, start_kernels.shape[-1])
+        first = start_kernels.reshape(final.shape)
+        moved = np.sum(final * first, 0) / (
+            np.linalg.norm(final, axis=0) * np.linalg.norm(first, axis=0) + 1e-12
+        )
+        print(f"conv1 cosine to its starting kernels: {np.round(moved, 2).tolist()}")
     test = generate_shapes(3000, seed=TEST_SEED)
     accuracy, hits, _ = measure(test)
     print(f"held-out accuracy: {accuracy:.4f}, CAM peak on the object: {hits:.4f}")
@@ -498,6 +557,8 @@ def main() -> None:
             else constraint.get_config() | {"class": type(constraint).__name__},
             "conv1_constraint_last_epochs": args.constrain_last if late else None,
             "conv1_l2_before_constraint": args.conv1_l2 if late else None,
+            "conv1_init": args.conv1_init,
+            "conv1_cosine_to_start": None if moved is None else [round(float(c), 3) for c in moved],
             "revived_conv1_filters": revived,
             "seconds": seconds,
             "held_out_seed": TEST_SEED,

@@ -1,9 +1,8 @@
 """The two embedded models: "shapes-robust" (adversarially trained) and "shapes-standard".
 
 Same architecture, same generator, same classes; what differs is how they were trained,
-and so what their first-layer filters and their gradients look like.  ``"shapes"`` still
-loads the standard one (``embedded.DEFAULT_VARIANT``) until the robust one keeps every
-promise (issue 10).
+and so what their first-layer filters and their gradients look like.  ``"shapes"``
+loads the robust one (``embedded.DEFAULT_VARIANT``).
 """
 
 import math
@@ -19,6 +18,7 @@ from cnnviz_widgets.engine.embedded import (
     SmoothColourKernels,
     build_shapes_cnn,
     shapes_metadata,
+    v1_bank,
 )
 from cnnviz_widgets.engine.filters import kernel_array
 from cnnviz_widgets.engine.selectivity import CLEAR_ENERGY, kernel_selectivity
@@ -63,19 +63,34 @@ def _dead_and_clear(loaded, images):
     return dead, prefs
 
 
-@pytest.mark.xfail(
-    reason="issue 10: the first robust training left 4 of 16 conv1 filters dead and 3 clear "
-    "(conv1's L2 regularizer shrinks unused kernels to nothing); retrain, then remove this",
-    strict=False,
-)
 def test_robust_conv1_filters_are_edges_bars_and_blobs(robust, held_out):
     """No dead filter (each responds somewhere on 300 images) and a majority whose best
     grating, Gabor or colour-blob template explains at least half of the kernel's energy
-    (random 7x7x3 kernels: 0.11 at the 99th percentile)."""
+    (random 7x7x3 kernels: 0.11 at the 99th percentile).
+
+    Disclosed: the robust model's conv1 started from ``embedded.v1_bank`` (edges, bars and
+    colour blobs, no random draw) and was trained under ``SmoothColourKernels(4, 0.5)``;
+    training kept the patterns (the next test checks how far each one moved)."""
     dead, prefs = _dead_and_clear(robust, held_out.images)
     assert not dead, f"dead conv1 filters: {dead}"
     clear = [p.index for p in prefs if p.clear]
     assert len(clear) > len(prefs) / 2, [(p.index, round(p.energy, 2)) for p in prefs]
+
+
+def test_robust_conv1_start_is_disclosed_and_the_kernels_were_trained(robust):
+    """The metadata says where conv1 started and how far training took each kernel from
+    there (cosine); both agree with the shipped weights, and training did move them (none is
+    its starting kernel, a few moved well away), so the filters are the network's own."""
+    meta = shapes_metadata("robust")["training"]
+    assert meta["conv1_init"] == "bank"
+    kernel = kernel_array(robust.model.get_layer("conv1"))
+    start = v1_bank(*kernel.shape[:2], kernel.shape[-1])  # the cosine is to the bank itself
+    a, b = kernel.reshape(-1, kernel.shape[-1]), start.reshape(-1, kernel.shape[-1])
+    cos = (a * b).sum(0) / (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0))
+    np.testing.assert_allclose(cos, meta["conv1_cosine_to_start"], atol=2e-3)
+    assert cos.max() < 0.995 and cos.min() < 0.9
+    # the standard model's conv1 has nothing to do with the bank
+    assert shapes_metadata("standard")["training"].get("conv1_init", "he") == "he"
 
 
 def test_standard_conv1_filters_read_as_noise(standard, held_out):

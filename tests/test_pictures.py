@@ -33,13 +33,7 @@ DEFAULT_PRESET = inspect.signature(optvis.optimize).parameters["preset"].default
 JUDGE_TEST_SEED = 7_654_321  # a generator seed scripts/train_judge.py never uses
 
 
-# remove the xfail when load_model("shapes") is a robust model that passes
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="issue 10: 'shapes' is still the standard model (judge 3/9 with the default "
-    "preset); the first robust model, 'shapes-robust', reaches 7/9 (bench/bench_pictures.py)",
-    strict=False,
-)
 def test_judge_recognizes_the_default_class_pictures(shapes):
     """On load_model("shapes"), the default preset, 128 steps, seed 0, one batch of the 9
     classes: the independent judge names at least 8 of the 9 pictures as their class."""

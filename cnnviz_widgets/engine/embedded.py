@@ -19,10 +19,10 @@ from .shapes import CLASS_NAMES, DEFAULT_SIZE
 
 VARIANTS: tuple[str, ...] = ("robust", "standard")
 
-DEFAULT_VARIANT = "standard"
-"""What ``load_model("shapes")`` loads.  Still the standard model: the robust one does not
-yet keep every promise the standard one keeps (its class images at 128 steps do not all
-reach their class, and four of its conv1 filters are dead); see issue 10's note."""
+DEFAULT_VARIANT = "robust"
+"""What ``load_model("shapes")`` loads: the robust model, whose class images show their
+shapes and whose first-layer filters are edges, bars and colour blobs.  The standard one
+stays available as ``"shapes-standard"`` for side-by-side lessons."""
 
 
 def weights_file(variant: str = DEFAULT_VARIANT) -> str:
@@ -118,6 +118,45 @@ class SmoothColourKernels(keras.constraints.Constraint):
 
     def get_config(self) -> dict:
         return {"frequencies": self.frequencies, "min_norm": self.min_norm}
+
+
+def v1_bank(kh: int, kw: int, n: int, norm: float = float(np.sqrt(2.0))) -> np.ndarray:
+    """``(kh, kw, 3, n)`` first-layer kernels a teacher can name, for ``--conv1-init bank``.
+
+    Sixteen patterns (repeated if ``n`` is larger), each under a Gaussian envelope of width
+    ``size / 3`` and one period across the kernel: luminance edges (odd phase) and bars (even
+    phase) at 0, 45, 90 and 135 degrees, red-green and yellow-blue edges at 0 and 90 degrees,
+    and four colour blobs (red-green, yellow-blue, red-cyan, luminance).  Each is scaled to
+    ``norm``, the expected norm of a He-normal kernel (sqrt 2), so that the layers above see
+    the signal level they would with Keras' default start.  No random draw: the bank is the
+    same on every run.
+    """
+    y, x = np.mgrid[0:kh, 0:kw].astype(np.float64)
+    y -= (kh - 1) / 2
+    x -= (kw - 1) / 2
+    size = max(kh, kw)
+    envelope = np.exp(-(x * x + y * y) / (2 * (size / 3.0) ** 2))
+    luminance = np.ones(3) / np.sqrt(3.0)
+    red_green = np.array([1.0, -1.0, 0.0]) / np.sqrt(2.0)
+    yellow_blue = np.array([1.0, 1.0, -2.0]) / np.sqrt(6.0)
+    red_cyan = np.array([2.0, -1.0, -1.0]) / np.sqrt(6.0)
+
+    def grating(theta: float, phase: float) -> np.ndarray:
+        t = np.radians(theta)
+        across = -x * np.sin(t) + y * np.cos(t)
+        return envelope * np.sin(2 * np.pi * across / size + phase)
+
+    patterns = [(grating(t, 0.0), luminance) for t in (0, 45, 90, 135)]
+    patterns += [(grating(t, np.pi / 2), luminance) for t in (0, 45, 90, 135)]
+    patterns += [(grating(t, 0.0), c) for t in (0, 90) for c in (red_green, yellow_blue)]
+    blob = np.exp(-(x * x + y * y) / (2 * (size / 4.0) ** 2))
+    patterns += [(blob, c) for c in (red_green, yellow_blue, red_cyan, luminance)]
+    out = np.zeros((kh, kw, 3, n))
+    for i in range(n):
+        pattern, colour = patterns[i % len(patterns)]
+        k = pattern[..., None] * colour
+        out[..., i] = k / np.linalg.norm(k) * norm
+    return out.astype(np.float32)
 
 
 def build_shapes_cnn(

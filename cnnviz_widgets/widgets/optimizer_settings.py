@@ -17,7 +17,7 @@ __all__ = ["CLASS_OBJECTIVES", "RunSettings", "SettingsColumn"]
 
 
 CLASS_OBJECTIVES = {
-    "class_score": ("logit + log-probability (default)", obj.class_score),
+    "class_score": ("log-probability + 0.1 logit (default)", obj.class_score),
     "class_logit": ("logit (before the softmax)", obj.class_logit),
     "class_probability": ("probability (after the softmax)", obj.class_probability),
 }
