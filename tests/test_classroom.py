@@ -13,8 +13,8 @@ from cnnviz_widgets import classroom as C
 
 # what the exercise notebooks ask (scripts/make_exercises.py)
 IMAGE = {"name": "cross", "seed": 3}
-UNIT_2A = (2, 36, 28)  # channel, y, x: before the activation
-UNIT_2B = (3, 24, 40)  # after the activation: a unit whose sum is negative
+UNIT_2A = (10, 36, 28)  # channel, y, x: before the activation
+UNIT_2B = (8, 24, 40)  # after the activation: a unit whose sum is negative
 UNIT_2C = (2, 0, 0)  # at the corner: zero padding
 GARBAGE = [
     "abc",
