@@ -161,7 +161,7 @@ def test_adversarial_examples_stay_in_the_ball_and_hurt_the_standard_model(stand
 
 def test_robust_model_resists_the_attack_it_was_trained_with(robust, standard, held_out):
     """PGD at the training budget with more steps than in training, on images training never
-    drew (bench/bench_robustness.py, 1000 images, PGD-20: 0.827 against 0.139)."""
+    drew (bench/bench_robustness.py, 1000 images, PGD-20: 0.854 against 0.139)."""
     eps = shapes_metadata("robust")["training"]["adversarial"]["eps"]
     x, y = held_out.images[:200], held_out.labels[:200]
     hard = robust_accuracy(robust, x, y, eps=eps, steps=10)
