@@ -20,7 +20,7 @@ from .pages import REPO, open_and_run
 NAME = "02_one_convolution.ipynb"
 SLIP = """
 window = image[24 - 3 : 24 + 4, 40 - 3 : 40 + 4, :]
-value = float((window * kernel[:, :, :, 3]).sum() + bias[3])  # the sum: is that the output?
+value = float((window * kernel[:, :, :, 8]).sum() + bias[8])  # the sum: is that the output?
 value
 """
 
