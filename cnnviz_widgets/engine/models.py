@@ -292,10 +292,10 @@ def load_model(
     """Load a model and describe it for the engine.
 
     Args:
-        source: ``"shapes"`` (the embedded, offline model), ``"shapes-robust"`` (the same
-            network trained on adversarial examples: its class images show their shapes)
-            or ``"shapes-standard"`` (trained on clean images only; what ``"shapes"``
-            loads today); a ``keras.applications`` name
+        source: ``"shapes"`` (the embedded, offline model: ``"shapes-robust"``, trained on
+            adversarial examples, so its class images show their shapes) or
+            ``"shapes-standard"`` (the same network trained on clean images only: its class
+            images are textures); a ``keras.applications`` name
             such as ``"vgg16"``, ``"resnet50"``, ``"mobilenet_v2"`` (see ``MODEL_NAMES``);
             a path to a ``.keras`` / ``.h5`` file; a built ``keras.Model``; or a
             ``LoadedModel`` (returned as is).
