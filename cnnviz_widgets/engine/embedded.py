@@ -121,12 +121,14 @@ class SmoothColourKernels(keras.constraints.Constraint):
 
 
 def v1_bank(kh: int, kw: int, n: int, norm: float = float(np.sqrt(2.0))) -> np.ndarray:
-    """``(kh, kw, 3, n)`` first-layer kernels a teacher can name, for ``--conv1-init bank``.
+    """``(kh, kw, 3, n)`` first-layer kernels a teacher can name: where the robust model's
+    ``conv1`` started (``scripts/train_shapes_model.py --conv1-init bank``).
 
-    Sixteen patterns (repeated if ``n`` is larger), each under a Gaussian envelope of width
-    ``size / 3`` and one period across the kernel: luminance edges (odd phase) and bars (even
-    phase) at 0, 45, 90 and 135 degrees, red-green and yellow-blue edges at 0 and 90 degrees,
-    and four colour blobs (red-green, yellow-blue, red-cyan, luminance).  Each is scaled to
+    Sixteen patterns (repeated if ``n`` is larger): luminance edges (odd phase) and bars
+    (even phase) at 0, 45, 90 and 135 degrees and red-green and yellow-blue edges at 0 and
+    90 degrees, each one period across the kernel under a Gaussian envelope of width
+    ``size / 3``; and four colour blobs (red-green, yellow-blue, red-cyan, luminance), a
+    Gaussian of width ``size / 4``.  Each is scaled to
     ``norm``, the expected norm of a He-normal kernel (sqrt 2), so that the layers above see
     the signal level they would with Keras' default start.  No random draw: the bank is the
     same on every run.
