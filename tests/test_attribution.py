@@ -89,7 +89,7 @@ def test_grad_cam_pointing_game_in_bfloat16_is_within_002_of_float32(shapes, cam
 def test_grad_cam_explains_the_true_class_which_is_the_prediction(cams, batch):
     """The pointing game uses the true class; it is also the predicted one (probability
     over one half) on at least 98 % of the 200 images: the embedded model's accuracy
-    promise (the robust model misses one of these 200)."""
+    promise (the robust model does not get all 200 right)."""
     assert [r.class_index for r in cams] == batch.labels.tolist()
     sure = np.array([r.probability > 0.5 for r in cams])
     assert sure.mean() >= 0.98, np.flatnonzero(~sure)
