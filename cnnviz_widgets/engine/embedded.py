@@ -15,6 +15,7 @@ from importlib import resources
 import keras
 import numpy as np
 
+from .selectivity import COLOURS
 from .shapes import CLASS_NAMES, DEFAULT_SIZE
 
 VARIANTS: tuple[str, ...] = ("robust", "standard")
@@ -138,10 +139,9 @@ def v1_bank(kh: int, kw: int, n: int, norm: float = float(np.sqrt(2.0))) -> np.n
     x -= (kw - 1) / 2
     size = max(kh, kw)
     envelope = np.exp(-(x * x + y * y) / (2 * (size / 3.0) ** 2))
-    luminance = np.ones(3) / np.sqrt(3.0)
-    red_green = np.array([1.0, -1.0, 0.0]) / np.sqrt(2.0)
-    yellow_blue = np.array([1.0, 1.0, -2.0]) / np.sqrt(6.0)
-    red_cyan = np.array([2.0, -1.0, -1.0]) / np.sqrt(6.0)
+    # the colour directions kernel_selectivity's templates use
+    luminance, red_green = COLOURS["luminance"], COLOURS["red-green"]
+    yellow_blue, red_cyan = COLOURS["yellow-blue"], COLOURS["red-cyan"]
 
     def grating(theta: float, phase: float) -> np.ndarray:
         t = np.radians(theta)

@@ -21,14 +21,14 @@ import numpy as np
 
 from ..errors import CnnvizError
 
-__all__ = ["CLEAR_ENERGY", "KernelPreference", "kernel_selectivity"]
+__all__ = ["CLEAR_ENERGY", "COLOURS", "KernelPreference", "kernel_selectivity"]
 
 CLEAR_ENERGY = 0.5
 
 _ORIENTATIONS = np.arange(0, 180, 15)
 _PHASES = np.deg2rad([0, 45, 90, 135])
 _LUMA = np.ones(3) / math.sqrt(3)
-_COLOURS = {
+COLOURS: dict[str, np.ndarray] = {  # unit colour directions of the templates
     "luminance": _LUMA,
     "red": np.array([1.0, 0, 0]),
     "green": np.array([0, 1.0, 0]),
@@ -80,7 +80,7 @@ def _bank(kh: int, kw: int, c: int) -> tuple[np.ndarray, tuple]:
     y -= (kh - 1) / 2
     x -= (kw - 1) / 2
     size = max(kh, kw)
-    colours = _COLOURS if c == 3 else {"luminance": np.ones(c) / math.sqrt(c)}
+    colours = COLOURS if c == 3 else {"luminance": np.ones(c) / math.sqrt(c)}
     if c != 3:
         opponents = []
     else:
