@@ -17,7 +17,7 @@
    call that finds the actors of an earlier call alive), on a local Ray cluster of 2 CPUs.
 
    The local cluster is started as ``backend="ray"`` starts one
-   (:func:`cnnviz_widgets.engine.distributed.start_local_ray`) and stopped by its handle.
+   (:func:`cnnviz_widgets.engine.dataset.distributed.start_local_ray`) and stopped by its handle.
 
 Each comparison runs its variants INTERLEAVED through bench/interleave.py (A, B, then B, A
 in the next round, ...; one warm-up of each first: compiling), and prints each variant's
@@ -42,7 +42,7 @@ import tensorflow as tf
 from interleave import compare
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine import examples
+from cnnviz_widgets.engine.dataset import examples
 
 
 def load_text() -> str:
@@ -129,8 +129,8 @@ def bench_atlas_batching(loaded, units: int, steps: int, rounds: int):
 
 # ------------------------------------------------------------------------ 3. Ray
 def bench_ray(loaded, units: int, steps: int, rounds: int, data):
-    from cnnviz_widgets.engine import distributed
-    from cnnviz_widgets.engine.distributed import shutdown_workers, start_local_ray
+    from cnnviz_widgets.engine.dataset import distributed
+    from cnnviz_widgets.engine.dataset.distributed import shutdown_workers, start_local_ray
 
     start = time.perf_counter()
     try:

@@ -30,7 +30,7 @@ import tensorflow as tf
 from interleave import block, compare
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine import attribution
+from cnnviz_widgets.engine.attribution import methods as attribution
 
 
 def bare_fns(model, size: int):

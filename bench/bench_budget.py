@@ -41,7 +41,7 @@ def child(case: str, batch: int) -> dict:
     import numpy as np
 
     import cnnviz_widgets as cw
-    from cnnviz_widgets.engine import budget
+    from cnnviz_widgets.engine.model import budget
 
     model_name, kind = case.split(":")
     if model_name == "vgg16":

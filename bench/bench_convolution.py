@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine.convolution import layer_input_output, trace_from_maps
+from cnnviz_widgets.engine.layers.convolution import layer_input_output, trace_from_maps
 
 
 def measure(loaded, image, layer: str, rounds: int, repeats: int) -> tuple[float, float]:

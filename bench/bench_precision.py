@@ -39,7 +39,7 @@ from interleave import block, compare, load
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
-from cnnviz_widgets.engine.precision import model_in
+from cnnviz_widgets.engine.model.precision import model_in
 
 CLASS = 385
 

@@ -22,9 +22,9 @@ import keras
 import numpy as np
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine.adversarial import robust_accuracy
-from cnnviz_widgets.engine.filters import kernel_array
-from cnnviz_widgets.engine.selectivity import kernel_selectivity
+from cnnviz_widgets.engine.layers.filters import kernel_array
+from cnnviz_widgets.engine.layers.selectivity import kernel_selectivity
+from cnnviz_widgets.engine.model.adversarial import robust_accuracy
 
 HELD_OUT_SEED = 20261128
 ATTACKS = ((1.5, 2), (1.5, 20), (3.0, 20))

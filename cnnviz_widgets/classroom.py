@@ -29,11 +29,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .engine.attribution import saliency
-from .engine.introspect import get_layer
-from .engine.models import LoadedModel, as_loaded
-from .engine.shapes import generate_shapes
-from .engine.taps import Tap, extractor
+from .engine.attribution.methods import saliency
+from .engine.model.introspect import get_layer
+from .engine.model.loading import LoadedModel, as_loaded
+from .engine.model.shapes import generate_shapes
+from .engine.model.taps import Tap, extractor
 
 __all__ = [
     "CheckResult",

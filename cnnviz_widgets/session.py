@@ -19,8 +19,8 @@ import numpy as np
 import traitlets
 
 from .engine import LayerRow, LayerTable, LoadedModel, get_layer, layer_table, load_model
-from .engine.filters import filter_count
-from .engine.models import resolve_class
+from .engine.layers.filters import filter_count
+from .engine.model.loading import resolve_class
 from .errors import CnnvizError, LayerNotFoundError
 
 

@@ -44,7 +44,7 @@ import tensorflow as tf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cnnviz_widgets.engine.shapes import CLASS_NAMES, generate_shapes  # noqa: E402
+from cnnviz_widgets.engine.model.shapes import CLASS_NAMES, generate_shapes  # noqa: E402
 from tests.judge import build_judge  # noqa: E402
 
 SEED = 1729  # keras / TensorFlow seed (weights init, dropout)

@@ -24,7 +24,7 @@ classifiers have perceptually aligned gradients (Santurkar et al. 2019; Engstrom
 2019): gradient ascent on a class draws the class's shape.  The standard model, trained on
 clean images only, draws textures.
 
-**conv1** of the robust model starts from ``embedded.v1_bank`` (``--conv1-init bank``):
+**conv1** of the robust model starts from ``selectivity.v1_bank`` (``--conv1-init bank``):
 sixteen fixed kernels, luminance edges and bars at 0/45/90/135 degrees, red-green and
 yellow-blue edges at 0/90 degrees and four colour blobs, with no random draw; it is
 trained with the rest under ``embedded.SmoothColourKernels(4, 0.5)`` (``--smooth-colour 4
@@ -140,18 +140,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cnnviz_widgets.engine.adversarial import l2_step, pgd_l2, robust_accuracy
-from cnnviz_widgets.engine.embedded import (
+from cnnviz_widgets.engine.layers.selectivity import kernel_selectivity, v1_bank
+from cnnviz_widgets.engine.model.adversarial import l2_step, pgd_l2, robust_accuracy
+from cnnviz_widgets.engine.model.embedded import (
     VARIANTS,
     KernelSmoothness,
     SmoothColourKernels,
     build_shapes_cnn,
     meta_file,
-    v1_bank,
     weights_file,
 )
-from cnnviz_widgets.engine.selectivity import kernel_selectivity
-from cnnviz_widgets.engine.shapes import CLASS_NAMES, generate_shapes
+from cnnviz_widgets.engine.model.shapes import CLASS_NAMES, generate_shapes
 
 TEST_SEED = 20261128  # the held-out set reported in the metadata (tests draw another)
 BATCH = 64

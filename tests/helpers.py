@@ -130,7 +130,7 @@ def _bf16_quality_marker():
 
     import pytest
 
-    from cnnviz_widgets.engine.precision import hardware_precisions
+    from cnnviz_widgets.engine.model.precision import hardware_precisions
 
     fast, why = hardware_precisions()
     return pytest.mark.skipif(

@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cnnviz_widgets.engine.shapes import CLASS_NAMES
+from cnnviz_widgets.engine.model.shapes import CLASS_NAMES
 
 DATA = Path(__file__).resolve().parent / "data"
 WEIGHTS = DATA / "judge.weights.h5"

@@ -12,8 +12,8 @@ import pytest
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
-from cnnviz_widgets.engine.atlas import AtlasPlan, class_weights
-from cnnviz_widgets.engine.store import UnitStore, model_fingerprint
+from cnnviz_widgets.engine.dataset.atlas import AtlasPlan, class_weights
+from cnnviz_widgets.engine.dataset.store import UnitStore, model_fingerprint
 
 SETTINGS = dict(steps=6, batch=4, seed=3)
 

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine import attribution
-from cnnviz_widgets.engine.imageio import ImageAdjustedWarning, as_image, load_image
+from cnnviz_widgets.engine.attribution import methods as attribution
+from cnnviz_widgets.engine.model.imageio import ImageAdjustedWarning, as_image, load_image
 
 from .helpers import BF16_QUALITY, assert_same_state, model_state
 

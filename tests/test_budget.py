@@ -10,7 +10,8 @@ import pytest
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
-from cnnviz_widgets.engine import budget, optvis
+from cnnviz_widgets.engine.model import budget
+from cnnviz_widgets.engine.optvis import core as optvis
 
 MB = 1024**2
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine.convolution import layer_input_output, trace_from_maps
+from cnnviz_widgets.engine.layers.convolution import layer_input_output, trace_from_maps
 
 from .helpers import assert_same_state, model_state
 

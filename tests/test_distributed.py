@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine import distributed
+from cnnviz_widgets.engine.dataset import distributed
 
 
 class Ref:

@@ -12,17 +12,16 @@ import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine.adversarial import adversarial_examples, robust_accuracy
-from cnnviz_widgets.engine.embedded import (
+from cnnviz_widgets.engine.layers.filters import kernel_array
+from cnnviz_widgets.engine.layers.selectivity import CLEAR_ENERGY, kernel_selectivity, v1_bank
+from cnnviz_widgets.engine.model.adversarial import adversarial_examples, robust_accuracy
+from cnnviz_widgets.engine.model.embedded import (
     DEFAULT_VARIANT,
     SmoothColourKernels,
     build_shapes_cnn,
     shapes_metadata,
-    v1_bank,
 )
-from cnnviz_widgets.engine.filters import kernel_array
-from cnnviz_widgets.engine.selectivity import CLEAR_ENERGY, kernel_selectivity
-from cnnviz_widgets.engine.shapes import generate_shapes
+from cnnviz_widgets.engine.model.shapes import generate_shapes
 from cnnviz_widgets.errors import CnnvizError
 
 
@@ -68,7 +67,7 @@ def test_robust_conv1_filters_are_edges_bars_and_blobs(robust, held_out):
     grating, Gabor or colour-blob template explains at least half of the kernel's energy
     (random 7x7x3 kernels: 0.11 at the 99th percentile).
 
-    Disclosed: the robust model's conv1 started from ``embedded.v1_bank`` (edges, bars and
+    Disclosed: the robust model's conv1 started from ``selectivity.v1_bank`` (edges, bars and
     colour blobs, no random draw) and was trained under ``SmoothColourKernels(4, 0.5)``;
     training kept the patterns (the next test checks how far each one moved)."""
     dead, prefs = _dead_and_clear(robust, held_out.images)

@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine.examples import TopK
+from cnnviz_widgets.engine.dataset.examples import TopK
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +249,7 @@ def test_merging_parts_of_a_stream_equals_the_whole(shapes, small):
     state = TopK(64, 4, spatial=True, map_shape=(16, 16))
     for lo, hi in ((100, 150), (0, 37), (37, 100)):
         search = cw.rank_examples(shapes, "conv3", images, k=4, batch_size=40)
-        search = cw.engine.examples.ExampleSearch(
+        search = cw.engine.dataset.examples.ExampleSearch(
             search.loaded,
             search.layer,
             search.kind,

@@ -15,9 +15,10 @@ import pytest
 import tensorflow as tf
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine import budget, optvis
-from cnnviz_widgets.engine.objectives import _pick
-from cnnviz_widgets.engine.param import Fourier, _scaled_irfft2d
+from cnnviz_widgets.engine.model import budget
+from cnnviz_widgets.engine.optvis import core as optvis
+from cnnviz_widgets.engine.optvis.objectives import _pick
+from cnnviz_widgets.engine.optvis.param import Fourier, _scaled_irfft2d
 
 
 def test_warm_up_compiles_the_step_the_run_then_uses():

@@ -164,7 +164,7 @@ def test_unknown_layer_names_closest(vgg16):
 
 
 def test_jsonable_handles_numpy_and_nan():
-    from cnnviz_widgets.engine.introspect import jsonable
+    from cnnviz_widgets.engine.model.introspect import jsonable
 
     out = jsonable({"a": np.float32(1.5), "b": np.arange(3), "c": (1, 2), "d": float("nan")})
     assert out == {"a": 1.5, "b": [0, 1, 2], "c": (1, 2), "d": "nan"}
@@ -172,7 +172,7 @@ def test_jsonable_handles_numpy_and_nan():
 
 
 def test_a_loaded_model_is_not_checked_again_inside_the_engine(shapes, monkeypatch):
-    from cnnviz_widgets.engine import models
+    from cnnviz_widgets.engine.model import loading as models
 
     calls = []
     check = models.check_built

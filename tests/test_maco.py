@@ -7,8 +7,8 @@ import tensorflow as tf
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
-from cnnviz_widgets.engine import optvis
-from cnnviz_widgets.engine.param import _COLOR_SQRT
+from cnnviz_widgets.engine.optvis import core as optvis
+from cnnviz_widgets.engine.optvis.param import _COLOR_SQRT
 
 from .helpers import assert_same_state, model_state
 
@@ -88,7 +88,7 @@ def test_maco_is_hashable_and_equal_for_equal_spectra():
     s[:] = 0  # the parameterization kept its own copy
     assert np.asarray(a.spectrum).max() > 0
     assert {a: 1}[b] == 1
-    assert cw.engine.param.get_param("maco") == cw.Maco()
+    assert cw.engine.optvis.param.get_param("maco") == cw.Maco()
 
 
 # --- spectrum_from ------------------------------------------------------------------
@@ -174,7 +174,7 @@ def test_bad_images_and_spectra_give_clear_messages():
     with pytest.raises(cw.CnnvizError, match="4 channels but the model's input has 3"):
         cw.Maco(spectrum=np.ones((4, 8, 5))).shape(1, 8, 8, 3)
     with pytest.raises(cw.CnnvizError, match="'maco'"):
-        cw.engine.param.get_param("macco")
+        cw.engine.optvis.param.get_param("macco")
     with pytest.raises(cw.CnnvizError, match="crop"):
         cw.Transforms(crop=(0.0, 1.0))
     with pytest.raises(cw.CnnvizError, match="crop"):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine.models import wrap_model
-from cnnviz_widgets.engine.shapes import CLASS_NAMES, generate_shapes
+from cnnviz_widgets.engine.model.loading import wrap_model
+from cnnviz_widgets.engine.model.shapes import CLASS_NAMES, generate_shapes
 
 
 def test_embedded_model_describes_itself(shapes):
@@ -33,7 +33,7 @@ def test_embedded_model_accuracy_on_fresh_images(name):
 def test_embedded_weights_file_is_small(variant):
     from importlib import resources
 
-    from cnnviz_widgets.engine.embedded import weights_file
+    from cnnviz_widgets.engine.model.embedded import weights_file
 
     size = resources.files("cnnviz_widgets.data").joinpath(weights_file(variant)).stat().st_size
     assert size <= 2 * 1024 * 1024
@@ -55,7 +55,7 @@ def test_application_without_weights(vgg16):
 def test_imagenet_class_names_ship_with_package():
     names = cw.imagenet_class_names()
     assert len(names) == 1000 and names[0] == "tench" and names[999] == "toilet_tissue"
-    from cnnviz_widgets.engine.models import imagenet_wnids
+    from cnnviz_widgets.engine.model.loading import imagenet_wnids
 
     assert imagenet_wnids()[385] == "n02504013"
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
-from cnnviz_widgets.engine import optvis
+from cnnviz_widgets.engine.optvis import core as optvis
 
 from .helpers import BF16_QUALITY, assert_same_state, model_state
 
@@ -153,8 +153,8 @@ def test_both_softmax_positions_give_logits(where):
     res = cw.visualize(model, obj.class_logit(1), steps=20, preset="lucid")
     assert res.history[-1, 0] > res.history[0, 0]
     # what the step reads is the logit: its softmax is the model's output
-    loaded = cw.engine.models.wrap_model(model)
-    source = cw.engine.taps.logit_source(loaded)
+    loaded = cw.engine.model.loading.wrap_model(model)
+    source = cw.engine.model.taps.logit_source(loaded)
     ext = cw.extractor(model, [source.tap], with_outputs=False)
     x = np.random.default_rng(0).random((5, 16, 16, 3)).astype("float32")
     tapped = ext(x)
@@ -333,7 +333,7 @@ def test_grayscale_model_with_its_own_preprocessing():
     x = keras.layers.Conv2D(6, 5, activation="relu", name="c1")(inp)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inp, keras.layers.Dense(4, name="logits")(x))
-    loaded = cw.engine.models.wrap_model(model, preprocessing="tf")  # inputs in [-1, 1]
+    loaded = cw.engine.model.loading.wrap_model(model, preprocessing="tf")  # inputs in [-1, 1]
     res = cw.visualize(loaded, obj.channel("c1", [0, 3]), steps=24)
     assert res.images.shape == (2, 28, 28, 1) and res.images.dtype == np.uint8
     assert (res.history[-1] > res.history[0]).all()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine.distributed import start_local_ray
+from cnnviz_widgets.engine.dataset.distributed import start_local_ray
 
 ray = pytest.importorskip("ray", reason="the Ray backend's test needs pip install '.[ray]'")
 
@@ -98,7 +98,7 @@ def test_ray_top_examples_equal_the_local_ones(cluster, shapes):
 def test_kept_workers_do_not_block_the_next_pool(cluster, shapes):
     """Kept actors hold both CPUs of this cluster: a call needing another pool shuts them
     down first (before, its actors waited for those CPUs for ever: the bench hung)."""
-    from cnnviz_widgets.engine.distributed import shutdown_workers
+    from cnnviz_widgets.engine.dataset.distributed import shutdown_workers
 
     data = cw.generate_shapes(48, seed=5)
     kw = dict(k=3, batch_size=8, backend="ray")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine.shapes import CLASS_NAMES, class_index, generate_shapes, sample
+from cnnviz_widgets.engine.model.shapes import CLASS_NAMES, class_index, generate_shapes, sample
 
 
 def test_seeded_and_deterministic():

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine import internals
+from cnnviz_widgets.engine.model import internals
 
 PYPROJECT = pathlib.Path(__file__).parents[1] / "pyproject.toml"
 TESTED_TENSORFLOW = "2.21"

@@ -173,7 +173,7 @@ def test_explore_has_a_unit_atlas_tab(shapes, tmp_path, monkeypatch):
 def test_a_unit_page_names_each_example_on_its_own_line():
     """Class names such as "horizontal_stripes" do not fit beside the score under an
     84-pixel example: with labels each caption has two lines (the name, then the score)."""
-    from cnnviz_widgets.engine.atlas import AtlasUnit
+    from cnnviz_widgets.engine.dataset.atlas import AtlasUnit
 
     rng = np.random.default_rng(0)
     examples = rng.integers(0, 255, (7, 64, 64, 3), dtype=np.uint8)
@@ -203,7 +203,7 @@ def test_a_unit_page_names_each_example_on_its_own_line():
 def test_a_unit_page_says_what_its_weights_thumbnail_shows():
     """A conv2 or conv4 kernel is drawn as the mean of its input channels, in grey: the page
     says so under "weights" (a grey 3x3 square alone reads as a broken image)."""
-    from cnnviz_widgets.engine.atlas import AtlasUnit
+    from cnnviz_widgets.engine.dataset.atlas import AtlasUnit
 
     kernel = np.full((3, 3, 4), 128, np.uint8)
     bare = unit_page(AtlasUnit("conv4", 0, kernel=kernel))

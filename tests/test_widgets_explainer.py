@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine import budget
+from cnnviz_widgets.engine.model import budget
 from cnnviz_widgets.session import Session
 from cnnviz_widgets.widgets import ClassOptimizer, ImageExplainer, explore, zoom_nearest
 from cnnviz_widgets.widgets import image_explainer as explainer_module

@@ -12,7 +12,7 @@ from PIL import Image
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
-from cnnviz_widgets.engine import budget
+from cnnviz_widgets.engine.model import budget
 from cnnviz_widgets.session import SelectionError, Session
 from cnnviz_widgets.widgets import ClassOptimizer, FilterGallery, LayerBrowser, explore
 from cnnviz_widgets.widgets.class_optimizer import PreviewLayout, curve_svg
@@ -510,7 +510,7 @@ def test_the_panel_warms_up_its_step_when_it_opens():
     background (cw.warm_up): the first run then traces nothing."""
     import threading
 
-    from cnnviz_widgets.engine import optvis
+    from cnnviz_widgets.engine.optvis import core as optvis
 
     model = cw.load_model("shapes")  # a model object of its own: no step traced yet
     assert optvis.step_tracing_count(model) == 0

@@ -22,14 +22,14 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..engine import SHAPES_CLASS_NAMES, ConvolutionTrace, ReceptiveField
-from ..engine.convolution import (
+from ..engine.layers.convolution import (
     conv_layer_paths,
     layer_input_output,
     receptive_field,
     trace_from_maps,
 )
-from ..engine.filters import to_rgba
-from ..engine.internals import image_input, inbound_paths
+from ..engine.layers.filters import to_rgba
+from ..engine.model.internals import image_input, inbound_paths
 from ..errors import CnnvizError
 from .canvas import PixelCanvas
 from .common import Panel, esc, labeled, row, style_sheet

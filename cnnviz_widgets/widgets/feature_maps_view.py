@@ -10,7 +10,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..engine import FeatureMaps, feature_maps, spatial_layers
-from ..engine.internals import is_spatial
+from ..engine.model.internals import is_spatial
 from ..session import Session
 from .canvas import PixelCanvas
 from .common import esc, fmt_value

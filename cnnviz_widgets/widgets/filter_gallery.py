@@ -23,7 +23,7 @@ from ..engine import (
     get_layer,
     kernel_array,
 )
-from ..engine.filters import strongest_filters
+from ..engine.layers.filters import strongest_filters
 from ..errors import CnnvizError
 from .canvas import PixelCanvas
 from .common import Panel, download_link, esc, row, style_sheet, write_file

@@ -31,8 +31,8 @@ from ..engine import (
     saliency,
     spatial_layers,
 )
-from ..engine.budget import long_runs_to
-from ..engine.internals import image_input
+from ..engine.model.budget import long_runs_to
+from ..engine.model.internals import image_input
 from ..errors import CnnvizError
 from .class_picker import ClassPicker
 from .common import Panel, esc, labeled, row, style_sheet, write_file
@@ -113,7 +113,7 @@ class ImageExplainer(Panel):
     stays), and a panel that stays usable; :meth:`wait` waits for them.  Before they start
     the engine estimates their memory and time: a run that will not fit is refused with
     the estimate and the way out in the panel's message area, and one that will take long
-    (``cnnviz_widgets.engine.budget.WARN_SECONDS``) starts with a note there saying how long.
+    (``cnnviz_widgets.engine.model.budget.WARN_SECONDS``) starts with a note there saying how long.
 
     Traits:
         attribution: the :class:`~cnnviz_widgets.Attribution` shown, or ``None``.

@@ -6,7 +6,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..engine import Attribution
-from ..engine.filters import to_rgba
+from ..engine.layers.filters import to_rgba
 from .canvas import PixelCanvas
 from .common import esc
 from .pictures import fit_zoom, opaque_rgba

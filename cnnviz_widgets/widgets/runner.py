@@ -53,7 +53,7 @@ def duration(seconds: float) -> str:
 
 def long_run_note(text: str, stoppable: bool = True) -> str:
     """The HTML note a panel shows for the engine's long-run estimate ``text`` (see
-    :func:`cnnviz_widgets.engine.budget.long_runs_to`)."""
+    :func:`cnnviz_widgets.engine.model.budget.long_runs_to`)."""
     tail = " It has started; Stop ends it and keeps what is shown." if stoppable else ""
     return f'<span class="cnnviz-long-run"><b>A long run</b>: {esc(text)}.{tail}</span>'
 

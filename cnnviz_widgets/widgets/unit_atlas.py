@@ -23,10 +23,10 @@ from PIL import Image, ImageDraw
 
 from ..engine import atlas as run_atlas
 from ..engine import open_atlas
-from ..engine.atlas import Atlas, AtlasProgress, AtlasUnit
-from ..engine.internals import output_shape
-from ..engine.introspect import get_layer
-from ..engine.scoring import default_cam_layer
+from ..engine.dataset.atlas import Atlas, AtlasProgress, AtlasUnit
+from ..engine.model.internals import output_shape
+from ..engine.model.introspect import get_layer
+from ..engine.model.scoring import default_cam_layer
 from ..errors import CnnvizError
 from .canvas import HIGHLIGHT, PixelCanvas
 from .common import Panel, esc, style_sheet
@@ -151,7 +151,7 @@ class UnitAtlas(Panel):
     page here.
 
     Attributes:
-        atlas: the :class:`~cnnviz_widgets.engine.atlas.Atlas` shown (``None`` until the
+        atlas: the :class:`~cnnviz_widgets.engine.dataset.atlas.Atlas` shown (``None`` until the
             store is open).
         grid: the grid's canvas (CSS class ``cnnviz-atlas-grid``); ``page`` the unit page's
             (``cnnviz-atlas-unit``).
@@ -179,7 +179,7 @@ class UnitAtlas(Panel):
     ) -> None:
         super().__init__(model_or_session, css_class="cnnviz-unit-atlas", **load_kwargs)
         if data is None and self.session.loaded.name.startswith("shapes"):
-            from ..engine.datasources import ShapesStream
+            from ..engine.dataset.sources import ShapesStream
 
             data = ShapesStream(1000, seed=0)
         self.data = data

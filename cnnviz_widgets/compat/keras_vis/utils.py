@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import keras
 
-from ...engine.introspect import get_layer
-from ...engine.models import as_keras_model
+from ...engine.model.introspect import get_layer
+from ...engine.model.loading import as_keras_model
 
 
 def find_layer_idx(model: keras.Model, layer_name: str) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ... import objectives as obj
-from ...engine.introspect import get_layer
-from ...engine.models import as_keras_model, wrap_model
-from ...engine.optvis import PRESETS, optimize
+from ...engine.model.introspect import get_layer
+from ...engine.model.loading import as_keras_model, wrap_model
+from ...engine.optvis.core import PRESETS, optimize
 
 
 def visualize_activation(

@@ -10,7 +10,7 @@ for a fixed list of models.  :func:`atlas` does it for the user's model and data
   a seed per chunk, so a unit's image does not depend on which units were asked for, on
   resuming, or on the backend;
 - dataset examples come from one pass over the data for all units (:func:`top_examples`);
-- each unit's results go to a :class:`~cnnviz_widgets.engine.store.UnitStore` file as soon
+- each unit's results go to a :class:`~cnnviz_widgets.engine.dataset.store.UnitStore` file as soon
   as they are finished: a restarted kernel, a stopped run or another process finds them
   there, keyed by the model's weights and the settings.
 
@@ -28,15 +28,15 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..errors import CnnvizError
-from . import objectives as obj
-from .datasources import DataSource, data_source
+from ...errors import CnnvizError
+from ..layers.filters import filter_montage, kernel_array, select_indices
+from ..model.internals import output_shape
+from ..model.introspect import get_layer, has_kernel
+from ..model.loading import LoadedModel, as_loaded
+from ..optvis import objectives as obj
+from ..optvis.core import PRESETS, Preset, optimize
 from .examples import TopExamples, rank_examples
-from .filters import filter_montage, kernel_array, select_indices
-from .internals import output_shape
-from .introspect import get_layer, has_kernel
-from .models import LoadedModel, as_loaded
-from .optvis import PRESETS, Preset, optimize
+from .sources import DataSource, data_source
 from .store import UnitStore, default_root, model_fingerprint
 
 __all__ = [
@@ -659,7 +659,7 @@ def atlas(
         workers: Ray actors (default: the cluster's CPUs, at most 8).
         keep_workers: keep the Ray actors (and their compiled model) for the next call on
             the same model, instead of killing them at the end; release them with
-            ``cnnviz_widgets.engine.distributed.shutdown_workers()``.
+            ``cnnviz_widgets.engine.dataset.distributed.shutdown_workers()``.
 
     Returns:
         An :class:`Atlas` reading the store.

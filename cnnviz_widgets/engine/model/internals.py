@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from ..errors import CnnvizError, closest
+from ...errors import CnnvizError, closest
 
 __all__ = [
     "NOT_CAM",

@@ -13,9 +13,9 @@ import keras
 import matplotlib
 import numpy as np
 
-from ..errors import CnnvizError, NoKernelError
-from .introspect import find_layer, has_kernel, iter_layers
-from .models import as_keras_model
+from ...errors import CnnvizError, NoKernelError
+from ..model.introspect import find_layer, has_kernel, iter_layers
+from ..model.loading import as_keras_model
 
 VIEWS = ("auto", "channel", "rgb", "mean", "maxabs")
 NORMALIZATIONS = ("filter", "layer", "symmetric")
@@ -352,3 +352,34 @@ def filter_montage(
         normalization=normalization,
         cmap=cmap_used,
     )
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """A display image as 3 channels (gray repeated, alpha dropped)."""
+    if image.shape[-1] == 1:
+        return np.repeat(image, 3, axis=-1)
+    return image[..., :3]
+
+
+def overlay_rgba(image, heat, cmap: str, opacity: float, weighted: bool) -> np.ndarray:
+    """``heat`` (in [0, 1]) coloured by ``cmap`` over ``image``: opaque uint8 RGBA; with
+    ``weighted`` each pixel's opacity is scaled by its heat."""
+    if not 0.0 <= float(opacity) <= 1.0:
+        raise CnnvizError(f"opacity is a fraction in [0, 1], got {opacity}")
+    colour = to_rgba(heat, cmap)[..., :3].astype(np.float32) / 255.0
+    a = float(opacity) * (np.clip(heat, 0.0, 1.0)[..., None] if weighted else 1.0)
+    rgb = as_rgb(image) * (1.0 - a) + colour * a
+    out = np.empty((*heat.shape, 4), np.uint8)
+    out[..., :3] = np.clip(np.rint(rgb * 255.0), 0, 255)
+    out[..., 3] = 255
+    return out
+
+
+def heat_rgba(heat, cmap: str, opacity: float, weighted: bool) -> np.ndarray:
+    """``heat`` coloured by ``cmap`` as a layer of its own: its alpha is the opacity."""
+    if not 0.0 <= float(opacity) <= 1.0:
+        raise CnnvizError(f"opacity is a fraction in [0, 1], got {opacity}")
+    out = to_rgba(heat, cmap).copy()
+    alpha = float(opacity) * (np.clip(heat, 0.0, 1.0) if weighted else 1.0)
+    out[..., 3] = np.clip(np.rint(alpha * 255.0), 0, 255).astype(np.uint8)
+    return out

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from ..errors import CnnvizError
+from ...errors import CnnvizError
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 import keras
 
-from ..errors import CnnvizError
+from ...errors import CnnvizError
 from .internals import LogitSource, Tap, build_extractor, last_layer, logit_source
 from .introspect import get_layer
-from .models import as_keras_model
+from .loading import as_keras_model
 
 __all__ = ["LogitSource", "Tap", "extractor", "last_layer_path", "logit_source", "resolve_tap"]
 

@@ -2,19 +2,124 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError
-from .filters import Montage, select_indices, tile_images, to_rgba
-from .internals import Tap
-from .introspect import find_layer, tap_shape
-from .models import LoadedModel, as_loaded
-from .precision import model_in, resolve
-from .results import ChannelStats, FeatureMaps
-from .scoring import AttributionFns, Net, cached_fns, default_cam_layer, image_spec, prepare_image
+from ...errors import CnnvizError
+from ..model.images import resize
+from ..model.internals import Tap
+from ..model.introspect import find_layer, tap_shape
+from ..model.loading import LoadedModel, as_loaded
+from ..model.precision import model_in, resolve
+from ..model.scoring import (
+    AttributionFns,
+    Net,
+    cached_fns,
+    default_cam_layer,
+    image_spec,
+    prepare_image,
+)
+from .filters import Montage, overlay_rgba, select_indices, tile_images, to_rgba
 
-__all__ = ["feature_maps"]
+__all__ = ["SORTS", "ChannelStats", "FeatureMaps", "feature_maps"]
+
+SORTS = ("mean", "max", "std", "active")
+"""The channel statistics feature maps can be sorted by."""
+
+
+@dataclass
+class ChannelStats:
+    """Per-channel statistics of a layer's activations (arrays of ``(channels,)``).
+
+    Attributes:
+        mean, max, min, std: over the spatial positions.
+        active: fraction of positions with a value > 0.
+    """
+
+    mean: np.ndarray
+    max: np.ndarray
+    min: np.ndarray
+    std: np.ndarray
+    active: np.ndarray
+
+    def row(self, channel: int) -> dict:
+        """One channel's statistics as a dict."""
+        return {
+            "channel": int(channel),
+            "mean": float(self.mean[channel]),
+            "max": float(self.max[channel]),
+            "min": float(self.min[channel]),
+            "std": float(self.std[channel]),
+            "active": float(self.active[channel]),
+        }
+
+    def by(self, name: str) -> np.ndarray:
+        """One statistic by name: ``"mean"``, ``"max"``, ``"std"`` or ``"active"``."""
+        if name not in SORTS:
+            raise CnnvizError(f"unknown statistic {name!r}: use one of {', '.join(SORTS)}")
+        return getattr(self, name)
+
+    @property
+    def dead(self) -> np.ndarray:
+        """Indices of channels that are zero everywhere on this image."""
+        return np.flatnonzero((self.max == 0) & (self.min == 0))
+
+
+@dataclass
+class FeatureMaps:
+    """A layer's activations for one image.
+
+    Attributes:
+        maps: ``(h, w, channels)`` float32, the layer's output (a Conv1D output is
+            ``(1, length, channels)``, a Dense output ``(1, 1, units)``).
+        layer: the layer's path.
+        stats: per-channel :class:`ChannelStats` (all channels).
+        montage: the selected channels tiled into one RGBA image (``montage.order`` lists
+            the channel shown at each tile; ``montage.filter_at(x, y)`` finds it back).
+        sort: how the tiles are ordered (``None``: channel order).
+        image: the display image the maps are for.
+        notes: what was changed to make the input fit.
+        precision: what the model's pass ran in (``"float32"``, ``"bfloat16"`` or
+            ``"float16"``); ``maps`` are float32 always.  ``precision_reason`` says why.
+    """
+
+    maps: np.ndarray
+    layer: str
+    stats: ChannelStats
+    montage: Montage
+    sort: str | None
+    image: np.ndarray
+    notes: list[str] = field(default_factory=list)
+    precision: str = "float32"
+    precision_reason: str = ""
+
+    @property
+    def order(self) -> np.ndarray:
+        """The channel shown at each tile of the montage."""
+        return self.montage.order
+
+    def top(self, k: int = 8, by: str = "mean") -> np.ndarray:
+        """The ``k`` channels with the largest ``by`` statistic (``mean``, ``max``, ``std``
+        or ``active``)."""
+        values = self.stats.by(by)
+        return np.argsort(-values, kind="stable")[: int(k)]
+
+    def channel_heatmap(self, channel: int) -> np.ndarray:
+        """One channel scaled to ``[0, 1]`` (0..its max; negative values clipped) and
+        upsampled to the image's size: ``(H, W)`` float32."""
+        n = self.maps.shape[-1]
+        if not -n <= int(channel) < n:
+            raise CnnvizError(f"channel {channel} is out of range: {self.layer!r} has 0..{n - 1}")
+        m = self.maps[..., int(channel)]
+        top = float(m.max())
+        m = np.clip(m / top, 0.0, 1.0) if top > 0 else np.zeros_like(m)
+        return resize(m[..., None].astype(np.float32), self.image.shape[:2])[..., 0]
+
+    def overlay(self, channel: int, cmap: str = "jet", opacity: float = 0.5, *, weighted=False):
+        """One channel's map over the image: ``(H, W, 4)`` uint8 RGBA."""
+        return overlay_rgba(self.image, self.channel_heatmap(channel), cmap, opacity, weighted)
 
 
 def _features_fns(loaded: LoadedModel, path: str) -> AttributionFns:

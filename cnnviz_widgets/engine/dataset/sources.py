@@ -1,7 +1,7 @@
 """Data sets as streams of batches fitted to a model: what dataset examples are ranked on.
 
 :func:`data_source` accepts what a user holds: a numpy array of images, a
-:class:`~cnnviz_widgets.engine.shapes.ShapesBatch` or a :class:`ShapesStream`, a list of
+:class:`~cnnviz_widgets.engine.model.shapes.ShapesBatch` or a :class:`ShapesStream`, a list of
 image paths, a folder of image files, a ``tf.data.Dataset`` or any Python iterable of
 batches.  Whatever it is, :meth:`DataSource.batches` yields :class:`Batch` objects of
 display images (RGB floats in ``[0, 1]``, the model's input size and channels): the model's
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CnnvizError
-from .imageio import as_image_batch, fit_image, load_image
-from .internals import image_input
-from .models import as_loaded
-from .shapes import CLASS_NAMES, DEFAULT_SIZE, ShapesBatch, generate_shapes
+from ...errors import CnnvizError
+from ..model.imageio import as_image_batch, fit_image, load_image
+from ..model.internals import image_input
+from ..model.loading import as_loaded
+from ..model.shapes import CLASS_NAMES, DEFAULT_SIZE, ShapesBatch, generate_shapes
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import keras
 
-from ..errors import CnnvizError, ModelNotBuiltError, ModelSourceError, closest
+from ...errors import CnnvizError, ModelNotBuiltError, ModelSourceError, closest
 from .internals import last_layer
 from .internals import resolve_class as resolve_class  # re-exported: the class resolver
 from .preprocessing import Preprocessing, get_preprocessing

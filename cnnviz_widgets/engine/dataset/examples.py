@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError
-from .datasources import Batch, DataSource, data_source
-from .filters import select_indices
-from .internals import Tap, image_input, last_layer, output_shape
-from .introspect import get_layer, tap_shape
-from .models import LoadedModel, as_loaded
-from .scoring import AttributionFns, Net, cached_fns
+from ...errors import CnnvizError
+from ..layers.filters import select_indices
+from ..model.internals import Tap, image_input, last_layer, output_shape
+from ..model.introspect import get_layer, tap_shape
+from ..model.loading import LoadedModel, as_loaded
+from ..model.scoring import AttributionFns, Net, cached_fns
+from .sources import Batch, DataSource, data_source
 
 __all__ = [
     "SCORES",
@@ -715,7 +715,7 @@ def top_examples(
         stop: a ``threading.Event``; setting it ends the search after the current batch
             (the result holds what was seen, ``stopped=True``).
         backend: ``"local"`` or ``"ray"`` (the data shared out among Ray actors, see
-            :mod:`cnnviz_widgets.engine.distributed`); Ray needs
+            :mod:`cnnviz_widgets.engine.dataset.distributed`); Ray needs
             ``pip install 'cnnviz-widgets[ray]'``.
         workers: Ray actors (default: the cluster's CPUs, at most 8).
         keep_workers: keep the Ray actors for the next call (see :func:`atlas`).

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CnnvizError
+from ...errors import CnnvizError
 from .images import resize
 
 __all__ = ["ImageAdjustedWarning", "as_image", "as_image_batch", "fit_image", "load_image"]

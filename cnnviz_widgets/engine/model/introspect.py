@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
-from ..errors import CnnvizError, LayerNotFoundError, closest
+from ...errors import CnnvizError, LayerNotFoundError, closest
 from .internals import iter_layers, output_shape
-from .models import as_keras_model
+from .loading import as_keras_model
 
 # Layers whose kernels the filter views can show (Conv3D's 3-D kernels are not).
 KERNEL_LAYER_TYPES: tuple[type, ...] = (

@@ -30,7 +30,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..errors import CnnvizError
+from ...errors import CnnvizError
 
 # numpy reads each array's header with ast.literal_eval, and CPython 3.11's AST conversion
 # keeps one recursion counter per interpreter, not per thread: two threads loading units at

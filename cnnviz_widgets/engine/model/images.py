@@ -6,7 +6,7 @@ import matplotlib.cbook
 import matplotlib.image
 import numpy as np
 
-from ..errors import CnnvizError
+from ...errors import CnnvizError
 from .shapes import CLASS_NAMES, sample
 
 SAMPLE_NAMES: tuple[str, ...] = ("grace_hopper", *CLASS_NAMES)

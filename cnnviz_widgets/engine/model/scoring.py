@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError
+from ...errors import CnnvizError
 from .imageio import as_image, fit_image
 from .internals import (
     Tap,
@@ -27,7 +27,7 @@ from .internals import (
     resolve_class,
     spatial_layer_paths,
 )
-from .models import LoadedModel, as_loaded
+from .loading import LoadedModel, as_loaded
 from .precision import twins_of
 
 __all__ = [
@@ -177,7 +177,7 @@ def cached_fns(loaded: LoadedModel, key: tuple, build):
 def tracing_count(model) -> int:
     """How many times the compiled attribution functions of ``model`` and of its
     reduced-precision twins were traced (for checks;
-    :func:`~cnnviz_widgets.engine.optvis.step_tracing_count` counts the optimization
+    :func:`~cnnviz_widgets.engine.optvis.core.step_tracing_count` counts the optimization
     steps)."""
     model = model.model if isinstance(model, LoadedModel) else model
     return sum(

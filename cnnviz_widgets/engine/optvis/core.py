@@ -25,14 +25,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError
-from . import budget
-from . import objectives as obj
-from .internals import Tap, image_input, layer_at, logit_source, quiet_retracing
-from .introspect import find_layer
-from .models import LoadedModel, as_loaded
-from .param import Fourier, Maco, Pixels, get_param
-from .precision import (
+from ...errors import CnnvizError
+from ..model import budget
+from ..model.internals import Tap, image_input, layer_at, logit_source, quiet_retracing
+from ..model.introspect import find_layer
+from ..model.loading import LoadedModel, as_loaded
+from ..model.precision import (
     PRECISIONS,
     PrecisionChoice,
     model_in,
@@ -40,7 +38,9 @@ from .precision import (
     resolve,
     twins_of,
 )
-from .taps import extractor
+from ..model.taps import extractor
+from . import objectives as obj
+from .param import Fourier, Maco, Pixels, get_param
 from .transforms import Transforms
 
 __all__ = [
@@ -478,7 +478,7 @@ def _compiled(loaded, objective, param, transforms, batch, hwc, names=None) -> _
 def step_tracing_count(model) -> int:
     """How many times the compiled optimization steps of ``model`` and of its
     reduced-precision twins were traced (for checks;
-    :func:`~cnnviz_widgets.engine.attribution.tracing_count` counts the attribution
+    :func:`~cnnviz_widgets.engine.attribution.methods.tracing_count` counts the attribution
     functions)."""
     model = model.model if isinstance(model, LoadedModel) else model
     pools = [p for m in (model, *twins_of(model)) for p in _COMPILED.get(m, {}).values()]

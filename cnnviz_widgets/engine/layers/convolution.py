@@ -22,11 +22,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError
-from .internals import Tap, image_input, inbound_paths, iter_layers
-from .introspect import get_layer
-from .models import LoadedModel, as_loaded
-from .scoring import AttributionFns, Net, cached_fns, image_spec, prepare_image
+from ...errors import CnnvizError
+from ..model.internals import Tap, image_input, inbound_paths, iter_layers
+from ..model.introspect import get_layer
+from ..model.loading import LoadedModel, as_loaded
+from ..model.scoring import AttributionFns, Net, cached_fns, image_spec, prepare_image
 
 __all__ = [
     "CONV_LAYER_TYPES",

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError
-from .models import as_loaded
+from ...errors import CnnvizError
+from .loading import as_loaded
 
 __all__ = ["adversarial_examples", "l2_step", "pgd_l2", "robust_accuracy"]
 

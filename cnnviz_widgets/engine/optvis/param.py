@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError
+from ...errors import CnnvizError
 
 # Square root of the colour covariance of natural (ImageNet) images, as measured for Lucid:
 # mixing three decorrelated channels through it gives natural colour statistics.

@@ -79,7 +79,7 @@ def get_preprocessing(spec: str | Preprocessing) -> Preprocessing:
     try:
         return PREPROCESSINGS[str(spec)]
     except KeyError:
-        from ..errors import CnnvizError
+        from ...errors import CnnvizError
 
         raise CnnvizError(
             f"unknown preprocessing {spec!r}: use one of {', '.join(PREPROCESSINGS)}"

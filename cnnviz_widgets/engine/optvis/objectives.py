@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError
-from .internals import resolve_class
+from ...errors import CnnvizError
+from ..model.internals import resolve_class
 
 __all__ = [
     "Context",

@@ -5,7 +5,7 @@ through Ray's object store once for the whole pool (not the ``LoadedModel`` obje
 Keras model pickles through a temporary file, and a JSON + weights pair travels to a
 machine without the user's file system), then serves many work items:
 
-- visualizations: the chunks of :class:`~cnnviz_widgets.engine.atlas.AtlasPlan` (the
+- visualizations: the chunks of :class:`~cnnviz_widgets.engine.dataset.atlas.AtlasPlan` (the
   same chunks and seeds as the local backend, so the same images);
 - dataset examples: ranges of an indexable source (arrays, paths, folders, shapes
   streams), aligned to whole batches so that every batch is the one the local backend
@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from ..errors import CnnvizError
-from .datasources import DataSource
+from ...errors import CnnvizError
+from ..model.loading import LoadedModel, wrap_model
 from .examples import ExampleSearch, TopExamples, TopK, drive, rank_examples
-from .models import LoadedModel, wrap_model
+from .sources import DataSource
 from .store import model_fingerprint
 
 __all__ = [
@@ -187,7 +187,7 @@ def loaded_from_spec(spec: dict) -> LoadedModel:
     """Rebuild a :class:`LoadedModel` from :func:`model_spec` (inside a worker)."""
     import keras
 
-    from . import embedded  # noqa: F401  (registers the embedded model's custom penalty)
+    from ..model import embedded  # noqa: F401  (registers the embedded model's custom penalty)
 
     try:
         model = keras.models.model_from_json(spec["json"])

@@ -24,20 +24,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError
-from . import budget
-from .internals import Tap, class_count, is_spatial, output_shape
-from .introspect import find_layer
-from .models import LoadedModel, as_loaded
-from .precision import PrecisionChoice, model_in, resolve
-from .results import (
-    Attribution,
-    GradCam,
-    Occlusion,
-    Predictions,
-    Saliency,
-)
-from .scoring import (
+from ...errors import CnnvizError
+from ..model import budget
+from ..model.internals import Tap, class_count, is_spatial, output_shape
+from ..model.introspect import find_layer
+from ..model.loading import LoadedModel, as_loaded
+from ..model.precision import PrecisionChoice, model_in, resolve
+from ..model.scoring import (
     FLOAT,
     INT,
     AttributionFns,
@@ -52,6 +45,13 @@ from .scoring import (
     target_class,
     tracing_count,
     unit,
+)
+from .results import (
+    Attribution,
+    GradCam,
+    Occlusion,
+    Predictions,
+    Saliency,
 )
 
 __all__ = [

@@ -19,9 +19,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import CnnvizError
+from ...errors import CnnvizError
 
-__all__ = ["CLEAR_ENERGY", "COLOURS", "KernelPreference", "kernel_selectivity"]
+__all__ = ["CLEAR_ENERGY", "COLOURS", "KernelPreference", "kernel_selectivity", "v1_bank"]
 
 CLEAR_ENERGY = 0.5
 
@@ -159,3 +159,43 @@ def kernel_selectivity(kernels: np.ndarray) -> list[KernelPreference]:
             )
         )
     return out
+
+
+def v1_bank(kh: int, kw: int, n: int, norm: float = float(np.sqrt(2.0))) -> np.ndarray:
+    """``(kh, kw, 3, n)`` first-layer kernels a teacher can name: where the robust model's
+    ``conv1`` started (``scripts/train_shapes_model.py --conv1-init bank``).
+
+    Sixteen patterns (repeated if ``n`` is larger): luminance edges (odd phase) and bars
+    (even phase) at 0, 45, 90 and 135 degrees and red-green and yellow-blue edges at 0 and
+    90 degrees, each one period across the kernel under a Gaussian envelope of width
+    ``size / 3``; and four colour blobs (red-green, yellow-blue, red-cyan, luminance), a
+    Gaussian of width ``size / 4``.  Each is scaled to
+    ``norm``, the expected norm of a He-normal kernel (sqrt 2), so that the layers above see
+    the signal level they would with Keras' default start.  No random draw: the bank is the
+    same on every run.
+    """
+    y, x = np.mgrid[0:kh, 0:kw].astype(np.float64)
+    y -= (kh - 1) / 2
+    x -= (kw - 1) / 2
+    size = max(kh, kw)
+    envelope = np.exp(-(x * x + y * y) / (2 * (size / 3.0) ** 2))
+    # the colour directions kernel_selectivity's templates use
+    luminance, red_green = COLOURS["luminance"], COLOURS["red-green"]
+    yellow_blue, red_cyan = COLOURS["yellow-blue"], COLOURS["red-cyan"]
+
+    def grating(theta: float, phase: float) -> np.ndarray:
+        t = np.radians(theta)
+        across = -x * np.sin(t) + y * np.cos(t)
+        return envelope * np.sin(2 * np.pi * across / size + phase)
+
+    patterns = [(grating(t, 0.0), luminance) for t in (0, 45, 90, 135)]
+    patterns += [(grating(t, np.pi / 2), luminance) for t in (0, 45, 90, 135)]
+    patterns += [(grating(t, 0.0), c) for t in (0, 90) for c in (red_green, yellow_blue)]
+    blob = np.exp(-(x * x + y * y) / (2 * (size / 4.0) ** 2))
+    patterns += [(blob, c) for c in (red_green, yellow_blue, red_cyan, luminance)]
+    out = np.zeros((kh, kw, 3, n))
+    for i in range(n):
+        pattern, colour = patterns[i % len(patterns)]
+        k = pattern[..., None] * colour
+        out[..., i] = k / np.linalg.norm(k) * norm
+    return out.astype(np.float32)

@@ -31,9 +31,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnvizError
+from ...errors import CnnvizError
 from .internals import image_input, reduced_precision_twin
-from .models import LoadedModel, as_loaded
+from .loading import LoadedModel, as_loaded
 
 __all__ = [
     "PRECISIONS",

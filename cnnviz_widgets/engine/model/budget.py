@@ -16,7 +16,7 @@ A run whose memory estimate exceeds :data:`MEMORY_SHARE` of the memory available
 (``MemAvailable`` of ``/proc/meminfo``, or ``psutil`` where that is missing) is refused
 with :class:`RunTooLargeError`, naming the estimate and the largest batch that fits; a run
 estimated to take longer than :data:`WARN_SECONDS` warns with :class:`LongRunWarning`.
-Both limits are module settings (``cnnviz_widgets.engine.budget.WARN_SECONDS = 600``).
+Both limits are module settings (``cnnviz_widgets.engine.model.budget.WARN_SECONDS = 600``).
 
 A panel that runs these in its own threads shows the warning where the user looks, inside
 the panel: within ``with long_runs_to(handler):`` a long run's message goes to
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from ..errors import CnnvizError
+from ...errors import CnnvizError
 from .internals import iter_layers, output_shape
 from .introspect import find_layer
 
