@@ -34,7 +34,8 @@ from ..model.internals import output_shape
 from ..model.introspect import get_layer, has_kernel
 from ..model.loading import LoadedModel, as_loaded
 from ..optvis import objectives as obj
-from ..optvis.core import PRESETS, Preset, optimize
+from ..optvis.presets import PRESETS, Preset
+from ..optvis.run import optimize
 from .examples import TopExamples, rank_examples
 from .sources import DataSource, data_source
 from .store import UnitStore, default_root, model_fingerprint
