@@ -36,9 +36,10 @@ from ..model.loading import LoadedModel, as_loaded
 from ..optvis import objectives as obj
 from ..optvis.presets import PRESETS, Preset
 from ..optvis.run import optimize
-from .examples import TopExamples, rank_examples
+from .examples import rank_examples
 from .sources import DataSource, data_source
 from .store import UnitStore, default_root, model_fingerprint
+from .top_examples import TopExamples
 
 __all__ = [
     "Atlas",

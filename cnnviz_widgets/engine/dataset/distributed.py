@@ -28,9 +28,11 @@ import numpy as np
 
 from ...errors import CnnvizError
 from ..model.loading import LoadedModel, wrap_model
-from .examples import ExampleSearch, TopExamples, TopK, drive, rank_examples
+from .examples import ExampleSearch, drive, rank_examples
 from .sources import DataSource
 from .store import model_fingerprint
+from .top_examples import TopExamples
+from .top_k import TopK
 
 __all__ = [
     "loaded_from_spec",
@@ -500,7 +502,7 @@ def ray_top_examples(
     """:func:`top_examples` on a Ray pool: the search ``proto`` (from
     :func:`rank_examples`, not iterated) shared out among the actors; the same result as
     the local backend."""
-    from .examples import Progress
+    from .top_examples import Progress
 
     require_ray()
     loaded, source, batch_size = proto.loaded, proto.source, proto.batch_size
