@@ -33,12 +33,13 @@ class Attribution:
         probability: the class's probability on the image.
         image: the ``(H, W, C)`` float32 display image the map is for (after any resizing
             or conversion listed in ``notes``).
-        method: ``"grad_cam"``, ``"grad_cam++"``, ``"saliency"``, ``"smoothgrad"`` or
-            ``"occlusion"``.
+        method: the registered method's name (``"grad_cam"``, ``"saliency"``,
+            ``"integrated_gradients"``, ...: see :func:`~cnnviz_widgets.method_names`).
         layer: the layer's path (Grad-CAM), else ``None``.
         notes: what was changed to make the input fit, and caveats.
         precision: what the model's passes ran in (``"float32"``, ``"bfloat16"`` or
             ``"float16"``); results are float32 always.  ``precision_reason`` says why.
+        params: the method's settings (as :func:`~cnnviz_widgets.explain` took them).
     """
 
     heatmap: np.ndarray
@@ -53,6 +54,7 @@ class Attribution:
     notes: list[str] = field(default_factory=list)
     precision: str = "float32"
     precision_reason: str = ""
+    params: dict = field(default_factory=dict)
 
     @property
     def peak(self) -> tuple[int, int]:

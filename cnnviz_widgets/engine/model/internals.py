@@ -42,6 +42,7 @@ __all__ = [
     "reader",
     "reduced_precision_twin",
     "resolve_class",
+    "share_weights",
     "spatial_layer_paths",
 ]
 
@@ -562,19 +563,25 @@ def reduced_precision_twin(model: keras.Model, policy: str) -> keras.Model:
             f"{str(err)[:200]}): only Functional and Sequential models whose layers can be "
             "rebuilt from their configs can; use precision='float32'"
         ) from None
+    return share_weights(twin, model, f"{policy} copy", "use precision='float32'")
+
+
+def share_weights(twin: keras.Model, model: keras.Model, what: str, way_out: str):
+    """Make each variable of ``twin`` (a clone of ``model``'s graph) hold the very
+    ``tf.Variable`` of ``model``'s, and return ``twin``; ``what`` names the twin and
+    ``way_out`` ends the message when the weights do not pair up."""
     ours, theirs = list(twin.weights), list(model.weights)
     if len(ours) != len(theirs):
         raise CnnvizError(
-            f"the {policy} copy of {model.name!r} has {len(ours)} weights, the model "
-            f"{len(theirs)}: use precision='float32'"
+            f"the {what} of {model.name!r} has {len(ours)} weights, the model "
+            f"{len(theirs)}: {way_out}"
         )
     pairs = []
     for a, b in zip(ours, theirs):
         if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
             raise CnnvizError(
-                f"the {policy} copy of {model.name!r} does not pair weight {a.path} "
-                f"({a.shape}, {a.dtype}) with {b.path} ({b.shape}, {b.dtype}): use "
-                "precision='float32'"
+                f"the {what} of {model.name!r} does not pair weight {a.path} "
+                f"({a.shape}, {a.dtype}) with {b.path} ({b.shape}, {b.dtype}): {way_out}"
             )
         pairs.append((a, _private(b, "_value")))
     for a, value in pairs:
