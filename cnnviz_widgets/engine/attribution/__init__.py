@@ -12,6 +12,15 @@ from .methods import (
     saliency,
     spatial_layers,
 )
+from .metrics import (
+    Curve,
+    deletion,
+    insertion,
+    mu_fidelity,
+    pointing_game,
+    relevance_mass,
+)
+from .randomization import Randomization, randomization_job, randomization_test
 from .registry import (
     Method,
     Param,
@@ -25,22 +34,31 @@ from .results import Attribution, GradCam, Occlusion, Predictions, Saliency
 
 __all__ = [
     "Attribution",
+    "Curve",
     "GradCam",
     "Method",
     "Occlusion",
     "Param",
     "Predictions",
+    "Randomization",
     "Saliency",
     "attribution_job",
     "attribution_methods",
     "default_cam_layer",
+    "deletion",
     "explain",
     "grad_cam",
+    "insertion",
     "method_info",
     "method_names",
+    "mu_fidelity",
     "occlusion",
     "occlusion_grid",
+    "pointing_game",
     "predict_top",
+    "randomization_job",
+    "randomization_test",
+    "relevance_mass",
     "saliency",
     "spatial_layers",
 ]
