@@ -37,11 +37,11 @@ warnings.filterwarnings("ignore")
 
 
 def bare(model):
-    @tf.function(reduce_retracing=True)
+    @tf.function(autograph=False)
     def forward(x):
         return model(x, training=False)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(autograph=False)
     def forward_backward(x, c):
         with tf.GradientTape() as tape:
             tape.watch(x)

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import cnnviz_widgets as cw
+from cnnviz_widgets.engine.attribution import registry
 from cnnviz_widgets.engine.model import budget
 from cnnviz_widgets.session import Session
 from cnnviz_widgets.widgets import ClassOptimizer, ImageExplainer, explore, zoom_nearest
@@ -20,6 +21,13 @@ from cnnviz_widgets.widgets import image_explainer as explainer_module
 from cnnviz_widgets.widgets.image_explainer import overlay_zoom
 
 from .helpers import PNG, assert_same_state, click, model_state, png_bytes, wait_until
+
+
+def patch_method(monkeypatch, name, compute):
+    """Replace a registered method's compute function (``compute(run, **params)``)."""
+    record = registry.method_info(name)
+    monkeypatch.setitem(registry._METHODS, name, dataclasses.replace(record, compute=compute))
+    return record.compute
 
 
 def last_sent(sent, pixels) -> np.ndarray:
@@ -346,7 +354,7 @@ def test_an_unexpected_error_shows_and_the_panel_recovers(panel, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("out of cheese")
 
-    monkeypatch.setattr(explainer_module, "saliency", broken)
+    patch_method(monkeypatch, "saliency", broken)
     panel.method.value = "saliency"
     assert panel.messages.kind == "error" and "out of cheese" in panel.messages.text
     assert not panel.busy and "working" not in panel.status.value
@@ -356,13 +364,12 @@ def test_an_unexpected_error_shows_and_the_panel_recovers(panel, monkeypatch):
 
 def test_a_working_state_is_shown_while_the_engine_runs(panel, monkeypatch):
     seen = []
-    original = explainer_module.occlusion
 
     def spy(*args, **kwargs):
         seen.append((panel.busy, panel.status.value, panel.status._dom_classes))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(explainer_module, "occlusion", spy)
+    original = patch_method(monkeypatch, "occlusion", spy)
     panel.method.value = "occlusion"
     busy, text, classes = seen[0]
     assert busy and text.startswith("working") and "256 patches" in text
@@ -477,11 +484,11 @@ def test_a_grayscale_model_takes_colour_uploads_with_a_note():
 def slow_engine(calls, steps=2000):
     """An engine method that reports progress for a long time (until Stop raises)."""
 
-    def method(*args, progress=None, **kwargs):
+    def method(run, **kwargs):
         calls.append(kwargs)
         for done in range(1, steps + 1):
             time.sleep(0.005)
-            progress(done, steps)
+            run.progress(done, steps)  # raises once the job is stopped
         raise AssertionError("the job was not stopped")
 
     return method
@@ -508,7 +515,7 @@ def test_stop_keeps_the_picture_and_the_panel_stays_usable(panel, monkeypatch):
     panel.background = True
     before, cam = panel.pixels.sent.copy(), panel.attribution
     calls = []
-    monkeypatch.setattr(explainer_module, "occlusion", slow_engine(calls))
+    patch_method(monkeypatch, "occlusion", slow_engine(calls))
     panel.method.value = "occlusion"
     wait_until(lambda: panel.progress.value > 0, what="progress")
     assert panel.busy and panel.runner.running and not panel.stop_button.disabled
@@ -535,7 +542,7 @@ def test_a_failing_background_job_shows_in_the_panel(panel, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("out of cheese")
 
-    monkeypatch.setattr(explainer_module, "saliency", broken)
+    patch_method(monkeypatch, "smoothgrad", broken)
     panel.method.value = "smoothgrad"
     assert panel.wait(60)
     assert panel.messages.kind == "error" and "out of cheese" in panel.messages.text
@@ -612,13 +619,11 @@ def test_explore_on_a_large_model_returns_at_once_and_works_in_the_background():
 
 
 def test_a_caveat_note_goes_when_the_next_method_has_none(panel, monkeypatch):
-    original = explainer_module.grad_cam
-
     def no_evidence(*args, **kwargs):
         result = original(*args, **kwargs)
         return dataclasses.replace(result, notes=["no positive evidence for class 3"])
 
-    monkeypatch.setattr(explainer_module, "grad_cam", no_evidence)
+    original = patch_method(monkeypatch, "grad_cam++", no_evidence)
     panel.method.value = "grad_cam++"
     assert panel.messages.kind == "note" and "no positive evidence" in panel.messages.text
     panel.method.value = "occlusion"

@@ -1,10 +1,13 @@
 """ImageExplainer: how the network sees one image, as a panel.
 
 Layout and wiring: the image comes from :mod:`.image_source`, the class from a
-:class:`~.class_picker.ClassPicker`, the heatmap is drawn by :mod:`.overlay_view` and the
-feature maps by :mod:`.feature_maps_view`.  Occlusion and SmoothGrad on large inputs run
-in the background (:mod:`.runner`) with a progress bar and Stop; the rest runs in the
-callback that asked for it.
+:class:`~.class_picker.ClassPicker`, the method and its settings from
+:mod:`.method_settings` (built from the engine's registry), the heatmap is drawn by
+:mod:`.overlay_view`, the top-k by :mod:`.predictions_view`, the feature maps by
+:mod:`.feature_maps_view` and the Compare view by :mod:`.compare_view`.  Every
+explanation goes through the engine's one door (``attribution_job``); long methods on
+large inputs run in the background (:mod:`.runner`) with a progress bar and Stop; the
+rest runs in the callback that asked for it.
 """
 
 from __future__ import annotations
@@ -23,67 +26,54 @@ from ..engine import (
     Attribution,
     FeatureMaps,
     Predictions,
+    attribution_job,
     default_cam_layer,
-    grad_cam,
-    occlusion,
-    occlusion_grid,
+    method_info,
     predict_top,
-    saliency,
     spatial_layers,
 )
 from ..engine.model.budget import long_runs_to
 from ..engine.model.internals import image_input
 from ..errors import CnnvizError
 from .class_picker import ClassPicker
-from .common import Panel, esc, labeled, row, style_sheet, write_file
+from .common import Panel, esc, labeled, style_sheet, write_file
+from .compare_view import CompareView
+from .explainer_background import BackgroundWork
 from .feature_maps_view import FeatureMapsView
 from .image_source import GRACE_HOPPER, ImageSource, source_name
-from .overlay_view import METHOD_NAMES, OverlayView, colorbar_css, overlay_zoom, percent
+from .method_settings import AUTO, CMAPS, ExplainSettings, MethodSettings, method_choices
+from .overlay_view import OverlayView, colorbar_css, overlay_zoom
 from .pictures import png_bytes
-from .runner import LARGE_INPUT, RunBar, Runner, Stopped, duration, long_run_note
+from .predictions_view import PredictionsView
+from .runner import LARGE_INPUT, RunBar, Runner, Stopped, long_run_note
 
 __all__ = ["METHODS", "ExplainSettings", "ImageExplainer", "colorbar_css", "overlay_zoom"]
 
-METHODS = [(label, key) for key, label in METHOD_NAMES.items()]
-METHOD_TIPS = [
-    "class-weighted sum of a conv layer's channels (Selvaraju et al. 2017)",
-    "Grad-CAM with higher-order channel weights (Chattopadhay et al. 2018)",
-    "gradient of the class score with respect to the pixels (Simonyan et al. 2014)",
-    "saliency averaged over noisy copies of the image (Smilkov et al. 2017)",
-    "score drop when a patch is hidden (Zeiler and Fergus 2014)",
-]
-CMAPS = ["jet", "turbo", "inferno", "viridis", "magma", "hot"]
+METHODS = method_choices()  # (label, name) of every registered method
 TOP_K = 5
 LARGE_IMAGE = LARGE_INPUT  # larger: fewer SmoothGrad samples, long methods in the background
 SEARCH_FROM = 20  # a class search box when the model has more classes than this
-AUTO = ""  # the Grad-CAM layer option "automatic" (a Dropdown shows no value for None)
-LONG_METHODS = ("occlusion", "smoothgrad")
+ALIASES = {  # panel attribute -> (part, attribute): the controls, reachable from the panel
+    "upload": ("images", "upload"), "sample_select": ("images", "sample_select"),
+    "new_image": ("images", "new_image"), "source": ("images", "text"),
+    "class_search": ("picker", "search"), "class_select": ("picker", "select"),
+    "class_note": ("top", "note"), "use_top": ("top", "use_top"),
+    "predictions_html": ("top", "html"), "pixels": ("overlay", "pixels"),
+    "caption": ("overlay", "caption"), "legend": ("overlay", "legend"),
+    "method": ("settings", "method"), "cam_layer": ("settings", "cam_layer"),
+    "smooth_samples": ("settings", "smooth_samples"), "smooth_noise": ("settings", "smooth_noise"),
+    "patch": ("settings", "patch"), "stride": ("settings", "stride"),
+    "patch_count": ("settings", "patch_count"), "cam_box": ("settings", "cam_box"),
+    "smooth_box": ("settings", "smooth_box"), "occlusion_box": ("settings", "occlusion_box"),
+    "fm_layer": ("maps", "layer"), "fm_sort": ("maps", "sort"), "fm_pixels": ("maps", "pixels"),
+    "channel_pixels": ("maps", "channel_pixels"), "fm_info": ("maps", "info"),
+    "fm_detail": ("maps", "detail"), "fm_head": ("maps", "head"),
+    "status": ("run_bar", "status"), "progress": ("run_bar", "progress"),
+    "stop_button": ("run_bar", "stop_button"),
+}  # fmt: skip
 
 
-class ExplainSettings(traitlets.HasTraits):
-    """What the explainer computes and how it draws it; the controls are linked to these
-    traits (the engine checks the values when it computes)."""
-
-    method = traitlets.Unicode("grad_cam")
-    cam_layer = traitlets.Unicode(AUTO)
-    samples = traitlets.Int(25)
-    noise = traitlets.Float(0.15)
-    patch = traitlets.Int(8)
-    stride = traitlets.Int(4)
-    opacity = traitlets.Float(0.5)
-    cmap = traitlets.Unicode("jet")
-    weighted = traitlets.Bool(False)
-
-    @traitlets.validate("method")
-    def _known_method(self, proposal: Any) -> str:
-        if proposal["value"] not in METHOD_NAMES:
-            raise CnnvizError(
-                f"unknown method {proposal['value']!r}: use one of {', '.join(METHOD_NAMES)}"
-            )
-        return proposal["value"]
-
-
-class ImageExplainer(Panel):
+class ImageExplainer(BackgroundWork, Panel):
     """Explain one image: top-5 predictions, a class heatmap over the image, feature maps.
 
     Args:
@@ -108,8 +98,11 @@ class ImageExplainer(Panel):
     feature maps are those of ``session.layer`` (the Grad-CAM layer while the session has
     none); a click on a map calls ``session.select(layer, channel)``.
 
-    Occlusion and SmoothGrad run in the background when ``background`` says so (default
-    ``None``: for inputs larger than 128 px): a progress bar, Stop (the picture shown
+    The methods are those of the engine's registry (:func:`~cnnviz_widgets.method_names`):
+    the method dropdown, its tip and the settings shown come from their records.  Long
+    methods (occlusion, SmoothGrad, Integrated Gradients, Score-CAM, RISE, ...) run in the
+    background when ``background`` says so (default ``None``: for inputs larger than
+    128 px): a progress bar, Stop (the picture shown
     stays), and a panel that stays usable; :meth:`wait` waits for them.  Before they start
     the engine estimates their memory and time: a run that will not fit is refused with
     the estimate and the way out in the panel's message area, and one that will take long
@@ -137,8 +130,10 @@ class ImageExplainer(Panel):
             top prediction instead.
         fm_layer, fm_sort: the feature maps' layer (it is ``session.layer``) and order.
         status, progress, stop_button: what is computed, how far, and Stop.
+        compare: the :class:`~.compare_view.CompareView` (methods side by side with their
+            deletion and insertion AUC, and the sanity check).
         busy: ``True`` while an engine call runs.
-        background: ``True``/``False`` to force where occlusion and SmoothGrad run.
+        background: ``True``/``False`` to force where the long methods run.
     """
 
     attribution = traitlets.Instance(Attribution, allow_none=True)
@@ -146,8 +141,56 @@ class ImageExplainer(Panel):
 
     def __init__(self, model_or_session: Any, image: Any = None, **load_kwargs: Any) -> None:
         super().__init__(model_or_session, css_class="cnnviz-image-explainer", **load_kwargs)
-        session = self.session
-        loaded = session.loaded
+        session, loaded = self.session, self.session.loaded
+        self._init_state()
+        self.title = widgets.HTML(
+            f'Explain an image <span class="cnnviz-sub">with {esc(loaded.name)}: what it '
+            "predicts, and where in the image the evidence is</span>"
+        )
+        self.title.add_class("cnnviz-title")
+        self.images = ImageSource(self._input_shape, self._on_image, self.guarded)
+        self.picker = ClassPicker(
+            session, multiple=False, on_pick=self._on_class_pick, guarded=self.guarded,
+            messages=self.messages, search_from=SEARCH_FROM, width="340px",
+        )  # fmt: skip
+        self.picker.search.add_class("cnnviz-ex-class-search")
+        self.picker.select.add_class("cnnviz-ex-class")
+        self.top = PredictionsView(self.picker.name)
+        self.overlay = OverlayView()
+        self.settings = MethodSettings(self.config, self._layer_options())
+        self.cmap = labeled(widgets.Dropdown, "colours", "180px", "64px", options=CMAPS)
+        self.opacity = labeled(
+            widgets.FloatSlider, "opacity", "340px", "64px", min=0.0, max=1.0, step=0.05,
+            readout_format=".2f",
+        )  # fmt: skip
+        self.opacity.add_class("cnnviz-ex-opacity")
+        self.weighted = widgets.Checkbox(
+            description="fade cold regions", indent=False, layout=widgets.Layout(width="150px"),
+            tooltip="scale the opacity by the heat, so unimportant regions show the image",
+        )  # fmt: skip
+        for name in ("opacity", "cmap", "weighted"):
+            widgets.link((self.config, name), (getattr(self, name), "value"))
+        self.maps = FeatureMapsView(session, self._cam_default, self.guarded, self.cmap)
+        self.run_bar = RunBar(progress_width="160px", hide_idle=True)
+        self.run_bar.status.value = ""
+        self.runner = Runner("cnnviz-image-explainer", self.messages, self.run_bar, self._lock)
+        self.runner.redraw_interval = 0.2
+        self.compare = CompareView(self._compare_context, self.messages, self._lock)
+        self.children = self._layout()
+        self._wire()
+        self._first_image(image)
+
+    def __getattr__(self, name: str) -> Any:
+        """The parts' controls as the panel's attributes (``panel.method``, ...)."""
+        if name in ALIASES:
+            part, attr = ALIASES[name]
+            return getattr(
+                self.__dict__[part] if part in self.__dict__ else getattr(self, part), attr
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _init_state(self) -> None:
+        loaded = self.session.loaded
         self.image: np.ndarray | None = None
         self.image_label = ""
         self.image_notes: list[str] = []
@@ -162,134 +205,37 @@ class ImageExplainer(Panel):
         self._pending_maps = False  # the session's layer changed during an image job
         self._lock = threading.RLock()
         try:
-            input_shape = image_input(loaded.model)
+            self._input_shape = image_input(loaded.model)
         except CnnvizError:
-            input_shape = (None, None, 3)
+            self._input_shape = (None, None, 3)
         try:
             self._cam_default: str | None = default_cam_layer(loaded)
         except CnnvizError:
             self._cam_default = None
-        large = max(input_shape[0] or 0, input_shape[1] or 0) > LARGE_IMAGE
+        large = max(self._input_shape[0] or 0, self._input_shape[1] or 0) > LARGE_IMAGE
         self.config = ExplainSettings(
             method="grad_cam" if self._cam_default is not None else "saliency",
             samples=10 if large else 25,
         )
 
-        # --- parts ---------------------------------------------------------------------
-        self.title = widgets.HTML(
-            f'Explain an image <span class="cnnviz-sub">with {esc(loaded.name)}: what it '
-            "predicts, and where in the image the evidence is</span>"
-        )
-        self.title.add_class("cnnviz-title")
-        self.images = ImageSource(input_shape, self._on_image, self.guarded)
-        self.upload, self.sample_select = self.images.upload, self.images.sample_select
-        self.new_image, self.source = self.images.new_image, self.images.text
-        self.picker = ClassPicker(
-            session,
-            multiple=False,
-            on_pick=self._on_class_pick,
-            guarded=self.guarded,
-            messages=self.messages,
-            search_from=SEARCH_FROM,
-            width="340px",
-        )
-        self.class_search, self.class_select = self.picker.search, self.picker.select
-        self.class_search.add_class("cnnviz-ex-class-search")
-        self.class_select.add_class("cnnviz-ex-class")
-        self.class_note = widgets.HTML()
-        self.class_note.add_class("cnnviz-ex-class-note")
-        self.use_top = widgets.Button(
-            description="explain the top prediction",
-            tooltip="explain the class the model predicts for this image",
-            layout=widgets.Layout(width="auto", display="none"),
-        )
-        self.use_top.add_class("cnnviz-ex-use-top")
-        self.predictions_html = widgets.HTML()
-        self.overlay = OverlayView()
-        self.pixels, self.caption = self.overlay.pixels, self.overlay.caption
-        self.legend = self.overlay.legend
-        self.cmap = labeled(widgets.Dropdown, "colours", "180px", "64px", options=CMAPS)
-        self.maps = FeatureMapsView(session, self._cam_default, self.guarded, self.cmap)
-        self.fm_layer, self.fm_sort = self.maps.layer, self.maps.sort
-        self.fm_pixels, self.channel_pixels = self.maps.pixels, self.maps.channel_pixels
-        self.fm_info, self.fm_detail, self.fm_head = (
-            self.maps.info,
-            self.maps.detail,
-            self.maps.head,
-        )
-        self.run_bar = RunBar(progress_width="160px", hide_idle=True)
-        self.status, self.progress = self.run_bar.status, self.run_bar.progress
-        self.stop_button = self.run_bar.stop_button
-        self.status.value = ""
-        self.runner = Runner("cnnviz-image-explainer", self.messages, self.run_bar, self._lock)
-        self.runner.redraw_interval = 0.2
+    def _layer_options(self) -> list[tuple[str, str]]:
+        auto = f"auto: {self._cam_default} (the last conv layer)"
+        options = [(auto, AUTO)] * bool(self._cam_default) + [
+            (self._spatial_label(path), path) for path in spatial_layers(self.session.loaded)
+        ]
+        return options or [("auto (this model has no spatial layer)", AUTO)]
 
-        # --- method controls: linked to self.config -----------------------------------
-        self.method = widgets.ToggleButtons(
-            options=METHODS, tooltips=METHOD_TIPS, style={"button_width": "108px"}
-        )
-        self.method.add_class("cnnviz-ex-methods")
-        cam_options = [(f"auto: {self._cam_default} (the last conv layer)", AUTO)] * bool(
-            self._cam_default
-        ) + [(self._spatial_label(path), path) for path in spatial_layers(loaded)]
-        w, slider, number = "64px", widgets.FloatSlider, widgets.BoundedIntText
-        no_layer = [("auto (this model has no spatial layer)", AUTO)]
-        self.cam_layer = labeled(
-            widgets.Dropdown, "Layer", "340px", w, options=cam_options or no_layer
-        )
-        self.cam_layer.add_class("cnnviz-ex-cam-layer")
-        self.smooth_samples = labeled(
-            widgets.IntSlider, "samples", "340px", w, min=5, max=100, step=5,
-            continuous_update=False,
-        )  # fmt: skip
-        self.smooth_noise = labeled(
-            slider, "noise", "340px", w, min=0.0, max=0.5, step=0.05, continuous_update=False
-        )
-        self.patch = labeled(
-            number, "patch", "150px", w, min=1, max=4096,
-            tooltip="side of the hidden patch, in pixels",
-        )  # fmt: skip
-        self.stride = labeled(
-            number, "stride", "130px", "50px", min=1, max=4096,
-            tooltip="step between patches, in pixels",
-        )  # fmt: skip
-        self.patch_count = widgets.HTML()
-        self.patch_count.add_class("cnnviz-muted")
-        self.opacity = labeled(
-            slider, "opacity", "340px", w, min=0.0, max=1.0, step=0.05, readout_format=".2f"
-        )
-        self.opacity.add_class("cnnviz-ex-opacity")
-        self.weighted = widgets.Checkbox(
-            description="fade cold regions",
-            indent=False,
-            tooltip="scale the opacity by the heat, so unimportant regions show the image",
-            layout=widgets.Layout(width="150px"),
-        )
-        for name, control in (
-            ("method", self.method), ("cam_layer", self.cam_layer),
-            ("samples", self.smooth_samples), ("noise", self.smooth_noise),
-            ("patch", self.patch), ("stride", self.stride), ("opacity", self.opacity),
-            ("cmap", self.cmap), ("weighted", self.weighted),
-        ):  # fmt: skip
-            widgets.link((self.config, name), (control, "value"))
-
-        # --- layout ------------------------------------------------------------------
-        self.cam_box = widgets.VBox([self.cam_layer])
-        self.smooth_box = widgets.VBox([self.smooth_samples, self.smooth_noise])
-        self.occlusion_box = row(self.patch, self.stride, self.patch_count)
+    def _layout(self) -> list[widgets.Widget]:
         side = widgets.VBox(
             [
                 widgets.HTML('<div class="cnnviz-section">Top 5 predictions</div>'),
-                self.predictions_html,
+                self.top.html,
                 widgets.HTML('<div class="cnnviz-section">Explain</div>'),
-                self.class_note,
-                self.use_top,
-                self.class_search,
-                self.class_select,
-                self.method,
-                self.cam_box,
-                self.smooth_box,
-                self.occlusion_box,
+                self.top.note,
+                self.top.use_top,
+                self.picker.search,
+                self.picker.select,
+                self.settings.box,
                 self.opacity,
                 widgets.HBox([self.cmap, self.weighted], layout=widgets.Layout(grid_gap="8px")),
                 self.run_bar,
@@ -301,31 +247,31 @@ class ImageExplainer(Panel):
             [self.overlay.box, side],
             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", grid_gap="14px"),
         )
-        self.children = [
+        return [
             style_sheet(),
             style_sheet("image_explainer"),
             self.title,
             self.images.box,
-            self.source,
+            self.images.text,
             self.messages,
             body,
+            self.compare.box,
             *self.maps.children,
         ]
 
-        # --- wiring ------------------------------------------------------------------
+    def _wire(self) -> None:
         explain = self.guarded(self._on_method_control)
-        self.config.observe(
-            explain, names=["method", "cam_layer", "samples", "noise", "patch", "stride"]
-        )
+        names = ["method", "cam_layer", "samples", "noise", "patch", "stride", "params"]
+        self.config.observe(explain, names=names)
         self.config.observe(self.guarded(self._on_style), names=["opacity", "cmap", "weighted"])
-        self.use_top.on_click(self.guarded(lambda _: self.explain_top()))
-        self.fm_sort.observe(self.guarded(lambda _: self.render_features()), names="value")
+        self.top.use_top.on_click(self.guarded(lambda _: self.explain_top()))
+        self.maps.sort.observe(self.guarded(lambda _: self.render_features()), names="value")
         self.observe_session(self._on_session_layer, names=["layer"])
         self.observe_session(lambda _: self.maps.on_session_channel(), names=["channel"])
         self.observe_session(self._on_session_class, names=["class_index"])
-
-        self._update_method_controls()
         self.maps.sync_layer()
+
+    def _first_image(self, image: Any) -> None:
         first_error: BaseException | None = None
         if image is not None:
             try:
@@ -361,8 +307,8 @@ class ImageExplainer(Panel):
     def explain(self) -> Attribution | None:
         """Recompute the heatmap for the current image, class and method and draw it.
 
-        Occlusion and SmoothGrad may go to the background (see ``background``): then
-        this returns ``None`` at once and :meth:`wait` waits for the result."""
+        Long methods may go to the background (see ``background``): then this returns
+        ``None`` at once and :meth:`wait` waits for the result."""
         if self.image is None:
             return None
         if self.runner.running:  # this one runs when the job ends (an explanation stops)
@@ -371,14 +317,14 @@ class ImageExplainer(Panel):
                 self.runner.stop()
             return None
         method = self.config.method
-        if method in LONG_METHODS and self._in_background():
+        if method_info(method).long and self._in_background():
             return self._explain_in_background(method, self.class_select.value)
         return self._explain_now()
 
     def _explain_now(self) -> Attribution:
         method, target = self.config.method, self.class_select.value
         self.attribution = None
-        self._working(f"working… {esc(self._what(method))}")
+        self._working(f"working… {esc(self.settings.what(method))}")
         start = time.perf_counter()
         try:
             result = self._compute(method, target)
@@ -392,22 +338,15 @@ class ImageExplainer(Panel):
         self._show_result(result, time.perf_counter() - start)
         return result
 
-    def _what(self, method: str) -> str:
-        what = METHOD_NAMES[method]
-        if method == "occlusion":
-            what += f" ({self._patches()} patches)"
-        elif method == "smoothgrad":
-            what += f" ({int(self.config.samples)} noisy copies)"
-        return what
-
     def explain_top(self) -> None:
         """Explain the top prediction (and make it the session's class)."""
         if self.predictions is not None:
             self.class_select.value = self.predictions.class_index
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for a background explanation to end; ``True`` if none is going."""
-        return self.runner.wait(timeout)
+        """Wait for a background explanation (and a comparison) to end; ``True`` if none
+        is going."""
+        return self.runner.wait(timeout) and self.compare.wait(timeout)
 
     def stop(self) -> None:
         """Stop a background explanation after its current batch (the picture stays)."""
@@ -440,10 +379,10 @@ class ImageExplainer(Panel):
         return write_file(png_bytes(self.pixels.sent), path)
 
     def close(self) -> None:
-        """Stop a background explanation, then close the panel."""
-        runner = getattr(self, "runner", None)
-        if runner is not None:
-            runner.close()
+        """Stop the background work, then close the panel."""
+        for part in ("runner", "compare"):
+            if part in self.__dict__:
+                self.__dict__[part].close()
         super().close()
 
     # --- images -----------------------------------------------------------------------
@@ -475,82 +414,21 @@ class ImageExplainer(Panel):
         if errors:
             self.messages.show_error(errors[0])
 
-    @staticmethod
-    def _run_steps(steps: Any, task: Any = None) -> list[BaseException]:
-        """Each step on its own: a method that fails leaves the others shown."""
-        errors: list[BaseException] = []
-        for k, step in enumerate(steps):
-            if task is not None:
-                task.offer((k, len(steps)), k)
-            try:
-                step()
-            except Exception as err:
-                errors.append(err)
-            if task is not None:
-                task.check()
-        return errors
-
-    def _image_in_background(self, steps: Any) -> None:
-        """A new image on a large model: predictions, heatmap and feature maps in the
-        background (the first image also compiles the model's functions)."""
-        self.busy = True
-        self.run_bar.start(len(steps), "working… predictions, heatmap, feature maps")
-        start = time.perf_counter()
-
-        def paint(item: tuple[int, int], rate: float, text: bool) -> None:
-            done, total = item
-            what = ("predictions", "heatmap", "feature maps")[min(done, 2)]
-            self.progress.value = done
-            seconds = duration(time.perf_counter() - start)
-            self.status.value = f"working… {what} ({done + 1} of {total}) · {seconds}"
-
-        def finish(errors: list[BaseException] | None, error: BaseException | None) -> None:
-            self.busy = False
-            if isinstance(error, Stopped):
-                self.run_bar.end(self.progress.value, "warning", "stopped")
-                return
-            errors = [*(errors or []), *([error] if error is not None else [])]
-            if errors:
-                self.messages.show_error(errors[0])
-            text = self.status.value if self.attribution is not None else ""
-            self.run_bar.end(len(steps), "danger" if errors else "success", text)
-
-        self._job = "image"
-        self.runner.start(
-            lambda task: self._run_steps(steps, task),
-            paint=paint,
-            finish=finish,
-            after=self._after_background,
-        )
-
     def _predict(self) -> None:
         self.predictions = None
-        self.predictions_html.value = ""
+        self.top.html.value = ""
         k = min(TOP_K, self.session.n_classes or TOP_K)
         self.predictions = predict_top(self.session.loaded, self.image, k=k)
         self.picker.set([self.predictions.class_index])  # not written to the session
         self._show_predictions()
 
     def _reset_occlusion(self, shape: tuple[int, ...]) -> None:
-        patch, stride, _ = occlusion_grid(shape[0], shape[1])  # the engine's defaults
         self._quiet = True
         try:
-            self.patch.max = self.stride.max = max(shape[0], shape[1])
-            self.config.patch, self.config.stride = patch, stride
+            self.settings.reset_occlusion(shape)
         finally:
             self._quiet = False
-        self._update_patch_count()
-
-    def _patches(self) -> int:
-        h, w = self.image.shape[:2]
-        return occlusion_grid(h, w, self.config.patch, self.config.stride)[2]
-
-    def _update_patch_count(self) -> None:
-        try:
-            n = self._patches() if self.image is not None else None
-        except CnnvizError:
-            n = None
-        self.patch_count.value = "" if n is None else f"→ {n} patches, one forward pass each"
+        self.settings.update_patch_count()
 
     # --- explanation ------------------------------------------------------------------
 
@@ -561,68 +439,27 @@ class ImageExplainer(Panel):
             return bool(self.background)
         return max(self.image.shape[:2]) > LARGE_IMAGE
 
-    def _compute(self, method: str, target: int | None, progress: Any = None) -> Attribution:
-        """The engine's explanation; a long-run estimate becomes a note in the panel."""
+    def _compute(self, method: str, target: int | None, task: Any = None) -> Attribution:
+        """The engine's explanation as a job (driven here, or by the background task); a
+        long-run estimate becomes a note in the panel."""
         self._long_run = ""
-        with long_runs_to(lambda text: self._on_long_run(text, progress is not None)):
-            return self._engine_call(method, target, progress)
+        with long_runs_to(lambda text: self._on_long_run(text, task is not None)):
+            job = attribution_job(
+                self.session.loaded, self.image, method, target, **self.config.values(method)
+            )
+        if task is not None:
+            task.on_stop = job.stop
+        for p in job:
+            if task is not None and p.total and not p.final:
+                task.offer((p.done, p.total), p.done)
+        if job.result is None:
+            raise Stopped()
+        return job.result
 
     def _on_long_run(self, text: str, stoppable: bool) -> None:
         self._long_run = long_run_note(text, stoppable)
         self.messages.show_note(self._long_run)  # while it runs; kept with its result
         self._caveats = self.messages.value
-
-    def _engine_call(self, method: str, target: int | None, progress: Any) -> Attribution:
-        loaded, image, c = self.session.loaded, self.image, self.config
-        if method in ("grad_cam", "grad_cam++"):
-            layer = c.cam_layer or None
-            return grad_cam(loaded, image, target, layer=layer, plus_plus=method == "grad_cam++")
-        if method == "saliency":
-            return saliency(loaded, image, target)
-        if method == "smoothgrad":
-            return saliency(
-                loaded, image, target, smooth=c.samples, noise=c.noise, progress=progress
-            )
-        if method == "occlusion":
-            return occlusion(
-                loaded, image, target, patch=c.patch, stride=c.stride, progress=progress
-            )
-        raise CnnvizError(f"unknown method {method!r}: use one of {', '.join(METHOD_NAMES)}")
-
-    def _explain_in_background(self, method: str, target: int | None) -> None:
-        image = self.image
-        total = self._patches() if method == "occlusion" else int(self.config.samples)
-        unit, units = ("patch", "patches") if method == "occlusion" else ("sample", "samples")
-        self.busy = True
-        self.run_bar.start(total, f"working… {esc(self._what(method))}")
-        start = time.perf_counter()
-
-        def paint(item: tuple[int, int], rate: float, text: bool) -> None:
-            done, total = item
-            self.run_bar.show_step(done, total, rate, time.perf_counter() - start, unit, units)
-
-        def finish(result: Attribution | None, error: BaseException | None) -> None:
-            self.busy = False
-            if isinstance(error, Stopped) or self.image is not image:
-                shown = "the picture shown is the previous one"
-                self.run_bar.end(self.progress.value, "warning", f"stopped; {shown}")
-            elif error is not None:
-                self.run_bar.end(self.progress.value, "danger", "failed: see the message")
-                self.attribution = None
-                self.overlay.show_plain(self.image)
-                self.messages.show_error(error)
-            else:
-                self.run_bar.end(total, "success", "")
-                self._show_result(result, time.perf_counter() - start)
-
-        self._job = "explain"
-        self.runner.start(
-            lambda task: self._compute(method, target, progress=task.progress),
-            paint=paint,
-            finish=finish,
-            after=self._after_background,
-        )
-        return None
 
     def _after_background(self) -> None:
         if self._pending_maps:
@@ -635,9 +472,8 @@ class ImageExplainer(Panel):
     def _show_result(self, result: Attribution, seconds: float) -> None:
         self.attribution = result
         self.draw_overlay()
-        self.status.value = (
-            f"{esc(METHOD_NAMES[result.method])} computed in {seconds * 1000:.0f} ms"
-        )
+        label = method_info(result.method).label
+        self.status.value = f"{esc(label)} computed in {seconds * 1000:.0f} ms"
         self._show_predictions()
         caveats = [esc(n) for n in result.notes if n not in self.image_notes]
         if self._long_run:  # this explanation's estimate stays with it
@@ -656,50 +492,14 @@ class ImageExplainer(Panel):
         self.status.value = text
 
     def _show_predictions(self) -> None:
-        p = self.predictions
-        if p is None:
-            self.predictions_html.value = self.class_note.value = ""
-            self.use_top.layout.display = "none"
-            return
-        picked = self.class_select.value
-        rows = []
-        for rank, (index, name, prob) in enumerate(p, 1):
-            label = name if name is not None else f"class {index}"
-            cls = ' class="cnnviz-top-picked"' if index == picked else ""
-            width = max(0.0, min(100.0, prob * 100))
-            rows.append(
-                f"<tr{cls}><td>{rank}.</td>"
-                f'<td class="cnnviz-top-name" title="{esc(label)} (index {index})">'
-                f"{esc(label)}</td>"
-                f'<td><div class="cnnviz-top-track"><div class="cnnviz-top-bar" '
-                f'style="width: {width:.1f}%"></div></div></td>'
-                f'<td class="cnnviz-top-p">{percent(prob)}</td></tr>'
-            )
-        self.predictions_html.value = f'<table class="cnnviz-top">{"".join(rows)}</table>'
-        top, top_p = p.class_index, float(p.probabilities[0])
-        top_name = esc(self.picker.name(top))
-        if picked is None or picked == top:
-            self.class_note.value = (
-                f"Explaining <b>{top_name}</b>, the top prediction ({percent(top_p)})."
-            )
-            self.use_top.layout.display = "none"
-        else:
-            self.class_note.value = (
-                f'<span class="cnnviz-ex-other-class">Explaining <b>'
-                f"{esc(self.picker.name(picked))}</b> (the class picked in the session), not "
-                f"the top prediction <b>{top_name}</b> ({percent(top_p)}).</span>"
-            )
-            self.use_top.layout.display = None
-
-    def _update_method_controls(self) -> None:
-        method = self.config.method
-        self.cam_box.layout.display = None if method.startswith("grad_cam") else "none"
-        self.smooth_box.layout.display = None if method == "smoothgrad" else "none"
-        self.occlusion_box.layout.display = None if method == "occlusion" else "none"
+        self.top.show(self.predictions, self.class_select.value)
 
     def _spatial_label(self, path: str) -> str:
         shape = self.session.table.row(path).output_shape
         return f"{path} · " + "×".join(str(d) for d in shape[1:])
+
+    def _compare_context(self) -> tuple:
+        return self.session.loaded, self.image, self.class_select.value, self.config.values
 
     # --- callbacks --------------------------------------------------------------------
 
@@ -717,8 +517,6 @@ class ImageExplainer(Panel):
             self._writing = False
 
     def _on_method_control(self, change: dict) -> None:
-        self._update_method_controls()
-        self._update_patch_count()
         if self._quiet:
             return
         self.explain()

@@ -12,6 +12,7 @@ checked against their ranges) and hands the compute function a :class:`Run`;
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -277,13 +278,16 @@ def _finish(record: Method, run: Run, checked: dict) -> Attribution:
 def attribution_job(model, image, method: str = "grad_cam", target=None, **params) -> Job:
     """:func:`explain` as a :class:`~cnnviz_widgets.engine.jobs.Job`: iterate it (or
     ``job.run()``) for progress; ``job.stop()`` ends it after the current batch, and then
-    ``job.result`` is ``None``.  The arguments are checked here, before the job starts."""
+    ``job.result`` is ``None``.  The arguments are checked here, before the job starts;
+    the work runs in the caller's context as it is now (e.g. a panel's
+    ``budget.long_runs_to`` handler), though in the job's thread."""
     record, run, checked = _open(model, image, method, target, params)
+    context = contextvars.copy_context()
 
     def work(report, stopping):
         run.report, run.stopping = report, stopping
         try:
-            return _finish(record, run, checked)
+            return context.run(_finish, record, run, checked)
         except Stopped:
             return None
 
