@@ -38,10 +38,10 @@ def _png(rgba: np.ndarray, target: int) -> bytes:
     return png_bytes(zoom_nearest(rgba, fit_zoom(rgba.shape, target, nearest=True)))
 
 
-def correlation_svg(result: Randomization, width: int = 420, height: int = 190) -> str:
+def correlation_svg(result: Randomization, width: int = 470, height: int = 200) -> str:
     """An SVG line chart: each method's rank correlation with its original map after each
     randomization step (x: the layers, top down; y: -1..1)."""
-    left, right, top, bottom = 36, 110, 10, 38
+    left, right, top, bottom = 36, 150, 10, 38
     n = len(result.steps)
     pw, ph = width - left - right, height - top - bottom
 
@@ -112,7 +112,7 @@ class CompareView:
         )  # fmt: skip
         self.baseline = widgets.Dropdown(
             options=list(BASELINES), value="blur", description="deleted pixels become",
-            style={"description_width": "140px"}, layout=widgets.Layout(width="220px"),
+            style={"description_width": "150px"}, layout=widgets.Layout(width="250px"),
         )  # fmt: skip
         self.compare_button = widgets.Button(
             description="Compare", icon="columns", button_style="primary",

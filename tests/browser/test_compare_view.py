@@ -43,7 +43,9 @@ def test_compare_and_sanity_check_in_the_page(lab, browser_context, tmp_path):
     page.locator(f"{COMPARE} .cnnviz-ex-curve polyline").nth(len(METHODS) - 1).wait_for(
         timeout=300_000
     )
-    page.wait_for_timeout(500)  # the last images decode
+    page.set_viewport_size({"width": 1360, "height": 2400})  # the whole view on screen
+    page.locator(COMPARE).scroll_into_view_if_needed()
+    page.wait_for_timeout(800)  # the last images decode
     folders = [tmp_path] + ([REPO / "docs"] if os.environ.get("CNNVIZ_SCREENSHOTS") else [])
     for folder in folders:
         page.locator(COMPARE).screenshot(path=str(folder / "compare_view.png"))
