@@ -61,8 +61,10 @@ app: $(STAMP_APP)
 	$(BIN)/voila notebooks/app.ipynb $(NO_SCREEN)
 
 # The site (mkdocs.yml) into site/; --strict: a broken link or reference is an error.
+# (Material's banner about its successor says nothing about this site: keep it quiet.)
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 docs: $(STAMP_DOCS)
-	$(BIN)/mkdocs build --strict --quiet
+	$(MKDOCS) build --strict --quiet
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check $(LINT_FILES)
@@ -73,5 +75,5 @@ format: $(STAMP_TEST)
 	$(BIN)/ruff format $(LINT_FILES)
 
 test: lint
-	$(BIN)/mkdocs build --strict --quiet
+	$(MKDOCS) build --strict --quiet
 	$(BIN)/python -m pytest

@@ -43,7 +43,5 @@ def on_files(files: Files, config) -> Files:
             raise PluginError(f"{path}: the exercises' solutions are not published")
         if not (ROOT / path).is_file():
             raise PluginError(f"mkdocs.yml names {path}, which does not exist")
-        files.append(
-            File(path, str(ROOT), config["site_dir"], config["use_directory_urls"])
-        )
+        files.append(File(path, str(ROOT), config["site_dir"], config["use_directory_urls"]))
     return files
