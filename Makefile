@@ -61,18 +61,23 @@ app: $(STAMP_APP)
 	$(BIN)/voila notebooks/app.ipynb $(NO_SCREEN)
 
 # The site (mkdocs.yml) into site/; --strict: a broken link or reference is an error.
-# (Material's banner about its successor says nothing about this site: keep it quiet.)
-MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+# scripts/build_docs.py is the mkdocs command without one slow import (see there); Material's
+# banner about its successor says nothing about this site: keep it quiet.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/python scripts/build_docs.py
 docs: $(STAMP_DOCS)
 	$(MKDOCS) build --strict --quiet
 
 lint: $(STAMP_TEST)
-	$(BIN)/ruff check $(LINT_FILES)
-	$(BIN)/ruff format --check $(LINT_FILES)
+	@echo "$(BIN)/ruff check <$(words $(LINT_FILES)) tracked files>"
+	@$(BIN)/ruff check $(LINT_FILES)
+	@echo "$(BIN)/ruff format --check <$(words $(LINT_FILES)) tracked files>"
+	@$(BIN)/ruff format --check $(LINT_FILES)
 
 format: $(STAMP_TEST)
-	$(BIN)/ruff check --fix $(LINT_FILES)
-	$(BIN)/ruff format $(LINT_FILES)
+	@echo "$(BIN)/ruff check --fix <$(words $(LINT_FILES)) tracked files>"
+	@$(BIN)/ruff check --fix $(LINT_FILES)
+	@echo "$(BIN)/ruff format <$(words $(LINT_FILES)) tracked files>"
+	@$(BIN)/ruff format $(LINT_FILES)
 
 test: lint
 	$(MKDOCS) build --strict --quiet
