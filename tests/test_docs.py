@@ -122,3 +122,17 @@ def test_the_readme_is_short_names_the_test_command_and_links_to_existing_files(
     assert targets, "the README links nowhere"
     broken = [t for t in targets if "://" not in t and not (ROOT / t).exists()]
     assert not broken, broken
+
+
+def test_the_api_reference_reads_the_docstrings_sphinx_roles_as_code():
+    pytest.importorskip("griffe", reason="the API reference needs pip install '.[docs]'")
+    spec = importlib.util.spec_from_file_location(
+        "griffe_rst_roles", ROOT / "scripts/griffe_rst_roles.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = "Runs :func:`optimize` on a :class:`~cnnviz_widgets.session.Session`. Example::\n"
+    assert module.markdown_docstring(text) == "Runs `optimize` on a `Session`. Example:\n"
+    # the package's docstrings: nothing of those roles is left after the rewrite
+    doc = module.markdown_docstring(cw.visualize.__doc__)
+    assert ":class:" in cw.visualize.__doc__ and ":class:" not in doc
