@@ -4,7 +4,7 @@ The same command line as ``mkdocs``.  mkdocs-jupyter imports nbformat, which imp
 jsonschema, which imports ``rfc3987_syntax`` when it is installed (Jupyter installs it) and
 builds three Earley parsers there: about a third of the CPU time of the whole docs build.
 jsonschema goes without it (it only checks the "iri" string format, which no notebook
-uses), as the local Ray start does (``engine/dataset/distributed.py``).  The measured
+uses), as the local Ray start does (``engine/dataset/ray_pool.py``).  The measured
 build times are in docs/benchmarks.md ("The documentation site").
 """
 

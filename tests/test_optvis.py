@@ -9,7 +9,8 @@ import tensorflow as tf
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
-from cnnviz_widgets.engine.optvis import core as optvis
+from cnnviz_widgets.engine import optvis
+from cnnviz_widgets.engine.optvis import step
 
 from .helpers import BF16_QUALITY, assert_same_state, model_state
 
@@ -119,7 +120,7 @@ def test_presets_run(shapes, preset):
 
 def test_logits_are_read_without_changing_the_model(shapes):
     """The class logit is the input of the softmax: softmax(our logits) == the output."""
-    compiled = optvis._compiled(
+    compiled = step.compiled_step(
         shapes, obj.class_logit(0), cw.Pixels(), cw.Transforms(), 1, (64, 64, 3)
     )
     x = cw.generate_shapes(4, seed=2).images

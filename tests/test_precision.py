@@ -14,9 +14,9 @@ import pytest
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
+from cnnviz_widgets.engine import optvis
 from cnnviz_widgets.engine.attribution import methods as attribution
 from cnnviz_widgets.engine.model import precision
-from cnnviz_widgets.engine.optvis import core as optvis
 from cnnviz_widgets.errors import CnnvizError
 
 from .helpers import assert_same_state, model_state
