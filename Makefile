@@ -61,11 +61,12 @@ app: $(STAMP_APP)
 	$(BIN)/voila notebooks/app.ipynb $(NO_SCREEN)
 
 # The site (mkdocs.yml) into site/; --strict: a broken link or reference is an error.
+# Never with --quiet: mkdocs 1.6 then stops counting warnings, and --strict passes them.
 # scripts/build_docs.py is the mkdocs command without one slow import (see there); Material's
 # banner about its successor says nothing about this site: keep it quiet.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/python scripts/build_docs.py
 docs: $(STAMP_DOCS)
-	$(MKDOCS) build --strict --quiet
+	$(MKDOCS) build --strict
 
 lint: $(STAMP_TEST)
 	@echo "$(BIN)/ruff check <$(words $(LINT_FILES)) tracked files>"
@@ -80,5 +81,5 @@ format: $(STAMP_TEST)
 	@$(BIN)/ruff format $(LINT_FILES)
 
 test: lint
-	$(MKDOCS) build --strict --quiet
+	$(MKDOCS) build --strict
 	$(BIN)/python -m pytest

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -136,3 +137,16 @@ def test_the_api_reference_reads_the_docstrings_sphinx_roles_as_code():
     # the package's docstrings: nothing of those roles is left after the rewrite
     doc = module.markdown_docstring(cw.visualize.__doc__)
     assert ":class:" in cw.visualize.__doc__ and ":class:" not in doc
+
+
+def test_make_builds_the_docs_strictly_in_the_test_command():
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    for target in ("test", "docs"):
+        planned = subprocess.run(
+            ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+        build = [line for line in planned.splitlines() if " build " in line]
+        assert build, f"make {target} does not build the docs"
+        # --quiet hides the warnings from mkdocs' own count: --strict would pass them
+        assert "--strict" in build[0] and "--quiet" not in build[0], build[0]
