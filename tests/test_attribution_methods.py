@@ -225,7 +225,7 @@ def test_score_cam_batched_equals_a_plain_loop_over_channels(shapes, images):
     np.testing.assert_allclose(r.raw, ref, rtol=1e-4, atol=1e-6)
 
 
-def test_score_cam_inside_a_nested_model(images):
+def test_methods_inside_a_nested_model(images):
     flat = cw.load_model("shapes").model
     base = keras.Model(flat.input, flat.get_layer("conv4").output, name="base")
     outer = keras.Sequential(
@@ -236,6 +236,13 @@ def test_score_cam_inside_a_nested_model(images):
     ref = cw.explain(flat, img, "score_cam", precision="float32")
     assert nested.layer == "base/conv4"
     np.testing.assert_allclose(nested.raw, ref.raw, rtol=1e-4, atol=1e-6)
+    for name, kw in [("guided_backprop", {}), ("layer_cam", {"layer": "conv3"})]:
+        ref = cw.explain(flat, img, name, **kw)
+        kw = {"layer": "base/conv3"} if kw else {}
+        nested = cw.explain(outer, img, name, **kw)
+        np.testing.assert_allclose(
+            nested.raw, ref.raw, rtol=1e-4, atol=1e-6 * np.abs(ref.raw).max()
+        )
 
 
 # --------------------------------------------------------------------------------- RISE
