@@ -26,18 +26,28 @@ from .ex04_two_models import (
     filter_roughness,
     object_saliency_share,
 )
+from .ex05_trust import (
+    TRUST_METHODS,
+    check_top_layer_blind,
+    check_trustworthy,
+    randomization_scores,
+)
 
 __all__ = [
+    "TRUST_METHODS",
     "CheckResult",
     "check_convolution_value",
     "check_object_saliency",
     "check_pre_activation",
     "check_receptive_field",
     "check_smoother_filters",
+    "check_top_layer_blind",
+    "check_trustworthy",
     "check_vertical_edge_filter",
     "edge_image",
     "edge_responses",
     "filter_roughness",
     "object_saliency_share",
+    "randomization_scores",
     "receptive_field_mask",
 ]
