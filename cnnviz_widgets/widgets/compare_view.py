@@ -182,6 +182,8 @@ class CompareView:
                 if key not in self._cache:
                     job = attribution_job(loaded, image, name, target, **settings)
                     task.on_stop = job.stop
+                    if task.stopping:  # Stop pressed before this job could hear it
+                        job.stop()
                     for _ in job:
                         pass
                     if job.result is None:
@@ -249,6 +251,8 @@ class CompareView:
 
         def work(task):
             task.on_stop = job.stop
+            if task.stopping:  # Stop pressed before the job could hear it
+                job.stop()
             for p in job:
                 if p.total:
                     task.offer((p.done, p.total), p.done)

@@ -449,6 +449,8 @@ class ImageExplainer(BackgroundWork, Panel):
             )
         if task is not None:
             task.on_stop = job.stop
+            if task.stopping:  # Stop pressed before the job could hear it
+                job.stop()
         for p in job:
             if task is not None and p.total and not p.final:
                 task.offer((p.done, p.total), p.done)

@@ -5,22 +5,24 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine import Attribution
+from ..engine import Attribution, method_info
 from ..engine.layers.filters import to_rgba
+from ..errors import CnnvizError
 from .canvas import PixelCanvas
 from .common import esc
 from .pictures import fit_zoom, opaque_rgba
 
 OVERLAY_TARGET = 256  # CSS pixels the overlay's longer side aims for (small images)
-METHOD_NAMES = {
-    "grad_cam": "Grad-CAM",
-    "grad_cam++": "Grad-CAM++",
-    "saliency": "Saliency",
-    "smoothgrad": "SmoothGrad",
-    "occlusion": "Occlusion",
-}
 
-__all__ = ["METHOD_NAMES", "OverlayView", "colorbar_css", "overlay_zoom", "percent"]
+__all__ = ["OverlayView", "colorbar_css", "method_label", "overlay_zoom", "percent"]
+
+
+def method_label(name: str) -> str:
+    """A registered method's label (``"Grad-CAM"``), or the name itself."""
+    try:
+        return method_info(name).label
+    except CnnvizError:
+        return name
 
 
 def overlay_zoom(shape: tuple[int, ...], target: int = OVERLAY_TARGET) -> int:
@@ -88,11 +90,14 @@ class OverlayView:
             extra = f" · patch {result.patch}, stride {result.stride}"
         elif result.method == "smoothgrad":
             extra = f" · {result.samples} samples, noise {result.noise:g}"
+        elif result.params:
+            shown = [f"{k} {v}" for k, v in result.params.items() if k != "layer" and v is not None]
+            extra = f" · {esc(', '.join(shown))}" if shown else ""
         h, w = result.heatmap.shape
         zoom = self.pixels.zoom
         size = f"{w}×{h} px" + (f", shown {zoom}× larger" if zoom > 1 else "")
         return (
-            f"<b>{esc(METHOD_NAMES.get(result.method, result.method))}</b> for "
+            f"<b>{esc(method_label(result.method))}</b> for "
             f"<b>{esc(name)}</b> (p = {percent(result.probability)}){where}{extra}"
             f'<br><span class="cnnviz-muted">{size}</span>'
         )
