@@ -279,3 +279,14 @@ def test_a_long_method_as_a_job_reports_and_stops(shapes, images):
     assert job.stopped and job.result is None and job.error is None
     with pytest.raises(cw.CnnvizError, match="masks must be"):
         cw.attribution_job(shapes, images[0][0], "rise", masks=0)  # checked before it runs
+
+
+def test_forward_heavy_methods_take_a_precision(shapes, images):
+    img = images[0][1]
+    for name, kw in [("score_cam", {}), ("rise", {"masks": 200})]:
+        exact = cw.explain(shapes, img, name, precision="float32", **kw)
+        fast = cw.explain(shapes, img, name, precision="bfloat16", **kw)
+        assert (exact.precision, fast.precision) == ("float32", "bfloat16")
+        assert np.corrcoef(exact.heatmap.ravel(), fast.heatmap.ravel())[0, 1] > 0.99
+    with pytest.raises(cw.CnnvizError, match="unknown precision 'fp8'"):
+        cw.explain(shapes, img, "rise", precision="fp8")
