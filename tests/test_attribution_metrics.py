@@ -146,3 +146,15 @@ def test_randomization_refuses_shared_layers_and_unknown_layers(data):
         cw.randomization_test(model, batch.images[0], ["saliency"])
     with pytest.raises(cw.CnnvizError, match="cannot randomize 'gap'"):
         cw.randomization_test("shapes", batch.images[0], ["saliency"], layers=["gap"])
+
+
+def test_spearman_equals_scipy_with_ties():
+    stats = pytest.importorskip("scipy.stats")
+    from cnnviz_widgets.engine.attribution.randomization import spearman
+
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        a = np.round(rng.random((16, 16)), 1)  # many ties
+        b = np.maximum(a + rng.normal(0, 0.3, a.shape), 0)  # ReLU'd: ties at 0
+        assert spearman(a, b) == pytest.approx(stats.spearmanr(a.ravel(), b.ravel())[0], abs=1e-12)
+    assert spearman(np.ones((4, 4)), rng.random((4, 4))) == 0.0
