@@ -16,7 +16,7 @@ from ..model.loading import LoadedModel
 from ..model.precision import model_in, resolve
 from ..model.scoring import INT, AttributionFns, Net, cached_fns, image_spec, pick_class, unit
 from .gradients import batch_gradients, gradient_heat, rule_twin
-from .methods import _batch_for, _cam_layer, _even_batch, _explained, _predict_fns, grad_cam
+from .methods import batch_for, cam_layer, even_batch, explained, grad_cam, predict_fns
 from .registry import Method, Param, Run, register
 from .results import Attribution, GradCam
 
@@ -97,7 +97,7 @@ def _cam_result(run, used, logits, probs, choice, raw, path, weights, notes) -> 
     heat = unit(np.maximum(upsample(raw, run.image.shape[:2]), 0.0))
     if not heat.any():
         notes.append(f"no positive evidence for class {used} at {path!r}: the map is all zero")
-    return _explained(
+    return explained(
         GradCam, run.loaded, used, logits, probs, choice, heatmap=heat,
         raw=raw.astype(np.float32), image=run.image, method="", layer=path, notes=notes,
         weights=None if weights is None else weights.astype(np.float32),
@@ -106,14 +106,14 @@ def _cam_result(run, used, logits, probs, choice, raw, path, weights, notes) -> 
 
 # ----------------------------------------------------------------------------- Score-CAM
 def _score_cam(run: Run, layer=None, batch_size=None, precision="auto") -> Attribution:
-    path = _cam_layer(run.loaded, layer)
+    path = cam_layer(run.loaded, layer)
     a, _, logits, probs, used = layer_gradients(run.loaded, run.image, path, run.target)
     k = a.shape[-1]
     up = upsample(a, run.image.shape[:2])  # (H, W, K)
     lo, hi = up.min(axis=(0, 1)), up.max(axis=(0, 1))
     masks = np.divide(up - lo, hi - lo, out=np.zeros_like(up), where=hi > lo)
     masks = np.ascontiguousarray(np.moveaxis(masks, -1, 0))  # (K, H, W)
-    per_call = _even_batch(k, int(batch_size) if batch_size else _batch_for(run.image))
+    per_call = even_batch(k, int(batch_size) if batch_size else batch_for(run.image))
     choice = resolve(run.loaded, precision, "forward", batch=per_call)
     fns = _layer_fns(model_in(run.loaded, choice.precision), path)
     x, cls = tf.constant(run.image[None], tf.float32), tf.constant(used, tf.int32)
@@ -138,7 +138,7 @@ register(Method(
 
 # ----------------------------------------------------------------------------- Layer-CAM
 def _layer_cam(run: Run, layer=None, precision="float32") -> Attribution:
-    path = _cam_layer(run.loaded, layer)
+    path = cam_layer(run.loaded, layer)
     choice = resolve(run.loaded, precision, "optimize", exact=True)
     runner = model_in(run.loaded, choice.precision)
     a, g, logits, probs, used = layer_gradients(runner, run.image, path, run.target)
@@ -158,7 +158,7 @@ register(Method(
 def _guided_grad_cam(run: Run, layer=None, precision="float32") -> Attribution:
     cam = _grad_cam(run, layer, False, precision)
     twin, count = rule_twin(model_in(run.loaded, cam.precision), "guided")
-    _predict_fns(twin)  # the twin's notes match the model's
+    predict_fns(twin)  # the twin's notes match the model's
     g = batch_gradients(twin, run.image[None], cam.class_index)[0]
     raw = g * cam.heatmap[..., None]
     cam.raw, cam.heatmap = raw.astype(np.float32), gradient_heat(raw, "abs_max")

@@ -23,7 +23,7 @@ from ..model.internals import image_input, share_weights
 from ..model.loading import LoadedModel
 from ..model.precision import model_in, resolve
 from ..model.scoring import INT, AttributionFns, Net, cached_fns, unit
-from .methods import _batch_for, _even_batch, _explained, _fill_image, _predict_fns, saliency
+from .methods import batch_for, even_batch, explained, fill_image, predict_fns, saliency
 from .registry import Method, Param, Run, register
 from .results import Attribution, Saliency
 
@@ -75,14 +75,14 @@ def _start(run: Run, precision: str, per_call: int, exact: bool):
     """The model to run (its precision resolved), the class and the clean image's scores."""
     choice = resolve(run.loaded, precision, "optimize", batch=per_call, exact=exact)
     runner = model_in(run.loaded, choice.precision)
-    logits, probs = (t.numpy() for t in _predict_fns(runner).predict(run.image[None]))
+    logits, probs = (t.numpy() for t in predict_fns(runner).predict(run.image[None]))
     used = int(np.argmax(logits)) if run.target < 0 else run.target
     return runner, choice, used, logits, probs
 
 
 def _result(run, runner, choice, used, logits, probs, raw, heat, note="") -> Attribution:
     notes = run.notes + _batch_fns(runner).notes + ([note] if note else [])
-    return _explained(
+    return explained(
         Saliency, run.loaded, used, logits, probs, choice,
         heatmap=heat, raw=raw.astype(np.float32), image=run.image, method="", notes=notes,
     )  # fmt: skip
@@ -101,7 +101,7 @@ def _in_batches(run: Run, runner, used: int, xs_of, n: int, per_call: int, each)
 
 
 def _per_call(run: Run, limit: int, n: int) -> int:
-    return _even_batch(n, _batch_for(run.image, limit))
+    return even_batch(n, batch_for(run.image, limit))
 
 
 # ------------------------------------------------------------------ saliency, SmoothGrad
@@ -136,7 +136,7 @@ register(Method(
 # ------------------------------------------------------------------ Integrated Gradients
 def _integrated_gradients(run: Run, steps=64, baseline="black", precision="auto") -> Attribution:
     img = run.image
-    base, base_name = _fill_image(img, baseline, max(2, round(min(img.shape[:2]) / 8)))
+    base, base_name = fill_image(img, baseline, max(2, round(min(img.shape[:2]) / 8)))
     n = steps + 1  # the trapezoidal rule on alpha = 0, 1/steps, ..., 1
     per_call = _per_call(run, 32, n)
     budget.check_smoothgrad(run.loaded.model, img, n, per_call)

@@ -593,3 +593,8 @@ def occlusion(
         base_score=base,
         score_kind=score,
     )
+
+
+# shared with the other modules of the package (gradients, cams, perturbation, metrics)
+batch_for, even_batch, explained, predict_fns = _batch_for, _even_batch, _explained, _predict_fns
+cam_layer, fill_image, blur = _cam_layer, _fill_image, _blur

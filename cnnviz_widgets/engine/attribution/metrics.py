@@ -27,7 +27,7 @@ from ..model.scoring import (
     prepare_image,
     target_class,
 )
-from .methods import _batch_for, _blur, _even_batch, _predict_fns
+from .methods import batch_for, blur, even_batch, predict_fns
 from .results import Attribution
 
 __all__ = [
@@ -120,7 +120,7 @@ def _open(model, image, saliency, target):
         )
     c = target_class(loaded, c, class_count(loaded.model))
     if c < 0:
-        logits, _ = _predict_fns(loaded).predict(img[None])
+        logits, _ = predict_fns(loaded).predict(img[None])
         c = int(np.argmax(logits))
     return loaded, img, np.asarray(heat, np.float32), c
 
@@ -138,7 +138,7 @@ def saliency_map(result: Attribution) -> np.ndarray:
 def _baseline(img: np.ndarray, baseline) -> np.ndarray:
     if isinstance(baseline, str):
         if baseline == "blur":
-            return _blur(img, max(1.0, min(img.shape[:2]) / 16))
+            return blur(img, max(1.0, min(img.shape[:2]) / 16))
         if baseline == "mean":
             return np.broadcast_to(img.mean(axis=(0, 1)), img.shape).astype(np.float32)
         if baseline == "zero":
@@ -170,7 +170,7 @@ def _curve(kind, model, image, saliency, target, steps, baseline, score, batch_s
     start, end = (img, base) if kind == "deletion" else (base, img)
     fns = _curve_fns(model_in(loaded, resolve(loaded, precision, "forward").precision))
     n = len(counts)
-    per_call = _even_batch(n, int(batch_size) if batch_size else _batch_for(img))
+    per_call = even_batch(n, int(batch_size) if batch_size else batch_for(img))
     args = (tf.constant(start[None]), tf.constant(end[None]), tf.constant(_ranks(heat)))
     out = np.empty(n, np.float32)
     for s in range(0, n, per_call):
@@ -275,7 +275,7 @@ def mu_fidelity(
     masks = cells[:, ys][:, :, xs]  # (n, H, W)
     base = _baseline(img, baseline)
     fns = _curve_fns(model_in(loaded, resolve(loaded, precision, "forward").precision))
-    per_call = _even_batch(len(masks), _batch_for(img))
+    per_call = even_batch(len(masks), batch_for(img))
     x, b, cls = tf.constant(img[None]), tf.constant(base[None]), tf.constant(c)
     p0, lg0 = fns.masked(x, b, tf.zeros((1, h, w)), cls)
     full = float((p0 if score == "probability" else lg0).numpy()[0])

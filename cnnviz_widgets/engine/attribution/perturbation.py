@@ -9,7 +9,7 @@ from ..model.internals import image_input
 from ..model.loading import LoadedModel
 from ..model.precision import model_in, resolve
 from ..model.scoring import INT, AttributionFns, Net, cached_fns, image_spec, unit
-from .methods import _batch_for, _even_batch, _explained, _predict_fns, occlusion
+from .methods import batch_for, even_batch, explained, occlusion, predict_fns
 from .registry import Method, Param, Run, register
 from .results import Attribution
 
@@ -83,10 +83,10 @@ def _rise(
     run: Run, masks=1000, cells=7, keep=0.5, seed=0, batch_size=None, precision="auto"
 ) -> Attribution:
     img = run.image
-    per_call = _even_batch(masks, int(batch_size) if batch_size else _batch_for(img))
+    per_call = even_batch(masks, int(batch_size) if batch_size else batch_for(img))
     choice = resolve(run.loaded, precision, "forward", batch=per_call)
     runner = model_in(run.loaded, choice.precision)
-    logits, probs = (t.numpy() for t in _predict_fns(runner).predict(img[None]))
+    logits, probs = (t.numpy() for t in predict_fns(runner).predict(img[None]))
     used = int(np.argmax(logits)) if run.target < 0 else run.target
     grids, shifts = rise_masks(masks, img.shape[:2], cells, keep, seed)
     fns = _rise_fns(runner, cells)
@@ -101,7 +101,7 @@ def _rise(
     lo = float(raw.min())
     heat = unit(raw - lo)
     notes = run.notes + fns.notes + [f"{masks} masks of {cells}x{cells} cells, seed {seed}"]
-    return _explained(
+    return explained(
         Attribution, run.loaded, used, logits, probs, choice, heatmap=heat, raw=raw,
         image=img, method="", notes=notes,
     )  # fmt: skip

@@ -22,7 +22,7 @@ from ..jobs import Job
 from ..model.internals import class_count, iter_layers
 from ..model.loading import LoadedModel, as_loaded
 from ..model.scoring import prepare_image, target_class
-from .methods import _predict_fns
+from .methods import predict_fns
 from .metrics import saliency_map
 from .registry import Stopped, explain, method_info
 
@@ -190,7 +190,7 @@ def randomization_test(
     img, _ = prepare_image(loaded, image)
     c = target_class(loaded, target, class_count(loaded.model))
     if c < 0:
-        c = int(np.argmax(_predict_fns(loaded).predict(img[None])[0].numpy()))
+        c = int(np.argmax(predict_fns(loaded).predict(img[None])[0].numpy()))
     copy = model_copy(loaded)
     order = list(layers) if layers is not None else weighted_layers(copy.model)
     known = set(weighted_layers(copy.model))
