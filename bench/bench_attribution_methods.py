@@ -167,7 +167,9 @@ def against_quantus(loaded, img, r, rounds, steps):
         print(" (quantus not installed: pip install quantus==0.6.0)")
         return
     h, w, ch = img.shape
-    fis = h * w * ch // steps  # Quantus flips channel entries: `steps` passes in all
+    # Quantus flips channel entries, `features_in_step` (a divisor of H * W) at a time:
+    # `steps` passes in all (a multiple of the channels)
+    fis = h * w // (steps // ch)
     heat = saliency_map(r).astype(np.float32)
     metric = quantus.PixelFlipping(
         features_in_step=fis, perturb_baseline=0.0, normalise=False, disable_warnings=True
@@ -227,9 +229,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-vgg", action="store_true")
+    parser.add_argument("--vgg-quantus", action="store_true", help="only VGG16 vs Quantus")
     args = parser.parse_args()
     rounds = 3
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, load {load():.1f}")
+    if args.vgg_quantus:
+        keras.utils.set_random_seed(0)
+        vgg = cw.load_model("vgg16", weights=None)
+        big = np.random.default_rng(0).random((224, 224, 3)).astype(np.float32)
+        against_quantus(vgg, big, cw.grad_cam(vgg, big), rounds, 48)
+        return
     shapes = cw.load_model("shapes")
     img = cw.generate_shapes(1, seed=7).images[0]
     small = dict(rise=1000, ig=64, curve=32, mu=128)
@@ -245,7 +254,7 @@ def main():
     if args.quick:
         sizes = dict(rise=40, ig=16, curve=16, mu=32, layer="block1_conv2")  # 64 channels
     r = section(vgg, big, rounds, sizes)
-    against_quantus(vgg, big, r, rounds, 16)
+    against_quantus(vgg, big, r, rounds, 48)
 
 
 if __name__ == "__main__":
