@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..layers.filters import heat_rgba, overlay_rgba
+from ..results_io import Keepable
 
 __all__ = [
     "Attribution",
@@ -19,7 +20,7 @@ __all__ = [
 
 
 @dataclass
-class Attribution:
+class Attribution(Keepable):
     """Where in the image the evidence for one class is.
 
     Attributes:
@@ -137,7 +138,7 @@ class Occlusion(Attribution):
 
 
 @dataclass
-class Predictions:
+class Predictions(Keepable):
     """The top-k classes for one image, most probable first.
 
     Attributes:

@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import CnnvizError
+from ..figures.base import Figured
 from ..layers.filters import filter_montage, kernel_array
 from ..model.introspect import has_kernel
 from ..model.loading import as_loaded
 from ..optvis.presets import Preset
+from ..results_io import Keepable
 from .atlas_plan import AtlasPlan, class_weights, unit_examples, visualize_chunk
 from .examples import rank_examples
 from .top_examples import TopExamples
@@ -78,7 +80,7 @@ class AtlasProgress:
 
 
 @dataclass
-class AtlasUnit:
+class AtlasUnit(Keepable):
     """One unit of an atlas.
 
     Attributes:
@@ -117,7 +119,7 @@ class AtlasUnit:
 
 
 # ------------------------------------------------------------------------------ view
-class Atlas:
+class Atlas(Figured):
     """The units of an atlas, read from its store (what :func:`atlas` and
     :func:`open_atlas` return).
 

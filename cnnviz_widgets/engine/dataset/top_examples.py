@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import CnnvizError
+from ..results_io import Keepable
 
 
 # ----------------------------------------------------------------------------- result
 @dataclass
-class TopExamples:
+class TopExamples(Keepable):
     """The images of a data set that excite each unit of a layer most.
 
     Row ``i`` of every array is unit ``units[i]``; column ``j`` its ``j``-th best image.
