@@ -49,9 +49,7 @@ def test_a_round_trip_restores_an_equal_result_of_the_same_class(results, kind, 
     assert type(r).load(path) == r
 
 
-def test_the_file_is_plain_npz_and_json_with_model_settings_and_versions(
-    results, shapes, tmp_path
-):
+def test_the_file_is_plain_npz_and_json_with_model_settings_and_versions(results, shapes, tmp_path):
     r = results["grad_cam"]
     path = r.save(tmp_path / "cam.npz", model=shapes, settings={"data": "circle", "seed": 0})
     with zipfile.ZipFile(path) as z:  # numpy's zip of .npy files, nothing pickled
@@ -125,7 +123,13 @@ def test_equality_compares_arrays_and_notices_one_changed_value(results):
 
 
 def test_every_result_class_is_keepable():
-    for cls in (cw.GradCam, cw.Saliency, cw.Occlusion, cw.Predictions, cw.TopExamples,
-                cw.FeatureMaps):
+    for cls in (
+        cw.GradCam,
+        cw.Saliency,
+        cw.Occlusion,
+        cw.Predictions,
+        cw.TopExamples,
+        cw.FeatureMaps,
+    ):
         assert issubclass(cls, Keepable)
         assert cls.__repr__ is not object.__repr__

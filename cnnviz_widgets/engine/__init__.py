@@ -27,8 +27,9 @@ from .model import *  # noqa: F403
 from .model import __all__ as _model
 from .optvis import *  # noqa: F403
 from .optvis import __all__ as _optvis
-from .results_io import load_result, result_info
+from .results_io import __all__ as _results_io
+from .results_io import load_result, result_info  # noqa: F401
 
 __all__ = sorted(
-    {*_model, *_optvis, *_attribution, *_dataset, *_layers, *_jobs, "load_result", "result_info"}
+    {*_model, *_optvis, *_attribution, *_dataset, *_layers, *_jobs, *_results_io} - {"Keepable"}
 )
