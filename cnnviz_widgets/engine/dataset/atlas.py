@@ -36,6 +36,7 @@ from ..results_io import Keepable
 from .atlas_plan import AtlasPlan, class_weights, unit_examples, visualize_chunk
 from .examples import rank_examples
 from .top_examples import TopExamples
+from .unit_health import health_of
 
 __all__ = [
     "Atlas",
@@ -99,6 +100,8 @@ class AtlasUnit(Keepable):
         label_names: the names of the data's labels, when known.
         classes: for a layer that feeds the classifier through global pooling, the classes
             it feeds most: ``[(class index, name, weight), ...]``, largest weight first.
+        fired, seen: how many of the ``seen`` data images the unit fired on (``None``:
+            not counted); see :attr:`health`.
     """
 
     layer: str
@@ -116,6 +119,14 @@ class AtlasUnit(Keepable):
     example_sources: list | None = None
     label_names: list | None = None
     classes: list | None = None
+    fired: int | None = None
+    seen: int | None = None
+
+    @property
+    def health(self) -> str:
+        """``"dead"``, ``"near-dead"``, ``"alive"`` or ``"unknown"`` (see
+        :func:`~.unit_health.health_of`)."""
+        return health_of(self.fired, self.seen or 0)
 
 
 # ------------------------------------------------------------------------------ view
@@ -209,6 +220,19 @@ class Atlas(Figured):
         got = self.vis_store.load(channel)
         return None if got is None else got["image"]
 
+    def health(self, channel: int) -> str:
+        """Whether the unit fired on the data: ``"dead"``, ``"near-dead"``, ``"alive"`` or
+        ``"unknown"`` (examples not computed yet, or stored by an older version)."""
+        c = int(channel)
+        if self.examples_store is not None:
+            got = self.examples_store.load(c)
+            meta = got["meta"] if got is not None else {}
+            return health_of(meta.get("fired"), meta.get("seen") or 0)
+        top = self.examples_in_memory
+        if top is not None and c in top.units:
+            return top.health(c)
+        return "unknown"
+
     def unit(self, channel: int) -> AtlasUnit:
         """Everything known about one unit (what is not computed yet is ``None``)."""
         c = int(channel)
@@ -243,6 +267,8 @@ class Atlas(Figured):
             out.example_maps = ex.get("maps")
             out.example_sources = ex["meta"].get("sources")
             out.label_names = ex["meta"].get("label_names")
+            out.fired = ex["meta"].get("fired")
+            out.seen = ex["meta"].get("seen")
         return out
 
 

@@ -78,7 +78,7 @@ def atlas_unit_figure(unit, *, k: int = 6, size=None):
     for j in range(m):
         score = unit.example_scores[j] if unit.example_scores is not None else float("nan")
         show(axes[2 + j], examples[j], f"#{j + 1}: {score:.3g}")
-        if unit.example_boxes is not None:
+        if unit.example_boxes is not None and unit.health != "dead":
             _rect(axes[2 + j], unit.example_boxes[j])
     title = f"{unit.layer}, channel {unit.channel}{_health_word(unit)}"
     fired, seen = getattr(unit, "fired", None), getattr(unit, "seen", None)

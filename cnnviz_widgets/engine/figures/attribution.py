@@ -125,6 +125,8 @@ def predictions_figure(r, *, size=None):
     ax.barh(range(len(r)), r.probabilities, color="tab:blue")
     ax.set_yticks(range(len(r)), names)
     ax.invert_yaxis()
+    for y, p in enumerate(r.probabilities):
+        ax.text(min(float(p), 0.8) + 0.01, y, f"{p:.3f}", va="center", fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability")
     ax.set_title(f"top {len(r)} classes", fontsize=10)

@@ -57,6 +57,7 @@ def top_examples_figure(
     for i, u in enumerate(units):
         images = top.images(u)
         r = top.row(u)
+        dead = top.fired is not None and top.fired_on(u) == 0  # ties: no peak to show
         for j in range(cols):
             ax = axes[i, j]
             if j >= len(images):
@@ -64,7 +65,7 @@ def top_examples_figure(
             else:
                 title = f"{top.scores[r, j]:.3g}" if scores else None
                 show(ax, images[j], title)
-                box = top.box(u, j) if boxes else None
+                box = top.box(u, j) if boxes and not dead else None
                 if box is not None:
                     _rect(ax, box)
             if j == 0:
