@@ -46,6 +46,7 @@ from ..model.scoring import (
     tracing_count,
     unit,
 )
+from .noise import noise_sigma
 from .results import (
     Attribution,
     GradCam,
@@ -327,7 +328,9 @@ def saliency(
         model, image, target: as for :func:`grad_cam`.
         smooth: 0 for the plain gradient; ``n`` > 0 averages the gradients of ``n`` copies
             of the image with Gaussian noise (SmoothGrad; 25 to 50 is usual).
-        noise: the noise's standard deviation as a fraction of the image's value range.
+        noise: the noise's standard deviation as a fraction of the input's value range
+            (the paper's ``sigma / (x_max - x_min)``: 0.15 is 15 % of 0..255 for an 8-bit
+            image, whatever the image's own contrast; see :mod:`.noise`).
         seed: the noise seed (same seed, same map, whatever the batch size).
         batch_size: noisy copies per compiled call, at most (default: by image size, at
             most 16; the copies are spread evenly over the calls).
@@ -366,7 +369,7 @@ def saliency(
         g, logits, probs, used = fns.grads(x, tf.constant(c, tf.int32), none, tf.constant(1.0))
         grad = g.numpy()
     else:
-        sigma = float(noise) * max(float(img.max() - img.min()), 1e-3)
+        sigma = noise_sigma(noise)  # a fraction of the input's range, as in the paper
         rng = np.random.default_rng(seed)  # one stream: the batch size changes nothing
         grad = np.zeros(img.shape, np.float32)
         cls = c

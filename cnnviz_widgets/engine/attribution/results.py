@@ -106,7 +106,8 @@ class Saliency(Attribution):
 
     Attributes:
         samples: noisy copies averaged (0 for the vanilla gradient).
-        noise: the noise's standard deviation, as a fraction of the image's value range.
+        noise: the noise's standard deviation, as a fraction of the input's value range
+            (``[0, 1]`` for the display image: see :mod:`.noise`).
     """
 
     samples: int = 0
