@@ -39,6 +39,7 @@ from ..model.scoring import (
     class_name_at,
     default_cam_layer,
     image_spec,
+    is_classifier,
     pick_class,
     prepare_image,
     spatial_layers,
@@ -188,12 +189,14 @@ def _explained(
     kind, loaded: LoadedModel, used: int, logits, probs, choice: PrecisionChoice, **fields
 ) -> Attribution:
     """One attribution result of type ``kind`` for class ``used``: its name, score and
-    probability read from the model's ``logits`` and ``probs`` on the image."""
+    probability read from the model's ``logits`` and ``probs`` on the image (no probability,
+    NaN, for a head that is not a classifier: see :func:`is_classifier`)."""
+    classifier = is_classifier(loaded)
     return kind(
         class_index=used,
         class_name=class_name_at(loaded, used),
         score=float(np.asarray(logits)[used]),
-        probability=float(np.asarray(probs)[used]),
+        probability=float(np.asarray(probs)[used]) if classifier else float("nan"),
         precision=choice.precision,
         precision_reason=choice.reason,
         **fields,

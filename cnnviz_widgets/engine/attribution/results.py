@@ -31,7 +31,9 @@ class Attribution(Keepable):
         class_name: its name, when the model's class names are known.
         score: the class's score on the image (its logit when it can be read, else the
             model's output).
-        probability: the class's probability on the image.
+        probability: the class's probability on the image; NaN for a head that is not a
+            classifier (no softmax, no sigmoid, no class names: a regression's values,
+            whose ``score`` is the output value).
         image: the ``(H, W, C)`` float32 display image the map is for (after any resizing
             or conversion listed in ``notes``).
         method: ``"grad_cam"``, ``"grad_cam++"``, ``"saliency"``, ``"smoothgrad"`` or
