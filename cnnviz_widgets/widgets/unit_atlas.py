@@ -32,6 +32,7 @@ from .canvas import HIGHLIGHT, PixelCanvas
 from .common import Panel, esc, style_sheet
 from .pictures import BACKGROUND, font, opaque_rgba
 from .runner import RunBar, Runner, Stopped, duration
+from .save_figure import SaveFigure, atlas_figures
 
 __all__ = ["UnitAtlas"]
 
@@ -228,6 +229,7 @@ class UnitAtlas(Panel):
             controls,
             self.messages,
             widgets.HBox([grid_box, detail]),
+            SaveFigure(atlas_figures(self), "atlas.pdf"),
         ]
         self.observe_session(self._on_layer, ["layer"])
         self.observe_session(self._on_channel, ["channel"])

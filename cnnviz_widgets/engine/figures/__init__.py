@@ -8,6 +8,6 @@ Results reach these functions through ``result.to_figure()`` and
 result class in :mod:`.base`.
 """
 
-from .base import FIGURE_FORMATS, Figured, save_figure
+from .base import FIGURE_FORMATS, Figured, figure_of, save_figure
 
-__all__ = ["FIGURE_FORMATS", "Figured", "save_figure"]
+__all__ = ["FIGURE_FORMATS", "Figured", "figure_of", "save_figure"]

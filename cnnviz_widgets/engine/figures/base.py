@@ -11,7 +11,7 @@ import numpy as np
 
 from ...errors import CnnvizError
 
-__all__ = ["FIGURE_FORMATS", "Figured", "new_figure", "register", "save_figure"]
+__all__ = ["FIGURE_FORMATS", "Figured", "figure_of", "new_figure", "register", "save_figure"]
 
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 # the modules whose builders register themselves on import (imported on first use, so
@@ -41,6 +41,12 @@ def builder_for(cls: type) -> Callable:
         if klass.__name__ in _BUILDERS:
             return _BUILDERS[klass.__name__]
     raise CnnvizError(f"no figure is defined for a {cls.__name__}")
+
+
+def figure_of(result, **options):
+    """The figure of any result with a builder (those without :class:`Figured`, such as a
+    filter :class:`~..layers.filters.Montage`, too)."""
+    return builder_for(type(result))(result, **options)
 
 
 class Figured:

@@ -61,3 +61,45 @@ def feature_maps_figure(
     how = f"the {len(chosen)} largest by {by}" if channels is None else f"{len(chosen)} channels"
     fig.suptitle(f"{fm.layer}: {h}x{w} maps, {how} of {n}", fontsize=10)
     return fig
+
+
+@register("Montage")
+def montage_figure(montage, *, size=None, numbers: bool = True):
+    """A filter montage (what the filter gallery shows) with its layer, view and the raw
+    value range the colours span; each tile numbered with its filter index.
+
+    Args:
+        size: ``(width, height)`` in inches (default: by the montage's pixel size).
+        numbers: write each tile's filter index in its corner.
+    """
+    h, w = montage.image.shape[:2]
+    scale = 7.0 / max(h, w)
+    fig = new_figure(size, (max(3.0, w * scale) + 1.2, max(2.5, h * scale) + 0.6))
+    ax = fig.subplots()
+    show(ax, montage.image)
+    if numbers and len(montage.order) <= 256:
+        for position, index in enumerate(montage.order):
+            x, y, _, _ = montage.tile_box(position)
+            ax.text(
+                x + 1,
+                y + 1,
+                str(int(index)),
+                fontsize=5,
+                color="white",
+                va="top",
+                ha="left",
+                bbox={"facecolor": "black", "alpha": 0.5, "pad": 0.5, "lw": 0},
+            )
+    low, high = montage.value_range
+    if montage.cmap:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        bar = ScalarMappable(Normalize(low, high), montage.cmap)
+        fig.colorbar(bar, ax=ax, shrink=0.7, label="weight")
+    fig.suptitle(
+        f"{montage.layer}: {len(montage.order)} filters ({montage.view}, "
+        f"{montage.normalization} scale, {low:.3g} .. {high:.3g})",
+        fontsize=10,
+    )
+    return fig
