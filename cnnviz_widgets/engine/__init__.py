@@ -17,6 +17,8 @@ Their public names are re-exported here and from :mod:`cnnviz_widgets`.
 
 from .attribution import *  # noqa: F403
 from .attribution import __all__ as _attribution
+from .attribution.batched import Attributions, explain_batch  # noqa: F401
+from .attribution.batched import __all__ as _batched
 from .dataset import *  # noqa: F403
 from .dataset import __all__ as _dataset
 from .jobs import *  # noqa: F403
@@ -31,5 +33,6 @@ from .results_io import __all__ as _results_io
 from .results_io import load_result, result_info  # noqa: F401
 
 __all__ = sorted(
-    {*_model, *_optvis, *_attribution, *_dataset, *_layers, *_jobs, *_results_io} - {"Keepable"}
+    {*_model, *_optvis, *_attribution, *_dataset, *_layers, *_jobs, *_results_io, *_batched}
+    - {"Keepable"}
 )

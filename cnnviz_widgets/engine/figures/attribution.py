@@ -131,3 +131,54 @@ def predictions_figure(r, *, size=None):
     ax.set_xlabel("probability")
     ax.set_title(f"top {len(r)} classes", fontsize=10)
     return fig
+
+
+@register("Attributions")
+def attributions_figure(
+    r,
+    *,
+    images=None,
+    columns: int | None = None,
+    size=None,
+    cmap: str = "jet",
+    opacity: float = 0.5,
+):
+    """Many images' heat over them, in a labelled grid with one colour bar: each titled
+    with the class explained and its probability (or value), and its label when known.
+
+    Args:
+        images: the image numbers to draw (default the first 16).
+        columns: grid columns (default about square).
+        size: ``(width, height)`` in inches.
+        cmap, opacity: the heat's colormap and opacity.
+    """
+    from ...errors import CnnvizError
+
+    chosen = list(range(min(16, len(r)))) if images is None else [int(i) for i in images]
+    if not chosen or any(not 0 <= i < len(r) for i in chosen):
+        raise CnnvizError(f"images are numbers in 0..{len(r) - 1}, got {images!r}")
+    cols = int(columns) if columns else max(1, math.ceil(math.sqrt(len(chosen))))
+    rows = math.ceil(len(chosen) / cols)
+    fig = new_figure(size, (1.9 * cols + 1.0, 2.1 * rows + 0.5))
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    im = None
+    for ax, i in zip(axes, chosen):
+        one = r[i]
+        name = one.class_name if one.class_name is not None else f"class {one.class_index}"
+        p = one.probability
+        what = f"value {one.score:.3g}" if math.isnan(p) else f"p={p:.2f}"
+        label = ""
+        if r.labels[i] >= 0:
+            label = f" [label {r.labels[i]}]"
+        show(ax, one.image, f"#{i}: {name}, {what}{label}")
+        ax.title.set_fontsize(7)
+        im = ax.imshow(
+            one.heatmap, cmap=cmap, alpha=opacity, vmin=0, vmax=1, interpolation="bilinear"
+        )
+    for ax in axes[len(chosen) :]:
+        ax.set_axis_off()
+    fig.colorbar(im, ax=list(axes), shrink=0.6, label="importance (normalized)")
+    method = _METHODS.get(r.method, r.method)
+    where = f" at {r.layer}" if r.layer else ""
+    fig.suptitle(f"{method}{where}: {len(chosen)} of {len(r)} images", fontsize=10)
+    return fig
