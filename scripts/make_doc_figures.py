@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import cnnviz_widgets as cw
+from cnnviz_widgets.engine.figures import figure_of
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "figures"
 
@@ -30,6 +31,7 @@ def main() -> None:
             m, cw.objectives.channel("conv3", [3, 9, 17]), steps=96, seed=1
         ),
     }
+    made["attributions"] = cw.explain_batch(m, (data.images[:12], data.labels[:12]))
     top = cw.top_examples(m, "conv4", (data.images, data.labels), k=6)
     made["top_examples"] = top
     shown = [int(u) for u in top.units[:3]] + [int(u) for u in top.dead_units()[:1]]
@@ -43,6 +45,8 @@ def main() -> None:
         for name, result in made.items():
             path = result.save_figure(OUT / f"{name}.png", dpi=110, **options.get(name, {}))
             print(path.relative_to(OUT.parents[1]), file=sys.stderr)
+    montage = cw.filter_montage(m, "conv1")
+    figure_of(montage).savefig(OUT / "montage.png", dpi=110)
 
 
 if __name__ == "__main__":

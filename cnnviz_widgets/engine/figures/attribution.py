@@ -170,7 +170,7 @@ def attributions_figure(
         label = ""
         if r.labels[i] >= 0:
             label = f" [label {r.labels[i]}]"
-        show(ax, one.image, f"#{i}: {name}, {what}{label}")
+        show(ax, one.image, f"#{i}: {name}\n{what}{label}")
         ax.title.set_fontsize(7)
         im = ax.imshow(
             one.heatmap, cmap=cmap, alpha=opacity, vmin=0, vmax=1, interpolation="bilinear"
