@@ -114,3 +114,15 @@ def test_bad_calls_get_clear_messages(shapes, data):
         cw.explain_batch(shapes, data.images, "smoothgrad", smooth=0)
     with pytest.raises(cw.CnnvizError, match="spatial output"):
         cw.explain_batch(shapes, data.images, layer="gap")
+
+
+def test_grad_cam_and_saliency_given_a_batch_return_batched_results(shapes, data):
+    many = cw.grad_cam(shapes, data.images[:5], plus_plus=True)
+    assert isinstance(many, cw.Attributions) and many.method == "grad_cam++"
+    close(many.heatmaps[3], cw.grad_cam(shapes, data.images[3], plus_plus=True).heatmap)
+    smooth = cw.saliency(shapes, data.images[:3], smooth=2, seed=1)
+    assert smooth.method == "smoothgrad" and len(smooth) == 3
+    one = cw.grad_cam(shapes, data.images[:1])  # a batch of one is one image
+    assert isinstance(one, cw.GradCam)
+    with pytest.raises(cw.CnnvizError, match=r"cw\.explain_batch"):
+        cw.occlusion(shapes, data.images[:3])

@@ -259,8 +259,15 @@ def grad_cam(
     Returns:
         :class:`GradCam`.  The score differentiated is the class logit (read before the
         softmax without changing the model).  Grad-CAM and Grad-CAM++ come from the same
-        compiled function (one forward and one backward pass).
+        compiled function (one forward and one backward pass).  Given a batch
+        ``(N, H, W, C)`` of several images, :class:`~.batched.Attributions` from
+        :func:`~.batched.explain_batch` (batched passes).
     """
+    if _is_batch(image):
+        from .batched import explain_batch
+
+        method = "grad_cam++" if plus_plus else "grad_cam"
+        return explain_batch(model, image, method, target, layer=layer, precision=precision)
     loaded = as_loaded(model)
     n = class_count(loaded.model)
     c = target_class(loaded, target, n)
@@ -296,6 +303,11 @@ def grad_cam(
         notes=notes,
         weights=(w_pp if plus_plus else w).numpy().astype(np.float32),
     )
+
+
+def _is_batch(image) -> bool:
+    """A numpy batch of more than one image (``(N, H, W, C)``, ``N > 1``)."""
+    return isinstance(image, np.ndarray) and image.ndim == 4 and image.shape[0] > 1
 
 
 def _batch_for(img: np.ndarray, limit: int = 128) -> int:
@@ -345,8 +357,15 @@ def saliency(
             ``"float16"``.  The map is float32.
 
     Returns:
-        :class:`Saliency`.
+        :class:`Saliency`; for a batch ``(N, H, W, C)`` of several images,
+        :class:`~.batched.Attributions` from :func:`~.batched.explain_batch`.
     """
+    if _is_batch(image):
+        from .batched import explain_batch
+
+        method = "smoothgrad" if smooth else "saliency"
+        kw = dict(smooth=smooth, noise=noise, seed=seed, progress=progress)
+        return explain_batch(model, image, method, target, precision=precision, **kw)
     loaded = as_loaded(model)
     n_classes = class_count(loaded.model)
     c = target_class(loaded, target, n_classes)
