@@ -100,6 +100,9 @@ def test_a_units_file_paths_in_one_call(shapes, many, tmp_path):
         assert top.paths(u) == expected
         assert all(p.endswith(".png") for p in top.paths(u))
         assert len(top.paths(u)) == 3
+    back = cw.load_result(top.save(tmp_path / "top"))  # paths and counts are kept
+    assert back == top and back.paths(5) == top.paths(5)
+    np.testing.assert_array_equal(back.fired, top.fired)
     mem = cw.top_examples(shapes, "conv3", images[:10], k=3)
     assert mem.paths(0) == [None, None, None]
 
