@@ -2,6 +2,8 @@
 dpi and format, and says what went wrong inside the panel; the atlas grid and unit page
 flag dead units."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,7 +12,7 @@ import cnnviz_widgets as cw
 from cnnviz_widgets.session import Session
 from cnnviz_widgets.widgets import ClassOptimizer, FilterGallery, UnitAtlas
 from cnnviz_widgets.widgets.save_figure import SaveFigure
-from cnnviz_widgets.widgets.unit_atlas import TILE
+from cnnviz_widgets.widgets.unit_atlas import TILE, unit_page
 from cnnviz_widgets.widgets.unit_atlas import _fit as fit_tile
 
 
@@ -74,6 +76,11 @@ def test_the_atlas_flags_dead_units_and_saves_grid_and_page(shapes, tmp_path):
     assert save.save(tmp_path / "page.png") is None and "no unit is shown" in save.message.value
     session.channel = 12
     assert "DEAD</b>: fired on 0 of 200 images" in panel.page_info.value
+    dead_page = unit_page(panel.atlas.unit(12))
+    plain = unit_page(dataclasses.replace(panel.atlas.unit(12), fired=None))
+    assert dead_page.shape == plain.shape and not np.array_equal(dead_page, plain)
+    red = (dead_page[..., 0] > 200) & (dead_page[..., 1] < 120) & (dead_page[..., 2] < 120)
+    assert red.sum() > 20  # the red line
     assert save.save(tmp_path / "page.png") is not None
     save.what.value = "atlas grid"
     assert save.save(tmp_path / "grid.pdf") is not None

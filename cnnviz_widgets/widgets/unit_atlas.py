@@ -101,6 +101,9 @@ def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarr
         draw.text((PAGE_VIS + 16, 106), "weights", fill=light, font=face)
         if unit.kernel_view:
             draw.text((PAGE_VIS + 16, 120), unit.kernel_view, fill=muted, font=face)
+    if unit.health in ("dead", "near-dead"):  # its examples are ties: say so on the page
+        text = f"{unit.health.upper()}: fired on {unit.fired} of {unit.seen} images"
+        draw.text((PAGE_VIS + 16, 140), text, fill=(255, 90, 90, 255), font=face)
     names = unit.label_names or label_names
     top = PAGE_VIS + 30
     for j, example in enumerate(examples):
