@@ -11,6 +11,7 @@ in inference mode).  The maps equal those of the one-image functions
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,6 @@ from ..model.scoring import (
     target_class,
 )
 from ..results_io import Keepable
-from .methods import _cam_layer
 from .noise import noise_sigma
 from .results import Attribution, GradCam, Saliency
 
@@ -189,6 +189,31 @@ def _grad_batch_fns(loaded: LoadedModel) -> AttributionFns:
     return cached_fns(loaded, ("saliency_batch",), build)
 
 
+def is_batch(image) -> bool:
+    """A numpy batch of several images (``(N, H, W, C)``, ``N > 1``): what the one-image
+    methods hand to :func:`explain_batch`."""
+    return isinstance(image, np.ndarray) and image.ndim == 4 and image.shape[0] > 1
+
+
+def batches_too(fn):
+    """Decorator of :func:`~.methods.grad_cam` and :func:`~.methods.saliency`: given a batch
+    of several images (:func:`is_batch`), they return :func:`explain_batch`'s
+    :class:`Attributions` (their options carried over)."""
+
+    @functools.wraps(fn)
+    def one_or_many(model, image, target=None, **kw):
+        if not is_batch(image):
+            return fn(model, image, target, **kw)
+        if fn.__name__ == "grad_cam":
+            method = "grad_cam++" if kw.pop("plus_plus", False) else "grad_cam"
+        else:
+            method = "smoothgrad" if kw.get("smooth") else "saliency"
+            kw.pop("batch_size", None)  # (noisy copies per call, for one image)
+        return explain_batch(model, image, method, target, **kw)
+
+    return one_or_many
+
+
 # ------------------------------------------------------------------------- the door
 def _targets(loaded: LoadedModel, target, n_classes: int):
     """``target`` as a function of (batch labels, start, count) -> int32 classes."""
@@ -286,6 +311,8 @@ def explain_batch(
     n_classes = class_count(loaded.model)
     classes_for = _targets(loaded, target, n_classes)
     cam = method.startswith("grad_cam")
+    from .methods import _cam_layer  # (methods imports this module)
+
     path = _cam_layer(loaded, layer) if cam else None
     source = data_source(data, loaded)
     choice = resolve(loaded, precision, "optimize", batch=int(batch_size), exact=True)

@@ -47,6 +47,7 @@ from ..model.scoring import (
     tracing_count,
     unit,
 )
+from .batched import batches_too
 from .noise import noise_sigma
 from .results import (
     Attribution,
@@ -188,15 +189,12 @@ def _occlusion_fns(loaded: LoadedModel) -> AttributionFns:
 def _explained(
     kind, loaded: LoadedModel, used: int, logits, probs, choice: PrecisionChoice, **fields
 ) -> Attribution:
-    """One attribution result of type ``kind`` for class ``used``: its name, score and
-    probability read from the model's ``logits`` and ``probs`` on the image (no probability,
-    NaN, for a head that is not a classifier: see :func:`is_classifier`)."""
-    classifier = is_classifier(loaded)
+    """A ``kind`` result for class ``used``: its name, score, probability (NaN: no classifier)."""
     return kind(
         class_index=used,
         class_name=class_name_at(loaded, used),
         score=float(np.asarray(logits)[used]),
-        probability=float(np.asarray(probs)[used]) if classifier else float("nan"),
+        probability=float(np.asarray(probs)[used]) if is_classifier(loaded) else math.nan,
         precision=choice.precision,
         precision_reason=choice.reason,
         **fields,
@@ -233,6 +231,7 @@ def predict_top(model, image, k: int = 5) -> Predictions:
     )
 
 
+@batches_too
 def grad_cam(
     model,
     image,
@@ -259,15 +258,8 @@ def grad_cam(
     Returns:
         :class:`GradCam`.  The score differentiated is the class logit (read before the
         softmax without changing the model).  Grad-CAM and Grad-CAM++ come from the same
-        compiled function (one forward and one backward pass).  Given a batch
-        ``(N, H, W, C)`` of several images, :class:`~.batched.Attributions` from
-        :func:`~.batched.explain_batch` (batched passes).
+        compiled function (one forward and one backward pass).  A batch: ``explain_batch``.
     """
-    if _is_batch(image):
-        from .batched import explain_batch
-
-        method = "grad_cam++" if plus_plus else "grad_cam"
-        return explain_batch(model, image, method, target, layer=layer, precision=precision)
     loaded = as_loaded(model)
     n = class_count(loaded.model)
     c = target_class(loaded, target, n)
@@ -305,11 +297,6 @@ def grad_cam(
     )
 
 
-def _is_batch(image) -> bool:
-    """A numpy batch of more than one image (``(N, H, W, C)``, ``N > 1``)."""
-    return isinstance(image, np.ndarray) and image.ndim == 4 and image.shape[0] > 1
-
-
 def _batch_for(img: np.ndarray, limit: int = 128) -> int:
     """Images per forward batch: about 2^19 pixels (224 px: 10; 64 px: 128)."""
     return int(max(1, min(limit, (1 << 19) // max(1, img.shape[0] * img.shape[1]))))
@@ -322,6 +309,7 @@ def _even_batch(n: int, limit: int) -> int:
     return max(1, -(-int(n) // max(1, passes)))
 
 
+@batches_too
 def saliency(
     model,
     image,
@@ -343,9 +331,7 @@ def saliency(
         model, image, target: as for :func:`grad_cam`.
         smooth: 0 for the plain gradient; ``n`` > 0 averages the gradients of ``n`` copies
             of the image with Gaussian noise (SmoothGrad; 25 to 50 is usual).
-        noise: the noise's standard deviation as a fraction of the input's value range
-            (the paper's ``sigma / (x_max - x_min)``: 0.15 is 15 % of 0..255 for an 8-bit
-            image, whatever the image's own contrast; see :mod:`.noise`).
+        noise: the noise's standard deviation as a fraction of the input's range (:mod:`.noise`).
         seed: the noise seed (same seed, same map, whatever the batch size).
         batch_size: noisy copies per compiled call, at most (default: by image size, at
             most 16; the copies are spread evenly over the calls).
@@ -357,15 +343,8 @@ def saliency(
             ``"float16"``.  The map is float32.
 
     Returns:
-        :class:`Saliency`; for a batch ``(N, H, W, C)`` of several images,
-        :class:`~.batched.Attributions` from :func:`~.batched.explain_batch`.
+        :class:`Saliency` (for a batch: ``explain_batch``'s ``Attributions``).
     """
-    if _is_batch(image):
-        from .batched import explain_batch
-
-        method = "smoothgrad" if smooth else "saliency"
-        kw = dict(smooth=smooth, noise=noise, seed=seed, progress=progress)
-        return explain_batch(model, image, method, target, precision=precision, **kw)
     loaded = as_loaded(model)
     n_classes = class_count(loaded.model)
     c = target_class(loaded, target, n_classes)
