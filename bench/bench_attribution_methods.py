@@ -29,10 +29,10 @@ from interleave import block, compare, load
 
 import cnnviz_widgets as cw
 from cnnviz_widgets.engine.attribution.cams import layer_gradients, upsample
-from cnnviz_widgets.engine.attribution.methods import batch_for as _batch_for
-from cnnviz_widgets.engine.attribution.methods import even_batch as _even_batch
 from cnnviz_widgets.engine.attribution.metrics import saliency_map
 from cnnviz_widgets.engine.attribution.perturbation import _rise_fns, rise_masks
+from cnnviz_widgets.engine.attribution.shared import batch_for as _batch_for
+from cnnviz_widgets.engine.attribution.shared import even_batch as _even_batch
 
 warnings.filterwarnings("ignore")
 

@@ -94,9 +94,9 @@ def test_integrated_gradients_completeness_within_one_percent(shapes, images):
             r = cw.explain(shapes, img, "integrated_gradients", steps=64, baseline=baseline)
             base = np.zeros_like(img) if baseline == "black" else None
             if base is None:  # the blurred baseline: recover it from the attributions' path
-                from cnnviz_widgets.engine.attribution.methods import _fill_image
+                from cnnviz_widgets.engine.attribution.shared import fill_image
 
-                base = _fill_image(img, "blur", 8)[0]
+                base = fill_image(img, "blur", 8)[0]
             c = r.class_index
             gap = _logit(shapes.model, img[None])[0, c] - _logit(shapes.model, base[None])[0, c]
             assert abs(r.raw.sum() - gap) <= 0.01 * abs(gap), (baseline, r.raw.sum(), gap)

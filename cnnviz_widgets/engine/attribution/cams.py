@@ -16,9 +16,10 @@ from ..model.loading import LoadedModel
 from ..model.precision import model_in, resolve
 from ..model.scoring import INT, AttributionFns, Net, cached_fns, image_spec, pick_class, unit
 from .gradients import batch_gradients, gradient_heat, rule_twin
-from .methods import batch_for, cam_layer, even_batch, explained, grad_cam, predict_fns
+from .methods import cam_layer, explained, grad_cam, predict_fns
 from .registry import Method, Param, Run, register
 from .results import Attribution, GradCam
+from .shared import batch_for, even_batch
 
 __all__ = ["layer_gradients", "upsample"]
 

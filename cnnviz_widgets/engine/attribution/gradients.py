@@ -23,9 +23,10 @@ from ..model.internals import image_input, share_weights
 from ..model.loading import LoadedModel
 from ..model.precision import model_in, resolve
 from ..model.scoring import INT, AttributionFns, Net, cached_fns, unit
-from .methods import batch_for, even_batch, explained, fill_image, predict_fns, saliency
+from .methods import explained, predict_fns, saliency
 from .registry import Method, Param, Run, register
 from .results import Attribution, Saliency
+from .shared import batch_for, even_batch, fill_image
 
 __all__ = ["batch_gradients", "gradient_heat", "rule_twin"]
 

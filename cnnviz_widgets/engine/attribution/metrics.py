@@ -27,8 +27,9 @@ from ..model.scoring import (
     prepare_image,
     target_class,
 )
-from .methods import batch_for, blur, even_batch, predict_fns
+from .methods import predict_fns
 from .results import Attribution
+from .shared import batch_for, blur, even_batch
 
 __all__ = [
     "BASELINES",

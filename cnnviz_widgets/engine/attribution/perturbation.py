@@ -9,9 +9,10 @@ from ..model.internals import image_input
 from ..model.loading import LoadedModel
 from ..model.precision import model_in, resolve
 from ..model.scoring import INT, AttributionFns, Net, cached_fns, image_spec, unit
-from .methods import batch_for, even_batch, explained, occlusion, predict_fns
+from .methods import explained, occlusion, predict_fns
 from .registry import Method, Param, Run, register
 from .results import Attribution
+from .shared import batch_for, even_batch
 
 __all__ = ["rise_masks"]
 
