@@ -1,9 +1,10 @@
 """One layer at a time: its kernels as pictures, its feature maps for an image, how one of
 its values is computed, and what a first-layer kernel prefers."""
 
-from .convolution import ConvolutionTrace, ReceptiveField, convolution_at, receptive_field
+from .convolution import ConvolutionTrace, convolution_at
 from .features import ChannelStats, FeatureMaps, feature_maps
 from .filters import Montage, filter_montage, filter_values, kernel_array
+from .receptive_field import ReceptiveField, receptive_field
 from .selectivity import KernelPreference, kernel_selectivity
 
 __all__ = [
