@@ -6,7 +6,8 @@ learning rate and the random seed are tensor inputs or variables, so changing th
 retraces, and the variables are reused from run to run, so memory stays flat.
 
 A run is an iterator (:class:`Run`) that yields a :class:`Frame` every few steps and can be
-stopped between steps; :func:`visualize` is the one-call form.
+stopped between steps (``run.job()`` makes it a :class:`~cnnviz_widgets.engine.jobs.Job`);
+:func:`visualize` is the one-call form.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from ...errors import CnnvizError
+from ..jobs import Job
 from ..model import budget
 from ..model.loading import LoadedModel, as_loaded
 from ..model.precision import (
@@ -87,6 +89,22 @@ class Run:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def job(self) -> Job[Result]:
+        """This run as a :class:`~cnnviz_widgets.engine.jobs.Job` (the one protocol of long
+        work): one progress per :class:`Frame` (``done`` steps of ``total``, ``item`` the
+        frame); ``job.stop()`` ends it after the step in progress and ``job.result`` is the
+        :class:`Result`."""
+
+        def work(report, stopping) -> Result:
+            for frame in self:
+                if stopping():
+                    self.stop()
+                elif not frame.final:  # the job makes its own final progress
+                    report(frame.step, self.steps, item=frame)
+            return self.result
+
+        return Job(work, f"optimization of {self.objective!r}")
 
     def _images(self) -> np.ndarray:
         return to_uint8(self._c.render().numpy())
