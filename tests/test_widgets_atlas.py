@@ -145,7 +145,8 @@ def test_the_constructor_computes_nothing_and_the_store_opens_in_the_background(
     session = Session(shapes, layer="conv4")
     panel = UnitAtlas(session, data, store=tmp_path, steps=2, batch=4, channels=range(4))
     wait_until(lambda: opening, timeout=30, what="the opening")
-    assert opening == ["cnnviz-unit-atlas"]  # the runner's thread, not the caller's
+    # the job's worker thread (the runner runs it), not the caller's
+    assert opening == ["cnnviz job: open the atlas of conv4"]
     assert panel.running and panel.atlas is None and "opening" in panel.status.value
     assert panel.run_button.disabled and not panel.stop_button.disabled
     panel.run()  # asked while opening: runs after

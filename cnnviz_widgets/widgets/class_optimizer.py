@@ -1,8 +1,8 @@
 """ClassOptimizer: activation maximization as a panel, with a live preview and a history.
 
 Layout and wiring only: the target column is :mod:`.optimizer_target`, the run goes in the
-background through :mod:`.runner` (a worker thread steps the engine's ``Run``, a painter
-redraws at most ~10 times a second), the preview is :mod:`.preview`, the curve
+background through :mod:`.runner` (the engine's ``Run`` as a job: a worker thread steps it,
+a painter redraws at most ~10 times a second), the preview is :mod:`.preview`, the curve
 :mod:`.objective_curve` and the finished runs :mod:`.run_history`.
 """
 
@@ -331,9 +331,10 @@ class ClassOptimizer(Panel):
             self.result_info.value = ""
             self.curve.value = curve_svg(np.zeros(0), np.zeros((0, 1)), settings["steps"])
             self.save_png.disabled = self.save_gif.disabled = True
-            self.runner.start(
-                lambda task: self._work(task, run, record),
-                paint=lambda frame, rate, text: self._paint(frame, run, record, rate, text),
+            self.runner.run_job(
+                run.job(),
+                take=lambda p: record.add_values(p.item.step, p.item.values) if p.item else None,
+                paint=lambda p, _rate, text: self._paint(p.item, record, text),
                 finish=lambda _result, error: self._finish(run, record, error),
             )
         if wait:
@@ -430,27 +431,15 @@ class ClassOptimizer(Panel):
 
     # --- the run (worker and painter threads) -----------------------------------------
 
-    def _work(self, task: Any, run: Run, record: RunRecord) -> None:
-        """Step the engine; hand frames to the painter, never wait on it."""
-        task.on_stop = run.stop
-        for frame in run:
-            record.add_values(frame.step, frame.values)
-            if task.stopping:
-                run.stop()
-            elif not frame.final:  # the final frame is drawn by _finish
-                task.offer(frame, frame.step)
-
-    def _paint(self, frame: Frame, run: Run, record: RunRecord, rate: float, text: bool) -> None:
-        """Draw one live frame; with ``text``, also the progress read-out and the curve
-        (these change slowly: redrawn less often)."""
+    def _paint(self, frame: Frame, record: RunRecord, text: bool) -> None:
+        """Draw one live frame (the runner has moved the progress bar); with ``text``,
+        also the curve (it changes slowly: redrawn less often)."""
         record.keep_frame(frame.step, frame.images)
-        if text:
-            self.run_bar.show_step(frame.step, run.steps, rate, frame.seconds, "step", "steps")
         if self.config.live_preview:
             self._draw_images(frame.images)
             if text:
                 steps, values = record.curve()
-                self.curve.value = curve_svg(steps, values, run.steps)
+                self.curve.value = curve_svg(steps, values, frame.steps)
 
     def _finish(self, run: Run, record: RunRecord, error: BaseException | None) -> None:
         record.result = run.result
