@@ -16,6 +16,15 @@ ABOVE = [
     *(PACKAGE / "classroom").rglob("*.py"),
     *(PACKAGE / "compat").rglob("*.py"),
 ]
+# moved onto the public API by their owners' branches (issue 22: the Explain panel, the
+# convolution explainer and the classroom items); every name they import is public now
+# (e.g. cw.image_input, cw.inbound_paths, cw.as_loaded, cw.trace_from_maps): take a file
+# off this list when its branch lands
+PENDING = {
+    "widgets/image_explainer.py",
+    "widgets/convolution_explainer.py",
+    *(str(p.relative_to(PACKAGE)) for p in (PACKAGE / "classroom").rglob("*.py")),
+}
 INTERNALS = ENGINE / "model" / "internals.py"
 # Keras' private attributes the engine needs (read through internals.py only)
 PRIVATE_KERAS = re.compile(
@@ -135,6 +144,8 @@ def test_modules_above_the_engine_use_its_public_api_only():
     public = public_names()
     wrong = []
     for path in ABOVE:
+        if str(path.relative_to(PACKAGE)) in PENDING:
+            continue
         for module, names, line in imports_of(path):
             if not module.startswith("cnnviz_widgets.engine"):
                 continue
@@ -146,6 +157,18 @@ def test_modules_above_the_engine_use_its_public_api_only():
             if outside:
                 wrong.append(f"{where} imports {outside} from {module} (not in its __all__)")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_pending_files_import_only_names_the_public_api_has():
+    """What the pending files import from inside the engine is public already, so moving
+    them is a change of import lines only."""
+    public = set().union(*public_names().values())
+    for path in ABOVE:
+        if str(path.relative_to(PACKAGE)) not in PENDING:
+            continue
+        for module, names, _ in imports_of(path):
+            if module.startswith("cnnviz_widgets.engine"):
+                assert set(names) <= public, f"{path.name} imports {set(names) - public}"
 
 
 def private_keras_uses(path: pathlib.Path) -> list[str]:

@@ -21,6 +21,7 @@ from cnnviz_widgets.widgets import (
     zoom_nearest,
 )
 from cnnviz_widgets.widgets import filter_gallery as gallery_module
+from cnnviz_widgets.widgets.canvas import send_png
 from cnnviz_widgets.widgets.filter_gallery import auto_zoom
 
 from .helpers import PNG, assert_same_state, click, model_state
@@ -75,6 +76,27 @@ def test_safe_hold_recovers_from_an_exception(sent):
     assert _CANVAS_MANAGER._commands_cache == []
     pixels.show(np.zeros((2, 2, 4), np.uint8))
     assert len(sent.images) == 1  # drawn right away, not held forever
+
+
+def test_drawing_works_without_ipycanvas_private_state(sent, monkeypatch):
+    """Another ipycanvas without the canvas manager's private caches, or without
+    hold_canvas: drawing still goes out, unbatched."""
+    import ipycanvas
+    import ipycanvas.canvas
+
+    monkeypatch.delattr(_CANVAS_MANAGER, "_commands_cache")
+    monkeypatch.delattr(ipycanvas, "hold_canvas")
+    pixels = PixelCanvas()
+    image = np.full((2, 3, 4), 90, np.uint8)
+    pixels.show(image)
+    np.testing.assert_array_equal(sent.last, image)
+    with pytest.raises(RuntimeError), safe_hold():
+        raise RuntimeError("boom")  # no private state to restore: nothing to leave held
+    pixels.show(image[:, :2].copy())
+    assert len(sent.images) == 2
+    # without the putImageData command, the fast PNG path hands over to put_image_data
+    monkeypatch.setattr(ipycanvas.canvas, "COMMANDS", {})
+    assert send_png(pixels.canvas, b"png") is False
 
 
 def test_zoom_nearest_rejects_bad_factors():

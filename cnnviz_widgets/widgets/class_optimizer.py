@@ -19,11 +19,8 @@ import numpy as np
 import traitlets
 from PIL import Image
 
-from ..engine import PRESETS, optimize
-from ..engine.model.budget import long_runs_to
-from ..engine.optvis import objectives as obj
-from ..engine.optvis.results import Frame, Result
-from ..engine.optvis.run import Run, warm_up
+from .. import objectives as obj
+from ..engine import PRESETS, Frame, Result, Run, long_runs_to, optimize, warm_up
 from ..errors import CnnvizError
 from .canvas import zoom_nearest
 from .common import Panel, download_link, esc, row, style_sheet, write_file

@@ -22,8 +22,8 @@ from ..engine import (
     first_conv_per_block,
     get_layer,
     kernel_array,
+    strongest_filters,
 )
-from ..engine.layers.filters import strongest_filters
 from ..errors import CnnvizError
 from .canvas import PixelCanvas
 from .common import Panel, download_link, esc, row, style_sheet, write_file

@@ -7,9 +7,8 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from ..engine import PRESETS, check_settings
-from ..engine.optvis import objectives as obj
-from ..engine.optvis.presets import get_preset
+from .. import objectives as obj
+from ..engine import PRESETS, check_settings, get_preset
 from ..errors import CnnvizError
 from .common import esc, labeled, row
 

@@ -20,11 +20,19 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..engine import Job, JobProgress, atlas_job, open_atlas
-from ..engine.dataset.atlas import Atlas, AtlasProgress, AtlasUnit
-from ..engine.model.internals import output_shape
-from ..engine.model.introspect import get_layer
-from ..engine.model.scoring import default_cam_layer
+from ..engine import (
+    Atlas,
+    AtlasProgress,
+    AtlasUnit,
+    Job,
+    JobProgress,
+    ShapesStream,
+    atlas_job,
+    default_cam_layer,
+    get_layer,
+    open_atlas,
+    output_shape,
+)
 from ..errors import CnnvizError
 from .canvas import HIGHLIGHT, PixelCanvas
 from .common import Panel, esc, style_sheet
@@ -177,8 +185,6 @@ class UnitAtlas(Panel):
     ) -> None:
         super().__init__(model_or_session, css_class="cnnviz-unit-atlas", **load_kwargs)
         if data is None and self.session.loaded.name.startswith("shapes"):
-            from ..engine.dataset.sources import ShapesStream
-
             data = ShapesStream(1000, seed=0)
         self.data = data
         self.options = dict(
