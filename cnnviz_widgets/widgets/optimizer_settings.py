@@ -73,6 +73,12 @@ class RunSettings(traitlets.HasTraits):
             for key, value in values.items():
                 setattr(self, key, value)
 
+    def arguments(self) -> dict:
+        """The settings as ``optimize`` keyword arguments, as they are (``optimize``
+        checks them, once)."""
+        names = ("preset", "steps", "lr", "tv", "lp", "blur", "seed")
+        return {name: getattr(self, name) for name in names}
+
     def checked(self) -> dict:
         """The settings as ``optimize`` keyword arguments, checked by the engine."""
         values = check_settings(

@@ -41,7 +41,16 @@ TEXT_INTERVAL = 0.25  # seconds between updates of slow read-outs (progress text
 MAX_PAUSE = 1.0  # a redraw comes at least this often, however slow the last one was
 LARGE_INPUT = 128  # pixels: panels pass larger inputs through the model in the background
 
-__all__ = ["LARGE_INPUT", "RunBar", "Runner", "Stopped", "Task", "duration", "long_run_note"]
+__all__ = [
+    "LARGE_INPUT",
+    "RunBar",
+    "Runner",
+    "Stopped",
+    "Task",
+    "duration",
+    "long_run_note",
+    "run_button",
+]
 
 
 class Stopped(Exception):
@@ -64,6 +73,19 @@ def long_run_note(text: str, stoppable: bool = True) -> str:
     :func:`cnnviz_widgets.engine.model.budget.long_runs_to`)."""
     tail = " It has started; Stop ends it and keeps what is shown." if stoppable else ""
     return f'<span class="cnnviz-long-run"><b>A long run</b>: {esc(text)}.{tail}</span>'
+
+
+def run_button(description: str, tooltip: str) -> widgets.Button:
+    """A green Run button (CSS class ``cnnviz-run-button``) for a :class:`RunBar`."""
+    button = widgets.Button(
+        description=description,
+        icon="play",
+        button_style="success",
+        tooltip=tooltip,
+        layout=widgets.Layout(width="96px"),
+    )
+    button.add_class("cnnviz-run-button")
+    return button
 
 
 class RunBar(widgets.HBox):
