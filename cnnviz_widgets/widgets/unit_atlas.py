@@ -206,17 +206,14 @@ class UnitAtlas(Panel):
         self.steps = widgets.BoundedIntText(
             value=steps, min=1, max=4096, description="steps", layout=widgets.Layout(width="150px")
         )
-        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.run_button.add_class("cnnviz-atlas-run")
-        self.run_bar = RunBar(self.run_button, progress_width="180px")
-        self.stop_button = self.run_bar.stop_button
-        self.progress = self.run_bar.progress
-        self.status = self.run_bar.status
+        run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        run_button.add_class("cnnviz-atlas-run")
+        self.run_bar = RunBar(run_button, progress_width="180px")
         self.runner = Runner("cnnviz-unit-atlas", self.messages, self.run_bar, self._lock)
         self.grid = PixelCanvas("cnnviz-atlas-grid")
         self.page = PixelCanvas("cnnviz-atlas-unit")
         self.page_info = widgets.HTML()
-        self.run_button.on_click(self.guarded(lambda _: self.run()))
+        self.run_bar.run_button.on_click(self.guarded(lambda _: self.run()))
         self.grid.canvas.on_mouse_down(self.guarded(self._on_click))
         controls = widgets.HBox([self.steps, self.run_bar])
         controls.add_class("cnnviz-controls")
@@ -318,7 +315,7 @@ class UnitAtlas(Panel):
             self.messages.show_error(error)
             return
         n, done = len(opened.units), len(opened.done())
-        self.progress.max = max(1, n)
+        self.run_bar.progress.max = max(1, n)
         self.run_bar.end(done, "success" if done == n else "info", f"{done} of {n} units stored")
         for note in opened.notes:
             self.messages.show_note(esc(note))
@@ -501,9 +498,9 @@ class UnitAtlas(Panel):
         """The painter thread (under the lock): the grid as it is now, and the status."""
         if self.atlas is None or self._job != "run":
             return
-        self.status.value = esc(self._status)
-        self.progress.max = max(1, len(self.atlas.units))
-        self.progress.value = min(len(self._tiles), self.progress.max)
+        self.run_bar.status.value = esc(self._status)
+        self.run_bar.progress.max = max(1, len(self.atlas.units))
+        self.run_bar.progress.value = min(len(self._tiles), self.run_bar.progress.max)
         self._draw_grid()
         item = p.item
         if isinstance(item, AtlasProgress) and item.new and self.shown in item.new:
