@@ -292,6 +292,30 @@ def test_live_preview_off_draws_only_the_result(panel, sent):
 # --- errors -------------------------------------------------------------------------
 
 
+def test_a_run_checks_its_settings_and_precision_once(panel, monkeypatch):
+    from cnnviz_widgets.engine.model import precision
+    from cnnviz_widgets.engine.optvis import run as run_module
+    from cnnviz_widgets.widgets import optimizer_settings
+
+    calls = {"settings": 0, "precision": 0}
+
+    def counted(name, check):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return check(*args, **kwargs)
+
+        return wrapper
+
+    check, precise = run_module.check_settings, precision.check_precision
+    monkeypatch.setattr(run_module, "check_settings", counted("settings", check))
+    monkeypatch.setattr(optimizer_settings, "check_settings", counted("settings", check))
+    monkeypatch.setattr(run_module, "check_precision", counted("precision", precise))
+    monkeypatch.setattr(precision, "check_precision", counted("precision", precise))
+    record = panel.run(wait=True, timeout=600)
+    assert calls == {"settings": 1, "precision": 1}
+    assert record.settings["steps"] == 12 and record.settings["lr"] == panel.config.lr
+
+
 def test_bad_settings_show_in_the_panel(panel):
     panel.settings_column.lr.value = 0
     panel.run_bar.run_button.click()
