@@ -136,3 +136,10 @@ def test_one_place_chooses_the_backend():
     assert cw.get_backend(backend) is backend
     with pytest.raises(cw.CnnvizError, match="unknown backend 'dask'"):
         cw.get_backend("dask")
+
+
+def test_a_job_refuses_an_unknown_setting_before_it_runs(shapes, tmp_path):
+    with pytest.raises(TypeError, match="colour"):
+        cw.atlas_job(shapes, "conv4", store=tmp_path, colour="red")
+    with pytest.raises(TypeError, match="colour"):
+        cw.top_examples_job(shapes, "conv4", np.zeros((2, 64, 64, 3)), colour="red")

@@ -21,6 +21,7 @@ backend is chosen in :mod:`.backends`).  :func:`atlas_job` is :func:`atlas` as a
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 
@@ -190,22 +191,16 @@ def atlas_job(
     layer,
     data=None,
     *,
-    channels=None,
-    store=None,
     backend: str | LocalBackend | RayBackend = "local",
-    preset: str | Preset = "lucid",
-    steps: int | None = None,
-    batch: int = 16,
-    seed: int = 0,
-    k: int = 9,
-    score: str = "mean",
-    examples_batch: int = 64,
-    key: str | None = None,
     workers: int | None = None,
     keep_workers: bool = False,
+    **settings,
 ) -> Job[Atlas]:
-    """:func:`atlas` as a :class:`~cnnviz_widgets.engine.jobs.Job` (arguments as there;
-    nothing runs, and the store is not opened, until the job is iterated or run).
+    """:func:`atlas` as a :class:`~cnnviz_widgets.engine.jobs.Job`: the same arguments
+    (``settings``: ``channels``, ``store``, ``preset``, ``steps``, ``batch``, ``seed``,
+    ``k``, ``score``, ``examples_batch``, ``key``, as :func:`open_atlas` takes them; an
+    unknown one is refused here), but nothing runs, and the store is not opened, until
+    the job is iterated or run.
 
     Its progress: ``done`` units of ``total``, ``item`` the :class:`AtlasProgress`; the
     first one has ``phase="open"`` and the :class:`Atlas` as found in the store (its
@@ -220,18 +215,7 @@ def atlas_job(
             print(p.done, p.total, p.item.phase)
         job.result.unit(7)
     """
-    settings = dict(
-        channels=channels,
-        store=store,
-        preset=preset,
-        steps=steps,
-        batch=batch,
-        seed=seed,
-        k=k,
-        score=score,
-        examples_batch=examples_batch,
-        key=key,
-    )
+    inspect.signature(open_atlas).bind(model, layer, data, **settings)  # TypeError now
     chosen = get_backend(backend, workers, keep_workers)  # before any work
 
     def work(report, stopping) -> Atlas:

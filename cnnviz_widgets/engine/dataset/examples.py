@@ -117,17 +117,14 @@ def top_examples_job(
     data,
     k: int = 9,
     *,
-    score: str = "mean",
-    channels=None,
-    batch_size: int = 64,
-    keep_maps: bool = True,
-    key: str | None = None,
     backend: str | LocalBackend | RayBackend = "local",
     workers: int | None = None,
     keep_workers: bool = False,
+    **options,
 ) -> Job[TopExamples]:
-    """:func:`top_examples` as a :class:`~cnnviz_widgets.engine.jobs.Job` (arguments as
-    there; nothing runs until the job is iterated or run).
+    """:func:`top_examples` as a :class:`~cnnviz_widgets.engine.jobs.Job`: the same
+    arguments (``options``: ``score``, ``channels``, ``batch_size``, ``keep_maps``,
+    ``key``, checked here), but nothing runs until the job is iterated or run.
 
     Example::
 
@@ -137,17 +134,7 @@ def top_examples_job(
         top = job.result             # TopExamples (what was seen, when stopped)
     """
     chosen = get_backend(backend, workers, keep_workers)
-    search = rank_examples(
-        model,
-        layer,
-        data,
-        k=k,
-        score=score,
-        channels=channels,
-        batch_size=batch_size,
-        keep_maps=keep_maps,
-        key=key,
-    )
+    search = rank_examples(model, layer, data, k=k, **options)
 
     def work(report, stopping) -> TopExamples:
         def progress(p: Progress) -> None:

@@ -375,15 +375,7 @@ def decide(
     return PrecisionChoice(precision, f"{precision}: asked for")
 
 
-def resolve(
-    loaded: LoadedModel,
-    precision: str,
-    work: str,
-    *,
-    batch: int = 1,
-    size: int | None = None,
-    exact: bool = False,
-) -> PrecisionChoice:
+def resolve(loaded: LoadedModel, precision: str, work: str, **options) -> PrecisionChoice:
     """The precision one call runs in: ``precision`` checked (:func:`check_precision`),
-    then :func:`decide`."""
-    return decide(loaded, check_precision(precision), work, batch=batch, size=size, exact=exact)
+    then :func:`decide` (``options``: its ``batch``, ``size``, ``exact``)."""
+    return decide(loaded, check_precision(precision), work, **options)
