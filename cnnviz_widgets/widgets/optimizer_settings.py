@@ -7,9 +7,8 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from ..engine import PRESETS, check_settings
-from ..engine.optvis import objectives as obj
-from ..engine.optvis.presets import get_preset
+from .. import objectives as obj
+from ..engine import PRESETS, check_settings, get_preset
 from ..errors import CnnvizError
 from .common import esc, labeled, row
 
@@ -73,6 +72,12 @@ class RunSettings(traitlets.HasTraits):
         with self.hold_trait_notifications():
             for key, value in values.items():
                 setattr(self, key, value)
+
+    def arguments(self) -> dict:
+        """The settings as ``optimize`` keyword arguments, as they are (``optimize``
+        checks them, once)."""
+        names = ("preset", "steps", "lr", "tv", "lp", "blur", "seed")
+        return {name: getattr(self, name) for name in names}
 
     def checked(self) -> dict:
         """The settings as ``optimize`` keyword arguments, checked by the engine."""

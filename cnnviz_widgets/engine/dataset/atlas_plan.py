@@ -3,7 +3,6 @@ examples to rank, and the feature-visualization chunks."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -231,19 +230,19 @@ def visualize_chunk(
     preset,
     steps: int,
     seed: int,
-    stop: threading.Event | None = None,
+    stopping: Callable[[], bool] | None = None,
     report: Callable | None = None,
     every: int = 8,
 ):
     """Optimize one image per channel in one compiled step.  Returns ``(images (B, H, W,
     C) uint8, values (B,), finished)``; ``report(step, images)`` is called every
-    ``every`` steps."""
+    ``every`` steps; the run ends after the step in progress once ``stopping()`` is true."""
     make = obj.channel if spatial else obj.neuron
     run = optimize(
         loaded, make(layer, list(channels)), preset=preset, steps=steps, seed=seed, every=every
     )
     for frame in run:
-        if stop is not None and stop.is_set():
+        if stopping is not None and stopping():
             run.stop()
         if report is not None and not frame.final:
             report(frame.step, frame.images)

@@ -2,7 +2,7 @@
 compiled step and runs."""
 
 from .param import Fourier, Maco, Pixels, Spectrum, spectrum_from
-from .presets import PRESETS, Preset
+from .presets import PRESETS, Preset, get_preset
 from .results import Frame, Result
 from .run import Run, check_settings, optimize, visualize, warm_up
 from .step import step_tracing_count  # noqa: F401  (for checks; not in __all__)
@@ -20,6 +20,7 @@ __all__ = [
     "Spectrum",
     "Transforms",
     "check_settings",
+    "get_preset",
     "optimize",
     "spectrum_from",
     "visualize",

@@ -6,7 +6,8 @@ learning rate and the random seed are tensor inputs or variables, so changing th
 retraces, and the variables are reused from run to run, so memory stays flat.
 
 A run is an iterator (:class:`Run`) that yields a :class:`Frame` every few steps and can be
-stopped between steps; :func:`visualize` is the one-call form.
+stopped between steps (``run.job()`` makes it a :class:`~cnnviz_widgets.engine.jobs.Job`);
+:func:`visualize` is the one-call form.
 """
 
 from __future__ import annotations
@@ -23,14 +24,10 @@ import numpy as np
 import tensorflow as tf
 
 from ...errors import CnnvizError
+from ..jobs import Job
 from ..model import budget
 from ..model.loading import LoadedModel, as_loaded
-from ..model.precision import (
-    PRECISIONS,
-    PrecisionChoice,
-    model_in,
-    resolve,
-)
+from ..model.precision import PrecisionChoice, check_precision, decide, model_in
 from . import objectives as obj
 from .param import Fourier, Maco, Pixels, get_param
 from .presets import Preset, get_preset
@@ -78,6 +75,7 @@ class Run:
         self._user = np.zeros(len(objective.terms), np.float32)
         self._user[:user_terms] = self._weights[:user_terms]
         self.result: Result | None = None
+        self.settings: dict = {}  # the checked settings (set by optimize)
         self._started = False
 
     def stop(self) -> None:
@@ -87,6 +85,22 @@ class Run:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def job(self) -> Job[Result]:
+        """This run as a :class:`~cnnviz_widgets.engine.jobs.Job` (the one protocol of long
+        work): one progress per :class:`Frame` (``done`` steps of ``total``, ``item`` the
+        frame); ``job.stop()`` ends it after the step in progress and ``job.result`` is the
+        :class:`Result`."""
+
+        def work(report, stopping) -> Result:
+            for frame in self:
+                if stopping():
+                    self.stop()
+                elif not frame.final:  # the job makes its own final progress
+                    report(frame.step, self.steps, item=frame)
+            return self.result
+
+        return Job(work, f"optimization of {self.objective!r}")
 
     def _images(self) -> np.ndarray:
         return to_uint8(self._c.render().numpy())
@@ -246,6 +260,7 @@ def optimize(
     blur: float | None = None,
     every: int = 8,
     precision: str = "auto",
+    min_steps: int = 0,
 ) -> Run:
     """Prepare an optimization and return it as a :class:`Run` (nothing runs until you
     iterate it).
@@ -269,9 +284,11 @@ def optimize(
             ``"float16"``.  The image, its parameterization, Adam's state and the
             objective stay float32; ``run.precision`` and ``result.precision`` say what
             was used and why.
+        min_steps: the fewest steps accepted (a panel's run asks for 1).
 
     Returns:
-        A :class:`Run`.
+        A :class:`Run`; ``run.settings`` holds the checked settings it uses
+        (:func:`check_settings`: steps, lr and the regularizer weights).
 
     Raises:
         RunTooLargeError: the run's estimated memory (``budget.check_optimize``) exceeds
@@ -282,7 +299,7 @@ def optimize(
     hwc = image_size(loaded, size)
     objective = _objective_from(objective, loaded)
     user_terms = len(objective.terms)
-    checked = check_settings(p, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur)
+    checked = check_settings(p, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur, min_steps=min_steps)
     weights = {name: checked[name] for name in ("tv", "lp", "blur")}
     for w, term in objective.terms:
         _finite(f"the weight of {term.describe()} in the objective", w)
@@ -313,17 +330,14 @@ def optimize(
             for v in value if isinstance(value, tuple) else (value,):
                 if isinstance(v, (float, np.floating)):
                     _finite(f"{type(setting).__name__}.{field.name}", v)
-    if precision not in PRECISIONS:
-        raise CnnvizError(
-            f"unknown precision {precision!r}: use one of {', '.join(map(repr, PRECISIONS))}"
-        )
+    check_precision(precision)  # once; decide() below takes it as checked
     # before any variable is made: refuse a run that will not fit, warn about a long one
     budget.check_optimize(loaded.model, full, hwc, int(batch), steps)
-    choice = resolve(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
+    choice = decide(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
     runner = model_in(loaded, choice.precision)
     names = loaded.model
     compiled = compiled_step(runner, full, param_obj, t, int(batch), hwc, names)
-    return Run(
+    run = Run(
         compiled,
         lambda: compiled_step(runner, full, param_obj, t, int(batch), hwc, names),
         full,
@@ -335,6 +349,8 @@ def optimize(
         every=every,
         precision=choice,
     )
+    run.settings = checked
+    return run
 
 
 def visualize(model, objective, **kwargs) -> Result:
