@@ -151,10 +151,49 @@ from cnnviz_widgets.engine.model.embedded import (
     weights_file,
 )
 from cnnviz_widgets.engine.model.shapes import CLASS_NAMES, generate_shapes
+from cnnviz_widgets.engine.optvis.seeds import seed_statistics
 
+SEED_IMAGES = 4500  # images measured for the class-conditional seeds (500 a class)
 TEST_SEED = 20261128  # the held-out set reported in the metadata (tests draw another)
 BATCH = 64
 RAMP_EPOCHS = 2
+
+
+def training_seeds(seed: int = 0) -> dict:
+    """The class-conditional seed statistics of the training distribution, for the
+    metadata's ``"seeds"``: a Gaussian per class at 8x8 (mean + 12 principal directions +
+    isotropic rest) of ``SEED_IMAGES`` images of the first training epoch's generator
+    seed (``seed + 1``).  Where the ``"robust"`` preset starts (Santurkar et al. 2019)."""
+    data = generate_shapes(SEED_IMAGES, seed=seed + 1)
+    stats = seed_statistics(
+        data.images,
+        data.labels,
+        len(CLASS_NAMES),
+        source=f"generate_shapes({SEED_IMAGES}, seed={seed + 1}): the first training "
+        "epoch's generator seed; 8x8 area-downsampled, per-class mean + 12 principal "
+        "directions + isotropic rest (scripts/train_shapes_model.py training_seeds)",
+    )
+    return stats.to_json()
+
+
+def write_meta(path: Path, meta: dict) -> None:
+    """The metadata as indented JSON, with the (long) seed statistics on one line."""
+    seeds = meta.get("seeds")
+    text = json.dumps({**meta, "seeds": "@SEEDS@"} if seeds else meta, indent=2) + "\n"
+    if seeds:
+        text = text.replace('"@SEEDS@"', json.dumps(seeds, separators=(",", ":")))
+    path.write_text(text)
+
+
+RECIPES = {
+    "robust": {
+        "preset": "robust",
+        "reason": "adversarially trained (L2 PGD): its input gradients are perceptually "
+        "aligned, so plain L2 pixel steps from a class-conditional seed draw the class "
+        "(Santurkar et al. 2019)",
+    },
+}
+"""What each variant's metadata declares as its optimization recipe (``preset="auto"``)."""
 
 
 def cell_inside(masks: np.ndarray) -> np.ndarray:
@@ -608,8 +647,11 @@ def main() -> None:
             "loss_on": "the attacked images (both terms)",
         }
     meta["robustness"] = robustness_report(model, test)
+    if args.variant in RECIPES:
+        meta["recipe"] = RECIPES[args.variant]
+    meta["seeds"] = training_seeds(args.seed)
     print(json.dumps(meta["robustness"], indent=2))
-    (args.out / meta_file(args.variant)).write_text(json.dumps(meta, indent=2) + "\n")
+    write_meta(args.out / meta_file(args.variant), meta)
 
 
 if __name__ == "__main__":

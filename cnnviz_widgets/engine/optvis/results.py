@@ -57,6 +57,9 @@ class Result:
             ``"float16"`` (the image, the optimizer and the objective are float32
             always); see ``precision_reason``.
         precision_reason: why (``precision="auto"`` measured, or it was asked for).
+        recipe: the preset the run used (``preset="auto"`` picks the model's own).
+        recipe_reason: why that one (asked for; registered; declared by the model; or
+            the fallback for a model that says nothing).
     """
 
     images: np.ndarray
@@ -70,6 +73,8 @@ class Result:
     alpha: np.ndarray | None = None
     precision: str = "float32"
     precision_reason: str = ""
+    recipe: str = ""
+    recipe_reason: str = ""
 
     @property
     def image(self) -> np.ndarray:

@@ -32,7 +32,8 @@ from ..model.precision import (
     resolve,
 )
 from . import objectives as obj
-from .param import Fourier, Maco, Pixels, get_param
+from . import recipes
+from .param import Fourier, Maco, Pixels, Raw, get_param
 from .presets import Preset, get_preset
 from .results import Frame, Result, alpha_map, to_uint8
 from .step import POOL_LOCK, CompiledStep, compiled_step, image_size
@@ -60,8 +61,15 @@ class Run:
         seed: int,
         every: int,
         precision: PrecisionChoice | None = None,
+        recipe: str = "",
+        recipe_reason: str = "",
+        start=None,
     ):
         self._c = compiled
+        self.recipe = recipe
+        self.recipe_reason = recipe_reason
+        # (seeds, noise) to start from a class-conditional seed, or None: the param's init
+        self._start = start
         self.precision = precision or PrecisionChoice("float32", "float32")
         self._fresh = fresh  # makes a step of the same configuration if this one is busy
         self.objective = objective
@@ -106,9 +114,23 @@ class Run:
         finally:
             c.busy.release()
 
+    def _classes(self) -> np.ndarray | None:
+        """The class of each image, from the objective's first class term (or None)."""
+        for (_, term), values in zip(self.objective.terms, self._values):
+            if isinstance(term, obj._ClassTerm):
+                return values["index"].numpy()
+        return None
+
+    def _init(self, c: CompiledStep, rng: np.random.Generator) -> np.ndarray:
+        if self._start is None:
+            return c.param.init(rng, c.batch, c.h, c.w, c.c)
+        seeds, noise = self._start
+        images = seeds.sample(rng, self._classes(), c.batch, c.h, c.w, noise=noise)
+        return c.param.from_image(images)
+
     def _iterate(self, c: CompiledStep) -> Iterator[Frame]:
         rng = np.random.default_rng(self.seed)
-        c.reset(c.param.init(rng, c.batch, c.h, c.w, c.c), self.lr)
+        c.reset(self._init(c, rng), self.lr, self.steps)
         weights = tf.constant(self._weights)
         history, totals = [], []
         error = None
@@ -155,6 +177,8 @@ class Run:
             alpha=alpha_map(c.evidence.numpy()) if step else None,
             precision=self.precision.precision,
             precision_reason=self.precision.reason,
+            recipe=self.recipe,
+            recipe_reason=self.recipe_reason,
         )
         last = hist[-1] if len(hist) else np.full(b, np.nan, np.float32)
         last_t = tot[-1] if len(tot) else np.full(b, np.nan, np.float32)
@@ -189,8 +213,9 @@ def _finite(name: str, value) -> float:
 
 
 def check_settings(
-    preset: str | Preset = "lucid",
+    preset: str | Preset = "auto",
     *,
+    model=None,
     steps: int | None = None,
     lr: float | None = None,
     tv: float | None = None,
@@ -200,6 +225,7 @@ def check_settings(
 ) -> dict:
     """The run settings :func:`optimize` would use, checked: the preset's values where an
     argument is ``None``.  Panels call it to show the engine's own message before a run.
+    ``preset="auto"`` is the recipe of ``model`` (``"lucid"`` without a model).
 
     Returns:
         ``{"steps", "lr", "tv", "lp", "blur"}`` as an int and floats.
@@ -208,7 +234,10 @@ def check_settings(
         CnnvizError: naming the setting, the value and what is allowed (fewer than
             ``min_steps`` steps; a learning rate <= 0; a negative penalty; NaN or inf).
     """
-    p = get_preset(preset)
+    if model is not None:
+        p = recipes.choose(preset, as_loaded(model))[0]
+    else:
+        p = get_preset(recipes.FALLBACK if preset == recipes.AUTO else preset)
     out = {}
     for name, given in (("tv", tv), ("lp", lp), ("blur", blur)):
         value = _finite(name, getattr(p, name) if given is None else given)
@@ -233,13 +262,13 @@ def optimize(
     model,
     objective,
     *,
-    preset: str | Preset = "lucid",
+    preset: str | Preset = "auto",
     steps: int | None = None,
     lr: float | None = None,
     batch: int | None = None,
     seed: int = 0,
     size: int | tuple[int, int] | None = None,
-    param: str | Fourier | Pixels | Maco | None = None,
+    param: str | Fourier | Pixels | Maco | Raw | None = None,
     transforms: Transforms | None = None,
     tv: float | None = None,
     lp: float | None = None,
@@ -254,9 +283,13 @@ def optimize(
         model: a ``LoadedModel``, a built ``keras.Model`` or anything ``load_model`` takes.
         objective: an ``Objective`` (see ``cnnviz_widgets.objectives``), or a class index,
             class name, or list of them (``objectives.class_score``: one image per class).
-        preset: ``"lucid"`` (default), ``"tf-keras-vis"``, ``"keras-vis"``, ``"maco"`` or
-            a ``Preset``.
-        steps, lr: override the preset's number of steps and Adam learning rate.
+        preset: ``"auto"`` (default: the model's own recipe -- one registered with
+            ``cw.register_recipe``, else the one its metadata declares (the embedded
+            robust model: ``"robust"``), else ``"lucid"``; ``result.recipe`` and
+            ``result.recipe_reason`` say which and why), ``"lucid"``, ``"robust"``,
+            ``"tf-keras-vis"``, ``"keras-vis"``, ``"maco"`` or a ``Preset``.
+        steps, lr: override the preset's number of steps and learning rate (Adam's, or
+            the ``"l2"`` step size).
         batch: number of images; default: one per target of the objective.
         seed: makes the run repeatable (initial image and random transforms).
         size: the image size, for models that accept any size (default 224).
@@ -278,7 +311,7 @@ def optimize(
             what is available; a run estimated to take long warns (``LongRunWarning``).
     """
     loaded = as_loaded(model)
-    p = get_preset(preset)
+    p, reason = recipes.choose(preset, loaded)
     hwc = image_size(loaded, size)
     objective = _objective_from(objective, loaded)
     user_terms = len(objective.terms)
@@ -322,10 +355,18 @@ def optimize(
     choice = resolve(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
     runner = model_in(loaded, choice.precision)
     names = loaded.model
-    compiled = compiled_step(runner, full, param_obj, t, int(batch), hwc, names)
+    update = ("l2", p.lr_final) if p.optimizer == "l2" else ("adam",)
+    start = None
+    if p.start == "seed" and hasattr(param_obj, "from_image"):
+        seeds = recipes.seeds_of(loaded)
+        if seeds is not None and seeds.channels == hwc[2]:
+            start = (seeds, p.seed_noise)
+        else:
+            reason += "; the model has no seed statistics, so it starts from noise"
+    compiled = compiled_step(runner, full, param_obj, t, int(batch), hwc, names, update)
     return Run(
         compiled,
-        lambda: compiled_step(runner, full, param_obj, t, int(batch), hwc, names),
+        lambda: compiled_step(runner, full, param_obj, t, int(batch), hwc, names, update),
         full,
         user_terms,
         int(batch),
@@ -334,6 +375,9 @@ def optimize(
         seed=seed,
         every=every,
         precision=choice,
+        recipe=p.name,
+        recipe_reason=reason,
+        start=start,
     )
 
 
@@ -372,7 +416,7 @@ def _warm(model, objective, kwargs) -> float:
     try:
         if c.tracing_count() == 0:
             rng = np.random.default_rng(run.seed)
-            c.reset(c.param.init(rng, c.batch, c.h, c.w, c.c), run.lr)
+            c.reset(run._init(c, rng), run.lr, run.steps)
             # the first call traces the step and optimizes its graph: the slow part
             c.step(run._values, tf.constant(run._weights), tf.constant([run.seed, 0], tf.int32))
             c.render().numpy()  # the eager kernels of a frame
