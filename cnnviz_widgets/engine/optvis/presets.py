@@ -37,6 +37,9 @@ class Preset:
             class-conditional seed drawn from the model's seed statistics (its metadata, or
             ``register_recipe(..., seeds=...)``); ``"noise"`` when it has none.
         seed_noise: the spread of the seed around its class mean (1: the training images').
+        radius: for ``"l2"``: the image stays within this distance of where it started
+            (root mean square per pixel value; Santurkar et al.'s epsilon ball); 0: no
+            limit.
     """
 
     name: str
@@ -53,6 +56,7 @@ class Preset:
     lr_final: float = 1.0
     start: str = "noise"
     seed_noise: float = 1.0
+    radius: float = 0.0
 
     def __post_init__(self):
         if self.optimizer not in ("adam", "l2"):

@@ -355,7 +355,7 @@ def optimize(
     choice = resolve(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
     runner = model_in(loaded, choice.precision)
     names = loaded.model
-    update = ("l2", p.lr_final) if p.optimizer == "l2" else ("adam",)
+    update = ("l2", p.lr_final, p.radius) if p.optimizer == "l2" else ("adam",)
     start = None
     if p.start == "seed" and hasattr(param_obj, "from_image"):
         seeds = recipes.seeds_of(loaded)

@@ -76,9 +76,10 @@ class CompiledStep:
         self.warming = False
         self.param = param
         self.transforms = transforms
-        # ("adam",) or ("l2", lr_final): the update rule (Preset.optimizer), chosen when
-        # the step is traced, so the Adam step has not one op more for it
+        # ("adam",) or ("l2", lr_final, radius): the update rule (Preset.optimizer), chosen
+        # when the step is traced, so the Adam step has not one op more for it
         self.update = tuple(update)
+        self._radius = float(self.update[2]) if len(self.update) > 2 else 0.0
         self.batch = batch
         self.h, self.w, self.c = hwc
         model = loaded.model
@@ -145,6 +146,8 @@ class CompiledStep:
         self.t = tf.Variable(0.0, trainable=False)
         self.lr = tf.Variable(0.05, trainable=False)
         self.total = tf.Variable(1.0, trainable=False)  # steps of the run (l2 schedule)
+        # where the run started (l2 with a radius: the image stays within it)
+        self.origin = tf.Variable(tf.zeros(pshape), trainable=False) if self._radius else None
         # |d objective / d pixel| summed over the run: MaCo's transparency map
         self.evidence = tf.Variable(tf.zeros((batch, self.h, self.w)), trainable=False)
         # traced once per configuration: TensorFlow counts the traces of every CompiledStep
@@ -242,6 +245,11 @@ class CompiledStep:
         progress = tf.minimum(self.t / tf.maximum(self.total - 1.0, 1.0), 1.0)
         lr_t = self.lr * (final + (1.0 - final) * 0.5 * (1.0 + tf.cos(np.pi * progress)))
         stepped = var - lr_t * np.sqrt(size) * grad / (norm + 1e-12)
+        if self._radius > 0:  # back onto the ball of RMS radius `radius` around the start
+            delta = stepped - self.origin
+            dist = tf.sqrt(tf.reduce_sum(tf.square(delta), axis=others, keepdims=True))
+            limit = self._radius * np.sqrt(size)
+            stepped = self.origin + delta * tf.minimum(1.0, limit / (dist + 1e-12))
         if getattr(self.param, "bounded", False):
             stepped = tf.clip_by_value(stepped, 0.0, 1.0)
         return stepped
@@ -249,6 +257,8 @@ class CompiledStep:
     def reset(self, init: np.ndarray, lr: float, steps: int = 1) -> None:
         self.total.assign(float(steps))
         self.var.assign(init)
+        if self.origin is not None:
+            self.origin.assign(init)
         self.good.assign(init)
         self.m.assign(tf.zeros_like(self.m))
         self.v.assign(tf.zeros_like(self.v))
@@ -270,7 +280,7 @@ def compiled_step(
     """The compiled step for this configuration: a cached one that no run is using, or a
     new one (two panels optimizing the same model at once each get their own).
     ``loaded`` may hold a reduced-precision twin of the model ``names``; ``update`` is
-    ``("adam",)`` or ``("l2", lr_final)``."""
+    ``("adam",)`` or ``("l2", lr_final, radius)``."""
     update = tuple(update)
     key = (objective.structure(), param, transforms, batch, hwc, loaded.preprocessing.name, update)
     # under a lock: two threads asking at once (a warm-up and a run) share one step rather
