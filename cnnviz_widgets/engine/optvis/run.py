@@ -17,7 +17,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import tensorflow as tf
@@ -38,6 +38,21 @@ from .presets import Preset, get_preset
 from .results import Frame, Result, alpha_map, to_uint8
 from .step import POOL_LOCK, CompiledStep, compiled_step, image_size
 from .transforms import Transforms
+
+STUCK_P = 0.01
+"""A class image whose class probability is still below this a quarter into its run is
+on a plateau: it is started again with more initial noise (once); one still below
+``STUCK_P`` at the end is reported in ``Result.stuck``."""
+
+
+def _class_probability_term(objective) -> tuple[int, bool] | None:
+    """``(index, is_log)`` of the objective's class (log-)probability term, if any."""
+    for i, (_, term) in enumerate(objective.terms):
+        if isinstance(term, obj.ClassLogProbability):
+            return i, True
+        if isinstance(term, obj.ClassProbability):
+            return i, False
+    return None
 
 
 class Run:
@@ -87,6 +102,10 @@ class Run:
         self._user[:user_terms] = self._weights[:user_terms]
         self.result: Result | None = None
         self._started = False
+        # plateau check: a quarter into the run, for objectives with a class probability
+        self._class_p = _class_probability_term(objective)
+        self._check = max(16, self.steps // 4) if self.steps >= 32 else None
+        self.restarted: list[int] = []
 
     def stop(self) -> None:
         """Ask the run to end after the step in progress (thread-safe)."""
@@ -128,12 +147,41 @@ class Run:
         images = seeds.sample(rng, self._classes(), c.batch, c.h, c.w, noise=noise)
         return c.param.from_image(images)
 
+    def _probabilities(self, scores: np.ndarray) -> np.ndarray | None:
+        if self._class_p is None:
+            return None
+        i, is_log = self._class_p
+        return np.exp(scores[i]) if is_log else scores[i]
+
+    def _escape(self, c: CompiledStep, scores: np.ndarray) -> None:
+        """Restart, with ten times the initial noise (twice the seed's spread), the images
+        whose class probability is still below ``STUCK_P``."""
+        p = self._probabilities(scores)
+        if p is None:
+            return
+        stuck = ~(p >= STUCK_P)
+        if not stuck.any():
+            return
+        rng = np.random.default_rng([self.seed, 1])
+        if self._start is not None:
+            seeds, noise = self._start
+            images = seeds.sample(rng, self._classes(), c.batch, c.h, c.w, noise=2 * noise)
+            fresh = c.param.from_image(images)
+        else:
+            param = c.param
+            if hasattr(param, "init_std"):
+                param = replace(param, init_std=10 * param.init_std)
+            fresh = param.init(rng, c.batch, c.h, c.w, c.c)
+        c.restart(stuck, fresh)
+        self.restarted = [int(i) for i in np.flatnonzero(stuck)]
+
     def _iterate(self, c: CompiledStep) -> Iterator[Frame]:
         rng = np.random.default_rng(self.seed)
         c.reset(self._init(c, rng), self.lr, self.steps)
         weights = tf.constant(self._weights)
         history, totals = [], []
         error = None
+        last_scores = None
         t0 = time.perf_counter()
         step = 0
         while step < self.steps and not self._stop.is_set():
@@ -151,6 +199,9 @@ class Run:
             history.append(self._user @ s)
             totals.append(self._weights @ s)
             step += 1
+            last_scores = s
+            if step == self._check and step < self.steps:
+                self._escape(c, s)
             if step % self.every == 0 and step < self.steps and not self._stop.is_set():
                 yield Frame(
                     step,
@@ -162,6 +213,8 @@ class Run:
                 )
         seconds = time.perf_counter() - t0
         images = self._images()
+        final_p = None if last_scores is None else self._probabilities(last_scores)
+        stuck = [] if final_p is None else [int(i) for i in np.flatnonzero(~(final_p >= STUCK_P))]
         b = c.batch
         hist = np.array(history, np.float32).reshape(-1, b)
         tot = np.array(totals, np.float32).reshape(-1, b)
@@ -179,6 +232,8 @@ class Run:
             precision_reason=self.precision.reason,
             recipe=self.recipe,
             recipe_reason=self.recipe_reason,
+            restarted=list(self.restarted),
+            stuck=stuck,
         )
         last = hist[-1] if len(hist) else np.full(b, np.nan, np.float32)
         last_t = tot[-1] if len(tot) else np.full(b, np.nan, np.float32)
@@ -399,6 +454,8 @@ def visualize(model, objective, **kwargs) -> Result:
     result = run.result
     if result.error:
         warnings.warn(result.error, RuntimeWarning, stacklevel=2)
+    if result.stuck and not result.stopped:
+        warnings.warn(result.stuck_message(), RuntimeWarning, stacklevel=2)
     return result
 
 

@@ -266,6 +266,19 @@ class CompiledStep:
         self.lr.assign(float(lr))
         self.evidence.assign(tf.zeros_like(self.evidence))
 
+    def restart(self, mask: np.ndarray, init: np.ndarray) -> None:
+        """Start the images of ``mask`` (``(B,)`` bool) again from ``init`` (the variable's
+        shape), with a fresh optimizer state; the others go on (eager: the compiled step
+        is not touched)."""
+        shape = [1] * len(self.var.shape)
+        shape[int(getattr(self.param, "batch_axis", 0))] = self.batch
+        keep = tf.reshape(tf.constant(~np.asarray(mask, bool)), shape)
+        init = tf.constant(init, tf.float32)
+        for var, fresh in ((self.var, init), (self.good, init), (self.m, 0.0), (self.v, 0.0)):
+            var.assign(tf.where(keep, var, tf.broadcast_to(fresh, var.shape)))
+        if self.origin is not None:
+            self.origin.assign(tf.where(keep, self.origin, init))
+
     def tracing_count(self) -> int:
         return self.step.experimental_get_tracing_count()
 
