@@ -125,16 +125,17 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "robust",
             Raw(),
-            Transforms(jitter=8),
-            lr=0.03,
+            Transforms(jitter=8, scale=(0.9, 1.1)),
+            lr=0.02,
             steps=128,
             optimizer="l2",
             lr_final=0.1,
             start="seed",
+            radius=0.05,
             description="For robust (adversarially trained) models, as Santurkar et al. 2019 "
             "draw them: raw pixels, L2-normalized gradient steps with a decaying step size, "
             "from a class-conditional seed (the model's training images' statistics), "
-            "light jitter",
+            "staying within an L2 ball around it; light jitter and zoom",
         ),
     )
 }
