@@ -213,7 +213,9 @@ class Run:
                 )
         seconds = time.perf_counter() - t0
         images = self._images()
-        final_p = None if last_scores is None else self._probabilities(last_scores)
+        # a run too short for the plateau check is not called stuck
+        checked = self._check is not None and last_scores is not None
+        final_p = self._probabilities(last_scores) if checked else None
         stuck = [] if final_p is None else [int(i) for i in np.flatnonzero(~(final_p >= STUCK_P))]
         b = c.batch
         hist = np.array(history, np.float32).reshape(-1, b)
