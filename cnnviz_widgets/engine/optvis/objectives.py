@@ -227,7 +227,12 @@ class _UnitTerm(Term):
 
 def _unit_values(ctx, path):
     if (path, "pre") in ctx.acts:
-        return tf.nn.leaky_relu(ctx.acts[(path, "pre")], alpha=0.05)
+        # leaky ReLU written out: tf.nn.leaky_relu's LeakyRelu/LeakyReluGrad pair is a
+        # pattern grappler's remapper (oneDNN builds) tries to fuse with the add before it,
+        # and fails, printing an error. Same values; same gradient, 0.05 at zero included
+        # (Maximum's gradient goes to its first argument on a tie)
+        x = ctx.acts[(path, "pre")]
+        return tf.maximum(0.05 * x, x)
     return ctx.acts[(path, "output")]
 
 
