@@ -393,7 +393,12 @@ def test_initial_target_from_the_session(shapes):
     session = Session(shapes, layer="conv3", channel=5)
     opt = ClassOptimizer(session)
     assert opt.mode.value == "channel" and opt.channel_index.value == 5
+    # preset "auto": the robust model's own recipe, named under the menu with the reason
+    assert opt.preset.value == "auto" and opt.steps.value == cw.PRESETS["robust"].steps
+    assert "auto chose robust: the model declares it in its metadata" in opt.preset_info.value
+    opt.preset.value = "lucid"
     assert opt.steps.value == cw.PRESETS["lucid"].steps
+    assert opt.preset_info.value.startswith("Lucid")
     opt.close()
     opt = ClassOptimizer(Session(shapes, class_index="dots"), preset="tf-keras-vis", lr=0.3)
     assert opt.mode.value == "class" and opt.class_targets == [8] and opt.lr.value == 0.3

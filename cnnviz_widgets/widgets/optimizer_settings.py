@@ -70,7 +70,7 @@ class RunSettings(traitlets.HasTraits):
         chose and why."""
         p = self.resolved()
         if self.preset == AUTO:
-            return f"auto chose {p.name!r}: {self.auto_reason or 'the fallback'}. {p.description}"
+            return f"auto chose {p.name}: {self.auto_reason or 'the fallback'}. {p.description}"
         return p.description
 
     @traitlets.validate("objective")
