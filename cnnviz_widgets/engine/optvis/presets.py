@@ -37,9 +37,10 @@ class Preset:
             class-conditional seed drawn from the model's seed statistics (its metadata, or
             ``register_recipe(..., seeds=...)``); ``"noise"`` when it has none.
         seed_noise: the spread of the seed around its class mean (1: the training images').
-        radius: for ``"l2"``: the image stays within this distance of where it started
-            (root mean square per pixel value; Santurkar et al.'s epsilon ball); 0: no
-            limit.
+        radius: for ``"l2"`` and class objectives: the image stays within this distance
+            of its class seed (root mean square per pixel value; Santurkar et al.'s
+            epsilon ball); 0: no limit.  Channel and neuron pictures are not held (their
+            seed, a random class's, says nothing about the unit).
     """
 
     name: str

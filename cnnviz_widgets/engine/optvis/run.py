@@ -412,7 +412,11 @@ def optimize(
     choice = resolve(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
     runner = model_in(loaded, choice.precision)
     names = loaded.model
-    update = ("l2", p.lr_final, p.radius) if p.optimizer == "l2" else ("adam",)
+    # the ball holds a class picture near its class's seed; a unit's seed (a random
+    # class's) says nothing about the unit, so its picture is not held to it
+    has_class = any(isinstance(t, obj._ClassTerm) for _, t in objective.terms)
+    radius = p.radius if has_class else 0.0
+    update = ("l2", p.lr_final, radius) if p.optimizer == "l2" else ("adam",)
     start = None
     if p.start == "seed" and hasattr(param_obj, "from_image"):
         seeds = recipes.seeds_of(loaded)
