@@ -54,7 +54,7 @@ def main() -> None:
                 acts = probe.predict(x, verbose=0).mean(axis=(1, 2))
                 ours[chunk] = acts[np.arange(len(chunk)), chunk]
             beat = [c for c in live if ours[c] > best[c]]
-            lost = [f"{c} ({ours[c]:.2f} < {best[c]:.2f})" for c in live if ours[c] <= best[c]]
+            lost = [f"{c} ({ours[c]:.3g} <= {best[c]:.3g})" for c in live if ours[c] <= best[c]]
             print(
                 f"{layer:<6} {preset:<6} ({recipe:<6}) live {len(live):>2}/{len(best):<2} "
                 f"beat their best example: {len(beat)}/{len(live)} "
