@@ -5,7 +5,7 @@ metadata of the existing embedded weights, without retraining them.
 
 The statistics describe the training images (the procedural generator), not the weights,
 so they are the same computation ``scripts/train_shapes_model.py`` now runs at the end of
-a training (``training_seeds``); the robust variant also gets its ``"recipe"``
+a training (``shapes_metadata.training_seeds``); the robust variant also gets its ``"recipe"``
 (``RECIPES``).  Every other key of the metadata is kept as it is.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train_shapes_model import RECIPES, training_seeds, write_meta  # noqa: E402
+from shapes_metadata import RECIPES, training_seeds, write_meta  # noqa: E402
 
 from cnnviz_widgets.engine.model.embedded import VARIANTS, meta_file  # noqa: E402
 

@@ -140,6 +140,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+# the metadata's recipe and seed statistics (also written for the shipped weights by
+# scripts/add_seed_statistics.py): the directory of this script is on sys.path
+from shapes_metadata import RECIPES, training_seeds, write_meta
+
 from cnnviz_widgets.engine.layers.selectivity import kernel_selectivity, v1_bank
 from cnnviz_widgets.engine.model.adversarial import l2_step, pgd_l2, robust_accuracy
 from cnnviz_widgets.engine.model.embedded import (
@@ -151,49 +155,10 @@ from cnnviz_widgets.engine.model.embedded import (
     weights_file,
 )
 from cnnviz_widgets.engine.model.shapes import CLASS_NAMES, generate_shapes
-from cnnviz_widgets.engine.optvis.seeds import seed_statistics
 
-SEED_IMAGES = 4500  # images measured for the class-conditional seeds (500 a class)
 TEST_SEED = 20261128  # the held-out set reported in the metadata (tests draw another)
 BATCH = 64
 RAMP_EPOCHS = 2
-
-
-def training_seeds(seed: int = 0) -> dict:
-    """The class-conditional seed statistics of the training distribution, for the
-    metadata's ``"seeds"``: a Gaussian per class at 8x8 (mean + 12 principal directions +
-    isotropic rest) of ``SEED_IMAGES`` images of the first training epoch's generator
-    seed (``seed + 1``).  Where the ``"robust"`` preset starts (Santurkar et al. 2019)."""
-    data = generate_shapes(SEED_IMAGES, seed=seed + 1)
-    stats = seed_statistics(
-        data.images,
-        data.labels,
-        len(CLASS_NAMES),
-        source=f"generate_shapes({SEED_IMAGES}, seed={seed + 1}): the first training "
-        "epoch's generator seed; 8x8 area-downsampled, per-class mean + 12 principal "
-        "directions + isotropic rest (scripts/train_shapes_model.py training_seeds)",
-    )
-    return stats.to_json()
-
-
-def write_meta(path: Path, meta: dict) -> None:
-    """The metadata as indented JSON, with the (long) seed statistics on one line."""
-    seeds = meta.get("seeds")
-    text = json.dumps({**meta, "seeds": "@SEEDS@"} if seeds else meta, indent=2) + "\n"
-    if seeds:
-        text = text.replace('"@SEEDS@"', json.dumps(seeds, separators=(",", ":")))
-    path.write_text(text)
-
-
-RECIPES = {
-    "robust": {
-        "preset": "robust",
-        "reason": "adversarially trained (L2 PGD): its input gradients are perceptually "
-        "aligned, so plain L2 pixel steps from a class-conditional seed draw the class "
-        "(Santurkar et al. 2019)",
-    },
-}
-"""What each variant's metadata declares as its optimization recipe (``preset="auto"``)."""
 
 
 def cell_inside(masks: np.ndarray) -> np.ndarray:
