@@ -439,7 +439,13 @@ def test_initial_target_from_the_session(shapes):
     session = Session(shapes, layer="conv3", channel=5)
     opt = ClassOptimizer(session)
     assert opt.target.mode.value == "channel" and opt.target.channel_index.value == 5
-    assert opt.settings_column.steps.value == cw.PRESETS["lucid"].steps
+    # preset "auto": the robust model's own recipe, named under the menu with the reason
+    s = opt.settings_column
+    assert s.preset.value == "auto" and s.steps.value == cw.PRESETS["robust"].steps
+    assert "auto chose robust: the model declares it in its metadata" in s.preset_info.value
+    s.preset.value = "lucid"
+    assert s.steps.value == cw.PRESETS["lucid"].steps
+    assert s.preset_info.value.startswith("Lucid")
     opt.close()
     opt = ClassOptimizer(Session(shapes, class_index="dots"), preset="tf-keras-vis", lr=0.3)
     assert (

@@ -20,7 +20,16 @@ import traitlets
 from PIL import Image
 
 from .. import objectives as obj
-from ..engine import PRESETS, Frame, Result, Run, long_runs_to, optimize, warm_up
+from ..engine import (
+    PRESETS,
+    Frame,
+    Result,
+    Run,
+    choose_recipe,
+    long_runs_to,
+    optimize,
+    warm_up,
+)
 from ..errors import CnnvizError
 from .canvas import zoom_nearest
 from .common import Panel, download_link, esc, style_sheet, wrapping_row, write_file
@@ -51,8 +60,9 @@ class ClassOptimizer(Panel):
     Args:
         model_or_session: a :class:`~cnnviz_widgets.session.Session` or a model (name,
             path, ``keras.Model``, ``LoadedModel``).
-        preset: ``"lucid"`` (default), ``"tf-keras-vis"``, ``"keras-vis"`` or ``"maco"``:
-            fills in steps, learning rate and regularizer weights.
+        preset: ``"auto"`` (default: the model's own recipe, shown under the menu with
+            the reason), ``"lucid"``, ``"robust"``, ``"tf-keras-vis"``, ``"keras-vis"`` or
+            ``"maco"``: fills in steps, learning rate and regularizer weights.
         steps, lr, tv, lp, blur: override the preset's values.
         seed: the random seed (the same seed gives the same images).
         **load_kwargs: passed to ``load_model`` when a model is given.
@@ -108,7 +118,7 @@ class ClassOptimizer(Panel):
         self,
         model_or_session: Any,
         *,
-        preset: str = "lucid",
+        preset: str = "auto",
         steps: int | None = None,
         lr: float | None = None,
         tv: float | None = None,
@@ -118,13 +128,16 @@ class ClassOptimizer(Panel):
         **load_kwargs: Any,
     ) -> None:
         super().__init__(model_or_session, css_class="cnnviz-class-optimizer", **load_kwargs)
-        if preset not in PRESETS:
-            raise CnnvizError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+        if preset != "auto" and preset not in PRESETS:
+            raise CnnvizError(
+                f"unknown preset {preset!r}: use 'auto' or one of {', '.join(PRESETS)}"
+            )
         self._lock = threading.RLock()  # this panel's run widgets, across threads
         self.extra: obj.Objective | None = None
         self.records: list[RunRecord] = []
         self.shown: RunRecord | None = None
-        self.config = RunSettings(preset=preset, seed=int(seed))
+        auto, why = choose_recipe("auto", self.session.loaded)  # shown under the preset
+        self.config = RunSettings(preset=preset, seed=int(seed), auto_preset=auto, auto_reason=why)
         self.config.apply_preset(preset, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur)
         # the parts, each with its own box
         self.target = TargetChooser(self.session, self.guarded, self.messages)
@@ -421,7 +434,13 @@ class ClassOptimizer(Panel):
         # the precision the run used (auto may pick bfloat16 on one machine, float32 on
         # another), and why in its tooltip
         precision = f'<span title="{esc(result.precision_reason)}">{result.precision}</span>'
-        text = f"{what} · {duration(result.seconds)} · {rate:.1f} steps/s · {precision}"
+        recipe = f'<span title="{esc(result.recipe_reason)}">{esc(result.recipe)}</span>'
+        text = (
+            f"{what} · {duration(result.seconds)} · {rate:.1f} steps/s · {precision} · "
+            f"recipe {recipe}"
+        )
+        if result.stuck:
+            text += f" · {esc(result.stuck_message())}"
         self.run_bar.end(done, style, text)
 
     # --- drawing ----------------------------------------------------------------------
@@ -465,7 +484,9 @@ class ClassOptimizer(Panel):
                 f"{state} · {result.steps} of {s['steps']} steps · {duration(result.seconds)}"
             )
         lines.append(
-            f"preset {esc(s['preset'])} · lr {s['lr']:g} · seed {s['seed']}<br>"
+            f"preset {esc(s['preset'])}"
+            + (f" ({esc(result.recipe)})" if result is not None and result.recipe else "")
+            + f" · lr {s['lr']:g} · seed {s['seed']}<br>"
             f"penalties: tv {s['tv']:g} · lp {s['lp']:g} · blur {s['blur']:g}"
         )
         lines.append(f'<span class="cnnviz-muted">{esc(s.get("objective", ""))}</span>')

@@ -181,7 +181,7 @@ class UnitAtlas(Panel):
         steps: int = 128,
         batch: int = 16,
         seed: int = 0,
-        preset: str = "lucid",
+        preset: str = "auto",
         k: int = 9,
         backend: str = "local",
         key: str | None = None,

@@ -51,7 +51,7 @@ def open_atlas(
     *,
     channels=None,
     store=None,
-    preset: str | Preset = "lucid",
+    preset: str | Preset = "auto",
     steps: int | None = None,
     batch: int = 16,
     seed: int = 0,
@@ -99,7 +99,7 @@ def atlas(
     channels=None,
     store=None,
     backend: str | LocalBackend | RayBackend = "local",
-    preset: str | Preset = "lucid",
+    preset: str | Preset = "auto",
     steps: int | None = None,
     batch: int = 16,
     seed: int = 0,
@@ -134,7 +134,8 @@ def atlas(
         backend: ``"local"`` (this process) or ``"ray"`` (a pool of Ray actors, each
             compiling the model once; the caller's ``ray.init(address=...)`` or a local
             Ray).  Ray needs ``pip install 'cnnviz-widgets[ray]'``.
-        preset, steps, seed: as :func:`optimize` (``steps`` default: the preset's).
+        preset, steps, seed: as :func:`optimize` (``preset="auto"``: the model's own recipe,
+            see ``optvis.register_recipe``; ``steps`` default: the preset's).
         batch: channels optimized together in one compiled step (one image each).
         k, score: dataset examples per unit and how they are scored (see
             :func:`top_examples`).

@@ -15,7 +15,8 @@ from ..model.internals import output_shape
 from ..model.introspect import get_layer
 from ..model.loading import LoadedModel, as_loaded
 from ..optvis import objectives as obj
-from ..optvis.presets import PRESETS, Preset
+from ..optvis.presets import PRESETS
+from ..optvis.recipes import choose
 from ..optvis.run import optimize
 from .sources import DataSource, data_source
 from .store import UnitStore, default_root, model_fingerprint
@@ -108,10 +109,11 @@ class AtlasPlan:
             raise CnnvizError(f"batch is the channels per compiled step, >= 1; got {batch!r}")
         self.batch = int(batch)
         self.seed = int(seed)
-        p = preset if isinstance(preset, Preset) else PRESETS.get(preset)
-        if p is None:
-            raise CnnvizError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
-        self.preset = preset
+        # "auto": the model's own recipe (optvis.recipes), resolved once here so that the
+        # store key and every chunk (local or Ray) use the same one
+        p, self.recipe_reason = choose(preset, loaded)
+        named = PRESETS.get(p.name) == p
+        self.preset = p.name if named else p
         self.steps = int(p.steps if steps is None else steps)
         if self.steps < 1:
             raise CnnvizError(f"steps must be >= 1, got {steps}")
@@ -121,7 +123,7 @@ class AtlasPlan:
         self.vis_settings = {
             "version": STORE_VERSION,
             "objective": "channel" if self.spatial else "neuron",
-            "preset": repr(p) if isinstance(preset, Preset) else str(preset),
+            "preset": p.name if named else repr(p),
             "steps": self.steps,
             "batch": self.batch,
             "seed": self.seed,
