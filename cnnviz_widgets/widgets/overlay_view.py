@@ -5,8 +5,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine import Attribution, method_info
-from ..engine.layers.filters import to_rgba
+from ..engine import Attribution, method_info, to_rgba
 from ..errors import CnnvizError
 from .canvas import PixelCanvas
 from .common import esc

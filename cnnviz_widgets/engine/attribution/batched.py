@@ -29,6 +29,7 @@ from ..model.scoring import (
     AttributionFns,
     Net,
     cached_fns,
+    cam_layer,
     class_name_at,
     is_classifier,
     target_class,
@@ -311,9 +312,7 @@ def explain_batch(
     n_classes = class_count(loaded.model)
     classes_for = _targets(loaded, target, n_classes)
     cam = method.startswith("grad_cam")
-    from .methods import _cam_layer  # (methods imports this module)
-
-    path = _cam_layer(loaded, layer) if cam else None
+    path = cam_layer(loaded, layer) if cam else None
     source = data_source(data, loaded)
     choice = resolve(loaded, precision, "optimize", batch=int(batch_size), exact=True)
     twin = model_in(loaded, choice.precision)

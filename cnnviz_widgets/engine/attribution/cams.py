@@ -14,9 +14,18 @@ import tensorflow as tf
 from ..model.internals import Tap, image_input
 from ..model.loading import LoadedModel
 from ..model.precision import model_in, resolve
-from ..model.scoring import INT, AttributionFns, Net, cached_fns, image_spec, pick_class, unit
+from ..model.scoring import (
+    INT,
+    AttributionFns,
+    Net,
+    cached_fns,
+    cam_layer,
+    image_spec,
+    pick_class,
+    unit,
+)
 from .gradients import batch_gradients, gradient_heat, rule_twin
-from .methods import cam_layer, explained, grad_cam, predict_fns
+from .methods import explained, grad_cam, predict_fns
 from .registry import Method, Param, Run, register
 from .results import Attribution, GradCam
 from .shared import batch_for, even_batch

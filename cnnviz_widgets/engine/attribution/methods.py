@@ -20,14 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from ...errors import CnnvizError
 from ..model import budget
-from ..model.internals import Tap, class_count, is_spatial, output_shape
-from ..model.introspect import find_layer
+from ..model.internals import Tap, class_count
 from ..model.loading import LoadedModel, as_loaded
 from ..model.precision import PrecisionChoice, model_in, resolve
 from ..model.scoring import (
@@ -36,6 +34,7 @@ from ..model.scoring import (
     AttributionFns,
     Net,
     cached_fns,
+    cam_layer,
     class_name_at,
     default_cam_layer,
     image_spec,
@@ -70,22 +69,6 @@ __all__ = [
     "spatial_layers",
     "tracing_count",
 ]
-
-
-def _cam_layer(loaded: LoadedModel, layer) -> str:
-    if layer is None:
-        return default_cam_layer(loaded)
-    found, path = find_layer(loaded.model, layer)
-    shape = output_shape(found)
-    if isinstance(found, keras.Model) or not is_spatial(shape):
-        options = spatial_layers(loaded)
-        shown = ", ".join(options[-8:]) if options else "none in this model"
-        raise CnnvizError(
-            f"Grad-CAM needs a layer with a spatial output (batch, h, w, channels); {path!r} "
-            f"({type(found).__name__}) outputs {shape}. Use a convolutional layer: "
-            f"{shown} (default: the last one)"
-        )
-    return path
 
 
 def _predict_fns(loaded: LoadedModel) -> AttributionFns:
@@ -266,7 +249,7 @@ def grad_cam(
     loaded = as_loaded(model)
     n = class_count(loaded.model)
     c = target_class(loaded, target, n)
-    path = _cam_layer(loaded, layer)
+    path = cam_layer(loaded, layer)
     img, notes = prepare_image(loaded, image)
     choice = resolve(loaded, precision, "optimize", exact=True)
     fns = _gradcam_fns(model_in(loaded, choice.precision), path)
@@ -550,4 +533,4 @@ def occlusion(
 
 
 # shared with the other modules of the package (gradients, cams, perturbation, metrics)
-cam_layer, explained, predict_fns = _cam_layer, _explained, _predict_fns
+explained, predict_fns = _explained, _predict_fns

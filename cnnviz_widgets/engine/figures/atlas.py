@@ -8,7 +8,7 @@ import numpy as np
 
 from ...errors import CnnvizError
 from .base import blank, new_figure, register, show
-from .examples import _rect
+from .examples import outline_box
 
 
 def _health_word(unit) -> str:
@@ -79,7 +79,7 @@ def atlas_unit_figure(unit, *, k: int = 6, size=None):
         score = unit.example_scores[j] if unit.example_scores is not None else float("nan")
         show(axes[2 + j], examples[j], f"#{j + 1}: {score:.3g}")
         if unit.example_boxes is not None and unit.health != "dead":
-            _rect(axes[2 + j], unit.example_boxes[j])
+            outline_box(axes[2 + j], unit.example_boxes[j])
     title = f"{unit.layer}, channel {unit.channel}{_health_word(unit)}"
     fired, seen = getattr(unit, "fired", None), getattr(unit, "seen", None)
     if fired is not None and seen:

@@ -8,7 +8,7 @@ from ...errors import CnnvizError
 from .base import blank, new_figure, register, show
 
 
-def _rect(ax, box, color: str = "yellow"):
+def outline_box(ax, box, color: str = "yellow"):
     from matplotlib.patches import Rectangle
 
     x0, y0, x1, y1 = box
@@ -67,7 +67,7 @@ def top_examples_figure(
                 show(ax, images[j], title)
                 box = top.box(u, j) if boxes and not dead else None
                 if box is not None:
-                    _rect(ax, box)
+                    outline_box(ax, box)
             if j == 0:
                 ax.set_ylabel(unit_label(top, u), fontsize=8, rotation=0, ha="right", va="center")
     what = "log-odds" if top.kind == "class" else f"{top.score} activation"

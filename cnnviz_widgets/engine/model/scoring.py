@@ -18,6 +18,7 @@ from .internals import (
     class_count,
     final_activation,
     image_input,
+    is_spatial,
     iter_layers,
     layer_at,
     logit_source,
@@ -27,6 +28,7 @@ from .internals import (
     resolve_class,
     spatial_layer_paths,
 )
+from .introspect import find_layer
 from .loading import LoadedModel, as_loaded
 from .precision import twins_of
 
@@ -83,6 +85,25 @@ def default_cam_layer(model) -> str:
             "for a model that takes an image without them, use saliency or occlusion"
         )
     return layers[-1]
+
+
+def cam_layer(loaded: LoadedModel, layer) -> str:
+    """The path of the layer a CAM method explains: ``layer`` when its output is spatial,
+    the last spatial layer when ``layer`` is ``None``; a message naming the spatial layers
+    otherwise."""
+    if layer is None:
+        return default_cam_layer(loaded)
+    found, path = find_layer(loaded.model, layer)
+    shape = output_shape(found)
+    if isinstance(found, keras.Model) or not is_spatial(shape):
+        options = spatial_layers(loaded)
+        shown = ", ".join(options[-8:]) if options else "none in this model"
+        raise CnnvizError(
+            f"Grad-CAM needs a layer with a spatial output (batch, h, w, channels); {path!r} "
+            f"({type(found).__name__}) outputs {shape}. Use a convolutional layer: "
+            f"{shown} (default: the last one)"
+        )
+    return path
 
 
 def _what_instead(model) -> str:
