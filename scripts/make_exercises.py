@@ -11,6 +11,7 @@ both notebooks, so the two never drift apart.  The notebooks are written without
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -573,11 +574,23 @@ does training on adversarial examples forbid the model to rely on?
 """),
 ]
 
+
+def _from_file(name: str) -> list:
+    """The cells of an exercise kept in ``scripts/exercises/<name>.py``."""
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).parent / "exercises" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.cells(md, code, Answer)
+
+
 EXERCISES = {
     "01_reading_filters": READING_FILTERS,
     "02_one_convolution": ONE_CONVOLUTION,
     "03_receptive_fields": RECEPTIVE_FIELDS,
     "04_two_models": TWO_MODELS,
+    "05_which_map": _from_file("ex05_which_map"),
 }
 
 

@@ -172,7 +172,8 @@ def randomization_test(
         target: the class (``None``: the predicted one, fixed for every step).
         layers: the layers to re-initialize, in order (default: every layer with
             weights, from the output down).
-        params: method -> its parameters (e.g. ``{"rise": {"masks": 500}}``).
+        params: method -> its parameters (e.g. ``{"rise": {"masks": 500}}``); the maps
+            are computed in float32 unless a method's parameters say ``precision``.
         seed: the re-initialization seed.
         progress: ``progress(done, total)`` after each map; an exception it raises ends
             the test.
@@ -210,7 +211,8 @@ def randomization_test(
         if step:
             _reinitialize(layer_at(copy.model, path), seed + step)
         for name in methods:
-            r = explain(copy, img, name, c, **params.get(name, {}))
+            # float32 unless asked: "auto" would time each copy's passes again
+            r = explain(copy, img, name, c, **{"precision": "float32", **params.get(name, {})})
             ranked = saliency_map(r)
             first.setdefault(name, ranked)
             result.maps.setdefault(name, []).append(r.heatmap)
