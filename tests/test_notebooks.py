@@ -166,7 +166,7 @@ def test_every_exercise_has_a_solution_and_the_generator_wrote_both(monkeypatch)
     assert exercises == sorted(p.name for p in SOLUTIONS)
     # the students' folder carries no solution, in any sub-folder
     under = [p for p in ROOT.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts]
-    assert not [p for p in under if "\"solution\"" in p.read_text()], "a solution under notebooks/"
+    assert not [p for p in under if '"solution"' in p.read_text()], "a solution under notebooks/"
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
