@@ -30,9 +30,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/jupyter lab $(TOUR) $(LAB_FLAGS)
 
-# Voila runs notebooks/app.ipynb on the server and shows its outputs only (no code).
+# Voila runs notebooks/app.ipynb on the server and shows its outputs only (no code);
+# scripts/serve_app.py is voila whose kernels end when their page closes, and which culls
+# kernels left without a page for 10 minutes (a class reloading keeps no kernel piles).
 app: $(STAMP)
-	$(BIN)/voila notebooks/app.ipynb $(NO_SCREEN)
+	$(BIN)/python scripts/serve_app.py notebooks/app.ipynb $(NO_SCREEN)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
