@@ -28,9 +28,18 @@ def store(tmp_path_factory):
     return tmp_path_factory.mktemp("atlas-store")
 
 
+NUMBER_BAND = 16  # the tile's bottom rows, where its unit number is drawn over it
+
+
 def tile_of(picture, panel, c):
+    """A unit's tile in the grid, above the band of its number."""
     x, y, w, h = panel.tile_box(c)
-    return picture[y : y + h, x : x + w]
+    return picture[y : y + h - NUMBER_BAND, x : x + w]
+
+
+def fitted(image):
+    """What the grid shows of a unit's image (above its number)."""
+    return np.asarray(fit_tile(image, TILE))[: TILE - NUMBER_BAND]
 
 
 def test_the_grid_fills_in_and_a_click_shows_the_unit(shapes, data, store, sent):
@@ -48,7 +57,7 @@ def test_the_grid_fills_in_and_a_click_shows_the_unit(shapes, data, store, sent)
     assert len(grids) >= 3  # the empty grid, each finished chunk, the end
     grid = grids[-1]
     for c in (0, 5, 11):
-        expected = np.asarray(fit_tile(panel.atlas.image(c), TILE))
+        expected = fitted(panel.atlas.image(c))
         np.testing.assert_array_equal(tile_of(grid, panel, c), expected)
         assert not np.array_equal(tile_of(empty, panel, c), expected)
     # the first chunk (units 0..7) was drawn before the second finished
@@ -79,7 +88,7 @@ def test_reopening_paints_the_stored_units_without_computing(shapes, data, store
     assert panel.wait(300)
     assert panel.atlas.done() == set(range(12)) and panel.progress.value == 12
     grid = sent.on(panel.grid.canvas)[-1]
-    expected = np.asarray(fit_tile(panel.atlas.image(3), TILE))
+    expected = fitted(panel.atlas.image(3))
     np.testing.assert_array_equal(tile_of(grid, panel, 3), expected)
     panel.run(wait=True, timeout=300)  # nothing left to do
     assert panel.atlas.computed == [] and panel.atlas.reused == list(range(12))
@@ -101,7 +110,7 @@ def test_stop_keeps_the_finished_units_and_the_last_images(shapes, data, tmp_pat
     assert live
     grid = sent.on(panel.grid.canvas)[-1]
     c, image = next(iter(live.items()))
-    np.testing.assert_array_equal(tile_of(grid, panel, c), np.asarray(fit_tile(image, TILE)))
+    np.testing.assert_array_equal(tile_of(grid, panel, c), fitted(image))
     panel.close()
 
 
