@@ -69,10 +69,10 @@ class AtlasGrid:
         self.page_label = widgets.HTML()
         self.page_label.add_class("cnnviz-atlas-page")
         self.find_box = widgets.Text(
-            placeholder="unit number",
+            placeholder="a unit number",
             description="find",
             continuous_update=False,
-            layout=widgets.Layout(width="170px"),
+            layout=widgets.Layout(width="200px"),
         )
         self.find_box.add_class("cnnviz-atlas-find")
         self.sort = widgets.Dropdown(
