@@ -10,6 +10,7 @@ import tensorflow as tf
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
 from cnnviz_widgets.engine import optvis
+from cnnviz_widgets.engine.optvis import objectives as objectives_module
 from cnnviz_widgets.engine.optvis import step
 
 from .helpers import BF16_QUALITY, assert_same_state, model_state
@@ -360,3 +361,31 @@ def test_check_settings_is_the_one_check_of_run_settings():
     assert optvis.check_settings("lucid", steps=0)["steps"] == 0  # the engine runs 0 steps
     with pytest.raises(cw.CnnvizError, match="steps must be at least 1, got 0"):
         optvis.check_settings("lucid", steps=0, min_steps=1)  # a panel's run needs one
+
+
+def test_the_pre_activation_score_gives_grappler_no_leaky_relu(shapes):
+    """A channel of a ReLU layer scores a leaky ReLU (slope 0.05) of the value before the
+    ReLU. Written as tf.nn.leaky_relu, the step held LeakyRelu and LeakyReluGrad, which
+    grappler's remapper (oneDNN builds) tried to fuse with the pre-activation's add and
+    failed on, printing an error for every channel objective. The traced step has neither
+    op, and the score has leaky_relu's values and gradients (slope 0.05 at zero too)."""
+    run = cw.optimize(shapes, obj.channel("conv3", 3), steps=1, precision="float32")
+    for _ in run:
+        pass
+    step = run._c.step.get_concrete_function(
+        run._values, tf.constant(run._weights), tf.constant([run.seed, 0], tf.int32)
+    )
+    kinds = {op.type for op in step.graph.get_operations()}
+    assert "Conv2D" in kinds  # the pre-activation is computed in this graph
+    assert not {"LeakyRelu", "LeakyReluGrad"} & kinds, sorted(kinds)
+    assert run._c.tracing_count() == 1  # the graph inspected is the one that ran
+    x = tf.constant([-3.0, -0.5, 0.0, 1e-8, 0.25, 4.0])
+    acts = {("conv3", "pre"): x}
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = objectives_module._unit_values(
+            objectives_module.Context(image=None, acts=acts, logits=None), "conv3"
+        )
+        theirs = tf.nn.leaky_relu(x, alpha=0.05)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    np.testing.assert_array_equal(tape.gradient(ours, x).numpy(), tape.gradient(theirs, x).numpy())

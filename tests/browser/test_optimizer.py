@@ -45,14 +45,20 @@ def status(page) -> str:
     return page.locator(STATUS).first.inner_text()
 
 
-def wait_status(page, pattern: str, timeout=120_000) -> str:
+def wait_text(page, selector: str, pattern: str, timeout=120_000) -> str:
+    """Wait until the first element matching ``selector`` shows text matching ``pattern``
+    (a state, not a time: the kernel answers later under load), and return its text."""
     page.wait_for_function(
         """([sel, pattern]) => { const el = document.querySelector(sel);
               return el && new RegExp(pattern).test(el.innerText); }""",
-        arg=[STATUS, pattern],
+        arg=[selector, pattern],
         timeout=timeout,
     )
-    return status(page)
+    return page.locator(selector).first.inner_text()
+
+
+def wait_status(page, pattern: str, timeout=120_000) -> str:
+    return wait_text(page, STATUS, pattern, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +196,8 @@ def test_explore_in_the_page(lab, browser_context, tmp_path):
     page.locator(RUN).click()
     wait_status(page, "done: 200 steps")
     wait_drawn(page, TILE)
-    assert "selected: layer conv1" in page.locator(".cnnviz-explorer-head").inner_text()
+    head = ".cnnviz-explorer-head"
+    assert "selected: layer conv1" in wait_text(page, head, "selected: layer conv1")
     # for the picture: the filters tab, filter 9 of conv1 enlarged (RGB filters)
     tabs.nth(1).click()
     montage = cw.filter_montage(cw.load_model("shapes"), "conv1")
@@ -200,8 +207,8 @@ def test_explore_in_the_page(lab, browser_context, tmp_path):
         position={"x": (x + w / 2) * zoom, "y": (y + h / 2) * zoom}
     )
     page.get_by_text("filter 9 of conv1").wait_for()
-    head = page.locator(".cnnviz-explorer-head")
-    assert "channel 9" in head.inner_text()
+    # the header follows the session's selection in its own message: wait for it to say so
+    assert "channel 9" in wait_text(page, head, r"channel 9\b")
     page.mouse.move(0, 0)
     page.set_viewport_size({"width": 1360, "height": 1600})
     page.wait_for_timeout(600)

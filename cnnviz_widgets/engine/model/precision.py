@@ -181,27 +181,61 @@ def _input_batch(loaded: LoadedModel, batch: int, size) -> np.ndarray:
     return rng.uniform(0.0, 1.0, (batch, h, w, c)).astype(np.float32)
 
 
+_PASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _pass(loaded: LoadedModel, work: str):
+    """The measured pass of ``loaded``'s model for ``work``, compiled once per model, work
+    and preprocessing and kept for the process: one trace for every batch measured (the
+    batch axis is left open), not a new ``tf.function`` per measurement, which TensorFlow
+    would count as retracing.  The function holds the model weakly (the cache is keyed by
+    it).  Every output of a model with several is read, flattened side by side."""
     model = loaded.model
     prep = loaded.preprocessing
+    key = (work, prep.name)
+    with _LOCK:
+        cached = _PASSES.setdefault(model, {}).get(key)
+    if cached is not None:
+        return cached
+    h, w, c = image_input(model)
+    spec = [tf.TensorSpec((None, h, w, c), tf.float32)]
+    ref = weakref.ref(model)
+
+    def outputs(x):
+        outs = tf.nest.flatten(ref()(prep(x), training=False))
+        flat = [tf.reshape(tf.cast(o, tf.float32), (tf.shape(o)[0], -1)) for o in outs]
+        return flat[0] if len(flat) == 1 else tf.concat(flat, axis=1)
 
     if work == "forward":
 
-        @tf.function(autograph=False)
+        @tf.function(input_signature=spec, autograph=False)
         def forward(x):
-            return tf.cast(model(prep(x), training=False), tf.float32)
+            return outputs(x)
 
-        return forward
+        fn = forward
+    else:
 
-    @tf.function(autograph=False)
-    def forward_backward(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = tf.cast(model(prep(x), training=False), tf.float32)
-            score = tf.reduce_sum(y * tf.linspace(-1.0, 1.0, tf.shape(y)[-1]))
-        return tape.gradient(score, x)
+        @tf.function(input_signature=spec, autograph=False)
+        def forward_backward(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = outputs(x)
+                score = tf.reduce_sum(y * tf.linspace(-1.0, 1.0, tf.shape(y)[-1]))
+            return tape.gradient(score, x)
 
-    return forward_backward
+        fn = forward_backward
+    with _LOCK:
+        return _PASSES[model].setdefault(key, fn)
+
+
+def pass_tracing_count(model) -> int:
+    """How many times the measurement passes of ``model`` and its twins were traced."""
+    model = model.model if isinstance(model, LoadedModel) else model
+    return sum(
+        fn.experimental_get_tracing_count()
+        for m in (model, *twins_of(model))
+        for fn in _PASSES.get(m, {}).values()
+    )
 
 
 def _deviation(a: np.ndarray, b: np.ndarray) -> float:
