@@ -159,3 +159,17 @@ def test_class_names_of_the_wrong_length_are_refused(shapes):
     loaded = cw.load_model("shapes", class_names=renamed)
     top = cw.predict_top(loaded, generate_shapes(1, seed=0).images[0])
     assert loaded.class_names == renamed and top.class_name in renamed
+
+
+def test_a_raw_keras_application_gets_imagenet_names():
+    """keras.applications.VGG16(weights=None), built by the user and passed as a model,
+    gets ImageNet's class names as load_model("vgg16") does; a model that only shares
+    the name, or has another head, keeps numbered classes."""
+    raw = keras.applications.VGG16(weights=None, input_shape=(32, 32, 3))
+    loaded = cw.load_model(raw)
+    assert loaded.class_names == cw.imagenet_class_names() and loaded.class_names[0] == "tench"
+    inputs = keras.Input((8,))
+    lookalike = keras.Model(inputs, keras.layers.Dense(1000, name="scores")(inputs), name="vgg16")
+    assert cw.load_model(lookalike).class_names is None
+    ten = keras.applications.VGG16(weights=None, input_shape=(32, 32, 3), classes=10)
+    assert cw.load_model(ten).class_names is None
