@@ -102,9 +102,7 @@ def check_scale(scale: Any) -> float:
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
         raise CnnvizError(f"scale must be a number such as 1.5, got {scale!r}")
     if not 0.5 <= float(scale) <= 4:
-        raise CnnvizError(
-            f"scale {scale} is outside 0.5..4: 1.5 suits a projector, 2 a large room"
-        )
+        raise CnnvizError(f"scale {scale} is outside 0.5..4: 1.5 suits a projector, 2 a large room")
     return float(scale)
 
 
