@@ -173,3 +173,24 @@ def test_a_raw_keras_application_gets_imagenet_names():
     assert cw.load_model(lookalike).class_names is None
     ten = keras.applications.VGG16(weights=None, input_shape=(32, 32, 3), classes=10)
     assert cw.load_model(ten).class_names is None
+
+
+def test_an_image_preprocessed_to_minus_one_one_gets_a_message():
+    """An image already preprocessed to [-1, 1] (as MobileNet's preprocess_input gives)
+    is refused with the range and the way back, in every path an image takes."""
+    from cnnviz_widgets.engine.model.imageio import as_image, as_image_batch
+
+    image = cw.sample_image("cross", seed=1)
+    signed = image * 2 - 1
+    with pytest.raises(cw.CnnvizError, match=r"\[-1, 1\].*\(x \+ 1\) / 2"):
+        as_image(signed)
+    with pytest.raises(cw.CnnvizError, match=r"\[-1, 1\]"):
+        as_image_batch(signed[None])
+    with pytest.raises(cw.CnnvizError, match=r"\[-1, 1\]"):
+        cw.predict_top(cw.load_model("shapes"), signed)
+    # a display image a little below 0 in a few pixels (a resize's overshoot) is fine
+    nudged = image.copy()
+    nudged[:2] = -0.04  # 3 % of the values
+    assert as_image(nudged, warn=False)[0].min() == 0.0
+    back, _ = as_image((signed + 1) / 2)
+    np.testing.assert_allclose(back, image, atol=1e-6)
