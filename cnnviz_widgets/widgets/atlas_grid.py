@@ -137,9 +137,16 @@ class AtlasGrid:
             return None
         return shown[index]
 
-    def draw(self, tiles: dict[int, np.ndarray], shown: int | None) -> None:
+    def draw(
+        self,
+        tiles: dict[int, np.ndarray],
+        shown: int | None,
+        marks: dict[int, str] | None = None,
+    ) -> None:
         """Draw the page: each unit's tile (``tiles``; an empty grey tile when missing)
-        with its number, the unit ``shown`` outlined."""
+        with its number and its mark (``marks``: ``"DEAD"``, ``"NEAR-DEAD"``), the unit
+        ``shown`` outlined."""
+        marks = marks or {}
         rows, columns = self.shape()
         size = (GAP + columns * (TILE + GAP), GAP + rows * (TILE + GAP))
         picture = Image.new("RGBA", size, BACKGROUND)
@@ -161,6 +168,8 @@ class AtlasGrid:
             draw.rectangle((x, y + h - 15, x + width + 5, y + h - 1), fill=(0, 0, 0, 170))
             draw.text((x + 3, y + h - 8), str(unit), fill=(255, 255, 255, 255), font=face,
                       anchor="lm")  # fmt: skip
+            if unit in marks:
+                draw.text((x + 3, y + 2), marks[unit], fill=(255, 90, 90, 255), font=font(11))
         highlight = self.tile_box(shown) if shown in self.page_units() else None
         self.canvas.show(np.asarray(picture, np.uint8), highlight=highlight)
         self._label()

@@ -34,6 +34,7 @@ from .pictures import compose, opaque_rgba, png_bytes
 from .preview import BatchPreview, PreviewLayout, over_checkerboard
 from .run_history import HistoryItem, HistoryStrip, RunRecord
 from .runner import RunBar, Runner, duration, long_run_note
+from .save_figure import SaveFigure, optimizer_figures
 
 __all__ = [
     "MAX_BATCH",
@@ -201,6 +202,7 @@ class ClassOptimizer(Panel):
             self.run_bar,
             self.messages,
             body,
+            SaveFigure(optimizer_figures(self), "optimized.pdf"),
             self.history_section,
         ]
 

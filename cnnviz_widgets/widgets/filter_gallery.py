@@ -31,6 +31,7 @@ from .filter_detail import FilterDetail, kernel_table
 from .filter_overview import overview_picture
 from .gallery_controls import GalleryControls, GallerySettings
 from .pictures import fit_zoom, png_bytes
+from .save_figure import SaveFigure, gallery_figures
 
 __all__ = ["FilterGallery", "auto_zoom", "kernel_table"]
 
@@ -137,6 +138,7 @@ class FilterGallery(Panel):
             self.messages,
             self.body,
             row(self.paging, c.export_row),
+            SaveFigure(gallery_figures(self), "filters.pdf"),
         ]
 
         # --- wiring ------------------------------------------------------------------

@@ -33,6 +33,7 @@ from .canvas import HIGHLIGHT, PixelCanvas
 from .common import Panel, esc, style_sheet
 from .pictures import BACKGROUND, font, opaque_rgba
 from .runner import RunBar, Runner, Stopped, duration
+from .save_figure import SaveFigure, atlas_figures
 
 __all__ = ["UnitAtlas"]
 
@@ -105,6 +106,9 @@ def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarr
         draw.text((PAGE_VIS + 16, 106), "weights", fill=light, font=face)
         if unit.kernel_view:
             draw.text((PAGE_VIS + 16, 120), unit.kernel_view, fill=muted, font=face)
+    if unit.health in ("dead", "near-dead"):  # its examples are ties: say so on the page
+        text = f"{unit.health.upper()}: fired on {unit.fired} of {unit.seen} images"
+        draw.text((PAGE_VIS + 16, 140), text, fill=(255, 90, 90, 255), font=face)
     names = unit.label_names or label_names
     top = PAGE_VIS + 30
     for j, example in enumerate(examples):
@@ -198,6 +202,7 @@ class UnitAtlas(Panel):
         self.draw_count = 0
         self._lock = threading.RLock()
         self._tiles: dict[int, np.ndarray] = {}
+        self._marks: dict[int, str] = {}  # dead / near-dead units, once known
         self._job = ""  # what the runner runs: "open" or "run"
         self._then = ""  # what to do when it ends: "", "open" or "run"
         self._status = ""  # the run's status line, drawn by the painter
@@ -235,6 +240,7 @@ class UnitAtlas(Panel):
             controls,
             self.messages,
             body,
+            SaveFigure(atlas_figures(self), "atlas.pdf"),
         ]
         self.observe_session(self._on_layer, ["layer"])
         self.observe_session(self._on_channel, ["channel"])
@@ -304,7 +310,7 @@ class UnitAtlas(Panel):
         ):
             self.atlas = opened
             self.grid_view.set_units(opened.units)
-        self.atlas, self._tiles, self.live = opened, tiles, {}
+        self.atlas, self._tiles, self.live, self._marks = opened, tiles, {}, {}
         n = len(opened.units)
         self.title.value = (
             f"Unit atlas of <code>{esc(opened.layer)}</code> "
@@ -347,7 +353,11 @@ class UnitAtlas(Panel):
             for c in self.grid_view.page_units():
                 if c not in tiles and c in self.live:
                     tiles[c] = self._tile(self.live[c])
-            self.grid_view.draw(tiles, self.shown)
+                elif c in self._tiles and c not in self._marks:
+                    if (word := self.atlas.health(c)) != "unknown":
+                        self._marks[c] = word  # DEAD / NEAR-DEAD, drawn on the tile
+            marks = {c: w for c, w in self._marks.items() if w != "alive"}
+            self.grid_view.draw(tiles, self.shown, marks)
             self.draw_count += 1
 
     def _scores(self, key: str) -> dict[int, float]:
@@ -419,6 +429,12 @@ class UnitAtlas(Panel):
                 parts.append(
                     f"top {len(unit.examples)} dataset examples, best first; the outline marks "
                     "where the unit peaks"
+                )
+            if unit.health in ("dead", "near-dead"):
+                ties = "these examples are" if unit.fired == 0 else "most of these examples are"
+                parts.append(
+                    f"<b>{unit.health.upper()}</b>: fired on {unit.fired} of {unit.seen} "
+                    f"images; {ties} ties at zero and say nothing about the unit"
                 )
             if unit.classes:
                 fed = ", ".join(f"{esc(name)} ({w:+.2f})" for _, name, w in unit.classes)

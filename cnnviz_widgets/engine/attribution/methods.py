@@ -39,6 +39,7 @@ from ..model.scoring import (
     class_name_at,
     default_cam_layer,
     image_spec,
+    is_classifier,
     pick_class,
     prepare_image,
     spatial_layers,
@@ -46,6 +47,8 @@ from ..model.scoring import (
     tracing_count,
     unit,
 )
+from .batched import batches_too
+from .noise import noise_sigma
 from .results import (
     Attribution,
     GradCam,
@@ -186,13 +189,12 @@ def _occlusion_fns(loaded: LoadedModel) -> AttributionFns:
 def _explained(
     kind, loaded: LoadedModel, used: int, logits, probs, choice: PrecisionChoice, **fields
 ) -> Attribution:
-    """One attribution result of type ``kind`` for class ``used``: its name, score and
-    probability read from the model's ``logits`` and ``probs`` on the image."""
+    """A ``kind`` result for class ``used``: its name, score, probability (NaN: no classifier)."""
     return kind(
         class_index=used,
         class_name=class_name_at(loaded, used),
         score=float(np.asarray(logits)[used]),
-        probability=float(np.asarray(probs)[used]),
+        probability=float(np.asarray(probs)[used]) if is_classifier(loaded) else math.nan,
         precision=choice.precision,
         precision_reason=choice.reason,
         **fields,
@@ -229,6 +231,7 @@ def predict_top(model, image, k: int = 5) -> Predictions:
     )
 
 
+@batches_too
 def grad_cam(
     model,
     image,
@@ -255,7 +258,7 @@ def grad_cam(
     Returns:
         :class:`GradCam`.  The score differentiated is the class logit (read before the
         softmax without changing the model).  Grad-CAM and Grad-CAM++ come from the same
-        compiled function (one forward and one backward pass).
+        compiled function (one forward and one backward pass).  A batch: ``explain_batch``.
     """
     loaded = as_loaded(model)
     n = class_count(loaded.model)
@@ -306,6 +309,7 @@ def _even_batch(n: int, limit: int) -> int:
     return max(1, -(-int(n) // max(1, passes)))
 
 
+@batches_too
 def saliency(
     model,
     image,
@@ -327,7 +331,7 @@ def saliency(
         model, image, target: as for :func:`grad_cam`.
         smooth: 0 for the plain gradient; ``n`` > 0 averages the gradients of ``n`` copies
             of the image with Gaussian noise (SmoothGrad; 25 to 50 is usual).
-        noise: the noise's standard deviation as a fraction of the image's value range.
+        noise: the noise's standard deviation as a fraction of the input's range (:mod:`.noise`).
         seed: the noise seed (same seed, same map, whatever the batch size).
         batch_size: noisy copies per compiled call, at most (default: by image size, at
             most 16; the copies are spread evenly over the calls).
@@ -339,7 +343,7 @@ def saliency(
             ``"float16"``.  The map is float32.
 
     Returns:
-        :class:`Saliency`.
+        :class:`Saliency` (for a batch: ``explain_batch``'s ``Attributions``).
     """
     loaded = as_loaded(model)
     n_classes = class_count(loaded.model)
@@ -366,7 +370,7 @@ def saliency(
         g, logits, probs, used = fns.grads(x, tf.constant(c, tf.int32), none, tf.constant(1.0))
         grad = g.numpy()
     else:
-        sigma = float(noise) * max(float(img.max() - img.min()), 1e-3)
+        sigma = noise_sigma(noise)  # a fraction of the input's range, as in the paper
         rng = np.random.default_rng(seed)  # one stream: the batch size changes nothing
         grad = np.zeros(img.shape, np.float32)
         cls = c

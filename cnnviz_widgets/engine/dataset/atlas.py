@@ -27,13 +27,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import CnnvizError
+from ..figures.base import Figured
 from ..layers.filters import filter_montage, kernel_array
 from ..model.introspect import has_kernel
 from ..model.loading import as_loaded
 from ..optvis.presets import Preset
+from ..results_io import Keepable
 from .atlas_plan import AtlasPlan, class_weights, unit_examples, visualize_chunk
 from .examples import rank_examples
 from .top_examples import TopExamples
+from .unit_health import health_of
 
 __all__ = [
     "Atlas",
@@ -78,7 +81,7 @@ class AtlasProgress:
 
 
 @dataclass
-class AtlasUnit:
+class AtlasUnit(Keepable):
     """One unit of an atlas.
 
     Attributes:
@@ -97,6 +100,8 @@ class AtlasUnit:
         label_names: the names of the data's labels, when known.
         classes: for a layer that feeds the classifier through global pooling, the classes
             it feeds most: ``[(class index, name, weight), ...]``, largest weight first.
+        fired, seen: how many of the ``seen`` data images the unit fired on (``None``:
+            not counted); see :attr:`health`.
     """
 
     layer: str
@@ -114,10 +119,18 @@ class AtlasUnit:
     example_sources: list | None = None
     label_names: list | None = None
     classes: list | None = None
+    fired: int | None = None
+    seen: int | None = None
+
+    @property
+    def health(self) -> str:
+        """``"dead"``, ``"near-dead"``, ``"alive"`` or ``"unknown"`` (see
+        :func:`~.unit_health.health_of`)."""
+        return health_of(self.fired, self.seen or 0)
 
 
 # ------------------------------------------------------------------------------ view
-class Atlas:
+class Atlas(Figured):
     """The units of an atlas, read from its store (what :func:`atlas` and
     :func:`open_atlas` return).
 
@@ -207,6 +220,19 @@ class Atlas:
         got = self.vis_store.load(channel)
         return None if got is None else got["image"]
 
+    def health(self, channel: int) -> str:
+        """Whether the unit fired on the data: ``"dead"``, ``"near-dead"``, ``"alive"`` or
+        ``"unknown"`` (examples not computed yet, or stored by an older version)."""
+        c = int(channel)
+        if self.examples_store is not None:
+            got = self.examples_store.load(c)
+            meta = got["meta"] if got is not None else {}
+            return health_of(meta.get("fired"), meta.get("seen") or 0)
+        top = self.examples_in_memory
+        if top is not None and c in top.units:
+            return top.health(c)
+        return "unknown"
+
     def unit(self, channel: int) -> AtlasUnit:
         """Everything known about one unit (what is not computed yet is ``None``)."""
         c = int(channel)
@@ -241,6 +267,8 @@ class Atlas:
             out.example_maps = ex.get("maps")
             out.example_sources = ex["meta"].get("sources")
             out.label_names = ex["meta"].get("label_names")
+            out.fired = ex["meta"].get("fired")
+            out.seen = ex["meta"].get("seen")
         return out
 
 

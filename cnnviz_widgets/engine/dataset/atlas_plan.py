@@ -213,6 +213,7 @@ def unit_examples(top: TopExamples, unit: int) -> tuple[dict, dict]:
     meta = {
         "score": top.score,
         "seen": top.seen,
+        "fired": top.fired_on(unit),
         "sources": sources,
         "label_names": top.label_names,
         "layer": top.layer,

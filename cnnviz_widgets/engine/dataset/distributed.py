@@ -37,6 +37,7 @@ from .ray_pool import (
 from .sources import DataSource
 from .top_examples import TopExamples
 from .top_k import TopK
+from .unit_health import health_notes
 
 __all__ = [
     "loaded_from_spec",
@@ -130,9 +131,10 @@ def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stop, r
         score=first.score,
         label_names=source.label_names,
         total=source.total,
-        notes=list(first.notes),
+        notes=[n for n in first.notes if n not in health_notes(first)],  # a part's counts
         image_shape=first.pool.shape[1:] if len(first.pool) else (1, 1, 3),
     )
+    out.notes.extend(health_notes(out))
     return out, seen
 
 

@@ -34,6 +34,7 @@ from ..model.scoring import AttributionFns, Net, cached_fns
 from .sources import Batch, DataSource, data_source
 from .top_examples import Progress, TopExamples
 from .top_k import TopK
+from .unit_health import health_notes
 
 __all__ = [
     "SCORES",
@@ -129,13 +130,14 @@ def _rank_fns(loaded: LoadedModel, path: str, kind: str, score: str) -> Attribut
             if a.shape.rank == 4:
                 shape = tf.shape(a)
                 flat = tf.reshape(a, (shape[0], shape[1] * shape[2], shape[3]))
+                peak = tf.reduce_max(flat, 1)  # anywhere: does the unit fire at all
                 # the peak (and the max score) among the positions that see the image
                 inside = flat if mask is None else tf.where(mask, flat, float("-inf"))
                 value = tf.reduce_mean(flat, 1) if score == "mean" else tf.reduce_max(inside, 1)
                 where = tf.argmax(inside, axis=1, output_type=tf.int32)  # (B, C)
                 pos = tf.stack([where // shape[2], where % shape[2]], axis=-1)
-                return value, pos, a
-            return a, tf.zeros((tf.shape(a)[0], tf.shape(a)[1], 2), tf.int32), a
+                return value, pos, a, peak > 0
+            return a, tf.zeros((tf.shape(a)[0], tf.shape(a)[1], 2), tf.int32), a, a > 0
 
         @tf.function(
             input_signature=[
@@ -262,6 +264,7 @@ class ExampleSearch:
             notes=notes,
             image_shape=self._image_shape,
         )
+        out.notes.extend(health_notes(out))
         return out
 
     def __iter__(self) -> Iterator[Progress]:
@@ -295,10 +298,11 @@ class ExampleSearch:
         return int(output_shape(get_layer(self.loaded.model, self.layer)[0])[-1])
 
     def _merge(self, batch: Batch, base: int, tf_units) -> None:
-        value, pos, acts = self._fns.rank(tf.constant(batch.images))
+        value, pos, acts, fired = self._fns.rank(tf.constant(batch.images))
         if tf_units is not None:
             value = tf.gather(value, tf_units, axis=1)
             pos = tf.gather(pos, tf_units, axis=1)
+            fired = tf.gather(fired, tf_units, axis=1)
         scores = value.numpy()
         positions = pos.numpy() if self.state.positions is not None else None
         units = self.units
@@ -323,6 +327,7 @@ class ExampleSearch:
             positions=positions,
             fetch_maps=fetch_maps if self.state.maps is not None else None,
             sources=batch.sources,
+            fired=fired.numpy() if self.kind == "channel" else None,
         )
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "class_name_at",
     "default_cam_layer",
     "image_spec",
+    "is_classifier",
     "pick_class",
     "prepare_image",
     "spatial_layers",
@@ -99,6 +100,23 @@ def _what_instead(model) -> str:
     return f"it has {len(found)} layer(s) with a grid of another dimension, such as {shown}"
 
 
+VALUE_NOTE = (
+    "the model's output has no softmax, no sigmoid and no class names: it is read as a head "
+    "of values (a regression), not a classifier, so the score is its output value and there "
+    "is no probability (NaN). For a classifier that outputs logits, pass class_names= to "
+    "load_model"
+)
+
+
+def is_classifier(loaded: LoadedModel) -> bool:
+    """Whether the model's output reads as class scores: it ends in a softmax or a sigmoid,
+    or its class names are known.  A linear head without class names is taken for a head
+    of values (a regression): its softmax would be a meaningless "probability"."""
+    if loaded.softmax is not None or loaded.class_names:
+        return True
+    return final_activation(loaded.model) == "sigmoid"
+
+
 class Net:
     """Display images -> (tapped activations, class scores, probabilities), one pass.
 
@@ -133,6 +151,8 @@ class Net:
                             "the model ends in a sigmoid: scores and probabilities are its "
                             "outputs (one per class, not summing to 1)"
                         )
+                    elif not is_classifier(loaded):
+                        self.notes.append(VALUE_NOTE)
                     else:
                         self.notes.append(
                             "the model's output has no softmax: scores are its outputs and "

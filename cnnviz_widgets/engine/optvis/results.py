@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..results_io import Keepable
+
 
 @dataclass
 class Frame:
@@ -35,7 +37,7 @@ class Frame:
 
 
 @dataclass
-class Result:
+class Result(Keepable):
     """What a run produced.
 
     Attributes:
