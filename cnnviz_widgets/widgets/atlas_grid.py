@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
@@ -33,6 +34,31 @@ SORTS = [
     ("visualization value, highest first", "value"),
     ("best example's score, highest first", "example"),
 ]
+
+
+def stored_scores(atlas: Any, key: str) -> tuple[dict[int, float], str | None]:
+    """``({unit: score}, note)`` of an atlas's stored units: the visualization's value
+    (``"value"``) or the best dataset example's score (``"example"``); the note says why
+    there is none."""
+    if atlas is None:
+        return {}, None
+    out: dict[int, float] = {}
+    store = atlas.vis_store if key == "value" else atlas.examples_store
+    if store is None and key == "example" and atlas.examples_in_memory is not None:
+        top = atlas.examples_in_memory
+        return {int(u): float(np.max(top.scores[i])) for i, u in enumerate(top.units)}, None
+    if store is None:
+        why = "press Run first" if atlas.has_data else "this atlas has no data"
+        return out, f"no dataset examples to order by: {why}"
+    for c in store.done() & set(atlas.units):
+        got = store.load(c)
+        if got is None:
+            continue
+        if key == "value" and got["meta"].get("value") is not None:
+            out[c] = float(got["meta"]["value"])
+        elif key == "example" and len(got.get("scores", ())):
+            out[c] = float(np.max(got["scores"]))
+    return out, None if out else "no unit is computed yet: press Run, then order them"
 
 
 class AtlasGrid:

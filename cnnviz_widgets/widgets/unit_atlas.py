@@ -28,7 +28,7 @@ from ..engine.model.internals import output_shape
 from ..engine.model.introspect import get_layer
 from ..engine.model.scoring import default_cam_layer
 from ..errors import CnnvizError
-from .atlas_grid import AtlasGrid
+from .atlas_grid import AtlasGrid, stored_scores
 from .canvas import HIGHLIGHT, PixelCanvas
 from .common import Panel, esc, style_sheet
 from .pictures import BACKGROUND, font, opaque_rgba
@@ -361,33 +361,11 @@ class UnitAtlas(Panel):
             self.draw_count += 1
 
     def _scores(self, key: str) -> dict[int, float]:
-        """``{unit: score}`` of the stored units, for the grid's order: the visualization's
-        value (``"value"``) or the best dataset example's score (``"example"``)."""
-        atlas = self.atlas
-        if atlas is None:
-            return {}
-        out: dict[int, float] = {}
-        store = atlas.vis_store if key == "value" else atlas.examples_store
-        if store is None and key == "example" and atlas.examples_in_memory is not None:
-            top = atlas.examples_in_memory
-            return {int(u): float(np.max(top.scores[i])) for i, u in enumerate(top.units)}
-        if store is None:
-            self.messages.show_note(
-                "no dataset examples to order by: "
-                + ("press Run first" if atlas.has_data else "this atlas has no data")
-            )
-            return out
-        for c in store.done() & set(atlas.units):
-            got = store.load(c)
-            if got is None:
-                continue
-            if key == "value" and got["meta"].get("value") is not None:
-                out[c] = float(got["meta"]["value"])
-            elif key == "example" and len(got.get("scores", ())):
-                out[c] = float(np.max(got["scores"]))
-        if not out:
-            self.messages.show_note("no unit is computed yet: press Run, then order them")
-        return out
+        """``{unit: score}`` for the grid's order (see :func:`.atlas_grid.stored_scores`)."""
+        scores, note = stored_scores(self.atlas, key)
+        if note:
+            self.messages.show_note(note)
+        return scores
 
     def find(self, unit: int | str) -> None:
         """Show unit ``unit``'s page, turning the grid to it (the find box calls this)."""
