@@ -56,9 +56,11 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 demo: $(STAMP_DEMO)
 	$(BIN)/jupyter lab $(TOUR) $(LAB_FLAGS)
 
-# Voila runs notebooks/app.ipynb on the server and shows its outputs only (no code).
+# Voila runs notebooks/app.ipynb on the server and shows its outputs only (no code);
+# scripts/serve_app.py is voila whose kernels end when their page closes, and which culls
+# kernels left without a page for 10 minutes (a class reloading keeps no kernel piles).
 app: $(STAMP_APP)
-	$(BIN)/voila notebooks/app.ipynb $(NO_SCREEN)
+	$(BIN)/python scripts/serve_app.py notebooks/app.ipynb $(NO_SCREEN)
 
 # The site (mkdocs.yml) into site/; --strict: a broken link or reference is an error.
 # Never with --quiet: mkdocs 1.6 then stops counting warnings, and --strict passes them.

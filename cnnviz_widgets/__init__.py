@@ -8,7 +8,19 @@ re-exported here::
     print(cw.layer_table(m))               # every layer, nested models included
     montage = cw.filter_montage(m, "conv1")  # the kernels as one RGBA image
 
-``cw.classroom`` holds the self-checks of the exercise notebooks (``notebooks/exercises``).
+The panels (Jupyter widgets, loaded on first use so that a script imports no widget
+module) are thin views over one shared :class:`Session`::
+
+    cw.explore("shapes")          # every panel in tabs over one session: start here
+    cw.LayerBrowser(m)            # the layers, their configs and shapes
+    cw.FilterGallery(m)           # a layer's kernels; click one for its numbers
+    cw.ConvolutionExplainer(m)    # one output value of a convolution, worked out
+    cw.ClassOptimizer(m)          # the picture each class answers most
+    cw.ImageExplainer(m)          # saliency, Grad-CAM, occlusion on an image
+    cw.UnitAtlas(m)               # every unit: visualization, dataset examples, weights
+
+``help(cw.explore)`` and each panel's help say more.  ``cw.classroom`` holds the
+self-checks of the exercise notebooks (``notebooks/exercises``).
 """
 
 from .tflog import import_tensorflow

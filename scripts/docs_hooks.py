@@ -2,7 +2,7 @@
 
 The notebooks live in ``notebooks/``, outside ``docs/``.  Only those listed in the nav are
 added to the site, so a teacher's scratch notebook in that folder is never published, and
-the exercises' worked solutions (``notebooks/exercises/solutions/``) are refused outright:
+the exercises' worked solutions (``teacher/solutions/``, outside ``notebooks/``) are refused:
 students read the site.  mkdocs-jupyter renders them as they are stored (``execute: false``;
 the test suite runs every notebook already).
 """

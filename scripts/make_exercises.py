@@ -1,6 +1,10 @@
 """Write the exercise notebooks and their solutions from one source (this file).
 
-    python scripts/make_exercises.py     # writes notebooks/exercises/*.ipynb and solutions/
+    python scripts/make_exercises.py     # notebooks/exercises/*.ipynb and teacher/solutions/
+
+The exercises go to ``notebooks/exercises/`` (what students get, what ``make demo``'s file
+browser shows); the solutions go to ``teacher/solutions/``, outside ``notebooks/``, so that a
+copy of ``notebooks/`` handed to students does not carry them.
 
 Each exercise is a list of cells; an ``Answer`` cell holds the student's version (an empty
 answer) and the solution's version (the worked answer).  Every other cell is the same in
@@ -17,7 +21,9 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1] / "notebooks" / "exercises"
+REPO = Path(__file__).resolve().parents[1]
+ROOT = REPO / "notebooks" / "exercises"  # the students' copies
+SOLUTIONS = REPO / "teacher" / "solutions"  # the teacher's: never under notebooks/
 
 
 @dataclass
@@ -241,23 +247,24 @@ pre_activation
 classroom.check_pre_activation(pre_activation, model, image, channel=C, y=Y, x=X)
 """),
     md("""
-**Task 2b.** The layer's *output* (after its activation, `relu`: `max(0, z)`) at row 24,
-column 40, filter 8.
+**Task 2b.** The layer's *output*, after its activation (`relu`: `max(0, z)`), at row 24,
+column 40, for filters 7, 8 and 9: one number per filter. Some of the three sums are
+positive, some negative.
 """),
     Answer(
         exercise="""
-value = None  # your answer: the layer's output at (24, 40), filter 8
+outputs = None  # your answer: [output of filter 7, filter 8, filter 9] at (24, 40)
 """,
         solution="""
 window = image[24 - half : 24 + half + 1, 40 - half : 40 + half + 1, :]
-z = float((window * kernel[:, :, :, 8]).sum() + bias[8])
-value = max(z, 0.0)
-print(f"sum + bias = {z:.3f} -> relu -> {value:.3f}")
-value
+sums = [float((window * kernel[:, :, :, f]).sum() + bias[f]) for f in (7, 8, 9)]
+outputs = [max(z, 0.0) for z in sums]
+print("sum + bias:", np.round(sums, 3), "-> relu ->", np.round(outputs, 3))
+outputs
 """,
     ),
     code("""
-classroom.check_convolution_value(value, model, image, channel=8, y=24, x=40)
+classroom.check_output_vector(outputs, model, image, channels=(7, 8, 9), y=24, x=40)
 """),
     md("""
 **Task 2c.** At the corner: filter 2 at row 0, column 0, *before* the activation. The window
@@ -281,17 +288,24 @@ classroom.check_pre_activation(corner, model, image, channel=2, y=0, x=0)
     md("""
 ## Compare with the model
 
-The model's own output at those three positions (this is what the checks compare with):
+The model's own output at those positions: each task's value appears here once its check
+passes (run the checks above first).
 """),
     code("""
 maps = cw.feature_maps(model, image, "conv1").maps
-for y, x, c in [(Y, X, C), (24, 40, 8), (0, 0, 2)]:
-    print(f"conv1 output at ({y}, {x}), filter {c}: {maps[y, x, c]:.4f}")
-plt.figure(figsize=(3.5, 3.5))
-plt.imshow(maps[:, :, C], cmap="viridis")
-plt.title(f"conv1 filter {C}: the whole map")
-plt.axis("off")
-plt.show()
+tasks = {
+    "2a": classroom.check_pre_activation(pre_activation, model, image, channel=C, y=Y, x=X),
+    "2b": classroom.check_output_vector(outputs, model, image, channels=(7, 8, 9), y=24, x=40),
+    "2c": classroom.check_pre_activation(corner, model, image, channel=2, y=0, x=0),
+}
+for task, result in tasks.items():
+    print(f"task {task}:", result.message if result else "not shown until its check passes")
+if tasks["2a"]:
+    plt.figure(figsize=(3.5, 3.5))
+    plt.imshow(maps[:, :, C], cmap="viridis")
+    plt.title(f"conv1 filter {C}: the whole map, after relu")
+    plt.axis("off")
+    plt.show()
 """),
     md("""
 **To think about.** Why is the sum over *all three* colour channels, not one? What would
@@ -400,9 +414,11 @@ grad = np.abs(tape.gradient(unit, x).numpy()[0]).max(axis=-1)
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 4))
 axes[0].imshow(image)
-axes[1].imshow(grad > 0, cmap="gray")
-axes[1].set_title("pixels with a non-zero gradient")
-if answer is not None:
+if answer is None:  # the picture would give the answer away: answer task 3a first
+    print("answer task 3a first: the gradient's picture appears here then")
+else:
+    axes[1].imshow(grad > 0, cmap="gray")
+    axes[1].set_title("pixels with a non-zero gradient")
     rows, cols = answer
     box = plt.Rectangle(
         (cols[0] - 0.5, rows[0] - 0.5), len(cols), len(rows), fill=False, color="orange", lw=2
@@ -621,10 +637,10 @@ def build(cells: list, solution: bool, name: str) -> nbformat.NotebookNode:
 
 
 def main() -> None:
-    (ROOT / "solutions").mkdir(parents=True, exist_ok=True)
+    SOLUTIONS.mkdir(parents=True, exist_ok=True)
     for name, cells in EXERCISES.items():
         nbformat.write(build(cells, False, name), ROOT / f"{name}.ipynb")
-        nbformat.write(build(cells, True, name), ROOT / "solutions" / f"{name}.ipynb")
+        nbformat.write(build(cells, True, name), SOLUTIONS / f"{name}.ipynb")
         print("wrote", name)
 
 

@@ -14,7 +14,8 @@ from cnnviz_widgets import classroom as C
 # what the exercise notebooks ask (scripts/make_exercises.py)
 IMAGE = {"name": "cross", "seed": 3}
 UNIT_2A = (10, 36, 28)  # channel, y, x: before the activation
-UNIT_2B = (8, 24, 40)  # after the activation: a unit whose sum is negative
+UNITS_2B = ((7, 8, 9), 24, 40)  # after the activation: filters at one position, sums of
+# both signs (relu matters, and no answer is all zeros)
 UNIT_2C = (2, 0, 0)  # at the corner: zero padding
 GARBAGE = [
     "abc",
@@ -156,14 +157,22 @@ def test_the_exercise_units_still_teach_what_they_say(shapes, cross):
     """Task 2b's unit has a negative sum (relu matters) and every slip the hints name gives
     a value the check can tell from the truth; with other weights, pick other units."""
     out = conv1_output(shapes, cross[None])[0]
-    for channel, y, x in (UNIT_2A, UNIT_2B, UNIT_2C):
+    channels, y2, x2 = UNITS_2B
+    units_2b = [(c, y2, x2) for c in channels]
+    for channel, y, x in (UNIT_2A, *units_2b, UNIT_2C):
         z = by_hand(shapes, cross, channel, y, x)
         assert np.isclose(max(z, 0.0), out[y, x, channel], atol=1e-4)  # the model agrees
         for slip in (dict(flip=True), dict(bias=False)):
             # three times the check's rounding tolerance
             assert abs(by_hand(shapes, cross, channel, y, x, **slip) - z) > 0.02, slip
-    assert by_hand(shapes, cross, *UNIT_2B) < -0.05
+    sums = [by_hand(shapes, cross, *unit) for unit in units_2b]
+    assert min(sums) < -0.05 and max(sums) > 0.05
     assert by_hand(shapes, cross, *UNIT_2A) > 0.05
+    # no answer can be guessed: none is 0, none is another task's answer
+    answers = [by_hand(shapes, cross, *UNIT_2A), by_hand(shapes, cross, *UNIT_2C)]
+    answers += [max(z, 0.0) for z in sums if z > 0]
+    assert all(abs(a) > 0.05 for a in answers)
+    assert len({round(a, 2) for a in answers}) == len(answers)
 
 
 def test_pre_activation_check(shapes, cross):
@@ -181,8 +190,31 @@ def test_pre_activation_check(shapes, cross):
     assert_hint(C.check_pre_activation(products, shapes, cross, c, y, x), "add")
 
 
+def test_output_vector_check(shapes, cross):
+    channels, y, x = UNITS_2B
+    sums = [by_hand(shapes, cross, c, y, x) for c in channels]
+    right = [max(z, 0.0) for z in sums]
+    assert C.check_output_vector(right, shapes, cross, channels, y, x)
+    assert C.check_output_vector(np.round(right, 2), shapes, cross, channels=channels, y=y, x=x)
+    negative = channels[int(np.argmin(sums))]
+    result = C.check_output_vector(sums, shapes, cross, channels, y, x)  # relu forgotten
+    assert_hint(result, "before the activation")
+    assert f"filter {negative}" in result.message
+    assert_hint(C.check_output_vector([0.0] * len(channels), shapes, cross, channels, y, x))
+    assert_hint(C.check_output_vector(right[::-1], shapes, cross, channels, y, x))
+    assert_hint(C.check_output_vector(right[:2], shapes, cross, channels, y, x), "3 numbers")
+    assert_hint(C.check_output_vector(sum(right), shapes, cross, channels, y, x), "a list")
+    empty = C.check_output_vector(None, shapes, cross, channels, y, x)
+    assert not empty and not empty.answered
+
+
+@pytest.mark.parametrize("garbage", GARBAGE, ids=repr)
+def test_output_vector_check_survives_garbage(shapes, cross, garbage):
+    assert_hint(C.check_output_vector(garbage, shapes, cross, *UNITS_2B))
+
+
 def test_value_check_wants_the_activation(shapes, cross):
-    c, y, x = UNIT_2B
+    c, y, x = (8, 24, 40)  # a unit whose sum is negative
     z = by_hand(shapes, cross, c, y, x)
     assert C.check_convolution_value(max(z, 0.0), shapes, cross, c, y, x)
     assert_hint(C.check_convolution_value(z, shapes, cross, c, y, x), "before the activation")

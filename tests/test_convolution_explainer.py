@@ -137,7 +137,8 @@ def test_images(panel, shapes):
     np.testing.assert_array_equal(panel.image, cw.sample_image("ring", seed=0))
     seed = panel.new_shapes_image(7)
     assert seed == 7 and "seed 7" in panel.source.value
-    y, x = panel.position
+    y, x = 20, 11
+    panel.select(y, x)  # a clicked position stays on a new image
     panel.set_image(cw.sample_image("grace_hopper"))  # resized to 64x64, with a note
     assert panel.image.shape == (64, 64, 3) and panel.position == (y, x)
     assert panel.messages.kind == "note" and "resized" in panel.messages.text
@@ -326,3 +327,31 @@ def test_explore_returns_before_the_convolution_tab_has_read_its_maps(large_mode
     held.go.set()
     assert panel.wait(60) and panel.trace is not None
     app.close()
+
+
+def test_it_opens_at_the_strongest_value_until_a_value_is_clicked(shapes):
+    """The position explained is the channel's strongest value, also after the channel or
+    the image changed elsewhere (a tour's Run All), until a value is clicked."""
+    from cnnviz_widgets.session import Session
+
+    session = Session(shapes, layer="conv1", channel=0)
+    panel = ConvolutionExplainer(session)
+    for channel in (3, 7, 12):
+        session.channel = channel
+        out = panel._maps[1][..., channel]
+        assert panel.trace.value == pytest.approx(float(out.max()), abs=1e-6), channel
+    panel.new_shapes_image(5)
+    assert panel.trace.value == pytest.approx(float(panel._maps[1][..., 12].max()), abs=1e-6)
+    panel.select(1, 2)
+    session.channel = 4
+    assert panel.position == (1, 2)  # clicked: kept
+    # patch, kernel and products on one colour scale, with its legend
+    t, k = panel.trace, panel._shown_channel()
+    scale = max(float(np.abs(a[..., k]).max()) for a in (t.patch, t.kernel, t.products))
+    legend = re.search(r'cnnviz-conv-legend".*?<span>(.*?)</span>.*?<span>(.*?)</span>',
+                       panel.grids.value)  # fmt: skip
+    assert legend and legend.group(2) == html.escape(f"{scale:.2f}")
+    assert panel.grids.value.count("<table") == 3
+    # the map to click comes first (it stays in view when the pictures wrap)
+    assert panel.pictures.box.children[0].children[0].children[0] is panel.map_pixels.canvas
+    panel.close()

@@ -39,3 +39,16 @@ def test_importing_the_engine_loads_no_forbidden_module():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+
+
+def test_help_names_explore_and_the_panels():
+    """help(cw) is where a new user looks first: the panels load lazily (no attribute
+    until used), so the module's docstring names them."""
+    import pydoc
+
+    import cnnviz_widgets as cw
+
+    text = pydoc.render_doc(cw)
+    for name in ("explore", "LayerBrowser", "FilterGallery", "ConvolutionExplainer",
+                 "ClassOptimizer", "ImageExplainer", "UnitAtlas"):  # fmt: skip
+        assert name in text, name

@@ -30,10 +30,21 @@ def activations(model, layer, images_uint8, kind="output"):
     return np.asarray(out[0] if isinstance(out, list) else out)
 
 
-def brute_force(acts, k, score="mean"):
-    """Per channel: the k best images by score, ties to the earlier image."""
+def seen(model, layer):
+    """The map positions where the unit sees the image (at least 3/4 of its field on it,
+    or the best there is), as the engine's ranking counts them; ``None``: all."""
+    from cnnviz_widgets.engine.dataset.search import INSIDE_SHARE, image_share
+
+    share = image_share(model, layer)
+    return None if share is None else share >= min(INSIDE_SHARE, share.max() - 1e-6)
+
+
+def brute_force(acts, k, score="mean", where=None):
+    """Per channel: the k best images by score, ties to the earlier image; a max score is
+    taken over the positions ``where`` (default: all)."""
     flat = acts.reshape(len(acts), -1, acts.shape[-1])
-    scores = flat.mean(axis=1) if score == "mean" else flat.max(axis=1)  # (N, C)
+    inside = flat if where is None else np.where(where.reshape(1, -1, 1), flat, -np.inf)
+    scores = flat.mean(axis=1) if score == "mean" else inside.max(axis=1)  # (N, C)
     order = np.stack(
         [np.lexsort((np.arange(len(scores)), -scores[:, c]))[:k] for c in range(scores.shape[1])]
     )
@@ -45,7 +56,9 @@ def test_top_examples_equal_a_brute_force_ranking(shapes, small, score):
     images, labels = small
     top = cw.top_examples(shapes, "conv3", (images, labels), k=5, score=score, batch_size=32)
     acts = activations(shapes, "conv3", images)
-    scores, order = brute_force(acts, 5, score)
+    where = seen(shapes, "conv3")
+    assert where is not None and not where.all()  # the border positions are left out
+    scores, order = brute_force(acts, 5, score, where)
     np.testing.assert_array_equal(top.indices, order)
     np.testing.assert_allclose(
         top.scores, np.take_along_axis(scores.T, order, axis=1), rtol=1e-5, atol=1e-5
@@ -57,7 +70,8 @@ def test_top_examples_equal_a_brute_force_ranking(shapes, small, score):
         for j in range(5):
             m = acts[order[c, j], :, :, c]
             np.testing.assert_allclose(top.maps[c, j], m, rtol=1e-5, atol=1e-5)
-            assert m[tuple(top.positions[c, j])] == pytest.approx(m.max(), abs=1e-5)
+            peak = m[where].max()  # the maximum where the unit sees the image
+            assert m[tuple(top.positions[c, j])] == pytest.approx(peak, abs=1e-5)
         np.testing.assert_array_equal(top.images(c), images[order[c]])
     # several channels share images: the pool holds each once
     assert len(top.pool) == len(np.unique(order)) <= 64 * 5
@@ -324,3 +338,25 @@ def test_quality_on_two_thousand_generated_images(shapes):
     classes = cw.top_examples(shapes, None, data, k=9, batch_size=128)
     hits = (classes.labels == np.arange(9)[:, None]).sum(axis=1)
     assert (hits >= 8).all(), dict(zip(cw.SHAPES_CLASS_NAMES, hits.tolist()))
+
+
+def test_peaks_are_where_the_unit_sees_the_image():
+    """conv1 (7x7, zero 'same' padding) answers the image's border against the padding: its
+    maps peak there on most images. The outlined peak is looked for where at least 3/4 of
+    the unit's field is on the image."""
+    from cnnviz_widgets.engine.dataset.search import INSIDE_SHARE, image_share
+
+    m = cw.load_model("shapes")
+    share = image_share(m, "conv1")
+    assert share.shape == (64, 64)
+    assert np.isclose(share[0, 0], (4 / 7) ** 2) and share[32, 32] == 1.0
+    assert np.isclose(share[0, 32], 4 / 7) and np.isclose(share[2, 32], 6 / 7)
+    top = cw.top_examples(m, "conv1", cw.generate_shapes(300, seed=0), k=9, channels=[2])
+    raw = [np.unravel_index(np.argmax(a), a.shape) for a in top.maps[0]]
+    on_border = [p for p in raw if share[p] < INSIDE_SHARE]
+    assert len(on_border) >= 3  # the maps' own maxima: on the padding's edge
+    for rank, (y, x) in enumerate(top.positions[0]):
+        assert share[y, x] >= INSIDE_SHARE, (rank, y, x)
+        kept = np.where(share >= INSIDE_SHARE, top.maps[0][rank], -np.inf)
+        assert top.maps[0][rank][y, x] == kept.max()  # the peak among those positions
+    # a layer whose every position sees the image whole: nothing is left out

@@ -22,8 +22,6 @@ ABOVE = [
 # off this list when its branch lands
 PENDING = {
     "widgets/image_explainer.py",
-    "widgets/convolution_explainer.py",
-    *(str(p.relative_to(PACKAGE)) for p in (PACKAGE / "classroom").rglob("*.py")),
 }
 INTERNALS = ENGINE / "model" / "internals.py"
 # Keras' private attributes the engine needs (read through internals.py only)

@@ -159,3 +159,38 @@ def test_class_names_of_the_wrong_length_are_refused(shapes):
     loaded = cw.load_model("shapes", class_names=renamed)
     top = cw.predict_top(loaded, generate_shapes(1, seed=0).images[0])
     assert loaded.class_names == renamed and top.class_name in renamed
+
+
+def test_a_raw_keras_application_gets_imagenet_names():
+    """keras.applications.VGG16(weights=None), built by the user and passed as a model,
+    gets ImageNet's class names as load_model("vgg16") does; a model that only shares
+    the name, or has another head, keeps numbered classes."""
+    raw = keras.applications.VGG16(weights=None, input_shape=(32, 32, 3))
+    loaded = cw.load_model(raw)
+    assert loaded.class_names == cw.imagenet_class_names() and loaded.class_names[0] == "tench"
+    inputs = keras.Input((8,))
+    lookalike = keras.Model(inputs, keras.layers.Dense(1000, name="scores")(inputs), name="vgg16")
+    assert cw.load_model(lookalike).class_names is None
+    ten = keras.applications.VGG16(weights=None, input_shape=(32, 32, 3), classes=10)
+    assert cw.load_model(ten).class_names is None
+
+
+def test_an_image_preprocessed_to_minus_one_one_gets_a_message():
+    """An image already preprocessed to [-1, 1] (as MobileNet's preprocess_input gives)
+    is refused with the range and the way back, in every path an image takes."""
+    from cnnviz_widgets.engine.model.imageio import as_image, as_image_batch
+
+    image = cw.sample_image("cross", seed=1)
+    signed = image * 2 - 1
+    with pytest.raises(cw.CnnvizError, match=r"\[-1, 1\].*\(x \+ 1\) / 2"):
+        as_image(signed)
+    with pytest.raises(cw.CnnvizError, match=r"\[-1, 1\]"):
+        as_image_batch(signed[None])
+    with pytest.raises(cw.CnnvizError, match=r"\[-1, 1\]"):
+        cw.predict_top(cw.load_model("shapes"), signed)
+    # a display image a little below 0 in a few pixels (a resize's overshoot) is fine
+    nudged = image.copy()
+    nudged[:2] = -0.04  # 3 % of the values
+    assert as_image(nudged, warn=False)[0].min() == 0.0
+    back, _ = as_image((signed + 1) / 2)
+    np.testing.assert_allclose(back, image, atol=1e-6)

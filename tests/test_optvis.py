@@ -1,5 +1,6 @@
 """Activation maximization: quality on the embedded model, compiled-step behaviour, errors."""
 
+import threading
 import warnings
 
 import keras
@@ -395,3 +396,31 @@ def test_the_pre_activation_score_gives_grappler_no_leaky_relu(shapes):
         theirs = tf.nn.leaky_relu(x, alpha=0.05)
     np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
     np.testing.assert_array_equal(tape.gradient(ours, x).numpy(), tape.gradient(theirs, x).numpy())
+
+
+def test_exit_waits_for_warm_ups_a_bounded_time_in_all(shapes, monkeypatch):
+    """At exit, warm-ups still running get EXIT_WAIT seconds in all (not each: a tour that
+    opened several panels kept JupyterLab from stopping for over a minute), and a warm-up
+    asked for after the exit began compiles nothing."""
+    from cnnviz_widgets.engine.optvis import run as run_module
+
+    timeouts = []
+
+    class Slow:  # a warm-up thread that takes its whole timeout
+        def join(self, timeout=None):
+            timeouts.append(timeout)
+            now[0] += timeout
+
+    now = [0.0]
+    monkeypatch.setattr(run_module.time, "monotonic", lambda: now[0])
+    threads = [Slow() for _ in range(4)]
+    monkeypatch.setattr(run_module, "_WARMING", threads)
+    monkeypatch.setattr(run_module, "_EXITING", threading.Event())
+    run_module._finish_warm_ups()
+    assert sum(timeouts) == run_module.EXIT_WAIT and timeouts[1:] == [0.0] * 3
+    assert run_module._EXITING.is_set()
+    monkeypatch.undo()
+    exiting = threading.Event()
+    exiting.set()
+    monkeypatch.setattr(run_module, "_EXITING", exiting)
+    assert run_module._warm(shapes, 0, {"steps": 2, "batch": 3, "size": 40}) == 0.0

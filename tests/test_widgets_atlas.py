@@ -28,9 +28,18 @@ def store(tmp_path_factory):
     return tmp_path_factory.mktemp("atlas-store")
 
 
+NUMBER_BAND = 16  # the tile's bottom rows, where its unit number is drawn over it
+
+
 def tile_of(picture, panel, c):
+    """A unit's tile in the grid, above the band of its number."""
     x, y, w, h = panel.tile_box(c)
-    return picture[y : y + h, x : x + w]
+    return picture[y : y + h - NUMBER_BAND, x : x + w]
+
+
+def fitted(image):
+    """What the grid shows of a unit's image (above its number)."""
+    return np.asarray(fit_tile(image, TILE))[: TILE - NUMBER_BAND]
 
 
 def test_the_grid_fills_in_and_a_click_shows_the_unit(shapes, data, store, sent):
@@ -49,7 +58,7 @@ def test_the_grid_fills_in_and_a_click_shows_the_unit(shapes, data, store, sent)
     assert len(grids) >= 3  # the empty grid, each finished chunk, the end
     grid = grids[-1]
     for c in (0, 5, 11):
-        expected = np.asarray(fit_tile(panel.atlas.image(c), TILE))
+        expected = fitted(panel.atlas.image(c))
         np.testing.assert_array_equal(tile_of(grid, panel, c), expected)
         assert not np.array_equal(tile_of(empty, panel, c), expected)
     # the first chunk (units 0..7) was drawn before the second finished
@@ -80,7 +89,7 @@ def test_reopening_paints_the_stored_units_without_computing(shapes, data, store
     assert panel.wait(300)
     assert panel.atlas.done() == set(range(12)) and panel.run_bar.progress.value == 12
     grid = sent.on(panel.grid.canvas)[-1]
-    expected = np.asarray(fit_tile(panel.atlas.image(3), TILE))
+    expected = fitted(panel.atlas.image(3))
     np.testing.assert_array_equal(tile_of(grid, panel, 3), expected)
     panel.run(wait=True, timeout=300)  # nothing left to do
     assert panel.atlas.computed == [] and panel.atlas.reused == list(range(12))
@@ -102,7 +111,7 @@ def test_stop_keeps_the_finished_units_and_the_last_images(shapes, data, tmp_pat
     assert live
     grid = sent.on(panel.grid.canvas)[-1]
     c, image = next(iter(live.items()))
-    np.testing.assert_array_equal(tile_of(grid, panel, c), np.asarray(fit_tile(image, TILE)))
+    np.testing.assert_array_equal(tile_of(grid, panel, c), fitted(image))
     panel.close()
 
 
@@ -215,3 +224,95 @@ def test_a_unit_page_says_what_its_weights_thumbnail_shows():
     caption = (slice(118, 136), slice(160 + 16, 160 + 16 + 200))
     assert (bare[caption] != told[caption]).any()
     assert (bare[:118] == told[:118]).all()  # the rest of the page is the same
+
+
+@pytest.fixture(scope="module")
+def wide_atlas(tmp_path_factory):
+    """A UnitAtlas on a 512-unit conv layer (a small model: the grid's size is the point),
+    every unit computed with 2 steps and its top 3 of 24 random images."""
+    import keras
+
+    from cnnviz_widgets.widgets.atlas_grid import PAGE_SIZE
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(512, 3, padding="same", activation="relu", name="wide")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x))
+    data = np.random.default_rng(0).random((24, 16, 16, 3)).astype(np.float32)
+    session = Session(cw.load_model(model, preprocessing="unit"), layer="wide")
+    store = tmp_path_factory.mktemp("wide-store")
+    panel = UnitAtlas(session, data, store=store, steps=2, batch=128, k=3)
+    assert panel.wait(300) and panel.messages.kind is None, panel.messages.text
+    assert "Click a unit" in panel.page_info.value  # nothing selected yet: say what to do
+    panel.run(wait=True, timeout=900)
+    assert panel.messages.kind is None, panel.messages.text
+    assert len(panel.atlas.done()) == 512 and PAGE_SIZE == 100
+    yield panel
+    panel.close()
+
+
+def test_a_512_unit_grid_keeps_its_tiles_and_turns_pages(wide_atlas):
+    from cnnviz_widgets.widgets.atlas_grid import COLUMNS, GAP
+
+    panel, grid = wide_atlas, wide_atlas.grid_view
+    assert grid.pages == 6 and grid.page_units() == list(range(100))
+    picture = panel.grid.sent  # the array last sent to the canvas
+    side = GAP + COLUMNS * (TILE + GAP)
+    assert picture.shape[:2] == (side, side)  # 10 x 10 tiles of full size, not squashed
+    # each tile carries its number: the band under it differs from the picture alone
+    x, y, w, h = panel.tile_box(37)
+    band = picture[y + h - NUMBER_BAND : y + h, x : x + w]
+    alone = np.asarray(fit_tile(panel.atlas.image(37), TILE))[TILE - NUMBER_BAND :]
+    assert not np.array_equal(band, alone)
+    assert grid.prev_button.disabled and not grid.next_button.disabled
+    assert "page 1 of 6" in grid.page_label.value
+    grid.next_button.click()
+    assert grid.page_units() == list(range(100, 200)) and "page 2 of 6" in grid.page_label.value
+    assert not np.array_equal(panel.grid.sent, picture)
+    for _ in range(10):
+        grid.next_button.click()
+    assert grid.page == 5 and grid.page_units() == list(range(500, 512))
+    assert grid.next_button.disabled
+    # a click on the last page's first tile selects unit 500
+    x, y, w, h = panel.tile_box(500)
+    click(panel.grid.canvas, x + w / 2, y + h / 2)
+    assert panel.session.channel == 500 and panel.shown == 500
+    with pytest.raises(cw.CnnvizError, match="not on the page"):
+        panel.tile_box(3)
+
+
+def test_find_a_unit_by_its_number(wide_atlas):
+    panel, grid = wide_atlas, wide_atlas.grid_view
+    grid.find_box.value = "437"
+    assert grid.page == 4 and panel.session.channel == 437 and panel.shown == 437
+    assert panel.grid.highlight == panel.tile_box(437)
+    assert grid.find_box.value == ""  # ready for the next number
+    assert "channel <b>437</b>" in panel.page_info.value
+    grid.find_box.value = "abc"
+    assert panel.messages.kind == "error" and "whole number from 0 to 511" in panel.messages.text
+    grid.find_box.value = "512"
+    assert panel.messages.kind == "error" and "512" in panel.messages.text
+    panel.session.channel = 3  # chosen in another panel: the grid turns to it
+    assert grid.page == 0 and panel.grid.highlight == panel.tile_box(3)
+
+
+@pytest.mark.parametrize("key", ["value", "example"])
+def test_order_the_units_by_a_score(wide_atlas, key):
+    panel, grid = wide_atlas, wide_atlas.grid_view
+    units = [panel.atlas.unit(c) for c in range(512)]
+    if key == "value":
+        scores = {u.channel: u.value for u in units}
+    else:
+        scores = {u.channel: float(np.max(u.example_scores)) for u in units}
+    grid.sort.value = key
+    try:
+        assert grid.page == 0 and sorted(grid.order) == list(range(512))
+        shown = [scores[c] for c in grid.order]
+        assert shown == sorted(shown, reverse=True)  # highest first
+        assert grid.page_units()[0] == max(scores, key=scores.get)
+        assert len(set(grid.order[:100])) == 100 and grid.order[:3] != [0, 1, 2]
+        assert "highest first" in grid.page_label.value
+    finally:
+        grid.sort.value = "unit"
+    assert grid.order == list(range(512))

@@ -501,3 +501,16 @@ def test_explore_sets_only_layout_traits_ipywidgets_knows(shapes):
     unknown = [str(w.message) for w in caught if "Layout" in str(w.message)]
     assert not unknown, unknown
     panel.close()
+
+
+def test_explore_scale_for_a_projector():
+    """scale=1.5 enlarges the whole explorer (a CSS zoom on its root); a bad scale is a
+    message naming the range, before any work."""
+    import cnnviz_widgets as cw
+    from cnnviz_widgets.widgets.explore import scale_sheet
+
+    with pytest.raises(cw.CnnvizError, match=r"0\.5\.\.4"):
+        cw.explore("shapes", scale=10)
+    with pytest.raises(cw.CnnvizError, match="a number"):
+        cw.explore("shapes", scale="big")
+    assert "zoom: 1.5" in scale_sheet(1.5).value and scale_sheet(1.0).value == ""

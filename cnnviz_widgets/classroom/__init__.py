@@ -18,7 +18,11 @@ result shows itself as a coloured box (``_repr_html_``); ``print(result)`` gives
 
 from .common import CheckResult
 from .ex01_filters import check_vertical_edge_filter, edge_image, edge_responses
-from .ex02_convolution import check_convolution_value, check_pre_activation
+from .ex02_convolution import (
+    check_convolution_value,
+    check_output_vector,
+    check_pre_activation,
+)
 from .ex03_receptive_field import check_receptive_field, receptive_field_mask
 from .ex04_two_models import (
     check_object_saliency,
@@ -38,6 +42,7 @@ __all__ = [
     "CheckResult",
     "check_convolution_value",
     "check_object_saliency",
+    "check_output_vector",
     "check_pre_activation",
     "check_receptive_field",
     "check_smoother_filters",

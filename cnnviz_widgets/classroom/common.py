@@ -13,9 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ..engine.model.introspect import get_layer
-from ..engine.model.loading import LoadedModel
-from ..engine.model.taps import Tap, extractor
+from ..engine import LoadedModel, Tap, extractor, get_layer
 
 
 # ------------------------------------------------------------------------------ the result

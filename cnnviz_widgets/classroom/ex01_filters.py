@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.model.loading import as_loaded
+from ..engine import as_loaded
 from .common import (
     CheckResult,
     Unreadable,

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..engine.model.loading import LoadedModel, as_loaded
+from ..engine import LoadedModel, as_loaded
 from .common import (
     CheckResult,
     as_float,
@@ -222,3 +222,61 @@ def check_convolution_value(
     :func:`check_pre_activation`, plus a forgotten activation.
     """
     return _check_unit(answer, model, image, channel, y, x, layer, after_activation=True)
+
+
+_VECTOR_TASK = "One position, several filters, after the activation"
+
+
+@never_raises(_VECTOR_TASK)
+def check_output_vector(
+    answer: Any,
+    model: Any,
+    image: Any,
+    channels: Any,
+    y: int,
+    x: int,
+    layer: Any = "conv1",
+) -> CheckResult:
+    """Is ``answer`` the layer's output at ``(y, x)`` for each filter in ``channels``?
+
+    ``answer`` holds one number per filter, in the order of ``channels``. Each number is
+    checked as :func:`check_convolution_value` checks one: the first wrong one gets that
+    check's hint (a forgotten activation, a flipped kernel, …), naming its filter.
+
+    Args:
+        answer: a list, tuple or 1-d array of numbers, one per filter.
+        model: the model; ``image``: a display image ``(H, W, C)`` in [0, 1].
+        channels: the filters, e.g. ``(7, 8, 9)``; ``y``, ``x``: the position.
+        layer: a Conv2D layer.
+    """
+    channels = [int(c) for c in channels]
+    what = f"the layer's output for filters {channels}, one number each"
+    if answer is None:
+        return no_answer(_VECTOR_TASK, f"{what} (a list of {len(channels)} numbers)")
+    if isinstance(answer, (str, bytes, dict)) or np.ndim(answer) == 0:
+        return hint(
+            _VECTOR_TASK,
+            f"answer with a list of {len(channels)} numbers, one per filter {channels}.",
+        )
+    try:
+        values = [v for v in np.asarray(answer, dtype=object).reshape(-1)]
+    except Exception:
+        return hint(_VECTOR_TASK, f"answer with a list of {len(channels)} numbers.")
+    if np.ndim(answer) != 1 or len(values) != len(channels):
+        return hint(
+            _VECTOR_TASK,
+            f"this answer holds {len(values)} values in shape {np.shape(answer)}; give "
+            f"{len(channels)} numbers, one per filter {channels}, in that order.",
+        )
+    shown = []
+    for channel, value in zip(channels, values):
+        result = _check_unit(value, model, image, channel, y, x, layer, after_activation=True)
+        if not result:
+            return hint(_VECTOR_TASK, f"filter {channel}: {result.message}")
+        shown.append(_convolution(as_loaded(model), image, layer, channel, y, x).value)
+    return correct(
+        _VECTOR_TASK,
+        "the model's own outputs: "
+        + ", ".join(f"filter {c} {v:.3f}" for c, v in zip(channels, shown))
+        + ". relu kept the positive sums and set the negative ones to 0.",
+    )

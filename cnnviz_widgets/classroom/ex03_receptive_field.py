@@ -7,9 +7,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from ..engine.model.introspect import get_layer
-from ..engine.model.loading import as_loaded
-from ..engine.model.taps import Tap, extractor
+from ..engine import Tap, as_loaded, extractor, get_layer
 from .common import (
     CheckResult,
     Unreadable,

@@ -8,9 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ..engine.attribution.methods import saliency
-from ..engine.model.loading import LoadedModel, as_loaded
-from ..engine.model.shapes import generate_shapes
+from ..engine import LoadedModel, as_loaded, generate_shapes, saliency
 from .common import (
     CheckResult,
     Unreadable,

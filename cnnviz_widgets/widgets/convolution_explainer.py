@@ -21,77 +21,31 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine import SHAPES_CLASS_NAMES, ConvolutionTrace, ReceptiveField
-from ..engine.layers.convolution import (
+from ..engine import (
+    SHAPES_CLASS_NAMES,
+    ConvolutionTrace,
+    ReceptiveField,
     conv_layer_paths,
+    image_input,
+    inbound_paths,
     layer_input_output,
     receptive_field,
     trace_from_maps,
 )
-from ..engine.layers.filters import to_rgba
-from ..engine.model.internals import image_input, inbound_paths
 from ..errors import CnnvizError
-from .canvas import PixelCanvas
 from .common import Panel, esc, labeled, row, style_sheet
+from .convolution_parts import (  # noqa: F401  (re-exported: the panel's helpers)
+    NUMBERS_UP_TO,
+    STRONGEST,
+    SUM,
+    ConvolutionNumbers,
+    ConvolutionPictures,
+    canvas_zoom,
+    grid_html,
+    scaled_map,
+)
 from .image_source import GRACE_HOPPER, ImageSource, source_name
-from .pictures import opaque_rgba
 from .runner import LARGE_INPUT, RunBar, Runner, Stopped, duration
-
-NUMBERS_UP_TO = 5  # kernels up to 5x5 show their numbers in the grids; larger: colour only
-STRONGEST = -1  # input-channel view: the channel that contributes most at the position
-SUM = -2  # input-channel view: the products summed over the input channels
-CANVAS_TARGET = 256  # pixels the image and the maps aim for
-MAP_CMAP = "viridis"
-GRID_CMAP = "RdBu_r"  # blue negative, red positive, white zero
-
-
-def canvas_zoom(shape: tuple[int, ...], target: int = CANVAS_TARGET) -> int:
-    """The whole-pixel zoom that brings a map's longer side near ``target`` (at least 1):
-    an 8x8 map is shown 32x larger, so that each unit is easy to click."""
-    return max(1, target // max(shape[0], shape[1], 1))
-
-
-def scaled_map(values: np.ndarray, cmap: str = MAP_CMAP) -> np.ndarray:
-    """A 2-D map as RGBA through ``cmap``, scaled to its own min..max (constant: dark)."""
-    lo, hi = float(values.min()), float(values.max())
-    scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
-    return to_rgba(scaled, cmap)
-
-
-def _fmt(value: float) -> str:
-    text = f"{value:.2f}" if value == 0 or 0.01 <= abs(value) < 1e4 else f"{value:.2g}"
-    return text.replace("-", "−")
-
-
-def grid_html(
-    values: np.ndarray, padded: np.ndarray | None, numbers: bool, title: str, scale: float
-) -> str:
-    """A ``(kh, kw)`` grid as an HTML table, each cell coloured by its value (blue
-    negative, red positive, symmetric around 0 within ``scale``), with its number when
-    ``numbers``; padding cells are grey and say "pad"."""
-    scale = scale if scale > 0 else 1.0
-    colours = to_rgba(0.5 + 0.5 * np.clip(values / scale, -1, 1), GRID_CMAP)
-    rows = []
-    for i in range(values.shape[0]):
-        cells = []
-        for j in range(values.shape[1]):
-            value = float(values[i, j])
-            if padded is not None and padded[i, j]:
-                cells.append('<td class="cnnviz-conv-pad" title="padding: 0">pad</td>')
-                continue
-            r, g, b = (int(v) for v in colours[i, j, :3])
-            ink = "#111" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#fff"
-            text = _fmt(value) if numbers else ""
-            cells.append(
-                f'<td style="background: rgb({r},{g},{b}); color: {ink}" '
-                f'title="{_fmt(value)}">{text}</td>'
-            )
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    kind = "cnnviz-conv-numbers" if numbers else "cnnviz-conv-colours"
-    return (
-        f'<div class="cnnviz-conv-grid"><div class="cnnviz-conv-grid-title">{title}</div>'
-        f'<table class="cnnviz-conv-table {kind}">{"".join(rows)}</table></div>'
-    )
 
 
 class ConvolutionExplainer(Panel):
@@ -151,13 +105,13 @@ class ConvolutionExplainer(Panel):
         **load_kwargs: Any,
     ) -> None:
         super().__init__(model_or_session, css_class="cnnviz-conv-explainer", **load_kwargs)
-        session = self.session
-        loaded = session.loaded
+        loaded = self.session.loaded
         self.image: np.ndarray | None = None
         self.image_label = ""
         self.trace: ConvolutionTrace | None = None
         self.field: ReceptiveField | None = None
         self.position: tuple[int, int] | None = None
+        self.picked = False  # the position was clicked (else: the strongest value)
         self.background: bool | None = None
         self._maps: tuple[np.ndarray, np.ndarray] | None = None  # layer input, output
         self._pending = False  # a new image or layer came while a pass was running
@@ -165,22 +119,57 @@ class ConvolutionExplainer(Panel):
         self._lock = threading.RLock()  # the maps and the drawing, across threads
         self._convs = conv_layer_paths(loaded)
         self._is_shapes = list(loaded.class_names or []) == list(SHAPES_CLASS_NAMES)
-        try:
-            input_shape = image_input(loaded.model)
-        except CnnvizError:
-            input_shape = (None, None, 3)
-
         self.title = widgets.HTML(
             f'How a convolution computes <span class="cnnviz-sub">in {esc(loaded.name)}: click '
             "a value of the feature map to see the patch, the kernel and the sum that made "
             "it</span>"
         )
         self.title.add_class("cnnviz-title")
+        self._image_controls()
+        self._selection_controls()
+        self.run_bar = RunBar(progress_width="160px", hide_idle=True)
+        self.status = self.run_bar.status
+        self.status.value = ""
+        self.runner = Runner("cnnviz-conv-explainer", self.messages, self.run_bar, self._lock)
+        self.pictures, self.numbers = ConvolutionPictures(), ConvolutionNumbers()
+        for name in ("image_pixels", "map_pixels", "input_pixels", "input_column"):
+            setattr(self, name, getattr(self.pictures, name))
+        self.arithmetic, self.grids = self.numbers.arithmetic, self.numbers.grids
+        self.sums = self.numbers.sums
+        self.children = [
+            style_sheet(),
+            style_sheet("convolution_explainer"),
+            self.title,
+            self.images.box,
+            self.source,
+            row(self.layer, self.channel, self.input_channel),
+            self.run_bar,
+            self.messages,
+            self.pictures.box,
+            self.numbers.box,
+        ]
+        self.map_pixels.canvas.on_mouse_down(self.guarded(self._on_click))
+        self.observe_session(self._on_session_layer, names=["layer"])
+        self.observe_session(self._on_session_channel, names=["channel"])
+        if not self._convs:
+            self._nothing_to_explain()
+            return
+        self.guarded(self._start)(image, layer, channel)
+
+    def _image_controls(self) -> None:
+        """The image sources: Upload, Sample, New shapes image."""
+        try:
+            input_shape = image_input(self.session.loaded.model)
+        except CnnvizError:
+            input_shape = (None, None, 3)
         self.images = ImageSource(input_shape, self._on_image, self.guarded)
         self.upload, self.sample_select = self.images.upload, self.images.sample_select
         self.new_image, self.source = self.images.new_image, self.images.text
         for control, name in ((self.sample_select, "sample"), (self.new_image, "new")):
             control.add_class(f"cnnviz-conv-{name}")
+
+    def _selection_controls(self) -> None:
+        """The layer, channel and input-channel controls."""
         self.layer = labeled(
             widgets.Dropdown, "Layer", "330px", "48px",
             options=[(self._layer_label(p), p) for p in self._convs], value=None,
@@ -193,80 +182,25 @@ class ConvolutionExplainer(Panel):
             options=[("largest contribution", STRONGEST)], value=STRONGEST,
         )  # fmt: skip
         self.input_channel.add_class("cnnviz-conv-input-channel")
-        self.run_bar = RunBar(progress_width="160px", hide_idle=True)
-        self.status = self.run_bar.status
-        self.status.value = ""
-        self.runner = Runner("cnnviz-conv-explainer", self.messages, self.run_bar, self._lock)
-
-        self.image_pixels = PixelCanvas("cnnviz-conv-image")
-        self.map_pixels = PixelCanvas("cnnviz-conv-map")
-        self.input_pixels = PixelCanvas("cnnviz-conv-input")
-        self.image_caption = widgets.HTML()
-        self.map_caption = widgets.HTML()
-        self.input_caption = widgets.HTML()
-        for caption in (self.image_caption, self.map_caption, self.input_caption):
-            caption.add_class("cnnviz-conv-caption")
-        self.arithmetic = widgets.HTML()
-        self.arithmetic.add_class("cnnviz-conv-arith")
-        self.grids = widgets.HTML()
-        self.grids.add_class("cnnviz-conv-grids")
-        self.sums = widgets.HTML()
-        self.sums.add_class("cnnviz-conv-sums")
-
-        def column(pixels: PixelCanvas, caption: widgets.HTML) -> widgets.VBox:
-            box = widgets.Box([pixels.canvas])
-            box.add_class("cnnviz-canvas-box")
-            col = widgets.VBox([box, caption])
-            col.add_class("cnnviz-conv-column")
-            return col
-
-        self.input_column = column(self.input_pixels, self.input_caption)
-        pictures = widgets.HBox(
-            [
-                column(self.image_pixels, self.image_caption),
-                self.input_column,
-                column(self.map_pixels, self.map_caption),
-            ]
-        )
-        pictures.add_class("cnnviz-conv-pictures")
-        self.children = [
-            style_sheet(),
-            style_sheet("convolution_explainer"),
-            self.title,
-            self.images.box,
-            self.source,
-            row(self.layer, self.channel, self.input_channel),
-            self.run_bar,
-            self.messages,
-            pictures,
-            self.arithmetic,
-            self.grids,
-            self.sums,
-        ]
-
         self.layer.observe(self.guarded(self._on_layer), names="value")
         self.channel.observe(self.guarded(self._on_channel), names="value")
         self.input_channel.observe(self.guarded(lambda _: self._show_trace()), names="value")
-        self.map_pixels.canvas.on_mouse_down(self.guarded(self._on_click))
-        self.observe_session(self._on_session_layer, names=["layer"])
-        self.observe_session(self._on_session_channel, names=["channel"])
 
-        if not self._convs:
-            self.messages.show_note(
-                f"{esc(loaded.name)} has no Conv2D, DepthwiseConv2D or SeparableConv2D layer: "
-                "there is no convolution to explain here."
-            )
-            for control in (self.layer, self.channel, self.input_channel, self.sample_select):
-                control.disabled = True
-            self.new_image.disabled = self.upload.disabled = True
-            return
-        self.guarded(self._start)(image, layer, channel)
+    def _nothing_to_explain(self) -> None:
+        self.messages.show_note(
+            f"{esc(self.session.loaded.name)} has no Conv2D, DepthwiseConv2D or "
+            "SeparableConv2D layer: there is no convolution to explain here."
+        )
+        for control in (self.layer, self.channel, self.input_channel, self.sample_select):
+            control.disabled = True
+        self.new_image.disabled = self.upload.disabled = True
 
     # --- public API -------------------------------------------------------------------
 
     def set_image(self, image: Any, name: str | None = None) -> None:
         """Explain the layer on a new image (an array, a PIL image, a path or the bytes of
-        an image file), fitted to the model's input; the position stays.
+        an image file), fitted to the model's input; a clicked position stays (else the
+        channel's strongest value is explained).
 
         Raises:
             CnnvizError: not an image; the panel keeps its previous image.
@@ -294,12 +228,12 @@ class ConvolutionExplainer(Panel):
                     f"{self.layer.value}'s maps for this image are still being read in the "
                     "background: wait for them (panel.wait()) and select again"
                 )
-            before = self.position
-            self.position = (int(y), int(x))
+            before = self.position, self.picked
+            self.position, self.picked = (int(y), int(x)), True
             try:
                 self._show_trace(keep_position=True)
             except Exception:
-                self.position = before  # a bad position leaves the last one shown
+                self.position, self.picked = before  # a bad position leaves the last one
                 raise
             if self.trace is None:
                 raise CnnvizError("nothing to explain yet: choose an image and a layer")
@@ -374,7 +308,7 @@ class ConvolutionExplainer(Panel):
             self.channel.max = max(0, int(shape[-1]) - 1)
         finally:
             self._updating = False
-        self.position = None
+        self.position, self.picked = None, False
         self._read_maps()
 
     def _in_background(self) -> bool:
@@ -475,7 +409,9 @@ class ConvolutionExplainer(Panel):
         inside = self.position is not None and (
             0 <= self.position[0] < h and 0 <= self.position[1] < w
         )
-        if not inside and not (keep_position and self.position is not None):
+        # the strongest value of the channel, unless a position was clicked (a new image
+        # or channel keeps a clicked position: the same place, compared)
+        if not self.picked or (not inside and not keep_position):
             self.position = self._default_position()
         y, x = self.position
         layer = self.layer.value
@@ -495,42 +431,10 @@ class ConvolutionExplainer(Panel):
     # --- drawing ----------------------------------------------------------------------
 
     def _draw_image(self, field_error: BaseException | None) -> None:
-        rgba = opaque_rgba(self.image)
-        box = None
-        if self.field is not None:
-            top, left, bottom, right = self.field.box
-            if bottom > top and right > left:
-                box = (left, top, right - left, bottom - top)
-        self.image_pixels.show(rgba, canvas_zoom(rgba.shape), box)
-        if self.field is not None:
-            fh, fw = self.field.size
-            top, left, bottom, right = self.field.box
-            where = (
-                f"rows {top}..{bottom - 1}, columns {left}..{right - 1}"
-                if box
-                else "only padding, no pixel"
-            )
-            self.image_caption.value = (
-                f"<b>The image</b>: the pixels that can change this value ({where}; a "
-                f"{fh}×{fw} receptive field)"
-            )
-        else:
-            self.image_caption.value = (
-                f'<b>The image</b> <span class="cnnviz-muted">(no receptive field: '
-                f"{esc(field_error)})</span>"
-            )
+        self.pictures.draw_image(self.image, self.field, field_error)
 
     def _draw_map(self) -> None:
-        trace = self.trace
-        out = self._maps[1][..., trace.channel]
-        y, x = trace.position
-        self.map_pixels.show(scaled_map(out), canvas_zoom(out.shape), (x, y, 1, 1))
-        h, w = out.shape
-        self.map_caption.value = (
-            f"<b>{esc(trace.layer)}</b>, channel {trace.channel}: {h}×{w} values, "
-            f"{esc(_fmt(float(out.min())))}..{esc(_fmt(float(out.max())))}. "
-            f"<b>Click a value</b>; shown: (y={y}, x={x}) = {esc(_fmt(trace.value))}"
-        )
+        self.pictures.draw_map(self.trace, self._maps[1])
 
     def _shown_channel(self) -> int | None:
         """Which input channel the grids and the input map show (``None``: the sum)."""
@@ -549,109 +453,13 @@ class ConvolutionExplainer(Panel):
         trace = self.trace
         first = inbound_paths(self.session.loaded.model, trace.layer) == [""]
         if first and trace.input_shape[:2] == self.image.shape[:2]:
-            self.input_column.layout.display = "none"
-            self.input_pixels.clear()
-            return
-        self.input_column.layout.display = None
-        k = self._shown_channel()
-        inputs = self._maps[0]
-        if k is None:
-            values = inputs[..., trace.input_channels].sum(axis=-1)
-            what = "summed over the channels the kernel sees"
+            self.pictures.hide_input()
         else:
-            values = inputs[..., int(trace.input_channels[k])]
-            what = f"channel {int(trace.input_channels[k])}"
-        h, w = values.shape
-        top, left, bottom, right = trace.input_box
-        top, left = max(top, 0), max(left, 0)
-        bottom, right = min(bottom, h), min(right, w)
-        box = (left, top, right - left, bottom - top) if bottom > top and right > left else None
-        self.input_pixels.show(scaled_map(values), canvas_zoom(values.shape), box)
-        self.input_caption.value = (
-            f"<b>The layer's input</b>, {esc(what)}: {h}×{w}, the patch the kernel sees outlined"
-        )
+            self.pictures.draw_input(trace, self._maps[0], self._shown_channel())
 
     def _draw_numbers(self) -> None:
-        trace = self.trace
-        self.arithmetic.value = (
-            f'<span class="cnnviz-conv-where">{esc(trace.layer)}[y={trace.position[0]}, '
-            f"x={trace.position[1]}, channel {trace.channel}]</span> "
-            f'<span class="cnnviz-conv-line">{esc(trace.text())}</span>'
-        )
-        kh, kw, n_in = trace.kernel.shape
-        numbers = kh <= NUMBERS_UP_TO and kw <= NUMBERS_UP_TO
-        k = self._shown_channel()
-        if k is None:
-            products = trace.products.sum(axis=-1)
-            scale = float(np.abs(products).max())
-            body = grid_html(
-                products,
-                trace.padded,
-                numbers,
-                f"products summed over the {n_in} input channels",
-                scale,
-            )
-            head = "Sum over the input channels"
-        else:
-            channel = int(trace.input_channels[k])
-            patch, kernel, products = (
-                trace.patch[..., k],
-                trace.kernel[..., k],
-                trace.products[..., k],
-            )
-            body = (
-                grid_html(patch, trace.padded, numbers, "patch (input)", float(np.abs(patch).max()))
-                + '<div class="cnnviz-conv-op">×</div>'
-                + grid_html(kernel, None, numbers, "kernel", float(np.abs(kernel).max()))
-                + '<div class="cnnviz-conv-op">=</div>'
-                + grid_html(
-                    products, trace.padded, numbers, "products", float(np.abs(products).max())
-                )
-                + '<div class="cnnviz-conv-op cnnviz-conv-partial">summed: '
-                + f"{esc(_fmt(float(products.sum())))} from this channel</div>"
-            )
-            head = f"Input channel {channel}" + (
-                " (the largest contribution here)" if self.input_channel.value == STRONGEST else ""
-            )
-        what = {
-            "conv2d": f"the kernel sees {n_in} input channel{'s' if n_in > 1 else ''}",
-            "depthwise": "a depthwise kernel sees one input channel",
-            "separable": "a separable convolution: the kernel is the depthwise kernels "
-            "times this channel's pointwise weights",
-        }[trace.kind]
-        extra = "" if numbers else " (a large kernel: hover over a cell for its number)"
-        geometry = (
-            f"{kh}×{kw} kernel, stride {trace.strides[0]}×{trace.strides[1]}, dilation "
-            f"{trace.dilation[0]}×{trace.dilation[1]}, padding '{trace.padding}'"
-        )
-        self.grids.value = (
-            f'<div class="cnnviz-section">{esc(head)} <span class="cnnviz-muted">· '
-            f"{esc(geometry)}; {esc(what)}{esc(extra)}</span></div>"
-            f'<div class="cnnviz-conv-row">{body}</div>'
-        )
-        self.sums.value = self._sums_html()
-
-    def _sums_html(self) -> str:
-        """The products summed per input channel: their total is the sum in the line."""
-        trace = self.trace
-        sums = trace.channel_sums
-        if len(sums) == 1:
-            return ""
-        order = np.argsort(-np.abs(sums), kind="stable")
-        shown = order[:8]
-        parts = " + ".join(
-            f"<span title='input channel {int(trace.input_channels[i])}'>"
-            f"c{int(trace.input_channels[i])} {esc(_fmt(float(sums[i])))}</span>"
-            for i in sorted(shown)
-        )
-        rest = len(sums) - len(shown)
-        if rest:
-            rest_sum = float(sums[order[8:]].sum())
-            parts += f" + {rest} smaller ones {esc(_fmt(rest_sum))}"
-        return (
-            '<div class="cnnviz-muted">Per input channel (the products of each channel '
-            f"summed): {parts} = {esc(_fmt(trace.total))}</div>"
-        )
+        strongest = self.input_channel.value == STRONGEST
+        self.numbers.draw(self.trace, self._shown_channel(), strongest)
 
     # --- callbacks --------------------------------------------------------------------
 

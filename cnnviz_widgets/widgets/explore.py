@@ -8,6 +8,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..errors import CnnvizError
 from ..session import Session
 from .class_optimizer import ClassOptimizer
 from .common import error_message, esc, style_sheet
@@ -33,8 +34,11 @@ class Explorer(widgets.VBox):
         tabs: the ``ipywidgets.Tab``.
     """
 
-    def __init__(self, session: Session, panels: dict[str, widgets.Widget]) -> None:
+    def __init__(
+        self, session: Session, panels: dict[str, widgets.Widget], scale: float = 1.0
+    ) -> None:
         self.session = session
+        self.scale = check_scale(scale)
         self.panels = panels
         self.head = widgets.HTML()
         self.head.add_class("cnnviz-explorer-head")
@@ -44,11 +48,14 @@ class Explorer(widgets.VBox):
             [
                 style_sheet(),
                 style_sheet("explore"),
+                scale_sheet(self.scale),
                 self.head,
                 self.tabs,
             ]
         )
         self.add_class("cnnviz-explorer")
+        if self.scale != 1.0:
+            self.add_class(scale_class(self.scale))
         self._observed = ["layer", "channel", "class_index"]
         session.observe(self._update_head, names=self._observed)
         self._update_head()
@@ -90,6 +97,29 @@ class Explorer(widgets.VBox):
         super().close()
 
 
+def check_scale(scale: Any) -> float:
+    """``scale`` as a float in [0.5, 4], or a message naming the problem."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise CnnvizError(f"scale must be a number such as 1.5, got {scale!r}")
+    if not 0.5 <= float(scale) <= 4:
+        raise CnnvizError(f"scale {scale} is outside 0.5..4: 1.5 suits a projector, 2 a large room")
+    return float(scale)
+
+
+def scale_class(scale: float) -> str:
+    """The CSS class that enlarges a widget ``scale`` times (``cnnviz-scale-150``)."""
+    return f"cnnviz-scale-{round(scale * 100)}"
+
+
+def scale_sheet(scale: float) -> widgets.HTML:
+    """A style sheet enlarging everything inside ``.cnnviz-scale-N`` ``scale`` times: text,
+    canvases and pictures together (CSS ``zoom``: the layout reflows at the larger size,
+    and clicks on a canvas land where they are drawn)."""
+    if scale == 1.0:
+        return widgets.HTML("")
+    return widgets.HTML(f"<style>.{scale_class(scale)} {{ zoom: {scale:g}; }}</style>")
+
+
 def _optional_panels() -> list[tuple[str, Callable[[Session], widgets.Widget]]]:
     found = []
     for title, module_name, class_name in OPTIONAL_PANELS:
@@ -114,6 +144,7 @@ def explore(
     *,
     extra_panels: Sequence[PanelSpec] = (),
     data: Any = None,
+    scale: float = 1.0,
     **load_kwargs: Any,
 ) -> Explorer:
     """Every panel of cnnviz_widgets on one model, in tabs that share one session.
@@ -125,6 +156,8 @@ def explore(
             session (``MyPanel``), or a ``(title, widget_or_class)`` pair.
         data: a data set for the unit atlas's dataset examples (see :class:`UnitAtlas`;
             default for the embedded shapes models: generated shapes images).
+        scale: how much larger everything is shown: text, numbers and pictures together
+            (``1.5`` for a projector; 0.5 to 4).
         **load_kwargs: passed to ``load_model`` when a model is given (``weights=None``).
 
     Returns:
@@ -136,6 +169,7 @@ def explore(
             app                      # show it
             app.session.layer = "conv2"
     """
+    scale = check_scale(scale)  # before any work: a bad scale is a message at once
     session = Session.of(model, **load_kwargs)
     specs: list[tuple[str, Any]] = [
         ("Layers", LayerBrowser),
@@ -163,4 +197,4 @@ def explore(
         while title in panels:
             title += " "
         panels[title] = panel
-    return Explorer(session, panels)
+    return Explorer(session, panels, scale)

@@ -1,5 +1,5 @@
 """The gallery's overview: the first filter of the first convolution of each block, seen
-through input channel 0, in gray (the seed article's figure), as one labelled picture."""
+through input channel 0, in gray (the keras-vis tutorial's figure), as one labelled picture."""
 
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ from ..engine import (
     output_shape,
 )
 from ..errors import CnnvizError
+from .atlas_grid import AtlasGrid, stored_scores
 from .canvas import HIGHLIGHT, PixelCanvas
 from .common import Panel, esc, style_sheet
 from .pictures import BACKGROUND, font, opaque_rgba
@@ -42,9 +43,13 @@ from .save_figure import SaveFigure, atlas_figures
 
 __all__ = ["UnitAtlas"]
 
-TILE = 56  # pixels of a unit's tile in the grid
-GAP = 2
-COLUMNS = 16  # tiles per row at most
+NO_UNIT = (
+    '<span class="cnnviz-muted cnnviz-atlas-hint">Click a unit in the grid to see its page: '
+    "its visualization, its dataset examples with where it peaks, its weights. Or type its "
+    "number in <b>find</b>.</span>"
+)
+
+TILE = 56  # pixels of a unit's tile in the grid (see .atlas_grid)
 PAGE_VIS = 160  # pixels of the visualization on a unit's page
 PAGE_EXAMPLE = 84  # pixels of each dataset example
 
@@ -215,24 +220,27 @@ class UnitAtlas(Panel):
         run_button.add_class("cnnviz-atlas-run")
         self.run_bar = RunBar(run_button, progress_width="180px")
         self.runner = Runner("cnnviz-unit-atlas", self.messages, self.run_bar, self._lock)
-        self.grid = PixelCanvas("cnnviz-atlas-grid")
+        self.grid_view = AtlasGrid(
+            self.guarded(self._draw_grid), self.guarded(self.find), self._scores
+        )
+        self.grid = self.grid_view.canvas
         self.page = PixelCanvas("cnnviz-atlas-unit")
-        self.page_info = widgets.HTML()
+        self.page_info = widgets.HTML(NO_UNIT)
         self.run_bar.run_button.on_click(self.guarded(lambda _: self.run()))
         self.grid.canvas.on_mouse_down(self.guarded(self._on_click))
         controls = widgets.HBox([self.steps, self.run_bar])
         controls.add_class("cnnviz-controls")
-        grid_box = widgets.Box([self.grid.canvas])
-        grid_box.add_class("cnnviz-canvas-box")
-        detail = widgets.VBox([self.page.canvas, self.page_info])
+        detail = widgets.VBox([self.page_info, self.page.canvas])
         detail.add_class("cnnviz-detail-box")
+        body = widgets.HBox([self.grid_view.box, detail])
+        body.add_class("cnnviz-atlas-body")
         self.children = [
             style_sheet(),
             style_sheet("unit_atlas"),
             self.title,
             controls,
             self.messages,
-            widgets.HBox([grid_box, detail]),
+            body,
             SaveFigure(atlas_figures(self), "atlas.pdf"),
         ]
         self.observe_session(self._on_layer, ["layer"])
@@ -301,6 +309,12 @@ class UnitAtlas(Panel):
 
     def _show_atlas(self, opened: Atlas, tiles: dict) -> None:
         """Make ``opened`` the atlas shown (under the lock)."""
+        if self.atlas is None or (self.atlas.layer, self.atlas.units) != (
+            opened.layer,
+            opened.units,
+        ):
+            self.atlas = opened
+            self.grid_view.set_units(opened.units)
         self.atlas, self._tiles, self.live, self._marks = opened, tiles, {}, {}
         n = len(opened.units)
         self.title.value = (
@@ -332,48 +346,51 @@ class UnitAtlas(Panel):
     def _tile(self, image: np.ndarray) -> np.ndarray:
         return np.asarray(_fit(image, TILE), np.uint8)
 
-    def _grid_shape(self) -> tuple[int, int]:
-        n = len(self.atlas.units)
-        columns = min(COLUMNS, max(1, math.ceil(math.sqrt(n))))
-        return max(1, math.ceil(n / columns)), columns
-
     def tile_box(self, channel: int) -> tuple[int, int, int, int]:
-        """``(x, y, w, h)`` of a unit's tile in the grid image."""
-        position = self.atlas.units.index(int(channel))
-        _, columns = self._grid_shape()
-        r, c = divmod(position, columns)
-        return GAP + c * (TILE + GAP), GAP + r * (TILE + GAP), TILE, TILE
+        """``(x, y, w, h)`` of a unit's tile in the grid image (on the page shown)."""
+        return self.grid_view.tile_box(channel)
 
     def _draw_grid(self) -> None:
-        rows, columns = self._grid_shape()
-        picture = Image.new(
-            "RGBA", (GAP + columns * (TILE + GAP), GAP + rows * (TILE + GAP)), BACKGROUND
-        )
-        draw = ImageDraw.Draw(picture)
-        face = font(11)
-        for c in self.atlas.units:
-            x, y, w, h = self.tile_box(c)
-            tile = self._tiles.get(c)
-            if tile is None and c in self.live:
-                tile = self._tile(self.live[c])
-            if tile is None:
-                draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(64, 64, 64, 255))
-                draw.text(
-                    (x + w / 2, y + h / 2),
-                    str(c),
-                    fill=(170, 170, 170, 255),
-                    font=face,
-                    anchor="mm",
-                )
-            else:
-                picture.paste(Image.fromarray(tile, "RGBA"), (x, y))
-                if c not in self._marks and (word := self.atlas.health(c)) != "unknown":
-                    self._marks[c] = word
-                if self._marks.get(c, "alive") != "alive":
-                    draw.text((x + 3, y + 2), self._marks[c], fill=(255, 90, 90, 255), font=face)
-        highlight = self.tile_box(self.shown) if self.shown in self.atlas.units else None
-        self.grid.show(np.asarray(picture, np.uint8), highlight=highlight)
-        self.draw_count += 1
+        if self.atlas is None:
+            return
+        with self._lock:
+            tiles = dict(self._tiles)
+            for c in self.grid_view.page_units():
+                if c not in tiles and c in self.live:
+                    tiles[c] = self._tile(self.live[c])
+                elif c in self._tiles and c not in self._marks:
+                    if (word := self.atlas.health(c)) != "unknown":
+                        self._marks[c] = word  # DEAD / NEAR-DEAD, drawn on the tile
+            marks = {c: w for c, w in self._marks.items() if w != "alive"}
+            self.grid_view.draw(tiles, self.shown, marks)
+            self.draw_count += 1
+
+    def _scores(self, key: str) -> dict[int, float]:
+        """``{unit: score}`` for the grid's order (see :func:`.atlas_grid.stored_scores`)."""
+        scores, note = stored_scores(self.atlas, key)
+        if note:
+            self.messages.show_note(note)
+        return scores
+
+    def find(self, unit: int | str) -> None:
+        """Show unit ``unit``'s page, turning the grid to it (the find box calls this)."""
+        atlas = self.atlas
+        if atlas is None:
+            raise CnnvizError("the atlas is still opening: wait a moment, then try again")
+        if not isinstance(unit, int) or unit not in atlas.units:
+            first, last = min(atlas.units), max(atlas.units)
+            raise CnnvizError(
+                f"{unit!r} is not a unit of this atlas: type a whole number from {first} to {last}"
+            )
+        self.messages.clear()
+        if self.grid_view.show_page_of(unit):
+            self._draw_grid()
+        if self.session.layer != atlas.layer:
+            self.session.layer = atlas.layer
+        if self.session.channel == unit:
+            self.show_unit(unit)
+        else:
+            self.session.channel = unit  # the observer shows the page
 
     def show_unit(self, channel: int) -> AtlasUnit:
         """Show a unit's page: visualization, weights, dataset examples, classes fed."""
@@ -406,7 +423,9 @@ class UnitAtlas(Panel):
                 fed = ", ".join(f"{esc(name)} ({w:+.2f})" for _, name, w in unit.classes)
                 parts.append(f"feeds most: {fed}")
             self.page_info.value = "<br>".join(parts)
-            if self.shown in self.atlas.units:
+            if self.shown in self.grid_view.order and self.grid_view.show_page_of(self.shown):
+                self._draw_grid()  # a unit chosen elsewhere: the grid turns to it
+            elif self.shown in self.grid_view.page_units():
                 self.grid.set_highlight(self.tile_box(self.shown))
             return unit
 
@@ -416,17 +435,15 @@ class UnitAtlas(Panel):
         atlas = self.atlas
         if atlas is None:
             return
-        ix, iy = self.grid.to_image_coordinates(x, y)
-        for c in atlas.units:
-            bx, by, bw, bh = self.tile_box(c)
-            if bx <= ix < bx + bw and by <= iy < by + bh:
-                if self.session.layer != atlas.layer:
-                    self.session.layer = atlas.layer
-                if self.session.channel == c:
-                    self.show_unit(c)
-                else:
-                    self.session.channel = c  # the observer shows the page
-                return
+        c = self.grid_view.unit_at(x, y)
+        if c is None:
+            return
+        if self.session.layer != atlas.layer:
+            self.session.layer = atlas.layer
+        if self.session.channel == c:
+            self.show_unit(c)
+        else:
+            self.session.channel = c  # the observer shows the page
 
     def _on_channel(self, change: dict) -> None:
         c = change["new"]
@@ -445,7 +462,7 @@ class UnitAtlas(Panel):
         if self.atlas is None or self.layer != self.atlas.layer or self.runner.running:
             self.shown = None
             self.page.clear()
-            self.page_info.value = ""
+            self.page_info.value = NO_UNIT
             self.reload()
 
     # --- runs ------------------------------------------------------------------------

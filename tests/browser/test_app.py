@@ -52,7 +52,8 @@ def app_page(tmp_path_factory):
     env = server_env(root)
     port = free_port()
     # the command of `make app`, on a free port
-    cmd = [str(Path(sys.executable).with_name("voila")), str(root / "app.ipynb"), "--no-browser"]
+    cmd = [sys.executable, str(REPO / "scripts" / "serve_app.py"), str(root / "app.ipynb")]
+    cmd += ["--no-browser"]
     cmd += ["--Voila.ip=127.0.0.1", f"--port={port}"]
     log = root / ".home" / "voila.log"
     with open(log, "w") as out:

@@ -101,3 +101,61 @@ def test_units_appear_while_it_computes_and_a_click_shows_the_examples(
     shoot(page.locator(PANEL), "unit_atlas.png", tmp_path)
     shoot(page.locator(f"{PANEL} .cnnviz-detail-box"), "unit_atlas_unit.png", tmp_path)
     assert np.asarray(shown)[..., 3].min() == 255
+
+
+WIDE = """
+import os
+os.environ['CNNVIZ_STORE'] = {store!r}
+import keras, numpy as np
+import cnnviz_widgets as cw
+keras.utils.set_random_seed(0)
+inputs = keras.Input((32, 32, 3))
+x = keras.layers.Conv2D(512, 5, padding="same", activation="relu", name="wide")(inputs)
+x = keras.layers.GlobalAveragePooling2D()(x)
+model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x))
+data = np.random.default_rng(0).random((24, 32, 32, 3)).astype("float32")
+atlas = cw.UnitAtlas(cw.Session(cw.load_model(model, preprocessing="unit"), layer="wide"),
+                     data, steps=8, batch=128, k=6)
+atlas.run()
+atlas
+"""
+
+
+def test_a_512_unit_layer_stays_legible(lab, browser_context, tmp_path):
+    """512 units: tiles of full size with their numbers, pages, no horizontal scroll, the
+    unit's page beside the grid at full width; "click a unit" before one is chosen; a
+    unit found by its number. Writes docs/unit_atlas_512.png with CNNVIZ_SCREENSHOTS=1."""
+    url, root = lab
+    name = notebook(root, "wide.ipynb", [WIDE.format(store=str(root / "wide-store"))])
+    page = open_and_run(browser_context, url, name, "wide", PANEL)
+    status = f"document.querySelector('{PANEL} .cnnviz-status').innerText"
+    page.wait_for_function(f"() => /512 of 512 units done/.test({status})", timeout=600_000)
+    wait_drawn(page, GRID)
+    panel = page.locator(PANEL)
+    assert "Click a unit" in panel.locator(".cnnviz-detail-box").inner_text()
+    assert "page 1 of 6" in panel.locator(".cnnviz-atlas-page").inner_text()
+    grid = page.locator(GRID).bounding_box()
+    assert grid["width"] == grid["height"] == 582  # 10 x 10 tiles of 56 px, not squashed
+    box = panel.locator(".cnnviz-atlas-grid-box .cnnviz-canvas-box")
+    assert box.evaluate("e => e.scrollWidth <= e.clientWidth")  # no column hidden
+    # a unit by its number: its page shows, beside the grid, at its full size
+    find = panel.locator(".cnnviz-atlas-find input")
+    find.fill("437")
+    find.press("Enter")
+    page.get_by_text("channel 437").first.wait_for(timeout=60_000)
+    wait_drawn(page, UNIT)
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(300)
+    shoot(panel, "unit_atlas_512.png", tmp_path)
+    assert "page 5 of 6" in panel.locator(".cnnviz-atlas-page").inner_text()
+    unit = page.locator(UNIT).bounding_box()
+    width = page.locator(UNIT).evaluate("c => c.width")
+    assert unit["width"] == width >= 540  # not shrunk into a narrow column
+    assert unit["x"] > grid["x"] + grid["width"]  # beside the grid
+    # every tile carries its number: light digits on the dark band at its bottom
+    picture = read_canvas(page, GRID)[..., :3]
+    for r in range(10):
+        for c in range(10):
+            x, y = 2 + c * 58, 2 + r * 58
+            band = picture[y + 41 : y + 56, x : x + 30]
+            assert (band.min(axis=-1) > 200).sum() >= 10, (r, c)

@@ -1,8 +1,9 @@
 """An exercise in a real JupyterLab page: a right answer shows a green ✓, a slip an orange
 hint, an empty answer a gray "no answer yet", drawn by the checks' HTML in the notebook.
 
-Exercise 2 is opened with task 2a answered as the solution does, task 2b with the sum
-before the activation (a usual slip) and task 2c left empty.  Set CNNVIZ_SCREENSHOTS=1 to
+Exercise 2 is opened with task 2a answered as the solution does, task 2b with the sums
+before the activation (a usual slip) and task 2c left empty; the "Compare with the model"
+cell then shows the model's value for task 2a only.  Set CNNVIZ_SCREENSHOTS=1 to
 also write docs/exercise_checks.png.
 """
 
@@ -20,8 +21,8 @@ from .pages import REPO, open_and_run
 NAME = "02_one_convolution.ipynb"
 SLIP = """
 window = image[24 - 3 : 24 + 4, 40 - 3 : 40 + 4, :]
-value = float((window * kernel[:, :, :, 8]).sum() + bias[8])  # the sum: is that the output?
-value
+outputs = [float((window * kernel[:, :, :, f]).sum() + bias[f]) for f in (7, 8, 9)]  # sums
+outputs
 """
 
 
@@ -29,7 +30,7 @@ value
 def exercise_page(lab, browser_context):
     url, root = lab
     exercise = nbformat.read(REPO / "notebooks" / "exercises" / NAME, as_version=4)
-    solution = nbformat.read(REPO / "notebooks" / "exercises" / "solutions" / NAME, as_version=4)
+    solution = nbformat.read(REPO / "teacher" / "solutions" / NAME, as_version=4)
     answers = [i for i, c in enumerate(exercise.cells) if "answer" in c.metadata.get("tags", [])]
     assert len(answers) == 3
     exercise.cells[answers[0]].source = solution.cells[answers[0]].source  # right
@@ -48,6 +49,10 @@ def test_a_right_answer_a_slip_and_no_answer(exercise_page):
     assert "✓" in checks.nth(0).inner_text() and "Right" in checks.nth(0).inner_text()
     hint = checks.nth(1).inner_text()
     assert "Hint" in hint and "sum before the activation function" in hint
+    # "Compare with the model" shows the model's value for the task answered right only
+    compare = page.locator(".jp-OutputArea-output", has_text="task 2a:").inner_text()
+    assert "task 2a: sum of products + bias" in compare
+    assert compare.count("not shown until its check passes") == 2  # 2b (a slip), 2c (empty)
     colour = checks.nth(0).evaluate("e => getComputedStyle(e).borderLeftColor")
     assert colour == "rgb(26, 127, 55)"  # green
     colour = checks.nth(1).evaluate("e => getComputedStyle(e).borderLeftColor")

@@ -77,7 +77,12 @@ def top_examples(
             :func:`data_source`); images are display images (uint8, or floats in
             ``[0, 1]``), the model's preprocessing is applied for you.
         k: images kept per unit.
-        score: ``"mean"`` (default) or ``"max"`` of the unit's activation map.
+        score: ``"mean"`` (default) or ``"max"`` of the unit's activation map.  The max,
+            and the peak each result outlines (``positions``, :meth:`TopExamples.box`), are
+            taken where the unit sees the image: map positions whose receptive field is
+            more than a quarter zero padding (the border of a first layer, where a filter
+            answers the edge between the image and the padding) are left out
+            (``INSIDE_SHARE`` and ``image_share`` in :mod:`.search`).
         channels: a slice or list of the units to rank (default: all).
         batch_size: images per compiled pass.
         keep_maps: keep each top image's activation map (``result.maps``).

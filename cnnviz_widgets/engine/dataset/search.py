@@ -15,6 +15,7 @@ import tensorflow as tf
 from ...errors import CnnvizError
 from ..jobs import Job
 from ..layers.filters import select_indices
+from ..layers.receptive_field import receptive_field
 from ..model.internals import Tap, image_input, last_layer, output_shape
 from ..model.introspect import get_layer, tap_shape
 from ..model.loading import LoadedModel, as_loaded
@@ -50,12 +51,52 @@ def _target(loaded: LoadedModel, layer) -> tuple[str, str]:
     return path, "channel"
 
 
+INSIDE_SHARE = 0.75
+"""A map position counts for a unit's peak when at least this share of its receptive
+field lies on the image, not on the zero padding around it (or, in a layer where no
+position reaches it, when its share is the largest there is)."""
+
+
+def image_share(loaded: LoadedModel, path: str) -> np.ndarray | None:
+    """``(h, w)``: for each position of ``path``'s output map, the share of its receptive
+    field that lies on the image (1 inside, down to 0.33 at a corner of a 7x7 first layer
+    with ``padding="same"``).  ``None`` when it cannot be worked out (no spatial map, a layer the
+    receptive field cannot follow): then every position counts."""
+    try:
+        shape = tap_shape(get_layer(loaded.model, path)[0], path)
+        if len(shape) != 4 or shape[1] is None or shape[2] is None:
+            return None
+        h, w = int(shape[1]), int(shape[2])
+
+        def share(axis: int, i: int) -> float:
+            field = receptive_field(loaded, path, *((i, 0) if axis == 0 else (0, i)))
+            lo, hi = (0, 2) if axis == 0 else (1, 3)
+            full = field.full_box[hi] - field.full_box[lo]
+            seen = field.box[hi] - field.box[lo]
+            return 1.0 if full <= 0 else min(1.0, seen / full)
+
+        rows = np.array([share(0, y) for y in range(h)])
+        cols = np.array([share(1, x) for x in range(w)])
+    except (CnnvizError, ValueError, TypeError, AttributeError):
+        return None
+    return np.outer(rows, cols).astype(np.float32)
+
+
 def _rank_fns(loaded: LoadedModel, path: str, kind: str, score: str) -> AttributionFns:
     def build():
         if kind == "class":
             net = Net(loaded, [], scores=True)
+            seen = None
         else:
             net = Net(loaded, [Tap(path)], scores=False)
+            share = image_share(loaded, path)
+            # the peak is looked for where the unit sees the image: positions whose field is
+            # partly zero padding (a first layer's border) would outline padding effects
+            seen = None
+            if share is not None:
+                seen = share >= min(INSIDE_SHARE, float(share.max()) - 1e-6)
+                seen = None if seen.all() else seen
+        mask = None if seen is None else tf.constant(seen.reshape(1, -1, 1))
         h, w, c = image_input(loaded.model)
 
         @tf.function(input_signature=[tf.TensorSpec((None, h, w, c), tf.float32)], autograph=False)
@@ -68,9 +109,11 @@ def _rank_fns(loaded: LoadedModel, path: str, kind: str, score: str) -> Attribut
             if a.shape.rank == 4:
                 shape = tf.shape(a)
                 flat = tf.reshape(a, (shape[0], shape[1] * shape[2], shape[3]))
-                peak = tf.reduce_max(flat, 1)
-                value = tf.reduce_mean(flat, 1) if score == "mean" else peak
-                where = tf.argmax(flat, axis=1, output_type=tf.int32)  # (B, C)
+                peak = tf.reduce_max(flat, 1)  # anywhere: does the unit fire at all
+                # the peak (and the max score) among the positions that see the image
+                inside = flat if mask is None else tf.where(mask, flat, float("-inf"))
+                value = tf.reduce_mean(flat, 1) if score == "mean" else tf.reduce_max(inside, 1)
+                where = tf.argmax(inside, axis=1, output_type=tf.int32)  # (B, C)
                 pos = tf.stack([where // shape[2], where % shape[2]], axis=-1)
                 return value, pos, a, peak > 0
             return a, tf.zeros((tf.shape(a)[0], tf.shape(a)[1], 2), tf.int32), a, a > 0

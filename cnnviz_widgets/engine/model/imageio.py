@@ -279,12 +279,23 @@ def as_image_batch(images) -> tuple[np.ndarray, list[str]]:
 _UNIT_BULK = (-0.5, 1.5)  # 0.1th and 99.9th percentiles of a [0, 1] image lie in here
 _BYTE_BULK = (-0.1 * 255.0, 1.1 * 255.0)  # ... and those of a 0..255 image in here
 _QUIET = 0.02  # clipping no further than this from [0, 1] (rounding) goes without a note
+_SIGNED_SHARE = 0.05  # more negative values than this, all within [-1, 1]: a [-1, 1] image
 
 
 def _float_range(arr: np.ndarray, notes: list[str], warn: bool) -> np.ndarray:
     """A finite float image in ``[0, 1]``: clipped if it is a [0, 1] image, else / 255."""
     lo, hi = float(arr.min()), float(arr.max())
     q_lo, q_hi = (float(q) for q in np.percentile(arr, [0.1, 99.9]))
+    negative = float(np.mean(arr < -_QUIET))
+    if lo >= -1.0 - _QUIET and hi <= 1.0 + _QUIET and negative > _SIGNED_SHARE:
+        # read as [0, 1] its negative half would be clipped to black, read as 0..255 the
+        # whole image: neither is what the model should see
+        raise CnnvizError(
+            f"image values span {lo:.3g}..{hi:.3g}, {negative:.0%} of them negative: this "
+            "looks like an image already preprocessed to [-1, 1]. Give the display image, "
+            "RGB floats in [0, 1] ((x + 1) / 2 undoes that preprocessing) or uint8 0..255: "
+            "the model's own preprocessing is applied for you"
+        )
     if _UNIT_BULK[0] <= q_lo and q_hi <= _UNIT_BULK[1]:
         if lo < -_QUIET or hi > 1.0 + _QUIET:
             out = int(np.count_nonzero((arr < 0.0) | (arr > 1.0)))

@@ -132,6 +132,19 @@ def softmax_position(model: keras.Model) -> str | None:
     return None
 
 
+def _guess_class_names(model: keras.Model) -> list[str] | None:
+    """ImageNet's class names for a ``keras.applications`` classifier built by the user
+    (``keras.applications.VGG16(weights=None)``): its name is the application's, its last
+    layer the applications' ``"predictions"`` with 1000 outputs.  ``None`` otherwise."""
+    if model.name.lower() not in APPLICATIONS or len(model.outputs) != 1:
+        return None
+    last = model.layers[-1] if model.layers else None
+    shape = tuple(model.outputs[0].shape)
+    if last is None or last.name != "predictions" or shape[1:] != (1000,):
+        return None
+    return imagenet_class_names()
+
+
 def _guess_preprocessing(model: keras.Model) -> str:
     """A keras.applications model's own preprocessing when its name says which it is
     (``VGG16(...)`` is named ``"vgg16"``); [0, 255] when the model rescales its input
@@ -195,6 +208,8 @@ def wrap_model(
     """Describe an already-built model (no copy is made, nothing is changed)."""
     check_built(model)
     prep = get_preprocessing(preprocessing or _guess_preprocessing(model))
+    if class_names is None:
+        class_names = _guess_class_names(model)
     class_names = _checked_names(model, class_names)
     return LoadedModel(
         model=model,

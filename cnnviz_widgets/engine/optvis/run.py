@@ -483,11 +483,15 @@ def visualize(model, objective, **kwargs) -> Result:
 
 def _warm(model, objective, kwargs) -> float:
     start = time.perf_counter()
+    if _EXITING.is_set():  # the interpreter is exiting: nothing to warm up for
+        return 0.0
     # the run itself says that it will be long; a handler, not a warnings filter, which
     # would be process-wide and could hide a run's warning in another thread
     with budget.long_runs_to(lambda _message: None):
         run = optimize(model, objective, **kwargs)
     c = run._c
+    if _EXITING.is_set():
+        return time.perf_counter() - start
     with POOL_LOCK:  # taken and marked at once: a run asking now waits for this step
         if not c.busy.acquire(blocking=False):  # a run is using (so compiling) this step
             return time.perf_counter() - start
@@ -556,9 +560,18 @@ def warm_up(
 # warm-ups still running when the interpreter exits: TensorFlow aborts the process
 # ("terminate called ...") if a daemon thread is inside a traced call at shutdown
 _WARMING: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+_EXITING = threading.Event()  # set at exit: warm-ups not compiling yet give up
+EXIT_WAIT = 10.0
+"""Seconds the interpreter's exit waits, in all, for warm-ups still compiling.  (Waiting
+two minutes for each, as it once did, kept a JupyterLab whose tour had opened several
+panels from stopping for over a minute.)"""
 
 
 @atexit.register
 def _finish_warm_ups() -> None:
+    """At exit: warm-ups that have not started compiling stop; those compiling get
+    :data:`EXIT_WAIT` seconds in all (not each) to finish their traced call."""
+    _EXITING.set()
+    deadline = time.monotonic() + EXIT_WAIT
     for thread in list(_WARMING):
-        thread.join(timeout=120)
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
