@@ -129,7 +129,7 @@ def bench_atlas_batching(loaded, units: int, steps: int, rounds: int):
 
 # ------------------------------------------------------------------------ 3. Ray
 def bench_ray(loaded, units: int, steps: int, rounds: int, data):
-    from cnnviz_widgets.engine.dataset import distributed
+    from cnnviz_widgets.engine.dataset import ray_pool
     from cnnviz_widgets.engine.dataset.distributed import shutdown_workers, start_local_ray
 
     start = time.perf_counter()
@@ -154,7 +154,7 @@ def bench_ray(loaded, units: int, steps: int, rounds: int, data):
         def block() -> float:
             if backend and not keep:
                 shutdown_workers()  # a fresh pool: not the kept one (a call would reuse it)
-            elif keep and not distributed._KEPT:
+            elif keep and not ray_pool._KEPT:
                 once()  # (untimed) the pool the timed call finds kept
             return once()
 

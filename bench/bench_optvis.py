@@ -51,7 +51,7 @@ from interleave import compare, load
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
-from cnnviz_widgets.engine.optvis import core as optvis
+from cnnviz_widgets.engine import optvis
 
 
 def rss_mb() -> float:

@@ -10,8 +10,9 @@ import pytest
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
+from cnnviz_widgets.engine import optvis
 from cnnviz_widgets.engine.model import budget
-from cnnviz_widgets.engine.optvis import core as optvis
+from cnnviz_widgets.engine.optvis import step
 
 MB = 1024**2
 
@@ -63,7 +64,7 @@ def test_an_optimization_too_big_for_memory_is_refused_before_anything_is_made(
     assert isinstance(err.value, cw.CnnvizError) and isinstance(err.value, MemoryError)
     # nothing was compiled or allocated for it
     assert optvis.step_tracing_count(shapes) == traced
-    assert not any(key[3] == 400 for key in optvis._COMPILED.get(shapes.model, {}))
+    assert not any(key[3] == 400 for key in step._COMPILED.get(shapes.model, {}))
     # the batch it suggests is accepted (not run here)
     run = cw.optimize(shapes, 0, batch=fit, steps=8)
     assert run._c.batch == fit

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine.dataset import distributed
+from cnnviz_widgets.engine.dataset import distributed, ray_pool
 
 
 class Ref:
@@ -223,13 +223,13 @@ def test_kept_workers_serve_later_calls_and_make_way_for_another_pool(shapes, fa
     assert (fake_ray.actors_made, fake_ray.killed) == (2, 0)
     cw.top_examples(shapes, "conv4", data, workers=1, **kw)  # another size: a new pool
     assert (fake_ray.actors_made, fake_ray.killed) == (3, 3)  # the kept two, then its own
-    assert not distributed._KEPT
+    assert not ray_pool._KEPT
 
 
 def test_a_cluster_without_free_cpus_says_so_instead_of_waiting_for_ever(
     shapes, fake_ray, monkeypatch
 ):
-    monkeypatch.setattr(distributed, "CPU_WAIT", 0.3)
+    monkeypatch.setattr(ray_pool, "CPU_WAIT", 0.3)
     fake_ray.started, fake_ray.free_cpus = True, 1.0  # another job holds one of the two
     with pytest.raises(cw.CnnvizError, match=r"1 of its 2 CPUs free and 2 workers") as err:
         cw.top_examples(

@@ -8,7 +8,7 @@ import sys
 PACKAGE = pathlib.Path(__file__).parents[1] / "cnnviz_widgets"
 ENGINE = PACKAGE / "engine"
 # the engine, and the modules on top of it that must work without Jupyter too
-PURE = [*ENGINE.rglob("*.py"), PACKAGE / "classroom.py"]
+PURE = [*ENGINE.rglob("*.py"), *(PACKAGE / "classroom").rglob("*.py")]
 FORBIDDEN = ("ipywidgets", "ipycanvas", "IPython", "matplotlib.pyplot", "pylab")
 
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine.dataset.examples import TopK
+from cnnviz_widgets.engine.dataset.top_k import TopK
 
 
 @pytest.fixture(scope="module")

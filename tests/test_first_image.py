@@ -15,8 +15,9 @@ import pytest
 import tensorflow as tf
 
 import cnnviz_widgets as cw
+from cnnviz_widgets.engine import optvis
 from cnnviz_widgets.engine.model import budget
-from cnnviz_widgets.engine.optvis import core as optvis
+from cnnviz_widgets.engine.optvis import step
 from cnnviz_widgets.engine.optvis.objectives import _pick
 from cnnviz_widgets.engine.optvis.param import Fourier, _scaled_irfft2d
 
@@ -42,7 +43,7 @@ def test_warm_up_compiles_the_step_the_run_then_uses():
 def test_a_run_started_during_a_background_warm_up_waits_for_its_step(monkeypatch):
     model = cw.load_model("shapes")
     started, release = threading.Event(), threading.Event()
-    original = optvis._Compiled.reset
+    original = step.CompiledStep.reset
 
     def slow_reset(self, init, lr):  # holds the warm-up between taking the step and tracing
         if self.warming and not started.is_set():
@@ -50,7 +51,7 @@ def test_a_run_started_during_a_background_warm_up_waits_for_its_step(monkeypatc
             assert release.wait(60)
         return original(self, init, lr)
 
-    monkeypatch.setattr(optvis._Compiled, "reset", slow_reset)
+    monkeypatch.setattr(step.CompiledStep, "reset", slow_reset)
     thread = cw.warm_up(model, 1, background=True)
     assert isinstance(thread, threading.Thread)
     assert started.wait(60)
@@ -146,7 +147,7 @@ def test_the_fourier_image_and_its_written_out_gradient_match_tensorflows_to_the
 def test_a_run_asked_for_while_the_warm_up_builds_its_step_shares_that_step(monkeypatch):
     model = cw.load_model("shapes")
     building, release = threading.Event(), threading.Event()
-    original = optvis._Compiled.__init__
+    original = step.CompiledStep.__init__
 
     def slow_init(self, *args, **kwargs):  # the warm-up's step takes a while to build
         if threading.current_thread().name == "cnnviz-warm-up":
@@ -154,7 +155,7 @@ def test_a_run_asked_for_while_the_warm_up_builds_its_step_shares_that_step(monk
             assert release.wait(60)
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(optvis._Compiled, "__init__", slow_init)
+    monkeypatch.setattr(step.CompiledStep, "__init__", slow_init)
     thread = cw.warm_up(model, 1, background=True)
     assert building.wait(60)
     timer = threading.Timer(0.5, release.set)  # the run asks while the step is being built

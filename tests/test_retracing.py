@@ -7,7 +7,7 @@ import pytest
 
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
-from cnnviz_widgets.engine.optvis import core as optvis
+from cnnviz_widgets.engine import optvis
 
 
 class Recorder(logging.Handler):

@@ -510,7 +510,7 @@ def test_the_panel_warms_up_its_step_when_it_opens():
     background (cw.warm_up): the first run then traces nothing."""
     import threading
 
-    from cnnviz_widgets.engine.optvis import core as optvis
+    from cnnviz_widgets.engine import optvis
 
     model = cw.load_model("shapes")  # a model object of its own: no step traced yet
     assert optvis.step_tracing_count(model) == 0

@@ -8,7 +8,8 @@ packages:
 - :mod:`.optvis`: activation maximization (objectives, parameterizations, transforms, runs);
 - :mod:`.attribution`: how the network sees one image (saliency, Grad-CAM, occlusion);
 - :mod:`.dataset`: data sources, dataset examples, the unit atlas, its store and backends;
-- :mod:`.layers`: filters, feature maps, the convolution explainer, kernel selectivity.
+- :mod:`.layers`: filters, feature maps, the convolution explainer, kernel selectivity;
+- :mod:`.jobs`: the one protocol of long work (:class:`~.jobs.Job`).
 
 Their public names are re-exported here and from :mod:`cnnviz_widgets`.
 """
@@ -17,6 +18,8 @@ from .attribution import *  # noqa: F403
 from .attribution import __all__ as _attribution
 from .dataset import *  # noqa: F403
 from .dataset import __all__ as _dataset
+from .jobs import *  # noqa: F403
+from .jobs import __all__ as _jobs
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers
 from .model import *  # noqa: F403
@@ -24,4 +27,4 @@ from .model import __all__ as _model
 from .optvis import *  # noqa: F403
 from .optvis import __all__ as _optvis
 
-__all__ = sorted({*_model, *_optvis, *_attribution, *_dataset, *_layers})
+__all__ = sorted({*_model, *_optvis, *_attribution, *_dataset, *_layers, *_jobs})

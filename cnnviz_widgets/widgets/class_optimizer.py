@@ -22,7 +22,8 @@ from PIL import Image
 from ..engine import PRESETS, optimize
 from ..engine.model.budget import long_runs_to
 from ..engine.optvis import objectives as obj
-from ..engine.optvis.core import Frame, Result, Run, warm_up
+from ..engine.optvis.results import Frame, Result
+from ..engine.optvis.run import Run, warm_up
 from ..errors import CnnvizError
 from .canvas import zoom_nearest
 from .common import Panel, download_link, esc, row, style_sheet, write_file
@@ -70,7 +71,7 @@ class ClassOptimizer(Panel):
     to show it again.  :meth:`to_png` and :meth:`to_gif` export the shown run.
 
     Traits:
-        result: the engine :class:`~cnnviz_widgets.engine.optvis.core.Result` of the shown run
+        result: the engine :class:`~cnnviz_widgets.engine.optvis.results.Result` of the shown run
             (``None`` before the first one ends); observe it to follow finished runs.
 
     Attributes:

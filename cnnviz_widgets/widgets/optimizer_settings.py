@@ -9,7 +9,7 @@ import traitlets
 
 from ..engine import PRESETS, check_settings
 from ..engine.optvis import objectives as obj
-from ..engine.optvis.core import get_preset
+from ..engine.optvis.presets import get_preset
 from ..errors import CnnvizError
 from .common import esc, labeled, row
 
@@ -33,7 +33,7 @@ class RunSettings(traitlets.HasTraits):
     """The settings of the panel's next run; the panel's controls are linked to them.
 
     A new ``preset`` fills in steps, lr, tv, lp and blur from the engine's preset.  The
-    values are checked by the engine (:func:`~cnnviz_widgets.engine.optvis.core.check_settings`)
+    values are checked by the engine (:func:`~cnnviz_widgets.engine.optvis.run.check_settings`)
     when a run starts, so its message is the one the panel shows.
     """
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine.optvis.core import Result
+from ..engine.optvis.results import Result
 from .canvas import PixelCanvas
 from .common import esc
 from .pictures import thumbnail
@@ -31,7 +31,7 @@ class RunRecord:
         frames: the preview frames ``(B, H, W, C)`` uint8 (for the GIF), at most
             ``MAX_GIF_FRAMES``, spread over the run.
         curve(): ``(steps, values)``, the objective per image so far (thread-safe).
-        result: the engine's :class:`~cnnviz_widgets.engine.optvis.core.Result` (``None``
+        result: the engine's :class:`~cnnviz_widgets.engine.optvis.results.Result` (``None``
             while running, or when the run failed with an exception).
     """
 

@@ -7,7 +7,8 @@ import numpy as np
 from ... import objectives as obj
 from ...engine.model.introspect import get_layer
 from ...engine.model.loading import as_keras_model, wrap_model
-from ...engine.optvis.core import PRESETS, optimize
+from ...engine.optvis.presets import PRESETS
+from ...engine.optvis.run import optimize
 
 
 def visualize_activation(

@@ -177,7 +177,7 @@ def cached_fns(loaded: LoadedModel, key: tuple, build):
 def tracing_count(model) -> int:
     """How many times the compiled attribution functions of ``model`` and of its
     reduced-precision twins were traced (for checks;
-    :func:`~cnnviz_widgets.engine.optvis.core.step_tracing_count` counts the optimization
+    :func:`~cnnviz_widgets.engine.optvis.step.step_tracing_count` counts the optimization
     steps)."""
     model = model.model if isinstance(model, LoadedModel) else model
     return sum(

@@ -1,18 +1,11 @@
 """Activation maximization: objectives, image parameterizations, transforms, presets, the
 compiled step and runs."""
 
-from .core import (
-    PRESETS,
-    Frame,
-    Preset,
-    Result,
-    Run,
-    check_settings,
-    optimize,
-    visualize,
-    warm_up,
-)
 from .param import Fourier, Maco, Pixels, Spectrum, spectrum_from
+from .presets import PRESETS, Preset
+from .results import Frame, Result
+from .run import Run, check_settings, optimize, visualize, warm_up
+from .step import step_tracing_count  # noqa: F401  (for checks; not in __all__)
 from .transforms import Transforms
 
 __all__ = [

@@ -1,0 +1,441 @@
+"""Activation maximization: synthesize the input a class or a unit responds to most.
+
+The work happens in one compiled step per (model, objective structure, batch, image size,
+parameterization, transforms) (:mod:`.step`).  Class and channel indices, term weights, the
+learning rate and the random seed are tensor inputs or variables, so changing them never
+retraces, and the variables are reused from run to run, so memory stays flat.
+
+A run is an iterator (:class:`Run`) that yields a :class:`Frame` every few steps and can be
+stopped between steps; :func:`visualize` is the one-call form.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Iterator
+from dataclasses import fields
+
+import numpy as np
+import tensorflow as tf
+
+from ...errors import CnnvizError
+from ..model import budget
+from ..model.loading import LoadedModel, as_loaded
+from ..model.precision import (
+    PRECISIONS,
+    PrecisionChoice,
+    model_in,
+    resolve,
+)
+from . import objectives as obj
+from .param import Fourier, Maco, Pixels, get_param
+from .presets import Preset, get_preset
+from .results import Frame, Result, alpha_map, to_uint8
+from .step import POOL_LOCK, CompiledStep, compiled_step, image_size
+from .transforms import Transforms
+
+
+class Run:
+    """One optimization, as an iterator of :class:`Frame` objects.
+
+    Iterate it (``for frame in run: ...``) to drive it; call :meth:`stop` from anywhere
+    (another thread, a button callback) to end it after the current step.  The last frame
+    has ``final=True``; :attr:`result` holds the outcome afterwards.
+    """
+
+    def __init__(
+        self,
+        compiled: CompiledStep,
+        fresh,
+        objective,
+        user_terms: int,
+        batch: int,
+        *,
+        steps: int,
+        lr: float,
+        seed: int,
+        every: int,
+        precision: PrecisionChoice | None = None,
+    ):
+        self._c = compiled
+        self.precision = precision or PrecisionChoice("float32", "float32")
+        self._fresh = fresh  # makes a step of the same configuration if this one is busy
+        self.objective = objective
+        self.steps = int(steps)
+        self.every = max(1, int(every))
+        self.seed = int(seed)
+        self.lr = float(lr)
+        self._stop = threading.Event()
+        self._values = [
+            {k: tf.constant(v) for k, v in t.values(batch, compiled.facts).items()}
+            for _, t in objective.terms
+        ]
+        self._weights = np.array([w for w, _ in objective.terms], np.float32)
+        self._user = np.zeros(len(objective.terms), np.float32)
+        self._user[:user_terms] = self._weights[:user_terms]
+        self.result: Result | None = None
+        self._started = False
+
+    def stop(self) -> None:
+        """Ask the run to end after the step in progress (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _images(self) -> np.ndarray:
+        return to_uint8(self._c.render().numpy())
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._started:
+            raise CnnvizError("a Run can be iterated once; start a new one with optimize()")
+        self._started = True
+        c = self._c
+        while not c.busy.acquire(timeout=0.05):
+            if not c.warming:  # another run took it since optimize(): make or take another
+                c = self._c = self._fresh()
+                c.busy.acquire()
+                break
+        try:
+            yield from self._iterate(c)
+        finally:
+            c.busy.release()
+
+    def _iterate(self, c: CompiledStep) -> Iterator[Frame]:
+        rng = np.random.default_rng(self.seed)
+        c.reset(c.param.init(rng, c.batch, c.h, c.w, c.c), self.lr)
+        weights = tf.constant(self._weights)
+        history, totals = [], []
+        error = None
+        t0 = time.perf_counter()
+        step = 0
+        while step < self.steps and not self._stop.is_set():
+            seed = tf.constant([self.seed, step], tf.int32)
+            scores, ok = c.step(self._values, weights, seed)
+            if not bool(ok):
+                error = (
+                    f"the objective or its gradients became NaN or infinite at step "
+                    f"{step + 1}, so the run stopped; the last good image (the last with a "
+                    "finite objective) is kept. Lower the learning rate, or check a custom "
+                    "objective for log/sqrt/division of values that can be <= 0"
+                )
+                break
+            s = scores.numpy()
+            history.append(self._user @ s)
+            totals.append(self._weights @ s)
+            step += 1
+            if step % self.every == 0 and step < self.steps and not self._stop.is_set():
+                yield Frame(
+                    step,
+                    self.steps,
+                    self._images(),
+                    history[-1],
+                    totals[-1],
+                    time.perf_counter() - t0,
+                )
+        seconds = time.perf_counter() - t0
+        images = self._images()
+        b = c.batch
+        hist = np.array(history, np.float32).reshape(-1, b)
+        tot = np.array(totals, np.float32).reshape(-1, b)
+        self.result = Result(
+            images=images,
+            history=hist,
+            total_history=tot,
+            steps=step,
+            seconds=seconds,
+            stopped=self._stop.is_set() and step < self.steps,
+            error=error,
+            objective=repr(self.objective),
+            alpha=alpha_map(c.evidence.numpy()) if step else None,
+            precision=self.precision.precision,
+            precision_reason=self.precision.reason,
+        )
+        last = hist[-1] if len(hist) else np.full(b, np.nan, np.float32)
+        last_t = tot[-1] if len(tot) else np.full(b, np.nan, np.float32)
+        yield Frame(step, self.steps, images, last, last_t, seconds, final=True)
+
+
+def _objective_from(spec, loaded: LoadedModel) -> obj.Objective:
+    if isinstance(spec, obj.Objective):
+        return spec
+    if isinstance(spec, (int, np.integer, str)) and not isinstance(spec, bool):
+        return obj.class_score(spec)
+    if isinstance(spec, (list, tuple, range)):
+        return obj.class_score(list(spec))
+    raise CnnvizError(
+        f"cannot make an objective from {type(spec).__name__}: pass one from "
+        "cnnviz_widgets.objectives (class_logit, channel, ...), a class index or a class name"
+    )
+
+
+def _finite(name: str, value) -> float:
+    """``value`` as a float, or a CnnvizError when it is not a finite number."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise CnnvizError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(out):
+        raise CnnvizError(
+            f"{name} is {out}: it must be a finite number (NaN or infinity would turn the "
+            "images into NaN); give an ordinary value, or leave it out for the preset's"
+        )
+    return out
+
+
+def check_settings(
+    preset: str | Preset = "lucid",
+    *,
+    steps: int | None = None,
+    lr: float | None = None,
+    tv: float | None = None,
+    lp: float | None = None,
+    blur: float | None = None,
+    min_steps: int = 0,
+) -> dict:
+    """The run settings :func:`optimize` would use, checked: the preset's values where an
+    argument is ``None``.  Panels call it to show the engine's own message before a run.
+
+    Returns:
+        ``{"steps", "lr", "tv", "lp", "blur"}`` as an int and floats.
+
+    Raises:
+        CnnvizError: naming the setting, the value and what is allowed (fewer than
+            ``min_steps`` steps; a learning rate <= 0; a negative penalty; NaN or inf).
+    """
+    p = get_preset(preset)
+    out = {}
+    for name, given in (("tv", tv), ("lp", lp), ("blur", blur)):
+        value = _finite(name, getattr(p, name) if given is None else given)
+        if value < 0:
+            raise CnnvizError(f"{name} is a penalty weight and must be >= 0, got {value}")
+        out[name] = value
+    _finite("the preset's p (of the Lp norm)", p.p)
+    steps = p.steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise CnnvizError(f"steps is a whole number of steps >= {min_steps}, got {steps!r}")
+    if steps < min_steps:
+        raise CnnvizError(f"steps must be at least {min_steps}, got {int(steps)}")
+    out["steps"] = int(steps)
+    lr = _finite("the learning rate (lr)", p.lr if lr is None else lr)
+    if not lr > 0:
+        raise CnnvizError(f"the learning rate must be > 0, got {lr}")
+    out["lr"] = lr
+    return out
+
+
+def optimize(
+    model,
+    objective,
+    *,
+    preset: str | Preset = "lucid",
+    steps: int | None = None,
+    lr: float | None = None,
+    batch: int | None = None,
+    seed: int = 0,
+    size: int | tuple[int, int] | None = None,
+    param: str | Fourier | Pixels | Maco | None = None,
+    transforms: Transforms | None = None,
+    tv: float | None = None,
+    lp: float | None = None,
+    blur: float | None = None,
+    every: int = 8,
+    precision: str = "auto",
+) -> Run:
+    """Prepare an optimization and return it as a :class:`Run` (nothing runs until you
+    iterate it).
+
+    Args:
+        model: a ``LoadedModel``, a built ``keras.Model`` or anything ``load_model`` takes.
+        objective: an ``Objective`` (see ``cnnviz_widgets.objectives``), or a class index,
+            class name, or list of them (``objectives.class_score``: one image per class).
+        preset: ``"lucid"`` (default), ``"tf-keras-vis"``, ``"keras-vis"``, ``"maco"`` or
+            a ``Preset``.
+        steps, lr: override the preset's number of steps and Adam learning rate.
+        batch: number of images; default: one per target of the objective.
+        seed: makes the run repeatable (initial image and random transforms).
+        size: the image size, for models that accept any size (default 224).
+        param, transforms: override the preset's parameterization and transforms.
+        tv, lp, blur: override the preset's regularizer weights (subtracted).
+        every: yield a frame every this many steps.
+        precision: what the model's passes run in: ``"auto"`` (default: bfloat16 or
+            float16 where this hardware runs them measurably faster, else float32; see
+            ``cnnviz_widgets.choose_precision``), ``"float32"``, ``"bfloat16"`` or
+            ``"float16"``.  The image, its parameterization, Adam's state and the
+            objective stay float32; ``run.precision`` and ``result.precision`` say what
+            was used and why.
+
+    Returns:
+        A :class:`Run`.
+
+    Raises:
+        RunTooLargeError: the run's estimated memory (``budget.check_optimize``) exceeds
+            what is available; a run estimated to take long warns (``LongRunWarning``).
+    """
+    loaded = as_loaded(model)
+    p = get_preset(preset)
+    hwc = image_size(loaded, size)
+    objective = _objective_from(objective, loaded)
+    user_terms = len(objective.terms)
+    checked = check_settings(p, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur)
+    weights = {name: checked[name] for name in ("tv", "lp", "blur")}
+    for w, term in objective.terms:
+        _finite(f"the weight of {term.describe()} in the objective", w)
+    # a regularizer of weight 0 is left out of the step: it would cost ~100 traced ops
+    # (and their gradients at every step) for nothing; giving it a weight later builds
+    # the step of that other structure once
+    full = objective
+    for name, term in (
+        ("tv", obj.total_variation()),
+        ("lp", obj.lp_norm(p.p)),
+        ("blur", obj.blur_penalty()),
+    ):
+        if weights[name] != 0:
+            full = full - weights[name] * term
+    n = objective.batch_size()
+    if batch is None:
+        batch = n
+    elif n > 1 and batch != n:
+        raise CnnvizError(f"the objective has {n} targets but batch={batch}: leave batch out")
+    if batch < 1:
+        raise CnnvizError(f"batch must be >= 1, got {batch}")
+    steps, lr = checked["steps"], checked["lr"]
+    param_obj = p.param if param is None else get_param(param)
+    t = p.transforms_for(min(hwc[:2])) if transforms is None else transforms
+    for setting in (param_obj, t):
+        for field in fields(setting):
+            value = getattr(setting, field.name)
+            for v in value if isinstance(value, tuple) else (value,):
+                if isinstance(v, (float, np.floating)):
+                    _finite(f"{type(setting).__name__}.{field.name}", v)
+    if precision not in PRECISIONS:
+        raise CnnvizError(
+            f"unknown precision {precision!r}: use one of {', '.join(map(repr, PRECISIONS))}"
+        )
+    # before any variable is made: refuse a run that will not fit, warn about a long one
+    budget.check_optimize(loaded.model, full, hwc, int(batch), steps)
+    choice = resolve(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
+    runner = model_in(loaded, choice.precision)
+    names = loaded.model
+    compiled = compiled_step(runner, full, param_obj, t, int(batch), hwc, names)
+    return Run(
+        compiled,
+        lambda: compiled_step(runner, full, param_obj, t, int(batch), hwc, names),
+        full,
+        user_terms,
+        int(batch),
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        every=every,
+        precision=choice,
+    )
+
+
+def visualize(model, objective, **kwargs) -> Result:
+    """Run an optimization to the end and return its :class:`Result`.
+
+    Takes the same arguments as :func:`optimize`.  Example::
+
+        res = cw.visualize(cw.load_model("shapes"), "circle")
+        res.image          # (64, 64, 3) uint8
+        res.history[:, 0]  # the class logit, step by step
+
+    If the gradients turn NaN the run ends early, a warning says why, ``result.error``
+    holds the message and ``result.images`` the last good images.
+    """
+    run = optimize(model, objective, **kwargs)
+    for _ in run:
+        pass
+    result = run.result
+    if result.error:
+        warnings.warn(result.error, RuntimeWarning, stacklevel=2)
+    return result
+
+
+def _warm(model, objective, kwargs) -> float:
+    start = time.perf_counter()
+    # the run itself says that it will be long; a handler, not a warnings filter, which
+    # would be process-wide and could hide a run's warning in another thread
+    with budget.long_runs_to(lambda _message: None):
+        run = optimize(model, objective, **kwargs)
+    c = run._c
+    with POOL_LOCK:  # taken and marked at once: a run asking now waits for this step
+        if not c.busy.acquire(blocking=False):  # a run is using (so compiling) this step
+            return time.perf_counter() - start
+        c.warming = True
+    try:
+        if c.tracing_count() == 0:
+            rng = np.random.default_rng(run.seed)
+            c.reset(c.param.init(rng, c.batch, c.h, c.w, c.c), run.lr)
+            # the first call traces the step and optimizes its graph: the slow part
+            c.step(run._values, tf.constant(run._weights), tf.constant([run.seed, 0], tf.int32))
+            c.render().numpy()  # the eager kernels of a frame
+    finally:
+        c.warming = False
+        c.busy.release()
+    return time.perf_counter() - start
+
+
+def warm_up(
+    model, objective=0, *, background: bool = False, **kwargs
+) -> float | threading.Thread | None:
+    """Do now what the first run of an optimization would wait for, so that it starts
+    at full speed: check the settings and the budget (and measure the machine's speed
+    for it), choose the precision (building a reduced-precision twin if needed), build
+    the layer extractor, and trace and optimize the compiled step by taking one step.
+
+    A panel calls it when it opens, in the background, with the objective and settings
+    its Run button will use::
+
+        optvis.warm_up(session.loaded, objective, background=True, **settings)
+
+    The step is shared by every run of the same configuration (the class or channel
+    index, the seed, the learning rate and the steps may differ: they are not part of
+    it), so the first run then takes no tracing time.  A run started while the warm-up
+    is still compiling waits for it instead of compiling a second step.
+
+    Args:
+        model: what :func:`optimize` takes.
+        objective: what :func:`optimize` takes (default: class 0; only its kind, its
+            layer and its number of targets matter, not the index).
+        background: return at once; the work runs in a daemon thread (returned).
+        **kwargs: the :func:`optimize` settings of the run to come (``preset``,
+            ``batch``, ``size``, ``param``, ``transforms``, ``tv``, ``lp``, ``blur``,
+            ``precision``...).
+
+    Returns:
+        The seconds it took; with ``background``, the started ``threading.Thread``.
+        A setting that :func:`optimize` would refuse raises here (the run would too);
+        in the background it is left for the run to report, and ``None`` is returned
+        by the thread.
+    """
+    if not background:
+        return _warm(model, objective, kwargs)
+
+    def work():
+        try:
+            _warm(model, objective, kwargs)
+        except Exception:  # the run reports it where the user sees it
+            pass
+
+    thread = threading.Thread(target=work, name="cnnviz-warm-up", daemon=True)
+    _WARMING.add(thread)
+    thread.start()
+    return thread
+
+
+# warm-ups still running when the interpreter exits: TensorFlow aborts the process
+# ("terminate called ...") if a daemon thread is inside a traced call at shutdown
+_WARMING: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_warm_ups() -> None:
+    for thread in list(_WARMING):
+        thread.join(timeout=120)
