@@ -16,6 +16,7 @@ import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
 from cnnviz_widgets.engine import optvis
 from cnnviz_widgets.engine.attribution import methods as attribution
+from cnnviz_widgets.engine.attribution import occlusion_sensitivity as occlusion_module
 from cnnviz_widgets.engine.model import precision
 from cnnviz_widgets.errors import CnnvizError
 
@@ -215,6 +216,32 @@ def test_methods_in_bfloat16_agree_with_float32_and_return_float32(shapes, image
     assert np.abs(a.maps - b.maps).max() < 0.02 * np.abs(a.maps).max()
 
 
+def test_reduced_passes_keep_the_numbers_users_compare_in_float32(shapes, images):
+    """Occlusion in bfloat16: the class, base score and probability are float32's (the
+    same as a float32 run and as predict_top), the scores are that base minus the drops,
+    and the agreement stated is what recomputing those positions in float32 gives (at
+    most the largest difference over the whole map, which a float32 run measures here)."""
+    for i in (1, 4):
+        img = images.images[i]
+        full = cw.occlusion(shapes, img, precision="float32")
+        half = cw.occlusion(shapes, img, precision="bfloat16")
+        top = cw.predict_top(shapes, img, k=1)
+        assert half.class_index == full.class_index == top.class_index
+        assert half.base_score == full.base_score and half.score == full.score
+        assert half.probability == full.probability == pytest.approx(top.probabilities[0])
+        np.testing.assert_allclose(half.scores, half.base_score - half.raw, atol=1e-5)
+        whole = float(np.abs(half.raw - full.raw).max() / np.abs(half.raw).max())
+        assert full.agreement is None
+        assert 0 <= half.agreement <= whole + 1e-6 and half.agreement < 0.05, whole
+        assert f"drops within {half.agreement:.1%} of the largest drop" in half.precision_reason
+        assert "checked in float32 at 4 of 256 positions" in half.precision_reason
+        smooth = cw.saliency(shapes, img, smooth=4, precision="bfloat16")
+        assert smooth.class_index == top.class_index
+        assert smooth.probability == pytest.approx(top.probabilities[0], rel=1e-6)
+        cam = cw.grad_cam(shapes, img, precision="bfloat16")
+        assert cam.score == pytest.approx(float(top.scores[0]), rel=1e-6)
+
+
 def test_no_retracing_in_bfloat16(shapes, images):
     img = images.images
     for i in range(2):
@@ -245,7 +272,7 @@ def test_occlusion_batches_are_even_and_padding_changes_nothing(shapes, images, 
     assert attribution._even_batch(49, 10) == 10
     assert attribution._even_batch(9, 128) == 9
     sizes = []
-    real = attribution._occlusion_fns
+    real = occlusion_module._occlusion_fns
 
     def spy(loaded):
         fns = real(loaded)
@@ -259,7 +286,7 @@ def test_occlusion_batches_are_even_and_padding_changes_nothing(shapes, images, 
 
         return Spy()
 
-    monkeypatch.setattr(attribution, "_occlusion_fns", spy)
+    monkeypatch.setattr(occlusion_module, "_occlusion_fns", spy)
     img = images.images[2]
     # float32 asked for: "auto" measures each batch shape on its own and may run one in
     # bfloat16 (it did on a CPU with fast bfloat16), which is not what is compared here

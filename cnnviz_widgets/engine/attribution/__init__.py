@@ -4,12 +4,11 @@ the results they return."""
 from .methods import (
     default_cam_layer,
     grad_cam,
-    occlusion,
-    occlusion_grid,
     predict_top,
     saliency,
     spatial_layers,
 )
+from .occlusion_sensitivity import occlusion, occlusion_grid
 from .results import Attribution, GradCam, Occlusion, Predictions, Saliency
 
 __all__ = [
