@@ -18,6 +18,7 @@ from cnnviz_widgets.engine import optvis
 from cnnviz_widgets.engine.attribution import methods as attribution
 from cnnviz_widgets.engine.attribution import occlusion_sensitivity as occlusion_module
 from cnnviz_widgets.engine.model import precision
+from cnnviz_widgets.engine.optvis import probe
 from cnnviz_widgets.errors import CnnvizError
 
 from .helpers import assert_same_state, model_state
@@ -135,15 +136,104 @@ def test_auto_takes_reduced_precision_only_where_measured_faster_and_close(
     assert calls == [("bfloat16", "forward", 8)]  # measured once per model, work, batch
     res = cw.occlusion(fresh, images.images[0], patch=16, stride=8)  # 8 x 8 = 64 positions
     assert res.precision == expected
-    # the choice is per work: optimization (forward+backward) is measured on its own
-    run = cw.optimize(fresh, 0, steps=1)
-    assert run.precision.precision == expected
-    assert ("bfloat16", "optimize", 1) in calls
+    # the choice is per work: SmoothGrad's gradients are measured on their own
+    smooth = cw.saliency(fresh, images.images[0], smooth=3, batch_size=3)
+    assert smooth.precision == expected and ("bfloat16", "gradient", 4) in calls
     # exact methods stay float32 unless asked
     cam = cw.grad_cam(fresh, images.images[0])
     assert cam.precision == "float32"
     assert cw.saliency(fresh, images.images[0]).precision == "float32"
     assert cw.grad_cam(fresh, images.images[0], precision="bfloat16").precision == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("speedup", "reached", "expected"),
+    [
+        (2.0, 8.5, "bfloat16"),  # 85 % of float32's progress, twice as fast
+        (2.0, 10.4, "bfloat16"),  # further than float32
+        (2.0, 7.5, "float32"),  # 75 % of float32's progress: short of it
+        (1.1, 10.0, "float32"),  # as good, not fast enough
+        (2.0, float("nan"), "float32"),  # the reduced run went non-finite
+    ],
+)
+def test_auto_judges_optimization_by_a_probe_of_the_result(
+    fresh, monkeypatch, speedup, reached, expected
+):
+    """Simulated probes (from objective 0, float32 reaches 10): reduced precision is taken
+    for optimization when the probe's reduced run reaches float32's objective within the
+    tolerance and is fast enough, whatever its gradients' deviation (not measured), once
+    per model, work and batch, and the reason says what was measured."""
+    monkeypatch.setattr(precision, "hardware_precisions", lambda: (("bfloat16",), "test CPU"))
+    monkeypatch.setattr(precision, "measure", lambda *a, **k: pytest.fail("gradient measured"))
+    calls = []
+
+    def probed(loaded, reduced, batch, size=None):
+        calls.append((reduced, batch, size))
+        return probe.ProbeOutcome(reduced, speedup, 0.0, 10.0, reached, probe.PROBE_STEPS)
+
+    monkeypatch.setattr(precision, "probe_optimization", probed)
+    choice = cw.choose_precision(fresh, "optimize", size=64)
+    assert choice.precision == expected, choice.reason
+    assert choice.probe.objective == reached or np.isnan(reached)
+    assert f"{speedup:.2f}x" in choice.reason and "scored in float32" in choice.reason
+    assert f"{probe.PROBE_STEPS}-step probe" in choice.reason and f"{reached:.4g}" in choice.reason
+    run = cw.optimize(fresh, 0, steps=2)  # 64 px: the size this model takes
+    assert run.precision is choice  # the same decision, not probed again
+    assert calls == [("bfloat16", 1, 64)]
+
+
+def test_a_real_probe_steps_both_precisions_from_one_start(fresh, monkeypatch):
+    """The probe itself (real steps, simulated timings): both runs start at the same
+    objective, float32's climbs, the reduced one is scored by the float32 step, the
+    compiled steps it traced are the ones a run then uses, and nothing stays busy."""
+    seen = []
+    real = probe.step_seconds
+
+    def timed(p, step, values, weights, seed):
+        seen.append(p)
+        real(p, step, values, weights, seed)
+        return {"float32": 1.0, "bfloat16": 0.4}[p]
+
+    monkeypatch.setattr(probe, "step_seconds", timed)
+    out = probe.probe_optimization(fresh, "bfloat16", batch=2)
+    assert seen[:4] == ["float32", "bfloat16", "bfloat16", "float32"]  # interleaved
+    assert len(seen) == 2 * probe.PROBE_STEPS and out.steps == probe.PROBE_STEPS
+    assert out.speedup == pytest.approx(2.5)
+    assert out.float32 > out.start and np.isfinite(out.objective)
+    again = probe.probe_optimization(fresh, "bfloat16", batch=2)  # deterministic start
+    assert again.start == out.start and again.float32 == pytest.approx(out.float32, rel=1e-5)
+    traced = optvis.step_tracing_count(fresh)
+    monkeypatch.setattr(precision, "hardware_precisions", lambda: (("bfloat16",), "test CPU"))
+    res = cw.visualize(fresh, obj.class_logit([3, 5]), steps=3, precision="auto")
+    assert res.precision == ("bfloat16" if out.matches else "float32"), res.precision_reason
+    assert optvis.step_tracing_count(fresh) == traced  # the probe's steps, reused
+
+
+def test_on_a_gpu_auto_tries_loss_scaled_float16_first(fresh, monkeypatch):
+    """A GPU simulated (compute capability 8.0, timings simulated, the float16 arithmetic
+    emulated on this CPU): float16 is probed first, runs loss-scaled, and is taken when its
+    result matches (bfloat16 is not even tried then), else bfloat16 is probed."""
+    monkeypatch.setattr(
+        precision,
+        "hardware_precisions",
+        lambda: (("float16", "bfloat16"), "test GPU (compute capability 8.0)"),
+    )
+    real = probe.step_seconds
+    tried = []
+
+    def timed(p, step, values, weights, seed):
+        tried.append((p, step.loss_scale))
+        real(p, step, values, weights, seed)
+        return {"float32": 1.0, "float16": 0.3, "bfloat16": 0.3}[p]
+
+    monkeypatch.setattr(probe, "step_seconds", timed)
+    choice = cw.choose_precision(fresh, "optimize")
+    assert tried[:2] == [("float32", 1.0), ("float16", 128.0)]  # float16 first, loss-scaled
+    assert "test GPU" in choice.reason
+    if choice.precision == "float16":  # its result matched: bfloat16 not even tried
+        assert choice.probe.matches and not [t for t in tried if t[0] == "bfloat16"]
+    else:  # it did not: bfloat16 was probed next (both said why in the reason)
+        assert "float16: a " in choice.reason and ("bfloat16", 1.0) in tried
 
 
 def test_a_real_measurement_on_the_embedded_model(fresh):
@@ -300,3 +390,18 @@ def test_occlusion_batches_are_even_and_padding_changes_nothing(shapes, images, 
     odd = cw.occlusion(shapes, img, 1, batch_size=7, **f32)  # 16 = 6 + 6 + 6
     assert sizes == [6, 6, 6]
     np.testing.assert_allclose(odd.scores, ref.scores, rtol=1e-5, atol=1e-5)
+
+
+def test_float16_gradients_are_loss_scaled(shapes, images):
+    """SmoothGrad's and the measurement's float16 backward passes scale the score up and
+    the gradient back down: the same map as without scaling where nothing underflows, and
+    the scale is 1 for bfloat16 and float32."""
+    half = precision.model_in(shapes, "float16")
+    assert precision.loss_scale(half) == precision.LOSS_SCALE
+    assert precision.loss_scale(precision.model_in(shapes, "bfloat16")) == 1.0
+    assert precision.loss_scale(shapes) == 1.0
+    img = images.images[2]
+    full = cw.saliency(shapes, img, smooth=4, precision="float32")
+    f16 = cw.saliency(shapes, img, smooth=4, precision="float16")
+    assert f16.precision == "float16" and np.isfinite(f16.raw).all()
+    assert np.abs(f16.raw - full.raw).max() < 0.05 * np.abs(full.raw).max()

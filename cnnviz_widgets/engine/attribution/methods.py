@@ -29,7 +29,7 @@ from ..model import budget
 from ..model.internals import Tap, class_count, is_spatial, output_shape
 from ..model.introspect import find_layer
 from ..model.loading import LoadedModel, as_loaded
-from ..model.precision import PrecisionChoice, model_in, resolve
+from ..model.precision import PrecisionChoice, loss_scale, model_in, resolve
 from ..model.scoring import (
     FLOAT,
     INT,
@@ -136,6 +136,7 @@ def _saliency_fns(loaded: LoadedModel) -> AttributionFns:
         net = Net(loaded, [])
         spec = image_spec(loaded)
         noise_spec = tf.TensorSpec((None, *spec.shape[1:]), tf.float32)
+        scale = loss_scale(loaded)  # float16 gradients underflow unless scaled
 
         @tf.function(input_signature=[spec, INT, noise_spec, FLOAT], autograph=False)
         def grads(image, class_index, noise, clean_weight):
@@ -147,8 +148,8 @@ def _saliency_fns(loaded: LoadedModel) -> AttributionFns:
                 tape.watch(xs)
                 _, logits, probs = net(xs)
                 c = pick_class(logits, class_index)
-                total = tf.reduce_sum(tf.gather(logits, c, axis=1))
-            g = tf.cast(tape.gradient(total, xs), tf.float32)
+                total = tf.reduce_sum(tf.gather(logits, c, axis=1)) * scale
+            g = tf.cast(tape.gradient(total, xs), tf.float32) / scale
             w = tf.concat([[clean_weight], tf.ones(tf.shape(noise)[:1], tf.float32)], axis=0)
             return tf.reduce_sum(w[:, None, None, None] * g, axis=0), logits[0], probs[0], c
 
@@ -247,7 +248,7 @@ def grad_cam(
     c = target_class(loaded, target, n)
     path = _cam_layer(loaded, layer)
     img, notes = prepare_image(loaded, image)
-    choice = resolve(loaded, precision, "optimize", exact=True)
+    choice = resolve(loaded, precision, "gradient", exact=True)
     c, ref = _reference(loaded, img, choice, c)
     fns = _gradcam_fns(model_in(loaded, choice.precision), path)
     raw, raw_pp, w, w_pp, up, logits, probs, used = fns.cam(
@@ -345,7 +346,7 @@ def saliency(
     per_call = _even_batch(smooth, per_call) if smooth else 1
     if smooth:
         budget.check_smoothgrad(loaded.model, img, smooth, per_call)
-    choice = resolve(loaded, precision, "optimize", batch=per_call + 1, exact=smooth == 0)
+    choice = resolve(loaded, precision, "gradient", batch=per_call + 1, exact=smooth == 0)
     c, ref = _reference(loaded, img, choice, c)
     fns = _saliency_fns(model_in(loaded, choice.precision))
     x = tf.constant(img[None])
