@@ -21,7 +21,7 @@ from cnnviz_widgets.engine.model import precision
 from cnnviz_widgets.engine.optvis import probe
 from cnnviz_widgets.errors import CnnvizError
 
-from .helpers import assert_same_state, model_state
+from .helpers import BF16_QUALITY, assert_same_state, model_state
 
 
 @pytest.fixture
@@ -405,3 +405,70 @@ def test_float16_gradients_are_loss_scaled(shapes, images):
     f16 = cw.saliency(shapes, img, smooth=4, precision="float16")
     assert f16.precision == "float16" and np.isfinite(f16.raw).all()
     assert np.abs(f16.raw - full.raw).max() < 0.05 * np.abs(full.raw).max()
+
+
+# ------------------------------------------------------------ ranking and atlas
+RANK_TIES = 2.0**-7
+"""Two float32 scores of one unit closer than this fraction of the unit's largest score
+count as tied for a bfloat16 ranking: two steps of bfloat16's resolution (8 significant
+bits, 2**-8 = 0.39 %), as its error accumulates over the layers (the scores of a bfloat16
+ranking of conv2 and conv4 were off by up to 0.6 % of the unit's largest score)."""
+
+
+@pytest.mark.parametrize("layer", ["conv2", "conv4"])
+def test_a_bfloat16_ranking_agrees_with_float32_except_for_near_ties(shapes, layer):
+    """Every image a bfloat16 ranking keeps is in float32's top k, or scores (in float32)
+    within RANK_TIES of float32's k-th; and its order is float32's up to such ties."""
+    data = cw.generate_shapes(600, seed=21)
+    k = 9
+    half = cw.top_examples(shapes, layer, data, k=k, precision="bfloat16")
+    full = cw.top_examples(shapes, layer, data, k=k, precision="float32")
+    assert half.precision == "bfloat16" and full.precision == "float32"
+    ext = cw.extractor(shapes, [cw.Tap(layer)], with_outputs=False)
+    out = ext(shapes.preprocessing(data.images.astype(np.float32)), training=False)
+    exact = np.asarray(out[0] if isinstance(out, list) else out).mean(axis=(1, 2))  # (N, C)
+    same = 0
+    for r, unit in enumerate(half.units):
+        col = exact[:, unit]
+        top = np.abs(col).max()
+        if top == 0:
+            continue
+        tie = RANK_TIES * top
+        kth = np.sort(col)[::-1][k - 1]
+        kept = col[half.indices[r]]
+        assert kept.min() >= kth - tie, (unit, kth - kept.min(), tie)
+        assert (np.diff(kept) <= tie).all(), unit  # best first, up to ties
+        same += set(half.indices[r]) == set(full.indices[r])
+    assert same >= 0.8 * len(half.units)  # and most units keep exactly float32's images
+
+
+@BF16_QUALITY
+def test_a_bfloat16_atlas_is_as_good_as_float32s(shapes, tmp_path):
+    """An atlas made in bfloat16: each unit's image excites its channel (scored in
+    float32) beyond 95 % of the data set's images, as float32's do, about as strongly,
+    and the examples are float32's up to near ties; each stored unit says its precision."""
+    data = cw.generate_shapes(400, seed=8)
+    settings = dict(channels=range(8), steps=128, batch=8, seed=1, k=6)
+    half = cw.atlas(shapes, "conv4", data, store=tmp_path / "a", precision="bfloat16", **settings)
+    full = cw.atlas(shapes, "conv4", data, store=tmp_path / "b", precision="float32", **settings)
+    assert any("visualizations: bfloat16" in n for n in half.notes), half.notes
+    assert any("dataset examples: bfloat16" in n for n in half.notes), half.notes
+    assert half.vis_store.load(3)["meta"]["precision"] == "bfloat16"
+    assert full.vis_store.load(3)["meta"]["precision"] == "float32"
+    ext = cw.extractor(shapes, [cw.Tap("conv4")], with_outputs=False)
+
+    def strength(images):
+        out = ext(shapes.preprocessing(np.asarray(images, np.float32) / 255.0), training=False)
+        return np.asarray(out[0] if isinstance(out, list) else out).mean(axis=(1, 2))
+
+    seen = strength(np.rint(data.images * 255))
+    ratios = []
+    for c in range(8):
+        ours = strength(half.image(c)[None])[0, c]
+        theirs = strength(full.image(c)[None])[0, c]
+        assert (seen[:, c] < ours).mean() >= 0.95, c
+        ratios.append(ours / theirs)
+        exact = seen[:, c]
+        kept = exact[half.unit(c).example_indices]
+        assert kept.min() >= np.sort(exact)[::-1][5] - RANK_TIES * np.abs(exact).max()
+    assert np.median(ratios) > 0.8, ratios

@@ -281,6 +281,7 @@ def _run_local(plan: AtlasPlan, result: Atlas, progress, stop) -> None:
             seed=plan.chunk_seed(chunk),
             stop=stop,
             report=live,
+            precision=plan.vis_precision().precision,
         )
         if not finished:
             say(
@@ -305,6 +306,7 @@ def _run_local(plan: AtlasPlan, result: Atlas, progress, stop) -> None:
             score=plan.score,
             channels=missing,
             batch_size=plan.examples_batch,
+            precision=plan.rank_precision().precision,
         )
         for p in search:
             if stop.is_set():
@@ -337,6 +339,7 @@ def open_atlas(
     score: str = "mean",
     examples_batch: int = 64,
     key: str | None = None,
+    precision: str = "auto",
 ) -> Atlas:
     """The atlas of a layer as stored so far, computing nothing (arguments as
     :func:`atlas`: the same settings find the same store)."""
@@ -354,6 +357,7 @@ def open_atlas(
         score=score,
         examples_batch=examples_batch,
         key=key,
+        precision=precision,
     )
     out = Atlas(plan)
     out.reused = sorted(out.done())
@@ -389,6 +393,7 @@ def atlas(
     stop: threading.Event | None = None,
     workers: int | None = None,
     keep_workers: bool = False,
+    precision: str = "auto",
 ) -> Atlas:
     """Compute the atlas of a layer: for every channel (or ``channels``), its feature
     visualization, its top dataset examples (when ``data`` is given) and its kernel, into a
@@ -427,9 +432,16 @@ def atlas(
         keep_workers: keep the Ray actors (and their compiled model) for the next call on
             the same model, instead of killing them at the end; release them with
             ``cnnviz_widgets.engine.dataset.distributed.shutdown_workers()``.
+        precision: what the visualizations and the ranking run in: ``"auto"`` (default:
+            each decided once per model and batch on this machine, the visualizations by a
+            short optimization probe, the ranking by its outputs; see
+            :func:`~cnnviz_widgets.choose_precision`), ``"float32"``, ``"bfloat16"`` or
+            ``"float16"``.  Ray workers run in the precision decided here.  Each stored
+            unit records the precision it was made in (the store is shared by every
+            precision: a unit already stored is not made again in another).
 
     Returns:
-        An :class:`Atlas` reading the store.
+        An :class:`Atlas` reading the store; its ``notes`` say what each part ran in.
     """
     settings = dict(
         channels=channels,
@@ -442,6 +454,7 @@ def atlas(
         score=score,
         examples_batch=examples_batch,
         key=key,
+        precision=precision,
     )
     if backend not in ("local", "ray"):
         raise CnnvizError(f"unknown backend {backend!r}: use 'local' or 'ray'")
@@ -459,6 +472,10 @@ def atlas(
         )
     else:
         _run_local(plan, out, progress, stop)
+    if out.computed:
+        out.notes.append(f"visualizations: {plan.vis_precision().reason}")
+    if "rank" in plan._choices:
+        out.notes.append(f"dataset examples: {plan.rank_precision().reason}")
     if progress is not None:
         progress(
             AtlasProgress(

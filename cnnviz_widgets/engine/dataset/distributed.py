@@ -157,6 +157,8 @@ def ray_top_examples(
         "channels": proto.units.tolist(),
         "batch_size": batch_size,
         "keep_maps": proto.keep_maps,
+        # the precision decided here (one measurement), not "auto" in every worker
+        "precision": proto.precision.precision,
     }
     t0 = time.perf_counter()
     tasks = len(_shards(source, batch_size, 1)) if source.indexable else 8
@@ -222,6 +224,7 @@ def ray_atlas(
                     plan.preset,
                     plan.steps,
                     plan.chunk_seed(chunk),
+                    plan.vis_precision().precision,
                 )
             for _, (channels, images, values, finished) in pool.wait():
                 if not finished:
@@ -238,6 +241,7 @@ def ray_atlas(
                 "channels": missing_ex,
                 "batch_size": plan.examples_batch,
                 "keep_maps": True,
+                "precision": plan.rank_precision().precision,
             }
 
             def report(seen):

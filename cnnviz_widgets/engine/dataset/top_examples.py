@@ -41,6 +41,10 @@ class TopExamples:
         stopped: the search was stopped before the end of the data.
         seconds: wall time.
         notes: what was changed to fit the images to the model, and caveats.
+        precision: what the ranking passes ran in (``"float32"``, ``"bfloat16"`` or
+            ``"float16"``); ``precision_reason`` says why.  The scores are float32 numbers
+            computed in that precision: images whose float32 scores are closer than the
+            precision's resolution may swap places.
     """
 
     layer: str
@@ -63,6 +67,8 @@ class TopExamples:
     stopped: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    precision: str = "float32"
+    precision_reason: str = ""
 
     def row(self, unit: int) -> int:
         """The row of channel (or class) ``unit`` in the arrays."""
