@@ -12,8 +12,18 @@ per-round ratios, the load average beside each figure):
    float32, ours in reduced precision (target: >= 1.8x faster than the bare float32
    step), tf-keras-vis' ActivationMaximization and Xplique if importable;
 3. Grad-CAM and vanilla saliency: ours float32 and reduced, tf-keras-vis, Xplique;
-4. occlusion 14x14 (patch 32, stride 16): ours float32 and reduced, per position, against
-   the bare batched float32 forward per position (the limit), Xplique if importable.
+4. occlusion 14x14 (patch 32, stride 16): ours float32, "auto" and reduced, per position,
+   against the bare batched float32 forward per position (the limit), Xplique if
+   importable;
+5. dataset ranking (top_examples of block4_conv3 over 64 images, batch 16): float32 vs
+   "auto" vs the bare batched float32 forward to the layer (target: "auto" >= 2.5x
+   float32 where the hardware has bf16);
+6. atlas visualizations (4 channels of block4_conv3, one batch, a few steps, fresh store
+   each time): float32 vs "auto" (target >= 2.5x).
+
+Section 2 also times ours with precision="auto" (target: >= 1.8x the bare float32 step);
+"auto" is decided before the timing (the probe's cost is printed: a process pays it once
+per model, batch and image size).
 
 First it prints this machine's CPU, what ``hardware_precisions`` finds and what
 ``choose_precision`` ("auto") picks for each kind of work.  On a CPU without bf16
@@ -28,6 +38,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -124,9 +136,15 @@ def main() -> None:
 
     vgg = cw.load_model("vgg16", weights=None)
     twin = model_in(vgg, reduced)
-    for work, batch in (("optimize", 1), ("forward", 8)):
-        choice = cw.choose_precision(vgg, work, batch=batch)
-        print(f"auto for {work} (batch {batch}): {choice.precision} - {choice.reason}")
+    for work, batch in (("optimize", 1), ("optimize", 4), ("forward", 10), ("forward", 16)):
+        start = time.perf_counter()
+        choice = cw.choose_precision(vgg, work, batch=batch, size=224)
+        took = time.perf_counter() - start
+        print(
+            f"auto for {work} (batch {batch}): {choice.precision} - {choice.reason} "
+            f"[decided in {took:.1f} s]",
+            flush=True,
+        )
 
     # 1. batched forward -------------------------------------------------------------
     section("1. batched forward, VGG16 224x224, batch 8 (per image)")
@@ -166,6 +184,7 @@ def main() -> None:
     variants = {
         "bare float32 forward+backward": block(lambda: bare(index).numpy(), steps),
         "cnnviz float32": ours("float32"),
+        "cnnviz auto": ours("auto"),
         f"cnnviz {reduced}": ours(reduced),
     }
     if "tf-keras-vis" in found:
@@ -183,6 +202,12 @@ def main() -> None:
     print(
         f"  speed-up cnnviz {reduced} over the bare float32 step: "
         f"{1 / t.ratio(f'cnnviz {reduced}', ref):.2f}x (target >= 1.8x)",
+        flush=True,
+    )
+    print(
+        f"  speed-up cnnviz auto over the bare float32 step: "
+        f"{1 / t.ratio('cnnviz auto', ref):.2f}x (target >= 1.8x); over cnnviz float32: "
+        f"{1 / t.ratio('cnnviz auto', 'cnnviz float32'):.2f}x",
         flush=True,
     )
     if "tf-keras-vis" in found:
@@ -233,6 +258,9 @@ def main() -> None:
             )()
             / 196
         ),
+        "cnnviz occlusion auto": lambda: (
+            block(lambda: cw.occlusion(vgg, image, CLASS, patch=32, stride=16), 1)() / 196
+        ),
         f"cnnviz occlusion {reduced}": lambda: (
             block(
                 lambda: cw.occlusion(vgg, image, CLASS, patch=32, stride=16, precision=reduced), 1
@@ -250,6 +278,87 @@ def main() -> None:
     ref = "bare float32 batched forward (batch 10)"
     for name in variants:
         print(t.line(name, per="position", against=None if name == ref else ref), flush=True)
+    print(
+        "  speed-up occlusion auto over float32: "
+        f"{1 / t.ratio('cnnviz occlusion auto', 'cnnviz occlusion float32'):.2f}x",
+        flush=True,
+    )
+
+    # 5. dataset ranking ------------------------------------------------------------------
+    n_images = 32 if args.quick else 64
+    section(f"5. top_examples of block4_conv3 over {n_images} images 224x224, batch 16")
+    data = np.random.default_rng(2).uniform(0, 1, (n_images, 224, 224, 3)).astype(np.float32)
+    layer_model = keras.Model(vgg.model.inputs[0], vgg.model.get_layer("block4_conv3").output)
+    layer_fn = forward_fn(layer_model)
+    prepped = [tf.constant(vgg.preprocessing(data[i : i + 16])) for i in range(0, n_images, 16)]
+
+    def rank(precision):
+        return block(
+            lambda: cw.top_examples(
+                vgg, "block4_conv3", data, k=9, batch_size=16, precision=precision
+            ),
+            1,
+        )
+
+    variants = {
+        "bare float32 batched forward to the layer": block(
+            lambda: [layer_fn(x).numpy() for x in prepped], 1
+        ),
+        "cnnviz top_examples float32": rank("float32"),
+        "cnnviz top_examples auto": rank("auto"),
+    }
+    t = compare(variants, rounds)
+    ref = "cnnviz top_examples float32"
+    for name in variants:
+        print(t.line(name, against=None if name == ref else ref), flush=True)
+    print(
+        "  speed-up ranking auto over float32: "
+        f"{1 / t.ratio('cnnviz top_examples auto', ref):.2f}x (target >= 2.5x)",
+        flush=True,
+    )
+
+    # 6. atlas visualizations -------------------------------------------------------------
+    atlas_steps = 4 if args.quick else 8
+    section(f"6. atlas of 4 channels of block4_conv3, one batch of 4, {atlas_steps} steps")
+    start = time.perf_counter()
+    choice = cw.choose_precision(vgg, "optimize", batch=4, size=224)
+    print(
+        f"  auto for the atlas' optimization (batch 4): {choice.precision} "
+        f"[decided in {time.perf_counter() - start:.1f} s]",
+        flush=True,
+    )
+
+    def atlas_run(precision):
+        def run_block():
+            with tempfile.TemporaryDirectory() as store:  # nothing reused between blocks
+                at = cw.atlas(
+                    vgg,
+                    "block4_conv3",
+                    None,
+                    channels=range(4),
+                    store=store,
+                    steps=atlas_steps,
+                    batch=4,
+                    precision=precision,
+                )
+                assert len(at.computed) == 4
+            return 0.0
+
+        return block(run_block, 1)
+
+    variants = {
+        "cnnviz atlas float32": atlas_run("float32"),
+        "cnnviz atlas auto": atlas_run("auto"),
+    }
+    t = compare(variants, rounds)
+    ref = "cnnviz atlas float32"
+    for name in variants:
+        print(t.line(name, against=None if name == ref else ref), flush=True)
+    print(
+        "  speed-up atlas auto over float32: "
+        f"{1 / t.ratio('cnnviz atlas auto', ref):.2f}x (target >= 2.5x)",
+        flush=True,
+    )
     print(f"\ndone [load {load():.1f}]")
 
 

@@ -308,6 +308,15 @@ def _judge(loaded: LoadedModel, reduced: str, work: str, batch: int, size, hardw
     if work == "optimize":
         from ..optvis.probe import PROBE_TOLERANCE
 
+        # a few forward+backward passes first: a twin that is not faster is not probed
+        # (the probe costs about 100 steps; this, a few passes)
+        speedup, _ = measure(loaded, reduced, "gradient", int(batch), size)
+        if speedup < MIN_SPEEDUP:
+            why = (
+                f"{reduced}: a forward+backward pass measured {speedup:.2f}x as fast as "
+                f"float32 (needs >= {MIN_SPEEDUP}x; its result was not probed)"
+            )
+            return None, (why, speedup, None, None)
         out = probe_optimization(loaded, reduced, int(batch), size)
         seen = (
             f"a {out.steps}-step probe ran {out.speedup:.2f}x as fast as float32 and reached "
@@ -347,9 +356,11 @@ def choose_precision(
     size in the process (cached), and picked when it is at least ``MIN_SPEEDUP`` times
     faster than float32 and gives the same result:
 
-    - ``"optimize"``: a short optimization from the same start in both precisions, both
-      results scored in float32 (:mod:`~cnnviz_widgets.engine.optvis.probe`): the reduced
-      run must reach float32's objective within ``PROBE_TOLERANCE`` of float32's progress.
+    - ``"optimize"``: when a few forward+backward passes of the twin are at least
+      ``MIN_SPEEDUP`` times faster, a short optimization from the same start in both
+      precisions, the results scored in float32
+      (:mod:`~cnnviz_widgets.engine.optvis.probe`): the reduced run must be as fast and
+      reach float32's objective within ``PROBE_TOLERANCE`` of float32's progress.
       Its gradients may differ (on VGG16 bfloat16's are off by 40 % of their largest
       element) as long as the optimization gets where float32's does.
     - ``"gradient"`` (SmoothGrad) and ``"forward"`` (occlusion, feature maps, ranking):
