@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from ...errors import CnnvizError
+from ..model import budget
 from ..model.internals import Tap, class_count
 from ..model.loading import LoadedModel
 from ..model.scoring import Net, default_cam_layer
@@ -147,7 +148,8 @@ def probe_optimization(
     kwargs = dict(steps=PROBE_STEPS, batch=int(batch), seed=0)
     if size is not None:
         kwargs["size"] = int(size)
-    runs = {p: optimize(loaded, objective, precision=p, **kwargs) for p in ("float32", reduced)}
+    with budget.long_runs_to(lambda _message: None):  # a probe is short: no "long run" warning
+        runs = {p: optimize(loaded, objective, precision=p, **kwargs) for p in ("float32", reduced)}
     steps = {p: _started(r) for p, r in runs.items()}
     try:
         run = runs["float32"]
