@@ -87,8 +87,8 @@ class PixelCanvas:
         css_class: a CSS class added to the canvas (for styling and browser tests).
         width, height: the initial size in pixels.
         compress_level: zlib level of the PNG sent (0-9).  ``None``: ipycanvas' own
-            encoding (level 6).  Level 1 encodes 3-4x faster for ~10 % more bytes: for
-            images redrawn many times a second.
+            encoding (level 6).  Level 1 encodes several times faster for a few more bytes
+            (``docs/benchmarks.md``, "Widgets"): for images redrawn many times a second.
 
     Attributes:
         canvas: the ``ipycanvas.Canvas`` widget to put in a layout.

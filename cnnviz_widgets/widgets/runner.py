@@ -213,7 +213,7 @@ class _Painter(threading.Thread):
                 runner.stop()  # a panel that cannot draw should not work on unseen
                 return
             # at most one redraw per interval, and busy <= 1/20 of the time judged on the
-            # typical redraw (the first of a job can cost 30x the others)
+            # typical redraw (the first of a job can cost far more than the others)
             spent = time.perf_counter() - now
             runner.paint_seconds += spent
             typical = spent if self._typical is None else (self._typical + spent) / 2

@@ -44,12 +44,11 @@ def _ray_session(ray) -> None:
 
 # jsonschema imports rfc3987_syntax when it is installed (Jupyter installs it, through
 # jupyter-events' jsonschema[format-nongpl]); its import builds three Earley parsers and
-# costs about 4 s of CPU, in every Ray process: Ray imports jsonschema at start-up.  Measured
-# here (2 cores): `import ray._raylet` 7.4 s, of which rfc3987_syntax 4.2 s.  A local start
-# launches five such processes at once, and Ray's raylet gives its agents a hard-coded 15 s
-# (ray issue #65983): on two busy cores the start failed every time.  Hidden from Ray's
-# processes, jsonschema simply goes without its "iri" format check (Ray does not use it) and
-# a local cluster started in 6.7 s.
+# costs seconds of CPU, in every Ray process: Ray imports jsonschema at start-up.  A local
+# start launches five such processes at once, and Ray's raylet gives its agents a hard-coded
+# 15 s (ray issue #65983): on two busy cores the start failed.  Hidden from Ray's processes,
+# jsonschema simply goes without its "iri" format check (Ray does not use it).  Figures:
+# docs/benchmarks.md, "Starting a local Ray".
 _SLOW_IMPORTS = ("rfc3987_syntax",)
 
 
@@ -87,7 +86,7 @@ def start_local_ray(num_cpus: int | None = None, **options):
     The same as ``ray.init(num_cpus=..., include_dashboard=False)``, except that
 
     - Ray's processes (its agents and the workers) do not import ``rfc3987_syntax``: that
-      import costs about 4 s of CPU per process, enough for Ray's agents to miss the
+      import costs seconds of CPU per process, enough for Ray's agents to miss the
       raylet's fixed 15 s start-up deadline on a busy machine.  Nothing else of the
       environment changes, and this process's ``os.environ`` is restored after the start;
     - the workers keep this process's niceness (Ray's default lowers them to 15, so that
@@ -105,7 +104,7 @@ def start_local_ray(num_cpus: int | None = None, **options):
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     kwargs.update(options)
     # Ray renices its workers to 15 by default: on a shared machine every other process then
-    # goes first (measured here: 1 % of a core each beside two jobs at nice 5), while the
+    # goes first (docs/benchmarks.md, "Starting a local Ray"), while the
     # local backend computes at this process's niceness.  Keep the workers at ours.
     system = dict(kwargs.pop("_system_config", None) or {})
     system.setdefault("worker_niceness", os.nice(0) if hasattr(os, "nice") else 0)

@@ -64,19 +64,14 @@ MEMORY_SHARE = 0.8
 WARN_SECONDS = 300.0
 """Runs estimated to take longer than this warn (:class:`LongRunWarning`)."""
 
-# Bytes a pass keeps per byte of layer outputs, from bench/bench_budget.py (peak RSS added
-# by the run, two batch sizes each, 2026-12-01 on a loaded 2-core machine): an optimization
-# of the embedded model measured 2.42 MB per image (estimate 2.44), of VGG16 119 MB
-# (estimate 182); SmoothGrad and occlusion measured 0.3 to 0.7 of their estimates.  A
-# backward pass keeps every layer's output and its gradient; a forward pass frees each
-# output once the next layer has read it.
+# Bytes a pass keeps per byte of layer outputs, calibrated with bench/bench_budget.py (the
+# measurements: docs/benchmarks.md, "Run budgets").  A backward pass keeps every layer's
+# output and its gradient; a forward pass frees each output once the next layer has read it.
 _GRADIENT_KEEPS = 3.0
 _FORWARD_KEEPS = 3.0  # times the widest layer's output
-# The weights are in memory already; a call adds buffers of up to their size (VGG16: 155 to
-# 360 MB measured for 528 MB of weights).
+# The weights are in memory already; a call adds buffers of up to their size.
 _WEIGHTS_KEEP = 1.0
-# a forward + backward pass costs about this many forward passes (same bench: VGG16
-# optimization and SmoothGrad measured 0.8 to 1.8 times the estimate with 4)
+# a forward + backward pass costs about this many forward passes (same bench)
 _GRADIENT_TIME = 4.0
 
 

@@ -91,9 +91,9 @@ class SmoothColourKernels(keras.constraints.Constraint):
        the network stopped using keeps a pattern a teacher can look at.
 
     An option of ``scripts/train_shapes_model.py`` (``--smooth-colour``).  Random kernels
-    projected this way are still not "clear" by :func:`~cnnviz_widgets.kernel_selectivity`
-    (0.5% of them reach cos^2 0.5 with the best template, against 0% of raw noise), so a
-    clear filter is something training found, not something the projection made.  Only
+    projected this way are still almost never "clear" by
+    :func:`~cnnviz_widgets.kernel_selectivity` (``docs/benchmarks.md``, "Embedded models"),
+    so a clear filter is something training found, not something the projection made.  Only
     used in training: the shipped model is the plain architecture without it.
     """
 

@@ -485,11 +485,10 @@ def class_score(index) -> Objective:
     down, so a rival that shares the class's features (a square for a triangle, with few
     classes, as in the embedded model) cannot take the image.  It flattens out once the
     model is sure; the tenth of the logit keeps drawing the class after that, so the picture
-    keeps gaining contrast.  Measured on the robust embedded model (128 steps, seed 0): the
-    logit plus the log-probability at equal weight left the circle at p 0.81 and the
-    triangle at 0.43 (the square's logit grew faster); the log-probability alone reached
-    them (0.98, 0.97) with faint, washed-out pictures; this mix reached 0.96 and 0.98 with
-    the vivid pictures of the logit.
+    keeps gaining contrast.  On the robust embedded model, equal weights let the square take
+    the triangle's picture and the log-probability alone drew faint, washed-out pictures;
+    this mix reaches both classes with the vivid pictures of the logit (figures:
+    ``docs/benchmarks.md``, "Class score").
     """
     return class_log_probability(index) + 0.1 * class_logit(index)
 
