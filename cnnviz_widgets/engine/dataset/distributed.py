@@ -175,6 +175,7 @@ def ray_top_examples(
     if out is None:  # stopped: what the search had before the first shard came back
         out = proto.snapshot()
         out.stopped = True
+    out.precision, out.precision_reason = proto.precision.precision, proto.precision.reason
     out.seconds = time.perf_counter() - t0
     return out
 
