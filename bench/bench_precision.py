@@ -140,7 +140,8 @@ def main() -> None:
 
     vgg = cw.load_model("vgg16", weights=None)
     twin = model_in(vgg, reduced)
-    for work, batch in (("optimize", 1), ("optimize", 4), ("forward", 10), ("forward", 16)):
+    decisions = {2: ("optimize", 1), 6: ("optimize", 4), 4: ("forward", 10), 5: ("forward", 16)}
+    for work, batch in (v for k, v in decisions.items() if k in want):
         start = time.perf_counter()
         choice = cw.choose_precision(vgg, work, batch=batch, size=224)
         took = time.perf_counter() - start
