@@ -42,7 +42,7 @@ import tensorflow as tf
 from interleave import compare
 
 import cnnviz_widgets as cw
-from cnnviz_widgets.engine.dataset import examples
+from cnnviz_widgets.engine.dataset import search
 
 
 def load_text() -> str:
@@ -61,7 +61,7 @@ def bench_throughput(loaded, layer: str, images: np.ndarray, batch: int, rounds:
     def forward(x):
         return model(prep(x), training=False)
 
-    fns = examples._rank_fns(loaded, layer, "channel", "mean")
+    fns = search._rank_fns(loaded, layer, "channel", "mean")
 
     def per_image(fn):
         def block() -> float:

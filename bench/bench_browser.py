@@ -99,7 +99,7 @@ def test_preview_overhead(opt_page, capsys):
     """Steps/s of the same run with the live preview on and off, alternating (printed, not
     asserted: on two shared cores the kernel, the server and the browser compete)."""
     page = opt_page
-    kernel(page, "optimizer.steps.value = 300; optimizer.class_targets = [0, 1, 2, 3]")
+    kernel(page, "optimizer.config.steps = 300; optimizer.class_targets = [0, 1, 2, 3]")
     rates: dict[bool, list[float]] = {True: [], False: []}
     draws = paint = 0.0
     for live in (True, False) * 4:

@@ -1,10 +1,19 @@
 """Do the class pictures show their class?  An independent judge counts (not a test).
 
     .venv/bin/python bench/bench_pictures.py [--out /tmp/pictures]
-    .venv/bin/python bench/bench_pictures.py --figure docs/class_images.png   # README figure
+    .venv/bin/python bench/bench_pictures.py --default-call [--seeds 0 1 2]
+    .venv/bin/python bench/bench_pictures.py --default-call --figure docs/class_images.png
 
-For every preset in ``optvis.PRESETS`` (read at run time, so new presets appear here by
-themselves) and for both embedded models, ``load_model("shapes-robust")`` and
+``--default-call``: the call a user makes, ``cw.visualize(load_model(name), range(9),
+seed=s)`` with every other setting at its default (``preset="auto"``: the model's own
+recipe), on the robust (``"shapes"``) and the standard model, for each seed: the judge's
+count, the model's own probabilities, the recipe and the seconds; and the robust model's
+time to its 9 pictures against the previous default call (``preset="lucid"``, 256 steps),
+timed interleaved (bench/interleave.py, compiled steps warm).  ``--figure`` then draws
+the README figure: the default call's pictures of both models (first seed) side by side.
+
+Without it: for every preset in ``optvis.PRESETS`` (read at run time, so new presets
+appear here by themselves) and for both embedded models, ``load_model("shapes-robust")`` and
 ``load_model("shapes-standard")`` (a missing one is skipped with a note), runs
 ``cw.visualize(model, list(range(9)), preset=name, steps=128, seed=0)`` (one batch of 9)
 and prints:
@@ -35,6 +44,7 @@ from cnnviz_widgets.engine import optvis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from tests.judge import judge_probs  # noqa: E402
 
@@ -51,7 +61,7 @@ def load(name: str):
         return None
 
 
-def run(model, preset: str, steps: int, seed: int) -> dict:
+def run(model, preset: str, steps: int | None, seed: int) -> dict:
     n = len(model.class_names)
     labels = np.arange(n)
     t = time.time()
@@ -67,6 +77,10 @@ def run(model, preset: str, steps: int, seed: int) -> dict:
         "judge_p": probs[np.arange(n), pred],
         "count": int(np.sum(pred == labels)),
         "seconds": seconds,
+        "recipe": res.recipe,
+        "steps": res.steps,
+        "restarted": res.restarted,
+        "stuck": res.stuck,
     }
 
 
@@ -117,9 +131,14 @@ def save_figure(
             ha="right",
             va="center",
         )
+    call = (
+        f"cw.visualize(model, list(range({n})), seed={seed}) (defaults)"
+        if steps is None
+        else f"cw.visualize(model, list(range({n})), preset, steps={steps}, seed={seed})"
+    )
     fig.suptitle(
-        f"cw.visualize(model, list(range({n})), preset, steps={steps}, seed={seed}); red: "
-        "what the independent judge (tests/judge.py) calls a picture it does not recognize",
+        f"{call}; red: what the independent judge (tests/judge.py) calls a picture it "
+        "does not recognize",
         fontsize=7,
     )
     fig.tight_layout()
@@ -127,9 +146,63 @@ def save_figure(
     plt.close(fig)
 
 
+def default_call(args) -> None:
+    """The user's call at its defaults, per model and seed; the time against the old one."""
+    from interleave import block, compare
+
+    rows = []
+    for model_name in ("shapes", "shapes-standard"):
+        model = load(model_name)
+        if model is None:
+            continue
+        names = list(model.class_names)
+        total = 0
+        for seed in args.seeds:
+            out = run(model, "auto", None, seed)
+            total += out["count"]
+            missed = [f"{names[c]}->{names[p]}" for c, p in enumerate(out["judge_pred"]) if p != c]
+            print(
+                f"{model_name:<16} seed {seed}: recipe {out['recipe']}, {out['steps']} steps, "
+                f"judge {out['count']}/{len(names)}, own p min {out['own_p'].min():.3f}, "
+                f"restarted {out['restarted']}, stuck {out['stuck']}; "
+                f"missed: {', '.join(missed) or '-'}",
+                flush=True,
+            )
+            save_montage(
+                args.out / f"default_{model_name}_seed{seed}.png",
+                out["images"],
+                [f"{names[c]}\nown {out['own_p'][c]:.2f}" for c in range(len(names))],
+            )
+            if seed == args.seeds[0]:
+                rows.append((model_name, out["recipe"], out))
+        print(f"{model_name:<16} judge total {total}/{len(names) * len(args.seeds)}")
+    robust = cw.load_model("shapes")
+    classes = list(range(len(robust.class_names)))
+    timings = compare(
+        {
+            "default call (auto)": block(lambda: cw.visualize(robust, classes, seed=0)),
+            "previous default (lucid, 256 steps)": block(
+                lambda: cw.visualize(robust, classes, preset="lucid", steps=256, seed=0)
+            ),
+        },
+        rounds=args.rounds,
+    )
+    base = "previous default (lucid, 256 steps)"
+    print("time to the 9 pictures of load_model('shapes'), seed 0:")
+    for name in timings.names:
+        print(timings.line(name, per="9 pictures", scale=1.0, unit="s", against=base))
+    if args.figure and rows:
+        args.figure.parent.mkdir(parents=True, exist_ok=True)
+        save_figure(args.figure, rows, list(cw.SHAPES_CLASS_NAMES), None, args.seeds[0])
+        print(f"figure: {args.figure}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/pictures"))
+    parser.add_argument("--default-call", action="store_true", help="see the docstring")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds (interleaved)")
     parser.add_argument("--figure", type=Path, help="also draw the README figure here")
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--seed", type=int, default=SEED)
@@ -137,6 +210,9 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", help="default: every preset in optvis.PRESETS")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.default_call:
+        default_call(args)
+        return
 
     presets = args.presets or list(optvis.PRESETS)
     print(f"presets: {', '.join(presets)}; {args.steps} steps, seed {args.seed}")

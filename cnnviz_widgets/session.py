@@ -18,9 +18,16 @@ import keras
 import numpy as np
 import traitlets
 
-from .engine import LayerRow, LayerTable, LoadedModel, get_layer, layer_table, load_model
-from .engine.layers.filters import filter_count
-from .engine.model.loading import resolve_class
+from .engine import (
+    LayerRow,
+    LayerTable,
+    LoadedModel,
+    filter_count,
+    get_layer,
+    layer_table,
+    load_model,
+    resolve_class,
+)
 from .errors import CnnvizError, LayerNotFoundError
 
 

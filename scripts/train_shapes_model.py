@@ -140,6 +140,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+# the metadata's recipe and seed statistics (also written for the shipped weights by
+# scripts/add_seed_statistics.py): the directory of this script is on sys.path
+from shapes_metadata import RECIPES, training_seeds, write_meta
+
 from cnnviz_widgets.engine.layers.selectivity import kernel_selectivity, v1_bank
 from cnnviz_widgets.engine.model.adversarial import l2_step, pgd_l2, robust_accuracy
 from cnnviz_widgets.engine.model.embedded import (
@@ -608,8 +612,11 @@ def main() -> None:
             "loss_on": "the attacked images (both terms)",
         }
     meta["robustness"] = robustness_report(model, test)
+    if args.variant in RECIPES:
+        meta["recipe"] = RECIPES[args.variant]
+    meta["seeds"] = training_seeds(args.seed)
     print(json.dumps(meta["robustness"], indent=2))
-    (args.out / meta_file(args.variant)).write_text(json.dumps(meta, indent=2) + "\n")
+    write_meta(args.out / meta_file(args.variant), meta)
 
 
 if __name__ == "__main__":

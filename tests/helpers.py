@@ -92,11 +92,11 @@ def spy_on_canvases(monkeypatch) -> Sent:
 
     def command_spy(canvas, command, buffers=()):
         record.drawn(canvas, buffers)
-        return send_command(canvas, command, buffers)
+        return send_command(canvas, command, list(buffers))
 
     def custom_spy(command, buffers=()):
         record.out(buffers)
-        return send_custom(command, buffers)
+        return send_custom(command, list(buffers))
 
     monkeypatch.setattr(_CANVAS_MANAGER, "send_command", command_spy)
     monkeypatch.setattr(_CANVAS_MANAGER, "_send_custom", custom_spy)

@@ -539,8 +539,9 @@ def test_float_pil_images_follow_the_float_range_rule(shapes, batch):
     ],
 )
 def test_non_images_are_refused(shapes, bad, message):
+    # (grad_cam and saliency take a batch of several images: cw.explain_batch)
     with pytest.raises(cw.CnnvizError, match=message):
-        cw.grad_cam(shapes, bad)
+        cw.predict_top(shapes, bad)
 
 
 def test_load_image(tmp_path, batch):

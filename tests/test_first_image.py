@@ -53,11 +53,11 @@ def test_a_run_started_during_a_background_warm_up_waits_for_its_step(monkeypatc
     started, release = threading.Event(), threading.Event()
     original = step.CompiledStep.reset
 
-    def slow_reset(self, init, lr):  # holds the warm-up between taking the step and tracing
+    def slow_reset(self, init, lr, steps=1):  # holds the warm-up between step and tracing
         if self.warming and not started.is_set():
             started.set()
             assert release.wait(60)
-        return original(self, init, lr)
+        return original(self, init, lr, steps)
 
     monkeypatch.setattr(step.CompiledStep, "reset", slow_reset)
     thread = cw.warm_up(model, 1, background=True)

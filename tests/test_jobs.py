@@ -3,6 +3,7 @@
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import cnnviz_widgets as cw
@@ -82,3 +83,63 @@ def test_leaving_the_loop_early_stops_the_work():
         if p.done == 2:
             break
     assert job.stopped
+
+
+# ------------------------------------------------------------ the engine's long calls
+def test_an_optimization_as_a_job_gives_its_frames_and_result(shapes):
+    run = cw.optimize(shapes, 2, steps=6, every=2, precision="float32")
+    job = run.job()
+    seen = list(job)
+    assert [p.done for p in seen] == [2, 4, 4]  # frames at 2 and 4, then the final
+    assert all(p.total == 6 for p in seen[:-1]) and seen[1].item.images.shape[0] == 1
+    assert job.result is run.result and job.result.steps == 6 and not job.result.stopped
+
+
+def test_stopping_an_optimization_job_keeps_the_steps_done(shapes):
+    job = cw.optimize(shapes, 2, steps=500, every=1, precision="float32").job()
+    for p in job:
+        if p.done == 3:
+            job.stop()
+    assert job.result.stopped and 3 <= job.result.steps < 500
+
+
+def test_a_search_job_equals_the_plain_call(shapes):
+    images = cw.generate_shapes(40, seed=3).images
+    plain = cw.top_examples(shapes, "conv4", images, k=3, batch_size=16)
+    job = cw.top_examples_job(shapes, "conv4", images, k=3, batch_size=16)
+    seen = list(job)
+    assert [p.done for p in seen] == [16, 32, 40, 40] and seen[0].total == 40
+    assert seen[0].item.seen == 16
+    np.testing.assert_array_equal(job.result.indices, plain.indices)
+    it = cw.rank_examples(shapes, "conv4", images, k=3, batch_size=16).job()
+    for p in it:
+        if p.done == 16:
+            it.stop()
+    assert it.result.stopped and 16 <= it.result.seen < 40  # the work may run a batch ahead
+
+
+def test_an_atlas_job_reports_the_opened_atlas_first(shapes, tmp_path):
+    job = cw.atlas_job(shapes, "conv4", channels=[0, 1], store=tmp_path, steps=4, batch=2)
+    seen = list(job)
+    first = seen[0].item
+    assert first.phase == "open" and isinstance(first.atlas, cw.Atlas)
+    assert first.atlas is job.result and seen[0].done == 0 and seen[0].total == 2
+    assert seen[-1].final and seen[-1].done == 2
+    assert job.result.complete and job.result.computed == [0, 1]
+    again = cw.atlas_job(shapes, "conv4", channels=[0, 1], store=tmp_path, steps=4, batch=2)
+    assert again.run().computed == []  # found in the store
+
+
+def test_one_place_chooses_the_backend():
+    assert cw.get_backend("local").name == "local"
+    backend = cw.LocalBackend()
+    assert cw.get_backend(backend) is backend
+    with pytest.raises(cw.CnnvizError, match="unknown backend 'dask'"):
+        cw.get_backend("dask")
+
+
+def test_a_job_refuses_an_unknown_setting_before_it_runs(shapes, tmp_path):
+    with pytest.raises(TypeError, match="colour"):
+        cw.atlas_job(shapes, "conv4", store=tmp_path, colour="red")
+    with pytest.raises(TypeError, match="colour"):
+        cw.top_examples_job(shapes, "conv4", np.zeros((2, 64, 64, 3)), colour="red")

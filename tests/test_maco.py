@@ -290,14 +290,16 @@ def test_panel_runs_maco_and_draws_the_transparency_map(shapes):
 
     panel = ClassOptimizer(Session(shapes))
     try:
-        assert "maco" in [v for _, v in panel.preset.options]
-        panel.transparency.value = True  # nothing shown yet: no error, nothing drawn
+        assert "maco" in [v for _, v in panel.settings_column.preset.options]
+        panel.settings_column.transparency.value = (
+            True  # nothing shown yet: no error, nothing drawn
+        )
         assert panel.messages.kind is None
-        panel.transparency.value = False
-        panel.preset.value = "maco"
-        assert panel.lr.value == cw.PRESETS["maco"].lr
-        assert "phase" in panel.preset_info.value
-        panel.steps.value = 6
+        panel.settings_column.transparency.value = False
+        panel.settings_column.preset.value = "maco"
+        assert panel.settings_column.lr.value == cw.PRESETS["maco"].lr
+        assert "phase" in panel.settings_column.preset_info.value
+        panel.settings_column.steps.value = 6
         panel.class_targets = [1, 7]
         record = panel.run(wait=True, timeout=300)
         assert not panel.running and record.error is None, panel.messages.text
@@ -307,10 +309,10 @@ def test_panel_runs_maco_and_draws_the_transparency_map(shapes):
 
         def tile(k):
             x, y, w, h = layout.box(k)
-            return panel.pixels.image[y : y + h, x : x + w, :3]
+            return panel.preview.pixels.image[y : y + h, x : x + w, :3]
 
         np.testing.assert_array_equal(tile(1), result.images[1])
-        panel.transparency.value = True
+        panel.settings_column.transparency.value = True
         composite = over_checkerboard(result.images, result.alpha)
         np.testing.assert_array_equal(tile(0), composite[0])
         np.testing.assert_array_equal(tile(1), composite[1])
@@ -319,11 +321,11 @@ def test_panel_runs_maco_and_draws_the_transparency_map(shapes):
         assert panel.messages.kind is None
         png = panel.to_png(index=1)
         assert png.startswith(b"\x89PNG")
-        panel.transparency.value = False
+        panel.settings_column.transparency.value = False
         np.testing.assert_array_equal(tile(1), result.images[1])
         # a bad setting is reported in the panel, the kernel goes on
-        panel.lr.value = -1.0
-        panel.run_button.click()
+        panel.settings_column.lr.value = -1.0
+        panel.run_bar.run_button.click()
         assert panel.messages.kind == "error" and "learning rate" in panel.messages.text
     finally:
         panel.close()

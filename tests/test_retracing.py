@@ -43,7 +43,8 @@ def tf_log():
 def test_new_settings_trace_once_and_warn_of_no_retracing(tf_log):
     model = cw.load_model("shapes")  # its own model: its own tracing count
     settings = [
-        (0, {}),
+        (0, {}),  # "auto": the robust model's own recipe, "robust"
+        (0, {"preset": "lucid"}),
         (0, {"preset": "tf-keras-vis"}),
         (0, {"preset": "keras-vis"}),
         (0, {"preset": "maco"}),
@@ -59,7 +60,8 @@ def test_new_settings_trace_once_and_warn_of_no_retracing(tf_log):
     # the same configurations with other classes, channels, seeds, steps, lr: no trace
     cw.visualize(model, 5, steps=2, seed=3, lr=0.01)
     cw.visualize(model, obj.channel("conv3", 7), steps=1)
-    cw.visualize(model, [6, 7, 8], steps=1, preset="lucid")
+    cw.visualize(model, [6, 7, 8], steps=1, preset="robust")  # what "auto" chose
+    cw.visualize(model, 4, steps=1, preset="lucid", seed=8)
     assert optvis.step_tracing_count(model) == len(settings)
     retracing = [m for m in tf_log if "retracing" in m]
     assert not retracing, retracing

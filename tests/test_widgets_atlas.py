@@ -37,13 +37,14 @@ def test_the_grid_fills_in_and_a_click_shows_the_unit(shapes, data, store, sent)
     session = Session(shapes, layer="conv4")
     panel = UnitAtlas(session, data, store=store, **SETTINGS)
     assert panel.wait(300) and panel.messages.kind is None, panel.messages.text
-    assert panel.atlas.layer == "conv4" and panel.progress.value == 0
-    assert "0 of 12 units stored" in panel.status.value
+    assert panel.atlas.layer == "conv4" and panel.run_bar.progress.value == 0
+    assert "0 of 12 units stored" in panel.run_bar.status.value
     empty = sent.on(panel.grid.canvas)[-1]
     panel.runner.redraw_interval = 0  # every report drawn (at most ~10 a second otherwise)
     panel.run(wait=True, timeout=900)
     assert not panel.running and panel.messages.kind is None, panel.messages.text
-    assert panel.progress.value == 12 and "12 of 12 units done" in panel.status.value
+    bar = panel.run_bar
+    assert bar.progress.value == 12 and "12 of 12 units done" in bar.status.value
     grids = sent.on(panel.grid.canvas)
     assert len(grids) >= 3  # the empty grid, each finished chunk, the end
     grid = grids[-1]
@@ -77,7 +78,7 @@ def test_reopening_paints_the_stored_units_without_computing(shapes, data, store
     session = Session(shapes, layer="conv4")
     panel = UnitAtlas(session, data, store=store, **SETTINGS)
     assert panel.wait(300)
-    assert panel.atlas.done() == set(range(12)) and panel.progress.value == 12
+    assert panel.atlas.done() == set(range(12)) and panel.run_bar.progress.value == 12
     grid = sent.on(panel.grid.canvas)[-1]
     expected = np.asarray(fit_tile(panel.atlas.image(3), TILE))
     np.testing.assert_array_equal(tile_of(grid, panel, 3), expected)
@@ -93,7 +94,7 @@ def test_stop_keeps_the_finished_units_and_the_last_images(shapes, data, tmp_pat
     wait_until(lambda: panel.live, timeout=600, what="live images")
     panel.stop()
     assert panel.wait(timeout=300)
-    assert "(stopped)" in panel.status.value
+    assert "(stopped)" in panel.run_bar.status.value
     stored = panel.atlas.vis_store.done()
     assert len(stored) < 8
     # the unit being optimized keeps its last image in the grid
@@ -109,12 +110,12 @@ def test_bad_input_becomes_a_message_in_the_panel(shapes, tmp_path):
     panel = UnitAtlas(shapes, tmp_path / "no-such-folder", store=tmp_path)
     assert panel.wait(300)
     assert panel.messages.kind == "error" and "no folder or file" in panel.messages.text
-    assert panel.atlas is None and "failed" in panel.status.value
+    assert panel.atlas is None and "failed" in panel.run_bar.status.value
     panel.messages.clear()
-    panel.run_button.click()  # the button shows the error again, the kernel goes on
+    panel.run_bar.run_button.click()  # the button shows the error again, the kernel goes on
     assert panel.wait(300)
     assert panel.messages.kind == "error" and "no folder or file" in panel.messages.text
-    assert not panel.running and not panel.run_button.disabled
+    assert not panel.running and not panel.run_bar.run_button.disabled
     panel.close()
     # another layer opens another atlas
     session = Session(shapes, layer="conv4")
@@ -145,14 +146,16 @@ def test_the_constructor_computes_nothing_and_the_store_opens_in_the_background(
     session = Session(shapes, layer="conv4")
     panel = UnitAtlas(session, data, store=tmp_path, steps=2, batch=4, channels=range(4))
     wait_until(lambda: opening, timeout=30, what="the opening")
-    assert opening == ["cnnviz-unit-atlas"]  # the runner's thread, not the caller's
-    assert panel.running and panel.atlas is None and "opening" in panel.status.value
-    assert panel.run_button.disabled and not panel.stop_button.disabled
+    # the job's worker thread (the runner runs it), not the caller's
+    assert opening == ["cnnviz job: open the atlas of conv4"]
+    assert panel.running and panel.atlas is None and "opening" in panel.run_bar.status.value
+    assert panel.run_bar.run_button.disabled and not panel.run_bar.stop_button.disabled
     panel.run()  # asked while opening: runs after
     release.set()
     assert panel.wait(600) and panel.messages.kind is None, panel.messages.text
     assert panel.atlas.complete and sorted(panel.atlas.computed) == [0, 1, 2, 3]
-    assert "4 of 4 units done" in panel.status.value and not panel.run_button.disabled
+    bar = panel.run_bar
+    assert "4 of 4 units done" in bar.status.value and not bar.run_button.disabled
     panel.close()
 
 

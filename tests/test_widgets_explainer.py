@@ -265,10 +265,10 @@ def test_clicking_a_feature_map_selects_the_channel_for_the_optimizer(session, s
     channel = click_tile(panel, 2)
     assert (session.layer, session.channel) == ("conv3", channel)
     # the class optimizer takes it as its channel target
-    assert optimizer.mode.value == "channel"
-    assert optimizer.layer_select.value == "conv3"
-    assert optimizer.channel_index.value == channel
-    assert f"channel <b>{channel}</b> of conv3" in optimizer.target_summary.value
+    assert optimizer.target.mode.value == "channel"
+    assert optimizer.target.layer_select.value == "conv3"
+    assert optimizer.target.channel_index.value == channel
+    assert f"channel <b>{channel}</b> of conv3" in optimizer.target.summary.value
     # the tile is outlined, its statistics and map shown
     assert panel.fm_pixels.highlight == panel.features.montage.tile_box(2)
     assert f"Channel {channel} of" in panel.fm_detail.value
@@ -283,7 +283,10 @@ def test_clicking_a_feature_map_selects_the_channel_for_the_optimizer(session, s
     session.layer = None
     channel = click_tile(panel, 0)
     assert (session.layer, session.channel) == ("conv4", channel)
-    assert optimizer.layer_select.value == "conv4" and optimizer.channel_index.value == channel
+    assert (
+        optimizer.target.layer_select.value == "conv4"
+        and optimizer.target.channel_index.value == channel
+    )
 
 
 def test_a_picked_class_goes_to_the_session_a_new_image_does_not(session, shapes):
@@ -292,7 +295,7 @@ def test_a_picked_class_goes_to_the_session_a_new_image_does_not(session, shapes
     assert session.class_index is None  # the default class stays local
     panel.class_select.value = 3
     assert session.class_index == 3
-    assert optimizer.mode.value == "class" and optimizer.class_targets == [3]
+    assert optimizer.target.mode.value == "class" and optimizer.class_targets == [3]
     panel.set_image(cw.sample_image("dots", seed=7))
     assert session.class_index == 3  # a new image's default class is not written
     assert panel.class_select.value == panel.predictions.class_index

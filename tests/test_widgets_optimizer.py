@@ -28,8 +28,8 @@ def finish(panel, timeout=180.0):
 
 def pick(panel: ClassOptimizer, *classes):
     """What the front end sends when classes are clicked in the list."""
-    values = [v for _, v in panel.class_list.options]
-    panel.class_list.set_state({"index": [values.index(c) for c in classes]})
+    values = [v for _, v in panel.target.picker.select.options]
+    panel.target.picker.select.set_state({"index": [values.index(c) for c in classes]})
 
 
 def tile(panel, picture, k):
@@ -55,34 +55,34 @@ def panel(session):
 
 
 def test_classes_are_listed_by_name_and_searchable(panel, shapes):
-    labels = [label for label, _ in panel.class_list.options]
+    labels = [label for label, _ in panel.target.picker.select.options]
     assert labels[0] == "0 · circle" and labels[8] == "8 · dots" and len(labels) == 9
-    assert panel.class_list.value == (0,)  # a class is ready to run
-    assert "circle" in panel.target_summary.value
+    assert panel.target.picker.select.value == (0,)  # a class is ready to run
+    assert "circle" in panel.target.summary.value
     pick(panel, 3)
-    panel.class_search.value = "STRIPES"
-    assert [v for _, v in panel.class_list.options] == [5, 6]
+    panel.target.picker.search.value = "STRIPES"
+    assert [v for _, v in panel.target.picker.select.options] == [5, 6]
     assert panel.class_targets == [3]  # hidden by the search, still the target
     pick(panel, 5, 6)
     assert panel.class_targets == [5, 6]
-    assert "2 images in one batch" in panel.target_summary.value
-    panel.class_search.value = "zebra"
+    assert "2 images in one batch" in panel.target.summary.value
+    panel.target.picker.search.value = "zebra"
     assert panel.messages.kind == "note" and "zebra" in panel.messages.text
-    panel.class_search.value = "4"  # an index works as a search word
-    assert [v for _, v in panel.class_list.options] == [4]
-    panel.class_search.value = ""
-    assert panel.class_list.value == (5, 6) and panel.messages.kind is None
+    panel.target.picker.search.value = "4"  # an index works as a search word
+    assert [v for _, v in panel.target.picker.select.options] == [4]
+    panel.target.picker.search.value = ""
+    assert panel.target.picker.select.value == (5, 6) and panel.messages.kind is None
 
 
 def test_imagenet_names_for_keras_applications(vgg16):
     opt = ClassOptimizer(vgg16)
-    labels = [label for label, _ in opt.class_list.options]
+    labels = [label for label, _ in opt.target.picker.select.options]
     assert len(labels) == 1000 and labels[207] == "207 · golden_retriever"
-    opt.class_search.value = "retriever"
-    assert 207 in [v for _, v in opt.class_list.options]
+    opt.target.picker.search.value = "retriever"
+    assert 207 in [v for _, v in opt.target.picker.select.options]
     opt.class_targets = ["tabby"]
     assert opt.session.class_index == 281 and opt.class_targets == [281]
-    assert "block1_conv1" in [v for _, v in opt.layer_select.options]
+    assert "block1_conv1" in [v for _, v in opt.target.layer_select.options]
     opt.close()
 
 
@@ -99,23 +99,25 @@ def test_a_model_without_class_names_lists_indices():
         ]
     )
     opt = ClassOptimizer(model, steps=4)
-    assert [label for label, _ in opt.class_list.options] == [f"class {i}" for i in range(5)]
+    assert [label for label, _ in opt.target.picker.select.options] == [
+        f"class {i}" for i in range(5)
+    ]
     opt.run(wait=True, timeout=180)
     assert opt.result.images.shape == (1, 16, 16, 3)
-    assert opt.labels == ["class 0"] and "class 0" in opt.captions.value
+    assert opt.labels == ["class 0"] and "class 0" in opt.preview.captions.value
     opt.close()
 
 
 def test_channel_targets_and_batches(panel, shapes):
-    panel.mode.value = "channel"
-    panel.layer_select.value = "conv3"
-    panel.channel_index.value = 62
-    panel.channel_count.value = 4  # only 64 channels: 62 and 63
+    panel.target.mode.value = "channel"
+    panel.target.layer_select.value = "conv3"
+    panel.target.channel_index.value = 62
+    panel.target.channel_count.value = 4  # only 64 channels: 62 and 63
     objective, labels, title = panel.targets()
     assert labels == ["conv3 · 62", "conv3 · 63"] and title == "conv3 · 62–63"
     assert objective.batch_size() == 2
-    assert "channels <b>62–63</b>" in panel.target_summary.value
-    panel.channel_index.value = 4
+    assert "channels <b>62–63</b>" in panel.target.summary.value
+    panel.target.channel_index.value = 4
     panel.run(wait=True, timeout=180)
     assert panel.result.images.shape == (4, 64, 64, 3)
     assert panel.labels == [f"conv3 · {c}" for c in (4, 5, 6, 7)]
@@ -125,14 +127,14 @@ def test_channel_targets_and_batches(panel, shapes):
 
 
 def test_presets_fill_the_settings(panel):
-    assert (panel.steps.value, panel.lr.value, panel.tv.value) == (12, 0.02, 0.0)
-    panel.preset.value = "keras-vis"
+    controls = panel.settings_column
+    assert (controls.steps.value, controls.lr.value, controls.tv.value) == (12, 0.02, 0.0)
+    controls.preset.value = "keras-vis"
     p = cw.PRESETS["keras-vis"]
-    assert (panel.steps.value, panel.lr.value, panel.tv.value, panel.lp.value) == (
-        p.steps, p.lr, p.tv, p.lp,
-    )  # fmt: skip
-    assert "keras-vis" in panel.preset_info.value
-    panel.class_objective.value = "class_logit"
+    shown = (controls.steps.value, controls.lr.value, controls.tv.value, controls.lp.value)
+    assert shown == (p.steps, p.lr, p.tv, p.lp)
+    assert "keras-vis" in panel.settings_column.preset_info.value
+    panel.settings_column.class_objective.value = "class_logit"
     assert "class_logit(0)" == repr(panel.targets()[0])
 
 
@@ -142,8 +144,8 @@ def test_presets_fill_the_settings(panel):
 @pytest.mark.slow
 def test_run_streams_frames_and_keeps_a_history(panel, sent):
     pick(panel, 0, 3, 8)
-    panel.steps.value = 16
-    panel.run_button.click()  # returns at once: the run goes on in a thread
+    panel.settings_column.steps.value = 16
+    panel.run_bar.run_button.click()  # returns at once: the run goes on in a thread
     assert panel.running or panel.wait(0)
     finish(panel)
     record = panel.shown
@@ -151,40 +153,48 @@ def test_run_streams_frames_and_keeps_a_history(panel, sent):
     assert result.steps == 16 and not result.stopped and result.error is None
     assert result.images.shape == (3, 64, 64, 3) and result.history.shape == (16, 3)
     # live frames reached every preview canvas, and they changed from frame to frame
-    frames = sent.on(panel.pixels.canvas)  # one canvas, every image of the batch
+    frames = sent.on(panel.preview.pixels.canvas)  # one canvas, every image of the batch
     assert len(frames) >= 3
     for k in range(3):
         distinct = {tile(panel, f, k).tobytes() for f in frames}
         assert len(distinct) >= 2, "the preview did not change"
         np.testing.assert_array_equal(tile(panel, frames[-1], k), opaque_rgba(result.images[k]))
     assert frames[-1].shape == (64 + 8, 3 * 64 + 2 * 4, 4)  # own size: gaps of 4 px, a
-    assert panel.pixels.css_zoom == 3  # caption band of 8 px; shown 3× larger, pixelated
-    assert panel.pixels.canvas.layout.width == f"{frames[-1].shape[1] * 3}px"
+    assert panel.preview.pixels.css_zoom == 3  # caption band of 8 px; shown 3× larger, pixelated
+    assert panel.preview.pixels.canvas.layout.width == f"{frames[-1].shape[1] * 3}px"
     assert panel.draw_count >= 2
     assert len(record.frames) >= 3 and record.frame_steps[-1] == 16
     assert panel.labels == ["circle", "ring", "dots"]
     for name in ("circle", "ring", "dots"):
-        assert f"{name}</div>" in panel.captions.value or f"{name} <span" in panel.captions.value
-    assert "done: 16 steps" in panel.status.value and panel.progress.value == 16
+        assert (
+            f"{name}</div>" in panel.preview.captions.value
+            or f"{name} <span" in panel.preview.captions.value
+        )
+    assert "done: 16 steps" in panel.run_bar.status.value and panel.run_bar.progress.value == 16
     # the precision the run used is in the status line, and why in its tooltip
-    assert f">{result.precision}</span>" in panel.status.value
-    assert panel.progress.bar_style == "success"
-    assert "<polyline" in panel.curve.value and panel.curve.value.count("<polyline") == 3
-    assert not panel.run_button.disabled and panel.stop_button.disabled
-    assert len(panel.history_box.children) == 1 and panel.records == [record]
+    assert f">{result.precision}</span>" in panel.run_bar.status.value
+    assert panel.run_bar.progress.bar_style == "success"
+    assert (
+        "<polyline" in panel.readouts.curve.value
+        and panel.readouts.curve.value.count("<polyline") == 3
+    )
+    assert not panel.run_bar.run_button.disabled and panel.run_bar.stop_button.disabled
+    assert len(panel.history.box.children) == 1 and panel.records == [record]
 
     pick(panel, 1)
     panel.run(wait=True, timeout=180)
-    assert len(panel.history_box.children) == 2 and len(panel.records) == 2
-    assert panel.result.images.shape[0] == 1 and panel.pixels.image.shape == (64 + 8, 64, 4)
+    assert len(panel.history.box.children) == 2 and len(panel.records) == 2
+    assert panel.result.images.shape[0] == 1 and panel.preview.pixels.image.shape == (64 + 8, 64, 4)
     # the newest first in the strip; clicking the older one shows it again
     older = panel.history.items[0]
-    assert panel.history_box.children[1] is older.box
+    assert panel.history.box.children[1] is older.box
     click(older.pixels.canvas)
     assert panel.shown is record and panel.labels == ["circle", "ring", "dots"]
     assert "cnnviz-selected" in older.box._dom_classes
-    np.testing.assert_array_equal(tile(panel, panel.pixels.image, 2), opaque_rgba(record.images[2]))
-    assert "circle, ring, dots" in panel.result_info.value
+    np.testing.assert_array_equal(
+        tile(panel, panel.preview.pixels.image, 2), opaque_rgba(record.images[2])
+    )
+    assert "circle, ring, dots" in panel.readouts.result_info.value
 
 
 def test_png_and_gif_exports_decode(panel, tmp_path, monkeypatch):
@@ -204,27 +214,37 @@ def test_png_and_gif_exports_decode(panel, tmp_path, monkeypatch):
     first = np.asarray(gif.convert("RGB"))
     gif.seek(gif.n_frames - 1)
     assert not np.array_equal(first, np.asarray(gif.convert("RGB")))  # it moves
-    panel.save_png.click()
-    assert "optimized_triangle_cross.png" in panel.export_status.value
+    panel.readouts.save_png.click()
+    assert "optimized_triangle_cross.png" in panel.readouts.export_status.value
     assert Image.open(tmp_path / "optimized_triangle_cross.png").size == png.size
-    panel.save_gif.click()
-    assert "download" in panel.export_status.value and "image/gif" in panel.export_status.value
+    panel.readouts.save_gif.click()
+    assert (
+        "download" in panel.readouts.export_status.value
+        and "image/gif" in panel.readouts.export_status.value
+    )
     assert Image.open(tmp_path / "optimized_triangle_cross.gif").n_frames == gif.n_frames
 
 
 def test_stop_ends_the_run_and_keeps_the_last_image(panel, sent):
-    panel.steps.value = 100_000
+    panel.settings_column.steps.value = 100_000
     panel.run()
     wait_until(lambda: panel.draw_count >= 2, what="two live frames")
-    assert panel.running and panel.run_button.disabled and not panel.stop_button.disabled
-    panel.stop_button.click()
+    assert (
+        panel.running
+        and panel.run_bar.run_button.disabled
+        and not panel.run_bar.stop_button.disabled
+    )
+    panel.run_bar.stop_button.click()
     finish(panel)
     result = panel.result
     assert result.stopped and 2 <= result.steps < 100_000
     assert result.images.std() > 1  # not blank
-    shown = sent.on(panel.pixels.canvas)[-1]
+    shown = sent.on(panel.preview.pixels.canvas)[-1]
     np.testing.assert_array_equal(tile(panel, shown, 0), opaque_rgba(result.images[0]))
-    assert "stopped at step" in panel.status.value and "last image kept" in panel.status.value
+    assert (
+        "stopped at step" in panel.run_bar.status.value
+        and "last image kept" in panel.run_bar.status.value
+    )
     assert panel.records[-1].result is result and "stopped at" in (
         panel.history.items[-1].caption.value
     )
@@ -232,11 +252,11 @@ def test_stop_ends_the_run_and_keeps_the_last_image(panel, sent):
 
 def test_one_run_at_a_time_and_the_other_panels_keep_working(session, panel):
     browser = LayerBrowser(session)
-    panel.steps.value = 100_000
+    panel.settings_column.steps.value = 100_000
     panel.run()
     with pytest.raises(cw.CnnvizError, match="already going"):
         panel.run()
-    panel.run_button.click()  # from the button: a message in the panel, nothing raised
+    panel.run_bar.run_button.click()  # from the button: a message in the panel, nothing raised
     assert panel.messages.kind == "error" and "already going" in panel.messages.text
     wait_until(lambda: panel.draw_count >= 1, what="a live frame")
     browser.layer_list.value = "conv2"  # answered while the run goes on
@@ -261,40 +281,64 @@ def test_closing_the_panel_stops_its_run(session):
 
 
 def test_live_preview_off_draws_only_the_result(panel, sent):
-    panel.live_preview.value = False
+    panel.settings_column.live_preview.value = False
     panel.run(wait=True, timeout=180)
-    frames = sent.on(panel.pixels.canvas)
+    frames = sent.on(panel.preview.pixels.canvas)
     assert len(frames) == 1  # the final image only
     np.testing.assert_array_equal(tile(panel, frames[0], 0), opaque_rgba(panel.result.images[0]))
-    assert panel.progress.value == 12
+    assert panel.run_bar.progress.value == 12
 
 
 # --- errors -------------------------------------------------------------------------
 
 
+def test_a_run_checks_its_settings_and_precision_once(panel, monkeypatch):
+    from cnnviz_widgets.engine.model import precision
+    from cnnviz_widgets.engine.optvis import run as run_module
+    from cnnviz_widgets.widgets import optimizer_settings
+
+    calls = {"settings": 0, "precision": 0}
+
+    def counted(name, check):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return check(*args, **kwargs)
+
+        return wrapper
+
+    check, precise = run_module.check_settings, precision.check_precision
+    monkeypatch.setattr(run_module, "check_settings", counted("settings", check))
+    monkeypatch.setattr(optimizer_settings, "check_settings", counted("settings", check))
+    monkeypatch.setattr(run_module, "check_precision", counted("precision", precise))
+    monkeypatch.setattr(precision, "check_precision", counted("precision", precise))
+    record = panel.run(wait=True, timeout=600)
+    assert calls == {"settings": 1, "precision": 1}
+    assert record.settings["steps"] == 12 and record.settings["lr"] == panel.config.lr
+
+
 def test_bad_settings_show_in_the_panel(panel):
-    panel.lr.value = 0
-    panel.run_button.click()
+    panel.settings_column.lr.value = 0
+    panel.run_bar.run_button.click()
     assert panel.messages.kind == "error" and "learning rate must be > 0" in panel.messages.text
-    panel.lr.value = 0.05
-    panel.steps.value = 0
-    panel.run_button.click()
+    panel.settings_column.lr.value = 0.05
+    panel.settings_column.steps.value = 0
+    panel.run_bar.run_button.click()
     assert "steps must be at least 1" in panel.messages.text
-    panel.steps.value = 4
-    panel.tv.value = -1
-    panel.run_button.click()
+    panel.settings_column.steps.value = 4
+    panel.settings_column.tv.value = -1
+    panel.run_bar.run_button.click()
     assert "tv is a penalty weight" in panel.messages.text
-    panel.tv.value = 0
+    panel.settings_column.tv.value = 0
     with pytest.raises(SelectionError, match="class index 99 is out of range"):
         panel.class_targets = [99]  # from code: raised
     panel.guarded(lambda: setattr(panel, "class_targets", [0, 99]))()  # from a control: shown
     assert "class index 99 is out of range" in panel.messages.text and "0..8" in panel.messages.text
     assert panel.class_targets == [0]
     panel.target.picker.picked = [99]  # stale or forged: the run refuses it with the range
-    panel.run_button.click()
+    panel.run_bar.run_button.click()
     assert "class 99 is out of range" in panel.messages.text
     panel.class_targets = list(range(9)) * 2
-    panel.run_button.click()
+    panel.run_bar.run_button.click()
     assert "at most 16" in panel.messages.text
     pick(panel, 1)
     panel.run(wait=True, timeout=180)  # still usable
@@ -304,13 +348,13 @@ def test_bad_settings_show_in_the_panel(panel):
 def test_a_run_too_big_for_memory_is_refused_in_the_panel(panel, monkeypatch):
     monkeypatch.setattr(budget, "MEMORY_SHARE", 1e-9)  # as if memory were all but full
     pick(panel, 2, 5)
-    panel.run_button.click()
+    panel.run_bar.run_button.click()
     assert not panel.running and panel.records == [] and panel.messages.kind == "error"
     text = panel.messages.text
     assert text.startswith("RunTooLargeError: this optimization (2 image(s) of 64x64, 12 steps)")
     assert "would need about" in text and "lower the batch (fewer targets)" in text
     monkeypatch.undo()
-    panel.run_button.click()  # the panel goes on: the same run now starts
+    panel.run_bar.run_button.click()  # the panel goes on: the same run now starts
     finish(panel)
     assert panel.messages.kind is None and panel.result is not None
 
@@ -319,7 +363,7 @@ def test_a_long_run_says_so_in_the_panel_and_starts(panel, monkeypatch):
     monkeypatch.setattr(budget, "WARN_SECONDS", 0.0)  # every run is "long"
     with warnings.catch_warnings():
         warnings.simplefilter("error", cw.LongRunWarning)  # not in the cell's stderr
-        panel.run_button.click()
+        panel.run_bar.run_button.click()
         assert panel.messages.kind == "note"  # shown as the run starts
         finish(panel)
     text = panel.messages.text
@@ -338,9 +382,11 @@ def test_a_nan_stop_keeps_the_last_image_and_the_panel_usable(panel):
     assert result.error and "NaN" in result.error
     assert panel.messages.kind == "error" and "NaN or infinite" in panel.messages.text
     assert result.images.shape == (1, 64, 64, 3) and result.images.std() > 0
-    np.testing.assert_array_equal(tile(panel, panel.pixels.image, 0), opaque_rgba(result.images[0]))
-    assert panel.progress.bar_style == "danger" and "NaN stop" in panel.status.value
-    assert not panel.run_button.disabled
+    np.testing.assert_array_equal(
+        tile(panel, panel.preview.pixels.image, 0), opaque_rgba(result.images[0])
+    )
+    assert panel.run_bar.progress.bar_style == "danger" and "NaN stop" in panel.run_bar.status.value
+    assert not panel.run_bar.run_button.disabled
     panel.extra = None
     panel.run(wait=True, timeout=180)
     assert panel.result.error is None and panel.messages.kind is None
@@ -353,7 +399,7 @@ def test_an_unexpected_error_in_the_run_shows_in_the_panel(panel, monkeypatch):
     monkeypatch.setattr(panel, "_draw_images", broken)
     panel.run(wait=True, timeout=180)
     assert panel.messages.kind == "error" and "GPU on fire" in panel.messages.text
-    assert not panel.running and not panel.run_button.disabled
+    assert not panel.running and not panel.run_bar.run_button.disabled
     monkeypatch.undo()
     panel.run(wait=True, timeout=180)
     assert panel.result is not None and panel.messages.kind is None
@@ -364,39 +410,49 @@ def test_an_unexpected_error_in_the_run_shows_in_the_panel(panel, monkeypatch):
 
 def test_session_sync_both_ways(session, panel):
     session.class_index = "ring"
-    assert panel.mode.value == "class" and panel.class_list.value == (3,)
+    assert panel.target.mode.value == "class" and panel.target.picker.select.value == (3,)
     pick(panel, 7)
     assert session.class_index == 7
-    panel.class_search.value = "circle"
+    panel.target.picker.search.value = "circle"
     session.class_index = 5  # hidden by the search: the search is cleared to show it
-    assert panel.class_search.value == "" and panel.class_list.value == (5,)
+    assert panel.target.picker.search.value == "" and panel.target.picker.select.value == (5,)
 
     gallery = FilterGallery(session)  # a click on filter 9 of conv2 in the gallery
     session.select("conv2", channel=9)
-    assert panel.mode.value == "channel"
-    assert (panel.layer_select.value, panel.channel_index.value) == ("conv2", 9)
-    assert "channel <b>9</b> of conv2" in panel.target_summary.value
-    panel.channel_index.value = 11  # and back to the session
+    assert panel.target.mode.value == "channel"
+    assert (panel.target.layer_select.value, panel.target.channel_index.value) == ("conv2", 9)
+    assert "channel <b>9</b> of conv2" in panel.target.summary.value
+    panel.target.channel_index.value = 11  # and back to the session
     assert session.channel == 11 and gallery.pixels.highlight is not None
-    panel.layer_select.value = "conv4"
+    panel.target.layer_select.value = "conv4"
     assert session.layer == "conv4" and session.channel == 11
     assert gallery.montage.layer == "conv4"
     session.layer = "pool1"  # not a convolution: the channel target stays
-    assert panel.layer_select.value == "conv4"
+    assert panel.target.layer_select.value == "conv4"
     session.layer = "conv1"
-    assert panel.layer_select.value == "conv1" and panel.channel_index.value == 11
-    assert panel.channel_index.max == 15
+    assert panel.target.layer_select.value == "conv1" and panel.target.channel_index.value == 11
+    assert panel.target.channel_index.max == 15
     gallery.close()
 
 
 def test_initial_target_from_the_session(shapes):
     session = Session(shapes, layer="conv3", channel=5)
     opt = ClassOptimizer(session)
-    assert opt.mode.value == "channel" and opt.channel_index.value == 5
-    assert opt.steps.value == cw.PRESETS["lucid"].steps
+    assert opt.target.mode.value == "channel" and opt.target.channel_index.value == 5
+    # preset "auto": the robust model's own recipe, named under the menu with the reason
+    s = opt.settings_column
+    assert s.preset.value == "auto" and s.steps.value == cw.PRESETS["robust"].steps
+    assert "auto chose robust: the model declares it in its metadata" in s.preset_info.value
+    s.preset.value = "lucid"
+    assert s.steps.value == cw.PRESETS["lucid"].steps
+    assert s.preset_info.value.startswith("Lucid")
     opt.close()
     opt = ClassOptimizer(Session(shapes, class_index="dots"), preset="tf-keras-vis", lr=0.3)
-    assert opt.mode.value == "class" and opt.class_targets == [8] and opt.lr.value == 0.3
+    assert (
+        opt.target.mode.value == "class"
+        and opt.class_targets == [8]
+        and opt.settings_column.lr.value == 0.3
+    )
     with pytest.raises(cw.CnnvizError, match="unknown preset"):
         ClassOptimizer(shapes, preset="deepdream")
     opt.close()
@@ -445,9 +501,9 @@ def test_explore_puts_the_panels_on_one_session(shapes):
     assert isinstance(optimizer, ClassOptimizer)
     assert browser.session is gallery.session is optimizer.session is app.session
     browser.layer_list.value = "conv3"
-    assert gallery.montage.layer == "conv3" and optimizer.layer_select.value == "conv3"
+    assert gallery.montage.layer == "conv3" and optimizer.target.layer_select.value == "conv3"
     app.session.channel = 4
-    assert optimizer.mode.value == "channel" and optimizer.channel_index.value == 4
+    assert optimizer.target.mode.value == "channel" and optimizer.target.channel_index.value == 4
     assert "channel <code>4</code>" in app.head.value and "9 classes" in app.head.value
     assert app.show("Class optimization") is optimizer and app.tabs.selected_index == 2
     app.close()
@@ -494,14 +550,17 @@ def test_explore_includes_the_image_explainer_when_it_imports(shapes, monkeypatc
 
 def test_settings_are_traits_linked_to_the_controls(panel):
     panel.config.steps = 64  # from code: the box follows
-    assert panel.steps.value == 64 and panel.settings()["steps"] == 64
-    panel.lr.value = 0.5  # from the box: the trait follows
+    assert panel.settings_column.steps.value == 64 and panel.settings()["steps"] == 64
+    panel.settings_column.lr.value = 0.5  # from the box: the trait follows
     assert panel.config.lr == 0.5 and panel.settings()["lr"] == 0.5
     with pytest.raises(cw.CnnvizError, match="unknown preset"):
         panel.config.preset = "deepdream"
     panel.config.preset = "keras-vis"
     p = cw.PRESETS["keras-vis"]
-    assert panel.preset.value == "keras-vis" and panel.steps.value == p.steps
+    assert (
+        panel.settings_column.preset.value == "keras-vis"
+        and panel.settings_column.steps.value == p.steps
+    )
     assert (panel.config.tv, panel.config.lp) == (p.tv, p.lp)
 
 

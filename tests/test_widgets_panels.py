@@ -21,6 +21,7 @@ from cnnviz_widgets.widgets import (
     zoom_nearest,
 )
 from cnnviz_widgets.widgets import filter_gallery as gallery_module
+from cnnviz_widgets.widgets.canvas import send_png
 from cnnviz_widgets.widgets.filter_gallery import auto_zoom
 
 from .helpers import PNG, assert_same_state, click, model_state
@@ -75,6 +76,27 @@ def test_safe_hold_recovers_from_an_exception(sent):
     assert _CANVAS_MANAGER._commands_cache == []
     pixels.show(np.zeros((2, 2, 4), np.uint8))
     assert len(sent.images) == 1  # drawn right away, not held forever
+
+
+def test_drawing_works_without_ipycanvas_private_state(sent, monkeypatch):
+    """Another ipycanvas without the canvas manager's private caches, or without
+    hold_canvas: drawing still goes out, unbatched."""
+    import ipycanvas
+    import ipycanvas.canvas
+
+    monkeypatch.delattr(_CANVAS_MANAGER, "_commands_cache")
+    monkeypatch.delattr(ipycanvas, "hold_canvas")
+    pixels = PixelCanvas()
+    image = np.full((2, 3, 4), 90, np.uint8)
+    pixels.show(image)
+    np.testing.assert_array_equal(sent.last, image)
+    with pytest.raises(RuntimeError), safe_hold():
+        raise RuntimeError("boom")  # no private state to restore: nothing to leave held
+    pixels.show(image[:, :2].copy())
+    assert len(sent.images) == 2
+    # without the putImageData command, the fast PNG path hands over to put_image_data
+    monkeypatch.setattr(ipycanvas.canvas, "COMMANDS", {})
+    assert send_png(pixels.canvas, b"png") is False
 
 
 def test_zoom_nearest_rejects_bad_factors():
@@ -180,7 +202,7 @@ def test_gallery_draws_the_engine_montage_exactly(shapes, sent):
     canvas = gallery.pixels.canvas
     assert (canvas.width, canvas.height) == sent.last.shape[1::-1]
     assert "cnnviz-gallery-canvas" in canvas._dom_classes
-    assert gallery.layer_select.value == "conv1"
+    assert gallery.controls.layer_select.value == "conv1"
 
 
 def test_selecting_in_the_browser_redraws_the_gallery(shapes, sent):
@@ -194,7 +216,7 @@ def test_selecting_in_the_browser_redraws_the_gallery(shapes, sent):
     assert first.shape != second.shape or not np.array_equal(first, second)
     expected = cw.filter_montage(shapes, "conv3").image
     np.testing.assert_array_equal(second, zoom_nearest(expected, auto_zoom(expected.shape)))
-    gallery.layer_select.value = "conv2"  # and the other way round
+    gallery.controls.layer_select.value = "conv2"  # and the other way round
     assert browser.layer_list.value == "conv2"
 
 
@@ -204,10 +226,10 @@ def test_clicking_a_filter_selects_and_enlarges_it(shapes, sent):
     assert gallery.session.channel == 5
     assert gallery.messages.kind is None
     values = cw.filter_values(shapes, "conv1", view="rgb", filters=[5])[0]
-    numbers = gallery.detail_numbers.value
+    numbers = gallery.filter_detail.numbers.value
     assert f"{values[0, 0, 0]:+.3g}" in numbers and f"{values[6, 6, 2]:+.3g}" in numbers
-    assert "Filter 5 of conv1" in gallery.detail_head.value
-    enlarged = gallery.detail_pixels.sent
+    assert "Filter 5 of conv1" in gallery.filter_detail.head.value
+    enlarged = gallery.filter_detail.pixels.sent
     tile = cw.filter_montage(shapes, "conv1", filters=[5], scale=1, padding=0).image
     assert enlarged.shape[0] >= 140
     step = enlarged.shape[0] // 7
@@ -238,7 +260,7 @@ def test_small_weights_print_in_significant_digits():
     conv.set_weights([kernel, np.zeros(2, np.float32)])
     gallery = FilterGallery(model)
     gallery.session.channel = 0
-    head, numbers = gallery.detail_head.value, gallery.detail_numbers.value
+    head, numbers = gallery.filter_detail.head.value, gallery.filter_detail.numbers.value
     values = cw.filter_values(model, "c", view="rgb", filters=[0])[0]
     assert f"min {values.min():+.3g}" in head and "0.000 " not in head
     assert "+0.000<" not in numbers and "-0.000<" not in numbers
@@ -248,35 +270,35 @@ def test_small_weights_print_in_significant_digits():
 def test_channel_view_numbers_are_the_tutorial_expression(vgg16):
     session = Session(vgg16, layer="block3_conv1")
     gallery = FilterGallery(session)
-    gallery.view.value = "channel"
-    gallery.in_channel.value = 0
+    gallery.controls.view.value = "channel"
+    gallery.controls.in_channel.value = 0
     session.channel = 0
     expected = vgg16.model.layers[7].get_weights()[0][:, :, :, 0][:, :, 0]
     for v in expected.ravel():
-        assert f"{v:+.3g}" in gallery.detail_numbers.value
+        assert f"{v:+.3g}" in gallery.filter_detail.numbers.value
 
 
 def test_controls_redraw_with_the_engine(shapes, sent):
     gallery = FilterGallery(shapes)
     gallery.session.layer = "conv3"
-    gallery.normalization.value = "symmetric"
-    gallery.cmap.value = "viridis"
-    gallery.sort.value = True
-    gallery.zoom.value = 1
+    gallery.controls.normalization.value = "symmetric"
+    gallery.controls.cmap.value = "viridis"
+    gallery.controls.sort.value = True
+    gallery.controls.zoom.value = 1
     expected = cw.filter_montage(
         shapes, "conv3", normalization="symmetric", cmap="viridis", sort="norm"
     )
     np.testing.assert_array_equal(sent.last, expected.image)
     np.testing.assert_array_equal(gallery.montage.order, expected.order)
-    gallery.view.value = "channel"
-    gallery.in_channel.value = 7
-    assert gallery.in_channel.max == 31 and not gallery.in_channel.disabled
+    gallery.controls.view.value = "channel"
+    gallery.controls.in_channel.value = 7
+    assert gallery.controls.in_channel.max == 31 and not gallery.controls.in_channel.disabled
     expected = cw.filter_montage(
         shapes, "conv3", view="channel", channel=7, normalization="symmetric",
         cmap="viridis", sort="norm",
     )  # fmt: skip
     np.testing.assert_array_equal(sent.last, expected.image)
-    gallery.zoom.value = 3
+    gallery.controls.zoom.value = 3
     np.testing.assert_array_equal(sent.last, zoom_nearest(expected.image, 3))
 
 
@@ -288,7 +310,7 @@ def test_a_layer_without_filters_is_explained(shapes, sent):
     text = gallery.messages.text
     assert "pool1" in text and "MaxPooling2D" in text and "conv1, conv2, conv3, conv4" in text
     assert gallery.montage is None and gallery.pixels.sent is None
-    assert gallery.layer_select.value is None
+    assert gallery.controls.layer_select.value is None
     session.layer = "conv4"
     assert gallery.messages.kind is None and gallery.montage.layer == "conv4"
 
@@ -296,10 +318,10 @@ def test_a_layer_without_filters_is_explained(shapes, sent):
 def test_engine_errors_show_in_the_panel(shapes):
     session = Session(shapes, layer="conv3")
     gallery = FilterGallery(session)
-    gallery.view.value = "rgb"  # conv3 sees 32 channels, not 3: no exception escapes
+    gallery.controls.view.value = "rgb"  # conv3 sees 32 channels, not 3: no exception escapes
     assert gallery.messages.kind == "error"
     assert "rgb view needs filters that see 3 input channels" in gallery.messages.text
-    gallery.view.value = "mean"
+    gallery.controls.view.value = "mean"
     assert gallery.messages.kind is None
 
 
@@ -332,28 +354,28 @@ def test_paging_a_512_filter_layer(vgg16, sent):
     gallery = FilterGallery(session, page_size=128)
     session.layer = "block5_conv1"
     assert list(gallery.montage.order) == list(range(128))
-    assert "0–127 of 512" in gallery.page_label.value
-    assert gallery.paging.layout.display is None and gallery.prev_page.disabled
-    gallery.next_page.click()
-    gallery.next_page.click()
+    assert "0–127 of 512" in gallery.controls.page_label.value
+    assert gallery.controls.paging.layout.display is None and gallery.controls.prev_page.disabled
+    gallery.controls.next_page.click()
+    gallery.controls.next_page.click()
     assert list(gallery.montage.order) == list(range(256, 384))
     expected = cw.filter_montage(vgg16, "block5_conv1", filters=slice(256, 384))
     np.testing.assert_array_equal(gallery.pixels.image, expected.image)
-    gallery.prev_page.click()
+    gallery.controls.prev_page.click()
     assert gallery.montage.order[0] == 128
     session.channel = 500  # on the last page: the gallery turns to it
     assert gallery.page == 3 and 500 in gallery.montage.order
-    gallery.page_size.value = 512
-    assert len(gallery.montage.order) == 512 and gallery.paging.layout.display == "none"
+    gallery.controls.page_size.value = 512
+    assert len(gallery.montage.order) == 512 and gallery.controls.paging.layout.display == "none"
 
 
 def test_sorting_pages_the_whole_layer_strongest_first(vgg16):
     session = Session(vgg16, layer="block4_conv1")
     gallery = FilterGallery(session, page_size=64)
-    gallery.sort.value = True
+    gallery.controls.sort.value = True
     ranked = cw.filter_montage(vgg16, "block4_conv1", sort="norm").order
     np.testing.assert_array_equal(gallery.montage.order, ranked[:64])
-    gallery.next_page.click()
+    gallery.controls.next_page.click()
     np.testing.assert_array_equal(gallery.montage.order, ranked[64:128])
 
 
@@ -363,7 +385,8 @@ def test_2048_filters_stay_paged():
     )
     gallery = FilterGallery(model)
     assert len(gallery.montage.order) == 512
-    assert "of 2048" in gallery.page_label.value and "page 1/4" in gallery.page_label.value
+    label = gallery.controls.page_label.value
+    assert "of 2048" in label and "page 1/4" in label
     assert max(gallery.pixels.sent.shape[:2]) <= 800
 
 
@@ -388,7 +411,7 @@ def test_overview_is_the_tutorial_figure(vgg16, sent):
     x, y, w, h, path = boxes[2]
     click(gallery.pixels.canvas, x + w / 2, y + h / 2)
     assert session.layer == path == "block3_conv1" and session.channel == 0
-    assert gallery.mode_toggle.value == "filters" and gallery.montage.layer == path
+    assert gallery.controls.mode_toggle.value == "filters" and gallery.montage.layer == path
 
 
 def test_exports(shapes, tmp_path, monkeypatch):
@@ -401,15 +424,15 @@ def test_exports(shapes, tmp_path, monkeypatch):
     fig.savefig(tmp_path / "fig.png")  # renders without pyplot
     assert fig._repr_png_().startswith(PNG)  # shows itself as a cell's result
     monkeypatch.chdir(tmp_path)
-    gallery.save_png.click()
+    gallery.controls.save_png.click()
     assert (tmp_path / "filters_conv1.png").read_bytes() == data
-    assert "data:image/png;base64," in gallery.export_status.value
-    gallery.mode_toggle.value = "overview"
+    assert "data:image/png;base64," in gallery.controls.export_status.value
+    gallery.controls.mode_toggle.value = "overview"
     fig = gallery.to_figure()
     assert [ax.get_title() for ax in fig.axes] == [
         "1: conv1", "3: conv2", "5: conv3", "7: conv4",
     ]  # fmt: skip
-    gallery.save_png.click()
+    gallery.controls.save_png.click()
     assert (tmp_path / "filters_overview.png").exists()
 
 
@@ -417,7 +440,7 @@ def test_export_without_a_picture_is_a_clear_error(shapes):
     gallery = FilterGallery(Session(shapes, layer="gap"))
     with pytest.raises(cw.CnnvizError, match="select a convolution layer"):
         gallery.to_png()
-    gallery.save_png.click()  # the button reports it in the panel
+    gallery.controls.save_png.click()  # the button reports it in the panel
     assert gallery.messages.kind == "error"
 
 
@@ -451,7 +474,7 @@ def test_panels_do_not_change_the_model(shapes):
     for layer in ["conv1", "conv2", "conv4"]:
         session.layer = layer
         click(gallery.pixels.canvas, *tile_center(gallery, 0))
-    gallery.mode_toggle.value = "overview"
+    gallery.controls.mode_toggle.value = "overview"
     assert_same_state(before, model_state(shapes.model))
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import ipycanvas
+import ipycanvas.canvas
 import numpy as np
-from ipycanvas.canvas import _CANVAS_MANAGER, COMMANDS
 from PIL import Image
 
 from ..errors import CnnvizError
@@ -27,34 +27,75 @@ HIGHLIGHT = "#ffb000"
 # live preview.  Every drawing block in this package goes through ``safe_hold``.
 _DRAW_LOCK = threading.RLock()
 
+# ---------------------------------------------------------------- ipycanvas' private state
+# The only code that reads ipycanvas' private objects (its canvas manager, its command
+# table).  Each use is guarded: on an ipycanvas without them, drawing goes through the
+# public API instead (hold_canvas, put_image_data), unbatched at worst, never broken.
+_MANAGER_STATE = ("_caching", "_commands_cache", "_buffers_cache", "_current_canvas", "flush")
+
+
+def _manager():
+    """ipycanvas' canvas manager when it has the state :func:`held_batch` drives, else
+    ``None``."""
+    manager = getattr(ipycanvas.canvas, "_CANVAS_MANAGER", None)
+    if manager is None or not all(hasattr(manager, a) for a in _MANAGER_STATE):
+        return None
+    return manager
+
+
+@contextmanager
+def held_batch() -> Iterator[None]:
+    """Batch the draw commands of the block into one message; an exception inside drops
+    the partial batch and leaves ipycanvas' canvas manager as it was (which
+    ``ipycanvas.hold_canvas`` does not: it leaves caching on, so every later draw of
+    every canvas would be held forever).  Without the manager's private state (another
+    ipycanvas): ``ipycanvas.hold_canvas()``, or no batching when that is missing too."""
+    manager = _manager()
+    if manager is None:
+        hold = getattr(ipycanvas, "hold_canvas", None)
+        with hold() if hold is not None else nullcontext():
+            yield
+        return
+    was_caching = manager._caching
+    manager._caching = True
+    try:
+        yield
+    except BaseException:
+        if not was_caching:
+            manager._commands_cache = []
+            manager._buffers_cache = []
+            manager._current_canvas = None  # a dropped switchCanvas must be re-sent
+            manager._caching = False
+        raise
+    if not was_caching:
+        manager.flush()
+        manager._caching = False
+
+
+def send_png(canvas: ipycanvas.Canvas, png: bytes) -> bool:
+    """Send ready-made PNG bytes as the canvas' ``putImageData`` at (0, 0), as
+    ``put_image_data`` would send them (it encodes more slowly); ``False`` when this
+    ipycanvas has no such command (the caller then uses ``put_image_data``)."""
+    manager = getattr(ipycanvas.canvas, "_CANVAS_MANAGER", None)
+    commands = getattr(ipycanvas.canvas, "COMMANDS", None)
+    if manager is None or not hasattr(manager, "send_draw_command") or not commands:
+        return False
+    if "putImageData" not in commands:
+        return False
+    manager.send_draw_command(canvas, commands["putImageData"], [0, 0], [png])
+    return True
+
 
 @contextmanager
 def safe_hold() -> Iterator[None]:
     """Like ``ipycanvas.hold_canvas()`` (batch draw commands into one message), but an
-    exception inside drops the partial batch and leaves the canvas manager as it was.
-
-    ``hold_canvas`` leaves caching switched on when its body raises: every later draw of
-    every canvas would then be held forever.
+    exception inside drops the partial batch (see :func:`held_batch`).
 
     Thread-safe: a (re-entrant) lock makes the block atomic with respect to drawing from
     other threads.
     """
-    manager = _CANVAS_MANAGER
-    with _DRAW_LOCK:
-        was_caching = manager._caching
-        manager._caching = True
-        try:
-            yield
-        except BaseException:
-            if not was_caching:
-                manager._commands_cache = []
-                manager._buffers_cache = []
-                manager._current_canvas = None  # a dropped switchCanvas must be re-sent
-                manager._caching = False
-            raise
-        if not was_caching:
-            manager.flush()
-            manager._caching = False
+    with _DRAW_LOCK, held_batch():
+        yield
 
 
 def zoom_nearest(image: np.ndarray, factor: int) -> np.ndarray:
@@ -190,9 +231,8 @@ class PixelCanvas:
             else:  # what put_image_data sends, with a faster PNG encoding
                 buffer = io.BytesIO()
                 Image.fromarray(self.sent).save(buffer, "PNG", compress_level=self.compress_level)
-                _CANVAS_MANAGER.send_draw_command(
-                    canvas, COMMANDS["putImageData"], [0, 0], [buffer.getvalue()]
-                )
+                if not send_png(canvas, buffer.getvalue()):
+                    canvas.put_image_data(self.sent, 0, 0)
             if self.highlight is not None:
                 x, y, w, h = (v * self.zoom for v in self.highlight)
                 canvas.stroke_style = HIGHLIGHT

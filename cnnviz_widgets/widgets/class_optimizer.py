@@ -1,8 +1,8 @@
 """ClassOptimizer: activation maximization as a panel, with a live preview and a history.
 
 Layout and wiring only: the target column is :mod:`.optimizer_target`, the run goes in the
-background through :mod:`.runner` (a worker thread steps the engine's ``Run``, a painter
-redraws at most ~10 times a second), the preview is :mod:`.preview`, the curve
+background through :mod:`.runner` (the engine's ``Run`` as a job: a worker thread steps it,
+a painter redraws at most ~10 times a second), the preview is :mod:`.preview`, the curve
 :mod:`.objective_curve` and the finished runs :mod:`.run_history`.
 """
 
@@ -19,21 +19,29 @@ import numpy as np
 import traitlets
 from PIL import Image
 
-from ..engine import PRESETS, optimize
-from ..engine.model.budget import long_runs_to
-from ..engine.optvis import objectives as obj
-from ..engine.optvis.results import Frame, Result
-from ..engine.optvis.run import Run, warm_up
+from .. import objectives as obj
+from ..engine import (
+    PRESETS,
+    Frame,
+    Result,
+    Run,
+    choose_recipe,
+    long_runs_to,
+    optimize,
+    warm_up,
+)
 from ..errors import CnnvizError
 from .canvas import zoom_nearest
-from .common import Panel, download_link, esc, row, style_sheet, write_file
+from .common import Panel, download_link, esc, style_sheet, wrapping_row, write_file
 from .objective_curve import curve_svg
+from .optimizer_readouts import Readouts
 from .optimizer_settings import CLASS_OBJECTIVES, RunSettings, SettingsColumn
 from .optimizer_target import MAX_BATCH, TargetChooser
 from .pictures import compose, opaque_rgba, png_bytes
 from .preview import BatchPreview, PreviewLayout, over_checkerboard
 from .run_history import HistoryItem, HistoryStrip, RunRecord
-from .runner import RunBar, Runner, duration, long_run_note
+from .runner import RunBar, Runner, duration, long_run_note, run_button
+from .save_figure import SaveFigure, optimizer_figures
 
 __all__ = [
     "MAX_BATCH",
@@ -52,8 +60,9 @@ class ClassOptimizer(Panel):
     Args:
         model_or_session: a :class:`~cnnviz_widgets.session.Session` or a model (name,
             path, ``keras.Model``, ``LoadedModel``).
-        preset: ``"lucid"`` (default), ``"tf-keras-vis"``, ``"keras-vis"`` or ``"maco"``:
-            fills in steps, learning rate and regularizer weights.
+        preset: ``"auto"`` (default: the model's own recipe, shown under the menu with
+            the reason), ``"lucid"``, ``"robust"``, ``"tf-keras-vis"``, ``"keras-vis"`` or
+            ``"maco"``: fills in steps, learning rate and regularizer weights.
         steps, lr, tv, lp, blur: override the preset's values.
         seed: the random seed (the same seed gives the same images).
         **load_kwargs: passed to ``load_model`` when a model is given.
@@ -75,17 +84,26 @@ class ClassOptimizer(Panel):
             (``None`` before the first one ends); observe it to follow finished runs.
 
     Attributes:
-        config: the :class:`RunSettings` (traits) the settings controls are linked to.
-        mode, class_search, class_list, layer_select, channel_index, channel_count,
-            target_summary: the target (see :class:`.optimizer_target.TargetChooser`).
-        preset, steps, lr, tv, lp, blur, seed, class_objective, live_preview: settings.
-        transparency: show the finished images over a checkerboard, transparent where the
-            model took little evidence (the result's ``alpha``); PNG export follows it.
-        run_button, stop_button, progress, status, curve: run controls and read-outs.
-        pixels: the live preview, one :class:`PixelCanvas` (CSS class
-            ``cnnviz-optimizer-canvas``) with every image of the batch side by side at its
-            own size, shown enlarged (pixelated); ``preview_layout.box(k)`` is where image
-            ``k`` is.  ``labels`` are the captions, ``captions`` the HTML laid over it.
+        config: the :class:`RunSettings` (traits) the settings controls are linked to:
+            ``panel.config.steps = 300`` is the same as typing 300 in the steps box.
+        target: the target column (:class:`.optimizer_target.TargetChooser`: ``mode``,
+            ``picker.search``, ``picker.select``, ``layer_select``, ``channel_index``,
+            ``channel_count``, ``summary``).
+        settings_column: the settings controls (:class:`.optimizer_settings.SettingsColumn`:
+            ``preset``, ``steps``, ``lr``, ``seed``, ``tv``, ``lp``, ``blur``,
+            ``class_objective``, ``live_preview``, ``transparency``: show the finished
+            images over a checkerboard, transparent where the model took little evidence,
+            the result's ``alpha``; PNG export follows it).
+        run_bar: Run (``run_bar.run_button``), Stop, the progress bar and the status line
+            (:class:`.runner.RunBar`); ``runner`` runs the optimization as a job.
+        preview: the live preview (:class:`.preview.BatchPreview`): one
+            :class:`PixelCanvas` (``preview.pixels``, CSS class
+            ``cnnviz-optimizer-canvas``) with every image of the batch side by side,
+            enlarged; ``preview_layout.box(k)`` is where image ``k`` is, ``labels`` the
+            captions (``preview.captions`` the HTML laid over it).
+        readouts: the objective curve, the shown run's summary and the PNG/GIF export
+            (:class:`.optimizer_readouts.Readouts`).
+        history: the finished runs' strip (:class:`.run_history.HistoryStrip`).
         records: the finished runs (:class:`RunRecord`), oldest first; ``shown`` the one on
             display.
         extra: an objective added to the target's (e.g. ``0.5 * objectives.diversity(
@@ -100,7 +118,7 @@ class ClassOptimizer(Panel):
         self,
         model_or_session: Any,
         *,
-        preset: str = "lucid",
+        preset: str = "auto",
         steps: int | None = None,
         lr: float | None = None,
         tv: float | None = None,
@@ -110,118 +128,68 @@ class ClassOptimizer(Panel):
         **load_kwargs: Any,
     ) -> None:
         super().__init__(model_or_session, css_class="cnnviz-class-optimizer", **load_kwargs)
-        if preset not in PRESETS:
-            raise CnnvizError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
-        session = self.session
+        if preset != "auto" and preset not in PRESETS:
+            raise CnnvizError(
+                f"unknown preset {preset!r}: use 'auto' or one of {', '.join(PRESETS)}"
+            )
         self._lock = threading.RLock()  # this panel's run widgets, across threads
-        self._run: Run | None = None
         self.extra: obj.Objective | None = None
         self.records: list[RunRecord] = []
         self.shown: RunRecord | None = None
-        self.config = RunSettings(preset=preset, seed=int(seed))
+        auto, why = choose_recipe("auto", self.session.loaded)  # shown under the preset
+        self.config = RunSettings(preset=preset, seed=int(seed), auto_preset=auto, auto_reason=why)
         self.config.apply_preset(preset, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur)
-
-        # --- target ------------------------------------------------------------------
-        self.title = widgets.HTML(
-            f'Class optimization <span class="cnnviz-sub">of {esc(session.loaded.name)}: the '
-            "input a class or a channel responds to most</span>"
-        )
-        self.title.add_class("cnnviz-title")
-        self.target = TargetChooser(session, self.guarded, self.messages)
-        t = self.target
-        self.mode, self.layer_select = t.mode, t.layer_select
-        self.class_search, self.class_list = t.picker.search, t.picker.select
-        self.channel_index, self.channel_count = t.channel_index, t.channel_count
-        self.target_summary = t.summary
-
-        # --- settings: controls linked to self.config ----------------------------------
+        # the parts, each with its own box
+        self.target = TargetChooser(self.session, self.guarded, self.messages)
         self.settings_column = SettingsColumn(self.config)
-        for name in (
-            "preset", "preset_info", "steps", "lr", "seed", "tv", "lp", "blur",
-            "class_objective", "live_preview", "transparency",
-        ):  # fmt: skip
-            setattr(self, name, getattr(self.settings_column, name))
-
-        # --- run and read-outs ---------------------------------------------------------
-        self.run_button = widgets.Button(
-            description="Run",
-            icon="play",
-            button_style="success",
-            tooltip="start the optimization (the notebook stays usable)",
-            layout=widgets.Layout(width="96px"),
+        self.run_bar = RunBar(
+            run_button("Run", "start the optimization (the notebook stays usable)")
         )
-        self.run_button.add_class("cnnviz-run-button")
-        self.run_bar = RunBar(self.run_button)
-        self.stop_button, self.progress = self.run_bar.stop_button, self.run_bar.progress
-        self.status = self.run_bar.status
         self.runner = Runner("cnnviz-class-optimizer", self.messages, self.run_bar, self._lock)
         self.preview = BatchPreview()
-        self.pixels, self.captions = self.preview.pixels, self.preview.captions
-        self.curve = widgets.HTML(curve_svg(np.zeros(0), np.zeros((0, 1)), 1))
-        self.curve.add_class("cnnviz-curve")
-        self.result_info = widgets.HTML()
-        self.result_info.add_class("cnnviz-result-info")
+        self.readouts = Readouts()
         self.history = HistoryStrip(self.guarded(self._on_history_click))
-        self.history_box, self.history_section = self.history.box, self.history.section
-        self.save_png = widgets.Button(
-            description="PNG",
-            icon="download",
-            tooltip="write the shown images to a PNG file",
-            disabled=True,
-            layout=widgets.Layout(width="84px"),
-        )
-        self.save_gif = widgets.Button(
-            description="GIF",
-            icon="film",
-            tooltip="write the shown run as an animated GIF",
-            disabled=True,
-            layout=widgets.Layout(width="84px"),
-        )
-        self.export_status = widgets.HTML()
-        self.export_status.add_class("cnnviz-muted")
-
-        # --- layout ------------------------------------------------------------------
-        top = widgets.HBox(
-            [self.target.box, self.settings_column.box],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", grid_gap="18px"),
-        )
-        side = widgets.VBox(
-            [self.curve, self.result_info, row(self.save_png, self.save_gif), self.export_status],
-            layout=widgets.Layout(flex="0 1 316px", padding="0 0 0 14px"),
-        )
-        body = widgets.HBox(
-            [self.preview.box, side],
-            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
-        )
         self.children = [
             style_sheet(),
             style_sheet("class_optimizer"),
-            self.title,
-            top,
+            self._title(),
+            wrapping_row([self.target.box, self.settings_column.box], grid_gap="18px"),
             self.run_bar,
             self.messages,
-            body,
-            self.history_section,
+            wrapping_row([self.preview.box, self.readouts.box]),
+            SaveFigure(optimizer_figures(self), "optimized.pdf"),
+            self.history.section,
         ]
-
-        # --- wiring ------------------------------------------------------------------
-        self.mode.observe(self.guarded(self._on_mode), names="value")
-        self.config.observe(self.guarded(self._on_transparency), names="transparency")
-        self.run_button.on_click(self.guarded(lambda _: self.run()))
-        self.save_png.on_click(self.guarded(self._on_save_png))
-        self.save_gif.on_click(self.guarded(self._on_save_gif))
-        self.observe_session(t.on_session_class, names=["class_index"])
-        self.observe_session(t.on_session_layer, names=["layer"])
-        self.observe_session(t.on_session_channel, names=["channel"])
-        self._on_mode(None)
-        if not session.conv_layers and not t.n_classes:
+        self._wire()
+        if not self.session.conv_layers and not self.target.n_classes:
             self.messages.show_note(
                 "This model has no convolution layer and no known number of classes: there "
                 "is nothing to optimize here."
             )
-            self.run_button.disabled = True
+            self.run_bar.run_button.disabled = True
         else:
             self._warm_up()
+
+    def _title(self) -> widgets.HTML:
+        title = widgets.HTML(
+            f'Class optimization <span class="cnnviz-sub">of {esc(self.session.loaded.name)}: '
+            "the input a class or a channel responds to most</span>"
+        )
+        title.add_class("cnnviz-title")
+        return title
+
+    def _wire(self) -> None:
+        """Connect the parts' controls and the session to the panel."""
+        t, readouts = self.target, self.readouts
+        t.mode.observe(self.guarded(self._on_mode), names="value")
+        self.config.observe(self.guarded(self._on_transparency), names="transparency")
+        self.run_bar.run_button.on_click(self.guarded(lambda _: self.run()))
+        readouts.save_png.on_click(self.guarded(self._on_save_png))
+        readouts.save_gif.on_click(self.guarded(self._on_save_gif))
+        self.observe_session(t.on_session_class, names=["class_index"])
+        self.observe_session(t.on_session_layer, names=["layer"])
+        self.observe_session(t.on_session_channel, names=["channel"])
+        self._on_mode(None)
 
     def _warm_up(self) -> None:
         """Trace and optimize the step the Run button will use, in the background, so
@@ -310,30 +278,29 @@ class ClassOptimizer(Panel):
                     "before starting another"
                 )
             objective, labels, title = self.targets()
-            settings = self.settings()
             if self.extra is not None:
                 objective = objective + self.extra
+            arguments = self.config.arguments()
             long_run: list[str] = []  # the engine's estimate, shown here, not in stderr
-            with long_runs_to(long_run.append):
-                run = optimize(self.session.loaded, objective, every=1, **settings)
+            with long_runs_to(long_run.append):  # optimize checks the settings, once
+                run = optimize(self.session.loaded, objective, every=1, min_steps=1, **arguments)
+            settings = {"preset": arguments["preset"], **run.settings, "seed": run.seed}
             settings["objective"] = repr(objective)
             record = RunRecord(labels=labels, title=title, settings=settings)
             self._run = run
             self.messages.clear()
             if long_run:
                 self.messages.show_note(long_run_note(long_run[0]))
-            self.export_status.value = ""
             self.history.select(None)
             self.preview.prepare(labels)
             self.run_bar.start(
                 settings["steps"], "compiling the step… (once per target kind and batch size)"
             )
-            self.result_info.value = ""
-            self.curve.value = curve_svg(np.zeros(0), np.zeros((0, 1)), settings["steps"])
-            self.save_png.disabled = self.save_gif.disabled = True
-            self.runner.start(
-                lambda task: self._work(task, run, record),
-                paint=lambda frame, rate, text: self._paint(frame, run, record, rate, text),
+            self.readouts.clear(settings["steps"])
+            self.runner.run_job(
+                run.job(),
+                take=lambda p: record.add_values(p.item.step, p.item.values) if p.item else None,
+                paint=lambda p, _rate, text: self._paint(p.item, record, text),
                 finish=lambda _result, error: self._finish(run, record, error),
             )
         if wait:
@@ -430,27 +397,14 @@ class ClassOptimizer(Panel):
 
     # --- the run (worker and painter threads) -----------------------------------------
 
-    def _work(self, task: Any, run: Run, record: RunRecord) -> None:
-        """Step the engine; hand frames to the painter, never wait on it."""
-        task.on_stop = run.stop
-        for frame in run:
-            record.add_values(frame.step, frame.values)
-            if task.stopping:
-                run.stop()
-            elif not frame.final:  # the final frame is drawn by _finish
-                task.offer(frame, frame.step)
-
-    def _paint(self, frame: Frame, run: Run, record: RunRecord, rate: float, text: bool) -> None:
-        """Draw one live frame; with ``text``, also the progress read-out and the curve
-        (these change slowly: redrawn less often)."""
+    def _paint(self, frame: Frame, record: RunRecord, text: bool) -> None:
+        """Draw one live frame (the runner has moved the progress bar); with ``text``,
+        also the curve (it changes slowly: redrawn less often)."""
         record.keep_frame(frame.step, frame.images)
-        if text:
-            self.run_bar.show_step(frame.step, run.steps, rate, frame.seconds, "step", "steps")
         if self.config.live_preview:
             self._draw_images(frame.images)
             if text:
-                steps, values = record.curve()
-                self.curve.value = curve_svg(steps, values, run.steps)
+                self.readouts.show_curve(*record.curve(), frame.steps)
 
     def _finish(self, run: Run, record: RunRecord, error: BaseException | None) -> None:
         record.result = run.result
@@ -480,7 +434,13 @@ class ClassOptimizer(Panel):
         # the precision the run used (auto may pick bfloat16 on one machine, float32 on
         # another), and why in its tooltip
         precision = f'<span title="{esc(result.precision_reason)}">{result.precision}</span>'
-        text = f"{what} · {duration(result.seconds)} · {rate:.1f} steps/s · {precision}"
+        recipe = f'<span title="{esc(result.recipe_reason)}">{esc(result.recipe)}</span>'
+        text = (
+            f"{what} · {duration(result.seconds)} · {rate:.1f} steps/s · {precision} · "
+            f"recipe {recipe}"
+        )
+        if result.stuck:
+            text += f" · {esc(result.stuck_message())}"
         self.run_bar.end(done, style, text)
 
     # --- drawing ----------------------------------------------------------------------
@@ -493,12 +453,11 @@ class ClassOptimizer(Panel):
             images = self._display_images(record)
             if images is not None:
                 self._draw_images(images, self._final_values(record))
-            steps, values = record.curve()
-            self.curve.value = curve_svg(steps, values, record.settings["steps"])
-            self.result_info.value = self._result_text(record)
+            self.readouts.show_curve(*record.curve(), record.settings["steps"])
+            self.readouts.result_info.value = self._result_text(record)
             self.history.select(record)
-            self.save_png.disabled = images is None
-            self.save_gif.disabled = not record.frames
+            self.readouts.save_png.disabled = images is None
+            self.readouts.save_gif.disabled = not record.frames
 
     def _draw_images(self, images: np.ndarray, values: np.ndarray | None = None) -> None:
         self.preview.draw(images, values)
@@ -525,7 +484,9 @@ class ClassOptimizer(Panel):
                 f"{state} · {result.steps} of {s['steps']} steps · {duration(result.seconds)}"
             )
         lines.append(
-            f"preset {esc(s['preset'])} · lr {s['lr']:g} · seed {s['seed']}<br>"
+            f"preset {esc(s['preset'])}"
+            + (f" ({esc(result.recipe)})" if result is not None and result.recipe else "")
+            + f" · lr {s['lr']:g} · seed {s['seed']}<br>"
             f"penalties: tv {s['tv']:g} · lp {s['lp']:g} · blur {s['blur']:g}"
         )
         lines.append(f'<span class="cnnviz-muted">{esc(s.get("objective", ""))}</span>')
@@ -554,8 +515,8 @@ class ClassOptimizer(Panel):
     # --- callbacks --------------------------------------------------------------------
 
     def _on_mode(self, change: Any) -> None:
-        is_class = self.mode.value == "class"
-        self.class_objective.layout.display = None if is_class else "none"
+        is_class = self.target.mode.value == "class"
+        self.settings_column.class_objective.layout.display = None if is_class else "none"
 
     def _on_transparency(self, change: dict) -> None:
         with self._lock:
@@ -573,8 +534,8 @@ class ClassOptimizer(Panel):
 
     def _on_save_png(self, _button: Any) -> None:
         name = self._file_stem() + ".png"
-        self.export_status.value = download_link(name, self.to_png(name), "image/png")
+        self.readouts.export_status.value = download_link(name, self.to_png(name), "image/png")
 
     def _on_save_gif(self, _button: Any) -> None:
         name = self._file_stem() + ".gif"
-        self.export_status.value = download_link(name, self.to_gif(name), "image/gif")
+        self.readouts.export_status.value = download_link(name, self.to_gif(name), "image/gif")

@@ -66,6 +66,15 @@ def row(*children: widgets.Widget) -> widgets.HBox:
     return box
 
 
+def wrapping_row(children: list[widgets.Widget], **layout: str) -> widgets.HBox:
+    """Parts side by side, wrapping under each other when the page is narrow (top-aligned;
+    ``layout``: more ``widgets.Layout`` settings, e.g. ``grid_gap``)."""
+    return widgets.HBox(
+        children,
+        layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start", **layout),
+    )
+
+
 def write_file(data: bytes, path: str | os.PathLike | None) -> bytes:
     """Write ``data`` to ``path`` (when given); returns ``data`` (the exports' tail)."""
     if path is not None:

@@ -9,8 +9,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine import FeatureMaps, feature_maps, spatial_layers
-from ..engine.model.internals import is_spatial
+from ..engine import FeatureMaps, feature_maps, is_spatial, spatial_layers
 from ..session import Session
 from .canvas import PixelCanvas
 from .common import esc, fmt_value

@@ -22,8 +22,8 @@ from ..engine import (
     first_conv_per_block,
     get_layer,
     kernel_array,
+    strongest_filters,
 )
-from ..engine.layers.filters import strongest_filters
 from ..errors import CnnvizError
 from .canvas import PixelCanvas
 from .common import Panel, download_link, esc, row, style_sheet, write_file
@@ -31,6 +31,7 @@ from .filter_detail import FilterDetail, kernel_table
 from .filter_overview import overview_picture
 from .gallery_controls import GalleryControls, GallerySettings
 from .pictures import fit_zoom, png_bytes
+from .save_figure import SaveFigure, gallery_figures
 
 __all__ = ["FilterGallery", "auto_zoom", "kernel_table"]
 
@@ -77,9 +78,14 @@ class FilterGallery(Panel):
         montage: the :class:`~cnnviz_widgets.Montage` on the canvas (filters mode) or
             ``None``.
         pixels: the montage's :class:`PixelCanvas` (``pixels.canvas`` has the CSS class
-            ``cnnviz-gallery-canvas``); ``detail_pixels`` shows the enlarged filter.
-        layer_select, mode_toggle, view, in_channel, normalization, cmap, zoom, sort,
-            page_size, prev_page, next_page, save_png: the controls.
+            ``cnnviz-gallery-canvas``).
+        controls: the controls (:class:`~.gallery_controls.GalleryControls`:
+            ``layer_select``, ``mode_toggle``, ``view``, ``in_channel``, ``normalization``,
+            ``cmap``, ``zoom``, ``sort``, ``page_size``, ``prev_page``, ``next_page``,
+            ``page_label``, ``save_png``, ``export_status``, and their rows).
+        filter_detail: the clicked filter enlarged, with its numbers
+            (:class:`~.filter_detail.FilterDetail`: ``pixels``, ``head``, ``numbers``,
+            ``box``).
     """
 
     def __init__(
@@ -105,48 +111,41 @@ class FilterGallery(Panel):
         conv = session.conv_layers
         layers = [(f"{p} · {self._layer_kind(p)} · {self._filter_shape(p)}", p) for p in conv]
         c = self.controls = GalleryControls(self.config, layers)
-        self.mode_toggle, self.layer_select, self.view = c.mode_toggle, c.layer_select, c.view
-        self.in_channel, self.normalization, self.cmap = c.in_channel, c.normalization, c.cmap
-        self.zoom, self.sort, self.page_size = c.zoom, c.sort, c.page_size
-        self.prev_page, self.next_page, self.page_label = c.prev_page, c.next_page, c.page_label
-        self.save_png, self.export_status = c.save_png, c.export_status
-        self.layer_controls, self.style_controls, self.paging = c.layer_row, c.style_row, c.paging
         self.title = widgets.HTML()
         self.title.add_class("cnnviz-title")
         self.pixels = PixelCanvas("cnnviz-gallery-canvas")
         self.info = widgets.HTML()
         self.info.add_class("cnnviz-muted")
         self.filter_detail = FilterDetail()
-        self.detail, self.detail_pixels = self.filter_detail.box, self.filter_detail.pixels
-        self.detail_head, self.detail_numbers = self.filter_detail.head, self.filter_detail.numbers
 
         # --- layout ------------------------------------------------------------------
         canvas_box = widgets.Box([self.pixels.canvas])
         canvas_box.add_class("cnnviz-canvas-box")
-        header = row(self.title, self.mode_toggle)
+        header = row(self.title, self.controls.mode_toggle)
         header.layout = widgets.Layout(justify_content="space-between", align_items="center")
         self.body = widgets.HBox(
-            [widgets.VBox([canvas_box, self.info]), self.detail],
+            [widgets.VBox([canvas_box, self.info]), self.filter_detail.box],
             layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
         )
         self.children = [
             style_sheet(),
             header,
-            self.layer_controls,
-            self.style_controls,
+            self.controls.layer_row,
+            self.controls.style_row,
             self.messages,
             self.body,
-            row(self.paging, c.export_row),
+            row(self.controls.paging, c.export_row),
+            SaveFigure(gallery_figures(self), "filters.pdf"),
         ]
 
         # --- wiring ------------------------------------------------------------------
         drawing = ["view", "in_channel", "normalization", "cmap", "sort", "page_size", "mode"]
         self.config.observe(self.guarded(self._on_control), names=drawing)
         self.config.observe(self.guarded(self._on_zoom), names="zoom")
-        self.layer_select.observe(self.guarded(self._on_layer_select), names="value")
-        self.prev_page.on_click(self.guarded(lambda _: self.turn_page(-1)))
-        self.next_page.on_click(self.guarded(lambda _: self.turn_page(+1)))
-        self.save_png.on_click(self.guarded(self._on_save))
+        self.controls.layer_select.observe(self.guarded(self._on_layer_select), names="value")
+        self.controls.prev_page.on_click(self.guarded(lambda _: self.turn_page(-1)))
+        self.controls.next_page.on_click(self.guarded(lambda _: self.turn_page(+1)))
+        self.controls.save_png.on_click(self.guarded(self._on_save))
         self.pixels.canvas.on_mouse_down(self.guarded(self._on_click))
         self.observe_session(self._on_session_layer, names=["layer"])
         self.observe_session(self._on_session_channel, names=["channel"])
@@ -320,8 +319,8 @@ class FilterGallery(Panel):
             return
         self.title.value = f'Filters <span class="cnnviz-sub">of {esc(path)}</span>'
         n_in = self._input_channels(path)
-        self.in_channel.max = max(0, n_in - 1)
-        self.in_channel.disabled = self.config.view != "channel"
+        self.controls.in_channel.max = max(0, n_in - 1)
+        self.controls.in_channel.disabled = self.config.view != "channel"
         filters, start, stop, n = self._page_filters(path)
         try:
             montage = self._montage(path, filters)
@@ -334,12 +333,12 @@ class FilterGallery(Panel):
         zoom = self.config.zoom or auto_zoom(montage.image.shape)
         self.pixels.show(montage.image, zoom, self._highlight_box())
         pages = self._page_count()
-        self.page_label.value = f"filters {start}–{stop - 1} of {n}" + (
+        self.controls.page_label.value = f"filters {start}–{stop - 1} of {n}" + (
             f" · page {self.page + 1}/{pages}"
         )
-        self.prev_page.disabled = self.page == 0
-        self.next_page.disabled = self.page >= pages - 1
-        self.paging.layout.display = None if pages > 1 else "none"
+        self.controls.prev_page.disabled = self.page == 0
+        self.controls.next_page.disabled = self.page >= pages - 1
+        self.controls.paging.layout.display = None if pages > 1 else "none"
         low, high = montage.value_range
         scale = {
             "filter": "each filter scaled to its own range",
@@ -389,7 +388,7 @@ class FilterGallery(Panel):
             )
         self.messages.show_note(text)
         self.info.value = ""
-        self.paging.layout.display = "none"
+        self.controls.paging.layout.display = "none"
 
     def _clear_pictures(self) -> None:
         self.montage = None
@@ -424,11 +423,11 @@ class FilterGallery(Panel):
 
     def _update_visibility(self) -> None:
         overview = self.config.mode == "overview"
-        for box in (self.layer_controls, self.style_controls):
+        for box in (self.controls.layer_row, self.controls.style_row):
             box.layout.display = "none" if overview else None
-        self.detail.layout.display = "none" if overview else None
+        self.filter_detail.box.layout.display = "none" if overview else None
         if overview:
-            self.paging.layout.display = "none"
+            self.controls.paging.layout.display = "none"
 
     def _on_control(self, change: dict) -> None:
         if change["name"] in ("sort", "page_size"):
@@ -442,10 +441,10 @@ class FilterGallery(Panel):
 
     def _sync_layer_select(self) -> None:
         conv = self._current_conv()
-        if self.layer_select.value != conv:
+        if self.controls.layer_select.value != conv:
             self._updating = True
             try:
-                self.layer_select.value = conv
+                self.controls.layer_select.value = conv
             finally:
                 self._updating = False
 
@@ -498,4 +497,4 @@ class FilterGallery(Panel):
             name = "filters_overview.png"
         else:
             name = f"filters_{(self.session.layer or 'filters').replace('/', '_')}.png"
-        self.export_status.value = download_link(name, self.to_png(name), "image/png")
+        self.controls.export_status.value = download_link(name, self.to_png(name), "image/png")

@@ -11,10 +11,16 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine import SHAPES_CLASS_NAMES, ImageAdjustedWarning, sample_image
-from ..engine.model.imageio import as_image, fit_image, load_image
-from ..engine.model.shapes import generate_shapes
-from ..engine.model.shapes import sample as shapes_sample
+from ..engine import (
+    SHAPES_CLASS_NAMES,
+    ImageAdjustedWarning,
+    as_image,
+    fit_image,
+    generate_shapes,
+    load_image,
+    sample_image,
+    shapes_sample,
+)
 from ..errors import CnnvizError
 from .common import QuietUpdates, esc, row
 

@@ -7,11 +7,12 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from ..engine import PRESETS, check_settings
-from ..engine.optvis import objectives as obj
-from ..engine.optvis.presets import get_preset
+from .. import objectives as obj
+from ..engine import PRESETS, Preset, check_settings, get_preset
 from ..errors import CnnvizError
 from .common import esc, labeled, row
+
+AUTO = "auto"  # the preset that follows the model (the engine's choose_recipe)
 
 __all__ = ["CLASS_OBJECTIVES", "RunSettings", "SettingsColumn"]
 
@@ -22,6 +23,8 @@ CLASS_OBJECTIVES = {
     "class_probability": ("probability (after the softmax)", obj.class_probability),
 }
 PRESET_LABELS = {
+    AUTO: "auto: the model's own recipe",
+    "robust": "robust: pixels from a class seed, L2 steps",
     "lucid": "lucid: Fourier image, transforms",
     "tf-keras-vis": "tf-keras-vis: pixels, TV + L1",
     "keras-vis": "keras-vis: pixels, TV + Lp (p=6)",
@@ -32,12 +35,16 @@ PRESET_LABELS = {
 class RunSettings(traitlets.HasTraits):
     """The settings of the panel's next run; the panel's controls are linked to them.
 
-    A new ``preset`` fills in steps, lr, tv, lp and blur from the engine's preset.  The
-    values are checked by the engine (:func:`~cnnviz_widgets.engine.optvis.run.check_settings`)
-    when a run starts, so its message is the one the panel shows.
+    A new ``preset`` fills in steps, lr, tv, lp and blur from the engine's preset
+    (``"auto"``: from ``auto_preset``, the recipe the engine chose for the model, for the
+    reason ``auto_reason``).  The values are checked by the engine
+    (:func:`~cnnviz_widgets.engine.optvis.run.check_settings`) when a run starts, so its
+    message is the one the panel shows.
     """
 
-    preset = traitlets.Unicode("lucid")
+    preset = traitlets.Unicode(AUTO)
+    auto_preset = traitlets.Instance(Preset, allow_none=True)
+    auto_reason = traitlets.Unicode("")
     steps = traitlets.Int(0)
     lr = traitlets.Float(0.0)
     tv = traitlets.Float(0.0)
@@ -50,7 +57,21 @@ class RunSettings(traitlets.HasTraits):
 
     @traitlets.validate("preset")
     def _known_preset(self, proposal: Any) -> str:
-        return get_preset(proposal["value"]).name
+        return AUTO if proposal["value"] == AUTO else get_preset(proposal["value"]).name
+
+    def resolved(self) -> Preset:
+        """The preset a run with these settings uses (``"auto"``: ``auto_preset``)."""
+        if self.preset == AUTO:
+            return self.auto_preset or PRESETS["lucid"]
+        return get_preset(self.preset)
+
+    def describe(self) -> str:
+        """One line for people: the preset's description; for ``"auto"``, which recipe it
+        chose and why."""
+        p = self.resolved()
+        if self.preset == AUTO:
+            return f"auto chose {p.name}: {self.auto_reason or 'the fallback'}. {p.description}"
+        return p.description
 
     @traitlets.validate("objective")
     def _known_objective(self, proposal: Any) -> str:
@@ -67,17 +88,23 @@ class RunSettings(traitlets.HasTraits):
 
     def apply_preset(self, name: str, **overrides: Any) -> None:
         """The preset's steps, lr and penalties, except where ``overrides`` gives a value."""
-        p = PRESETS[name]
+        p = self.resolved() if name == AUTO else get_preset(name)
         values = {"steps": p.steps, "lr": p.lr, "tv": p.tv, "lp": p.lp, "blur": p.blur}
         values.update({k: v for k, v in overrides.items() if v is not None})
         with self.hold_trait_notifications():
             for key, value in values.items():
                 setattr(self, key, value)
 
+    def arguments(self) -> dict:
+        """The settings as ``optimize`` keyword arguments, as they are (``optimize``
+        checks them, once)."""
+        names = ("preset", "steps", "lr", "tv", "lp", "blur", "seed")
+        return {name: getattr(self, name) for name in names}
+
     def checked(self) -> dict:
         """The settings as ``optimize`` keyword arguments, checked by the engine."""
         values = check_settings(
-            self.preset,
+            self.resolved(),
             steps=self.steps,
             lr=self.lr,
             tv=self.tv,
@@ -105,7 +132,7 @@ class SettingsColumn:
             "Preset",
             "330px",
             "52px",
-            options=[(PRESET_LABELS.get(name, name), name) for name in PRESETS],
+            options=[(PRESET_LABELS.get(name, name), name) for name in (AUTO, *PRESETS)],
         )
         self.preset.add_class("cnnviz-opt-preset")
         self.preset_info = widgets.HTML()
@@ -156,7 +183,7 @@ class SettingsColumn:
         for name in (*linked, "transparency"):
             widgets.link((config, name), (getattr(self, name), "value"))
         widgets.link((config, "objective"), (self.class_objective, "value"))
-        self.preset_info.value = esc(PRESETS[config.preset].description)
+        self.preset_info.value = esc(config.describe())
 
         self.box = widgets.VBox(
             [
@@ -175,4 +202,4 @@ class SettingsColumn:
         config.observe(self._on_preset, names="preset")
 
     def _on_preset(self, change: dict) -> None:
-        self.preset_info.value = esc(PRESETS[change["new"]].description)
+        self.preset_info.value = esc(self.config.describe())

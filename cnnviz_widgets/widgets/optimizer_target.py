@@ -9,7 +9,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine.optvis import objectives as obj
+from .. import objectives as obj
 from ..errors import CnnvizError
 from ..session import Session
 from .class_picker import ClassPicker

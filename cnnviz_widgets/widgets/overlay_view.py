@@ -5,8 +5,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine import Attribution
-from ..engine.layers.filters import to_rgba
+from ..engine import Attribution, to_rgba
 from .canvas import PixelCanvas
 from .common import esc
 from .pictures import fit_zoom, opaque_rgba

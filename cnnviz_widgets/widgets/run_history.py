@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine.optvis.results import Result
+from ..engine import Result
 from .canvas import PixelCanvas
 from .common import esc
 from .pictures import thumbnail

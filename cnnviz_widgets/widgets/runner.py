@@ -1,6 +1,13 @@
 """Long work in the background for any panel: a worker thread, a painter, a progress bar
 and a Stop button.
 
+Panels hand the engine's long calls to :meth:`Runner.run_job` as
+:class:`~cnnviz_widgets.engine.jobs.Job` objects (``run.job()``, ``cw.atlas_job(...)``,
+``cw.top_examples_job(...)``, or a ``cw.Job`` of the panel's own steps), and every job runs
+the same way: its progress fills the bar, Stop calls ``job.stop()``, and each progress
+(with the item the work offered) goes to the painter.  :meth:`Runner.start` is the older,
+lower-level form (a ``work(task)`` function).
+
 The worker thread runs the job and only hands what it wants drawn to a painter thread
 (:meth:`Task.offer`); the painter draws the newest item at most every
 ``redraw_interval`` seconds and stays busy at most 1/20 of the time, so encoding and
@@ -25,6 +32,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from ..engine import Job, JobProgress
 from ..errors import CnnvizError
 from .common import MessageArea, esc
 
@@ -33,7 +41,16 @@ TEXT_INTERVAL = 0.25  # seconds between updates of slow read-outs (progress text
 MAX_PAUSE = 1.0  # a redraw comes at least this often, however slow the last one was
 LARGE_INPUT = 128  # pixels: panels pass larger inputs through the model in the background
 
-__all__ = ["LARGE_INPUT", "RunBar", "Runner", "Stopped", "Task", "duration", "long_run_note"]
+__all__ = [
+    "LARGE_INPUT",
+    "RunBar",
+    "Runner",
+    "Stopped",
+    "Task",
+    "duration",
+    "long_run_note",
+    "run_button",
+]
 
 
 class Stopped(Exception):
@@ -56,6 +73,19 @@ def long_run_note(text: str, stoppable: bool = True) -> str:
     :func:`cnnviz_widgets.engine.model.budget.long_runs_to`)."""
     tail = " It has started; Stop ends it and keeps what is shown." if stoppable else ""
     return f'<span class="cnnviz-long-run"><b>A long run</b>: {esc(text)}.{tail}</span>'
+
+
+def run_button(description: str, tooltip: str) -> widgets.Button:
+    """A green Run button (CSS class ``cnnviz-run-button``) for a :class:`RunBar`."""
+    button = widgets.Button(
+        description=description,
+        icon="play",
+        button_style="success",
+        tooltip=tooltip,
+        layout=widgets.Layout(width="96px"),
+    )
+    button.add_class("cnnviz-run-button")
+    return button
 
 
 class RunBar(widgets.HBox):
@@ -302,6 +332,51 @@ class Runner:
                 target=self._work, args=(work, painter, finish, after), name=self.name, daemon=True
             )
             self.thread.start()
+
+    def run_job(
+        self,
+        job: Job,
+        *,
+        paint: Callable[[JobProgress, float, bool], None] | None = None,
+        finish: Callable[[Any, BaseException | None], None],
+        take: Callable[[JobProgress], None] | None = None,
+        after: Callable[[], None] | None = None,
+        unit: tuple[str, str] = ("step", "steps"),
+    ) -> None:
+        """Run ``job`` in the background, the same way for every panel.
+
+        Every :class:`~cnnviz_widgets.engine.jobs.JobProgress` is first given to ``take``
+        (the worker thread, each one: for what must not be skipped, e.g. a curve's values),
+        then offered to the painter, which (at most every ``redraw_interval``) moves the
+        bar to ``done`` of ``total`` with the rate and time left (``unit``: singular and
+        plural, for the status line) and then calls ``paint(progress, rate, text)``.  Stop
+        calls ``job.stop()``; ``finish(job.result, error)`` runs at the end (under the lock,
+        after the painter stopped; ``error`` is the job's exception or ``None``; a stopped
+        job's result keeps what was done).  ``after`` as in :meth:`start`.
+        """
+
+        def work(task: Task) -> Any:
+            task.on_stop = job.stop
+            if task.stopping:
+                job.stop()
+            for p in job:  # the job's error is raised here, after its final progress
+                if take is not None:
+                    take(p)
+                if task.stopping:
+                    job.stop()
+                elif not p.final:  # the final state is drawn by finish
+                    task.offer(p, p.done)
+            return job.result
+
+        def draw(p: JobProgress, rate: float, text: bool) -> None:
+            if text and p.total:
+                if self.bar.progress.max != p.total:
+                    self.bar.progress.max = p.total
+                self.bar.show_step(p.done, p.total, rate, p.seconds, *unit)
+            if paint is not None:
+                paint(p, rate, text)
+
+        self.start(work, paint=draw, finish=finish, after=after)
 
     def _work(self, work, painter: _Painter, finish, after) -> None:
         painter.start()

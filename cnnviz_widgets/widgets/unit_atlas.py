@@ -14,24 +14,31 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..engine import atlas as run_atlas
-from ..engine import open_atlas
-from ..engine.dataset.atlas import Atlas, AtlasProgress, AtlasUnit
-from ..engine.model.internals import output_shape
-from ..engine.model.introspect import get_layer
-from ..engine.model.scoring import default_cam_layer
+from ..engine import (
+    Atlas,
+    AtlasProgress,
+    AtlasUnit,
+    Job,
+    JobProgress,
+    ShapesStream,
+    atlas_job,
+    default_cam_layer,
+    get_layer,
+    open_atlas,
+    output_shape,
+)
 from ..errors import CnnvizError
 from .canvas import HIGHLIGHT, PixelCanvas
 from .common import Panel, esc, style_sheet
 from .pictures import BACKGROUND, font, opaque_rgba
-from .runner import RunBar, Runner, Stopped, duration
+from .runner import RunBar, Runner, duration
+from .save_figure import SaveFigure, atlas_figures
 
 __all__ = ["UnitAtlas"]
 
@@ -100,6 +107,9 @@ def unit_page(unit: AtlasUnit, label_names: list[str] | None = None) -> np.ndarr
         draw.text((PAGE_VIS + 16, 106), "weights", fill=light, font=face)
         if unit.kernel_view:
             draw.text((PAGE_VIS + 16, 120), unit.kernel_view, fill=muted, font=face)
+    if unit.health in ("dead", "near-dead"):  # its examples are ties: say so on the page
+        text = f"{unit.health.upper()}: fired on {unit.fired} of {unit.seen} images"
+        draw.text((PAGE_VIS + 16, 140), text, fill=(255, 90, 90, 255), font=face)
     names = unit.label_names or label_names
     top = PAGE_VIS + 30
     for j, example in enumerate(examples):
@@ -171,7 +181,7 @@ class UnitAtlas(Panel):
         steps: int = 128,
         batch: int = 16,
         seed: int = 0,
-        preset: str = "lucid",
+        preset: str = "auto",
         k: int = 9,
         backend: str = "local",
         key: str | None = None,
@@ -179,8 +189,6 @@ class UnitAtlas(Panel):
     ) -> None:
         super().__init__(model_or_session, css_class="cnnviz-unit-atlas", **load_kwargs)
         if data is None and self.session.loaded.name.startswith("shapes"):
-            from ..engine.dataset.sources import ShapesStream
-
             data = ShapesStream(1000, seed=0)
         self.data = data
         self.options = dict(
@@ -193,6 +201,7 @@ class UnitAtlas(Panel):
         self.draw_count = 0
         self._lock = threading.RLock()
         self._tiles: dict[int, np.ndarray] = {}
+        self._marks: dict[int, str] = {}  # dead / near-dead units, once known
         self._job = ""  # what the runner runs: "open" or "run"
         self._then = ""  # what to do when it ends: "", "open" or "run"
         self._status = ""  # the run's status line, drawn by the painter
@@ -202,17 +211,14 @@ class UnitAtlas(Panel):
         self.steps = widgets.BoundedIntText(
             value=steps, min=1, max=4096, description="steps", layout=widgets.Layout(width="150px")
         )
-        self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
-        self.run_button.add_class("cnnviz-atlas-run")
-        self.run_bar = RunBar(self.run_button, progress_width="180px")
-        self.stop_button = self.run_bar.stop_button
-        self.progress = self.run_bar.progress
-        self.status = self.run_bar.status
+        run_button = widgets.Button(description="Run", button_style="primary", icon="play")
+        run_button.add_class("cnnviz-atlas-run")
+        self.run_bar = RunBar(run_button, progress_width="180px")
         self.runner = Runner("cnnviz-unit-atlas", self.messages, self.run_bar, self._lock)
         self.grid = PixelCanvas("cnnviz-atlas-grid")
         self.page = PixelCanvas("cnnviz-atlas-unit")
         self.page_info = widgets.HTML()
-        self.run_button.on_click(self.guarded(lambda _: self.run()))
+        self.run_bar.run_button.on_click(self.guarded(lambda _: self.run()))
         self.grid.canvas.on_mouse_down(self.guarded(self._on_click))
         controls = widgets.HBox([self.steps, self.run_bar])
         controls.add_class("cnnviz-controls")
@@ -227,6 +233,7 @@ class UnitAtlas(Panel):
             controls,
             self.messages,
             widgets.HBox([grid_box, detail]),
+            SaveFigure(atlas_figures(self), "atlas.pdf"),
         ]
         self.observe_session(self._on_layer, ["layer"])
         self.observe_session(self._on_channel, ["channel"])
@@ -268,29 +275,33 @@ class UnitAtlas(Panel):
             )
             self.run_bar.start(1, "opening the store (hashing the model's weights)…")
             self._job = "open"
-            self.runner.start(
-                lambda task: self._open(layer, self._settings(), task),
-                paint=self._paint,
-                finish=self._opened,
-                after=self._after,
+            settings = self._settings()
+
+            def work(report, stopping) -> Atlas | None:
+                opened = open_atlas(self.session.loaded, layer, self.data, **settings)
+                return opened if self._take_atlas(opened, stopping) else None
+
+            self.runner.run_job(
+                Job(work, f"open the atlas of {layer}"), finish=self._opened, after=self._after
             )
 
-    def _open(self, layer: str, settings: dict, task) -> Atlas:
-        """The worker thread: the atlas as stored, and the tiles of its stored units."""
-        opened = open_atlas(self.session.loaded, layer, self.data, **settings)
+    def _take_atlas(self, opened: Atlas, stopping) -> bool:
+        """The worker thread: make ``opened`` the atlas shown, with the tiles of its stored
+        units (``False``, showing nothing, when ``stopping()`` turns true meanwhile)."""
         done = opened.vis_store.done()
         tiles = {}
         for c in opened.units:
-            task.check()
+            if stopping():
+                return False
             if c in done:
                 tiles[c] = self._tile(opened.image(c))
         with self._lock:
             self._show_atlas(opened, tiles)
-        return opened
+        return True
 
     def _show_atlas(self, opened: Atlas, tiles: dict) -> None:
         """Make ``opened`` the atlas shown (under the lock)."""
-        self.atlas, self._tiles, self.live = opened, tiles, {}
+        self.atlas, self._tiles, self.live, self._marks = opened, tiles, {}, {}
         n = len(opened.units)
         self.title.value = (
             f"Unit atlas of <code>{esc(opened.layer)}</code> "
@@ -301,7 +312,7 @@ class UnitAtlas(Panel):
 
     def _opened(self, opened: Atlas | None, error: BaseException | None) -> None:
         """The opening's end (worker thread, under the lock)."""
-        if isinstance(error, Stopped) or (opened is None and error is None):
+        if opened is None and error is None:  # stopped
             self.run_bar.end(0, "warning", "")
             return
         if error is not None:
@@ -310,7 +321,7 @@ class UnitAtlas(Panel):
             self.messages.show_error(error)
             return
         n, done = len(opened.units), len(opened.done())
-        self.progress.max = max(1, n)
+        self.run_bar.progress.max = max(1, n)
         self.run_bar.end(done, "success" if done == n else "info", f"{done} of {n} units stored")
         for note in opened.notes:
             self.messages.show_note(esc(note))
@@ -356,6 +367,10 @@ class UnitAtlas(Panel):
                 )
             else:
                 picture.paste(Image.fromarray(tile, "RGBA"), (x, y))
+                if c not in self._marks and (word := self.atlas.health(c)) != "unknown":
+                    self._marks[c] = word
+                if self._marks.get(c, "alive") != "alive":
+                    draw.text((x + 3, y + 2), self._marks[c], fill=(255, 90, 90, 255), font=face)
         highlight = self.tile_box(self.shown) if self.shown in self.atlas.units else None
         self.grid.show(np.asarray(picture, np.uint8), highlight=highlight)
         self.draw_count += 1
@@ -380,6 +395,12 @@ class UnitAtlas(Panel):
                 parts.append(
                     f"top {len(unit.examples)} dataset examples, best first; the outline marks "
                     "where the unit peaks"
+                )
+            if unit.health in ("dead", "near-dead"):
+                ties = "these examples are" if unit.fired == 0 else "most of these examples are"
+                parts.append(
+                    f"<b>{unit.health.upper()}</b>: fired on {unit.fired} of {unit.seen} "
+                    f"images; {ties} ties at zero and say nothing about the unit"
                 )
             if unit.classes:
                 fed = ", ".join(f"{esc(name)} ({w:+.2f})" for _, name, w in unit.classes)
@@ -446,61 +467,58 @@ class UnitAtlas(Panel):
 
     def _start_run(self) -> None:
         layer, settings = self.layer, self._settings()
-        stop = threading.Event()
         self.messages.clear()
         self.run_bar.start(1, "opening the store…")
-        start = time.perf_counter()
-
-        def work(task) -> Atlas:
-            task.on_stop = stop.set
-            self._open(layer, settings, task)  # the layer or the steps may have changed
-            with self._lock:
-                self.progress.max = max(1, len(self.atlas.units))
-                self._status = "compiling the step… (once per batch size)"
-            task.offer(None, 0)
-            return run_atlas(
-                self.session.loaded,
-                layer,
-                self.data,
-                backend=self.backend,
-                progress=lambda p: self._on_progress(p, task, start),
-                stop=stop,
-                **settings,
-            )
-
+        job = atlas_job(self.session.loaded, layer, self.data, backend=self.backend, **settings)
         self._job = "run"
-        self.runner.start(work, paint=self._paint, finish=self._ran, after=self._after)
+        self.runner.run_job(
+            job,
+            take=lambda p: self._take(p, job),
+            paint=self._paint,
+            finish=self._ran,
+            after=self._after,
+            unit=("unit", "units"),
+        )
 
-    def _on_progress(self, p: AtlasProgress, task, start: float) -> None:
-        """The run's thread: take in the new units and live images (the painter draws
-        them, at most ~10 times a second)."""
+    def _take(self, p: JobProgress, job: Job) -> None:
+        """The run's thread, every progress: take in the opened atlas, the new units and
+        the live images (the painter draws them, at most ~10 times a second)."""
+        item = p.item
+        if not isinstance(item, AtlasProgress):
+            return
+        if item.phase == "open":  # the layer or the steps may have changed: show it anew
+            self._take_atlas(item.atlas, lambda: job.stopped)
+            with self._lock:
+                self._status = "compiling the step… (once per batch size)"
+            return
         with self._lock:
-            for c in p.new:
-                if p.phase == "visualization":
+            for c in item.new:
+                if item.phase == "visualization":
                     image = self.atlas.image(c)
                     if image is not None:
                         self._tiles[c] = self._tile(image)
                         self.live.pop(c, None)
-            for c, image in p.live.items():
+            for c, image in item.live.items():
                 if c not in self._tiles:
                     self.live[c] = image
             n = len(self.atlas.units)
-            seconds = duration(time.perf_counter() - start)
-            if p.phase == "examples":
-                where = f"{p.seen}" + (f" of {p.images}" if p.images else "")
+            seconds = duration(p.seconds)
+            if item.phase == "examples":
+                where = f"{item.seen}" + (f" of {item.images}" if item.images else "")
                 self._status = f"dataset examples: {where} images ranked · {seconds}"
-            elif p.phase == "visualization":
-                step = f" · step {p.step}" if p.step > 0 else ""
+            elif item.phase == "visualization":
+                step = f" · step {item.step}" if item.step > 0 else ""
                 self._status = f"visualizations: {len(self._tiles)} of {n} units{step} · {seconds}"
-        task.offer(p, len(self._tiles))
 
-    def _paint(self, item: Any, rate: float, text: bool) -> None:
+    def _paint(self, p: JobProgress, rate: float, text: bool) -> None:
         """The painter thread (under the lock): the grid as it is now, and the status."""
         if self.atlas is None or self._job != "run":
             return
-        self.status.value = esc(self._status)
-        self.progress.value = min(len(self._tiles), self.progress.max)
+        self.run_bar.status.value = esc(self._status)
+        self.run_bar.progress.max = max(1, len(self.atlas.units))
+        self.run_bar.progress.value = min(len(self._tiles), self.run_bar.progress.max)
         self._draw_grid()
+        item = p.item
         if isinstance(item, AtlasProgress) and item.new and self.shown in item.new:
             self.show_unit(self.shown)
 
@@ -510,12 +528,12 @@ class UnitAtlas(Panel):
             self.atlas = result
         if self.atlas is None:  # the opening failed
             self.run_bar.end(0, "danger", "failed: see the message")
-            if error is not None and not isinstance(error, Stopped):
+            if error is not None:
                 self.messages.show_error(error)
             return
         n, done = len(self.atlas.units), len(self.atlas.done())
-        stopped = isinstance(error, Stopped) or (result is not None and result.stopped)
-        if error is not None and not isinstance(error, Stopped):
+        stopped = result is not None and result.stopped
+        if error is not None:
             self.messages.show_error(error)
             self.run_bar.end(done, "danger", esc(f"{done} of {n} units done; failed"))
         elif stopped and done < n:

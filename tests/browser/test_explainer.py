@@ -146,7 +146,9 @@ def test_clicking_a_feature_map_selects_the_channel(explainer_page):
     maps.click(position={"x": x, "y": y})
     page.locator(EXPLAINER).get_by_text(f"Channel {channel} of").wait_for(timeout=30_000)
     wait_drawn(page, MAPS, before=mark)  # the outline around the tile
-    state = kernel(page, "print(session.layer, session.channel, optimizer.channel_index.value)")
+    state = kernel(
+        page, "print(session.layer, session.channel, optimizer.target.channel_index.value)"
+    )
     assert state.split() == ["conv4", str(channel), str(channel)]
 
 

@@ -145,7 +145,7 @@ def test_screenshot_class_optimizer(opt_page, tmp_path):
     kernel(page, "optimizer.live_preview.value = True")
     kernel(
         page,
-        "optimizer.steps.value = 256\n"
+        "optimizer.config.steps = 256\n"
         "session.select('conv3', channel=12); optimizer.channel_count.value = 4\n"
         "optimizer.run(wait=True)\n"
         "optimizer.class_targets = ['triangle']; optimizer.run(wait=True)\n"
@@ -177,7 +177,7 @@ def test_explore_in_the_page(lab, browser_context, tmp_path):
         [
             "import cnnviz_widgets as cw\n"
             "app = cw.explore('shapes')\n"
-            "app.panels['Class optimization'].steps.value = 200\n"
+            "app.panels['Class optimization'].config.steps = 200\n"
             "app",
         ],
     )

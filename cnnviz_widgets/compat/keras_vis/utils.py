@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from ...engine.model.introspect import get_layer
-from ...engine.model.loading import as_keras_model
+from ...engine import as_keras_model, get_layer
 
 
 def find_layer_idx(model: keras.Model, layer_name: str) -> int:

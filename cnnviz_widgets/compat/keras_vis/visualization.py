@@ -5,10 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import objectives as obj
-from ...engine.model.introspect import get_layer
-from ...engine.model.loading import as_keras_model, wrap_model
-from ...engine.optvis.presets import PRESETS
-from ...engine.optvis.run import optimize
+from ...engine import PRESETS, as_keras_model, get_layer, optimize, wrap_model
 
 
 def visualize_activation(

@@ -18,16 +18,15 @@ computation and the gradient between them exists.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from ...errors import CnnvizError
 from ..model import budget
-from ..model.internals import Tap, class_count, is_spatial, output_shape
-from ..model.introspect import find_layer
+from ..model.internals import Tap, class_count
 from ..model.loading import LoadedModel, as_loaded
 from ..model.precision import PrecisionChoice, loss_scale, model_in, resolve
 from ..model.scoring import (
@@ -36,9 +35,11 @@ from ..model.scoring import (
     AttributionFns,
     Net,
     cached_fns,
+    cam_layer,
     class_name_at,
     default_cam_layer,
     image_spec,
+    is_classifier,
     pick_class,
     prepare_image,
     spatial_layers,
@@ -46,6 +47,8 @@ from ..model.scoring import (
     tracing_count,
     unit,
 )
+from .batched import batches_too
+from .noise import noise_sigma
 from .results import (
     Attribution,
     GradCam,
@@ -61,22 +64,6 @@ __all__ = [
     "spatial_layers",
     "tracing_count",
 ]
-
-
-def _cam_layer(loaded: LoadedModel, layer) -> str:
-    if layer is None:
-        return default_cam_layer(loaded)
-    found, path = find_layer(loaded.model, layer)
-    shape = output_shape(found)
-    if isinstance(found, keras.Model) or not is_spatial(shape):
-        options = spatial_layers(loaded)
-        shown = ", ".join(options[-8:]) if options else "none in this model"
-        raise CnnvizError(
-            f"Grad-CAM needs a layer with a spatial output (batch, h, w, channels); {path!r} "
-            f"({type(found).__name__}) outputs {shape}. Use a convolutional layer: "
-            f"{shown} (default: the last one)"
-        )
-    return path
 
 
 def _predict_fns(loaded: LoadedModel) -> AttributionFns:
@@ -172,13 +159,12 @@ def _reference(loaded: LoadedModel, img: np.ndarray, choice: PrecisionChoice, c:
 def _explained(
     kind, loaded: LoadedModel, used: int, logits, probs, choice: PrecisionChoice, **fields
 ) -> Attribution:
-    """One attribution result of type ``kind`` for class ``used``: its name, score and
-    probability read from the model's ``logits`` and ``probs`` on the image."""
+    """A ``kind`` result for class ``used``: its name, score, probability (NaN: no classifier)."""
     return kind(
         class_index=used,
         class_name=class_name_at(loaded, used),
         score=float(np.asarray(logits)[used]),
-        probability=float(np.asarray(probs)[used]),
+        probability=float(np.asarray(probs)[used]) if is_classifier(loaded) else math.nan,
         precision=choice.precision,
         precision_reason=choice.reason,
         **fields,
@@ -215,6 +201,7 @@ def predict_top(model, image, k: int = 5) -> Predictions:
     )
 
 
+@batches_too
 def grad_cam(
     model,
     image,
@@ -241,12 +228,12 @@ def grad_cam(
     Returns:
         :class:`GradCam`.  The score differentiated is the class logit (read before the
         softmax without changing the model).  Grad-CAM and Grad-CAM++ come from the same
-        compiled function (one forward and one backward pass).
+        compiled function (one forward and one backward pass).  A batch: ``explain_batch``.
     """
     loaded = as_loaded(model)
     n = class_count(loaded.model)
     c = target_class(loaded, target, n)
-    path = _cam_layer(loaded, layer)
+    path = cam_layer(loaded, layer)
     img, notes = prepare_image(loaded, image)
     choice = resolve(loaded, precision, "gradient", exact=True)
     c, ref = _reference(loaded, img, choice, c)
@@ -294,6 +281,7 @@ def _even_batch(n: int, limit: int) -> int:
     return max(1, -(-int(n) // max(1, passes)))
 
 
+@batches_too
 def saliency(
     model,
     image,
@@ -315,7 +303,7 @@ def saliency(
         model, image, target: as for :func:`grad_cam`.
         smooth: 0 for the plain gradient; ``n`` > 0 averages the gradients of ``n`` copies
             of the image with Gaussian noise (SmoothGrad; 25 to 50 is usual).
-        noise: the noise's standard deviation as a fraction of the image's value range.
+        noise: the noise's standard deviation as a fraction of the input's range (:mod:`.noise`).
         seed: the noise seed (same seed, same map, whatever the batch size).
         batch_size: noisy copies per compiled call, at most (default: by image size, at
             most 16; the copies are spread evenly over the calls).
@@ -327,7 +315,7 @@ def saliency(
             ``"float16"``.  The map is float32.
 
     Returns:
-        :class:`Saliency`.
+        :class:`Saliency` (for a batch: ``explain_batch``'s ``Attributions``).
     """
     loaded = as_loaded(model)
     n_classes = class_count(loaded.model)
@@ -355,7 +343,7 @@ def saliency(
         g, logits, probs, used = fns.grads(x, tf.constant(c, tf.int32), none, tf.constant(1.0))
         grad = g.numpy()
     else:
-        sigma = float(noise) * max(float(img.max() - img.min()), 1e-3)
+        sigma = noise_sigma(noise)  # a fraction of the input's range, as in the paper
         rng = np.random.default_rng(seed)  # one stream: the batch size changes nothing
         grad = np.zeros(img.shape, np.float32)
         cls = c

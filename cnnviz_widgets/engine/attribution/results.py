@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..layers.filters import heat_rgba, overlay_rgba
+from ..results_io import Keepable
 
 __all__ = [
     "Attribution",
@@ -19,7 +20,7 @@ __all__ = [
 
 
 @dataclass
-class Attribution:
+class Attribution(Keepable):
     """Where in the image the evidence for one class is.
 
     Attributes:
@@ -30,7 +31,9 @@ class Attribution:
         class_name: its name, when the model's class names are known.
         score: the class's score on the image (its logit when it can be read, else the
             model's output).
-        probability: the class's probability on the image.
+        probability: the class's probability on the image; NaN for a head that is not a
+            classifier (no softmax, no sigmoid, no class names: a regression's values,
+            whose ``score`` is the output value).
         image: the ``(H, W, C)`` float32 display image the map is for (after any resizing
             or conversion listed in ``notes``).
         method: ``"grad_cam"``, ``"grad_cam++"``, ``"saliency"``, ``"smoothgrad"`` or
@@ -105,7 +108,8 @@ class Saliency(Attribution):
 
     Attributes:
         samples: noisy copies averaged (0 for the vanilla gradient).
-        noise: the noise's standard deviation, as a fraction of the image's value range.
+        noise: the noise's standard deviation, as a fraction of the input's value range
+            (``[0, 1]`` for the display image: see :mod:`.noise`).
     """
 
     samples: int = 0
@@ -145,7 +149,7 @@ class Occlusion(Attribution):
 
 
 @dataclass
-class Predictions:
+class Predictions(Keepable):
     """The top-k classes for one image, most probable first.
 
     Attributes:

@@ -3,7 +3,6 @@ examples to rank, and the feature-visualization chunks."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,8 @@ from ..model.introspect import get_layer
 from ..model.loading import LoadedModel, as_loaded
 from ..model.precision import PRECISIONS, PrecisionChoice, resolve
 from ..optvis import objectives as obj
-from ..optvis.presets import PRESETS, Preset
+from ..optvis.presets import PRESETS
+from ..optvis.recipes import choose
 from ..optvis.run import optimize
 from ..optvis.step import image_size
 from .sources import DataSource, data_source
@@ -118,10 +118,11 @@ class AtlasPlan:
             raise CnnvizError(f"batch is the channels per compiled step, >= 1; got {batch!r}")
         self.batch = int(batch)
         self.seed = int(seed)
-        p = preset if isinstance(preset, Preset) else PRESETS.get(preset)
-        if p is None:
-            raise CnnvizError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
-        self.preset = preset
+        # "auto": the model's own recipe (optvis.recipes), resolved once here so that the
+        # store key and every chunk (local or Ray) use the same one
+        p, self.recipe_reason = choose(preset, loaded)
+        named = PRESETS.get(p.name) == p
+        self.preset = p.name if named else p
         self.steps = int(p.steps if steps is None else steps)
         if self.steps < 1:
             raise CnnvizError(f"steps must be >= 1, got {steps}")
@@ -131,7 +132,7 @@ class AtlasPlan:
         self.vis_settings = {
             "version": STORE_VERSION,
             "objective": "channel" if self.spatial else "neuron",
-            "preset": repr(p) if isinstance(preset, Preset) else str(preset),
+            "preset": p.name if named else repr(p),
             "steps": self.steps,
             "batch": self.batch,
             "seed": self.seed,
@@ -245,6 +246,7 @@ def unit_examples(top: TopExamples, unit: int) -> tuple[dict, dict]:
     meta = {
         "score": top.score,
         "seen": top.seen,
+        "fired": top.fired_on(unit),
         "sources": sources,
         "label_names": top.label_names,
         "layer": top.layer,
@@ -262,14 +264,14 @@ def visualize_chunk(
     preset,
     steps: int,
     seed: int,
-    stop: threading.Event | None = None,
+    stopping: Callable[[], bool] | None = None,
     report: Callable | None = None,
     every: int = 8,
     precision: str = "float32",
 ):
     """Optimize one image per channel in one compiled step.  Returns ``(images (B, H, W,
     C) uint8, values (B,), finished)``; ``report(step, images)`` is called every
-    ``every`` steps."""
+    ``every`` steps; the run ends after the step in progress once ``stopping()`` is true."""
     make = obj.channel if spatial else obj.neuron
     run = optimize(
         loaded,
@@ -281,7 +283,7 @@ def visualize_chunk(
         precision=precision,
     )
     for frame in run:
-        if stop is not None and stop.is_set():
+        if stopping is not None and stopping():
             run.stop()
         if report is not None and not frame.final:
             report(frame.step, frame.images)

@@ -12,18 +12,19 @@ machine without the user's file system), then serves many work items:
   computes; a generator or ``tf.data`` stream is read by the caller and its batches are
   shipped.  The partial rankings are merged exactly (:meth:`TopK.merge`).
 
-The caller writes the results to the store as they arrive.  Ray is imported only here and
-only when ``backend="ray"`` is asked for: it is an optional extra
-(``pip install 'cnnviz-widgets[ray]'``).
+The caller writes the results to the store as they arrive.  :class:`~.backends.RayBackend`
+calls these; Ray itself is imported only inside :mod:`.ray_pool` and only when a pool is
+started: it is an optional extra (``pip install 'cnnviz-widgets[ray]'``).
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
+from collections.abc import Callable
 
-from .examples import ExampleSearch
+from .atlas_plan import AtlasPlan
+from .atlas_units import Atlas, AtlasProgress
 from .ray_pool import (
     Pool,
     kept_pool,
@@ -34,9 +35,11 @@ from .ray_pool import (
     shutdown_workers,
     start_local_ray,
 )
+from .search import ExampleSearch
 from .sources import DataSource
-from .top_examples import TopExamples
+from .top_examples import Progress, TopExamples
 from .top_k import TopK
+from .unit_health import health_notes
 
 __all__ = [
     "loaded_from_spec",
@@ -63,7 +66,7 @@ def _about(source: DataSource) -> dict:
     return {"kind": source.kind, "total": source.total, "label_names": source.label_names}
 
 
-def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stop, report):
+def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stopping, report):
     """Rank a source on the pool; returns the merged :class:`TopExamples` (or ``None``
     when stopped)."""
     ray = pool.ray
@@ -89,7 +92,7 @@ def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stop, r
         data, about = ray.put(source.data), _about(source)  # shipped once for every range
         todo = _shards(source, batch_size, len(pool.actors))
         while todo or pool.pending:
-            if stop is not None and stop.is_set():
+            if stopping():
                 return None, seen
             while todo and pool.free:
                 lo, hi = todo.pop(0)
@@ -102,7 +105,7 @@ def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stop, r
         exhausted = False
         group = 4  # batches per task
         while not exhausted or pool.pending:
-            if stop is not None and stop.is_set():
+            if stopping():
                 return None, seen
             while not exhausted and pool.free:
                 items = []
@@ -130,25 +133,24 @@ def _rank_on_pool(pool: Pool, layer, source: DataSource, settings: dict, stop, r
         score=first.score,
         label_names=source.label_names,
         total=source.total,
-        notes=list(first.notes),
+        notes=[n for n in first.notes if n not in health_notes(first)],  # a part's counts
         image_shape=first.pool.shape[1:] if len(first.pool) else (1, 1, 3),
     )
+    out.notes.extend(health_notes(out))
     return out, seen
 
 
 def ray_top_examples(
     proto: ExampleSearch,
     *,
-    progress=None,
-    stop: threading.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
     workers: int | None = None,
     keep_workers: bool = False,
 ) -> TopExamples:
     """:func:`top_examples` on a Ray pool: the search ``proto`` (from
     :func:`rank_examples`, not iterated) shared out among the actors; the same result as
-    the local backend."""
-    from .top_examples import Progress
-
+    the local backend; ``stopping()`` true ends it after the shards in flight."""
     require_ray()
     loaded, source, batch_size = proto.loaded, proto.source, proto.batch_size
     settings = {
@@ -169,7 +171,7 @@ def ray_top_examples(
             progress(Progress(seen, source.total, time.perf_counter() - t0))
 
     try:
-        out, _ = _rank_on_pool(pool, proto.layer, source, settings, stop, report)
+        out, _ = _rank_on_pool(pool, proto.layer, source, settings, stopping, report)
     finally:
         release_pool(pool)
     if out is None:  # stopped: what the search had before the first shard came back
@@ -182,17 +184,16 @@ def ray_top_examples(
 
 # ------------------------------------------------------------------------------- atlas
 def ray_atlas(
-    plan,
-    result,
+    plan: AtlasPlan,
+    result: Atlas,
     *,
-    progress=None,
-    stop: threading.Event | None = None,
-    workers=None,
+    progress: Callable[[AtlasProgress], None] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+    workers: int | None = None,
     keep_workers: bool = False,
-):
-    """Run an :class:`AtlasPlan` on a Ray pool, writing to the plan's store."""
-    from .atlas import AtlasProgress
-
+) -> None:
+    """Run an :class:`AtlasPlan` on a Ray pool, writing to the plan's store and noting what
+    was done in ``result``; ``stopping()`` true ends it after the chunks in flight."""
     t0 = time.perf_counter()
     total = len(plan.units)
     asked = set(plan.units)
@@ -212,7 +213,7 @@ def ray_atlas(
         todo = list(chunks)
         done = len(asked & plan.vis_store.done())
         while todo or pool.pending:
-            if stop is not None and stop.is_set():
+            if stopping():
                 break
             while todo and pool.free:
                 chunk = todo.pop(0)
@@ -235,7 +236,7 @@ def ray_atlas(
                 result.computed.extend(new)
                 done = len(asked & plan.vis_store.done())
                 say(phase="visualization", done=done, new=new)
-        if missing_ex and not (stop is not None and stop.is_set()):
+        if missing_ex and not stopping():
             settings = {
                 "k": plan.k,
                 "score": plan.score,
@@ -253,7 +254,7 @@ def ray_atlas(
                     images=plan.source.total,
                 )
 
-            top, _ = _rank_on_pool(pool, plan.layer, plan.source, settings, stop, report)
+            top, _ = _rank_on_pool(pool, plan.layer, plan.source, settings, stopping, report)
             if top is not None:
                 plan.write_examples(top)
                 if plan.examples_store is None:
@@ -261,5 +262,5 @@ def ray_atlas(
                 say(phase="examples", done=total, new=missing_ex, seen=top.seen, images=top.total)
     finally:
         release_pool(pool)
-    result.stopped = stop is not None and stop.is_set() and not result.complete
+    result.stopped = stopping() and not result.complete
     result.seconds = time.perf_counter() - t0

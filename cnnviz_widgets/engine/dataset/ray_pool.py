@@ -10,7 +10,8 @@ import numpy as np
 
 from ...errors import CnnvizError
 from ..model.loading import LoadedModel, wrap_model
-from .examples import ExampleSearch, drive, rank_examples
+from .atlas_plan import visualize_chunk
+from .search import ExampleSearch, drive, rank_examples
 from .sources import DataSource
 from .store import model_fingerprint
 from .top_examples import TopExamples
@@ -72,7 +73,7 @@ def _import_blocker() -> str | None:
                 f.write(
                     f"raise ImportError({name!r} ' is left out of the Ray processes that "
                     "cnnviz_widgets starts: its import costs seconds (see "
-                    "cnnviz_widgets/engine/distributed.py)')\n"
+                    "cnnviz_widgets/engine/dataset/ray_pool.py)')\n"
                 )
             os.replace(tmp, init)
     return folder
@@ -189,8 +190,6 @@ class Worker:
         return True
 
     def visualize(self, layer, channels, spatial, preset, steps, seed, precision="float32"):
-        from .atlas_plan import visualize_chunk
-
         images, values, finished = visualize_chunk(
             self.loaded,
             layer,

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import CnnvizError
+from ..results_io import Keepable
+from .unit_health import UnitHealth
 
 
 # ----------------------------------------------------------------------------- result
 @dataclass
-class TopExamples:
+class TopExamples(Keepable, UnitHealth):
     """The images of a data set that excite each unit of a layer most.
 
     Row ``i`` of every array is unit ``units[i]``; column ``j`` its ``j``-th best image.
@@ -40,11 +42,15 @@ class TopExamples:
         total: images in the data, when known before reading.
         stopped: the search was stopped before the end of the data.
         seconds: wall time.
-        notes: what was changed to fit the images to the model, and caveats.
         precision: what the ranking passes ran in (``"float32"``, ``"bfloat16"`` or
             ``"float16"``); ``precision_reason`` says why.  The scores are float32 numbers
             computed in that precision: images whose float32 scores are closer than the
             precision's resolution may swap places.
+        notes: what was changed to fit the images to the model, and caveats (dead and
+            near-dead units among them).
+        fired: ``(n,)`` int64, how many of the images seen each unit fired on (its map's
+            maximum above 0), or ``None`` (class rankings); see :meth:`health`,
+            :meth:`dead_units` and :mod:`.unit_health`.
     """
 
     layer: str
@@ -69,6 +75,7 @@ class TopExamples:
     notes: list[str] = field(default_factory=list)
     precision: str = "float32"
     precision_reason: str = ""
+    fired: np.ndarray | None = None
 
     def row(self, unit: int) -> int:
         """The row of channel (or class) ``unit`` in the arrays."""

@@ -36,6 +36,8 @@ class TopK:
         self.index_of: list[int] = []  # pool slot -> stream index
         self.pool_sources: list[str | None] = []
         self.seen = 0
+        self.fired = np.zeros(n, np.int64)  # images each unit fired on (see unit_health)
+        self.fired_known = True
 
     def _incref(self, index: int, image: np.ndarray, source) -> int:
         slot = self.where.get(index)
@@ -79,12 +81,18 @@ class TopK:
         fetch_maps: Callable | None = None,
         sources: list | None = None,
         indices: np.ndarray | None = None,
+        fired: np.ndarray | None = None,
     ) -> int:
         """Merge a batch: ``scores`` ``(B, n)``; the images are stream items ``base..base+B``
         (or ``indices``).  ``images`` ``(B, H, W, C)`` uint8 (or a function of a batch row
         giving one); ``positions`` ``(B, n, 2)``; ``fetch_maps(rows, units)`` gives the maps
-        of the newcomers ``(m, h, w)``.  Returns how many (unit, image) entries came in."""
+        of the newcomers ``(m, h, w)``; ``fired`` ``(B, n)`` bool, the units that fired on
+        each image.  Returns how many (unit, image) entries came in."""
         b = scores.shape[0]
+        if fired is None:
+            self.fired_known = False
+        else:
+            self.fired += np.asarray(fired, bool).sum(axis=0)
         s = np.where(np.isnan(scores), -np.inf, scores).T.astype(np.float32)  # (n, B)
         idx = np.arange(base, base + b, dtype=np.int64) if indices is None else indices
         self.seen += b
@@ -149,6 +157,10 @@ class TopK:
             for u in np.flatnonzero(valid):
                 self._offer_one(other, int(u), j)
         self.seen += other.seen
+        if other.fired is None:
+            self.fired_known = False
+        else:
+            self.fired += other.fired
 
     def _offer_one(self, other: TopExamples, u: int, j: int) -> None:
         score = float(other.scores[u, j])
@@ -213,5 +225,6 @@ class TopK:
             slots=slots,
             sources=sources if any(s is not None for s in sources) else None,
             seen=self.seen,
+            fired=self.fired.copy() if self.fired_known and self.seen else None,
             **info,
         )

@@ -21,6 +21,7 @@ from ..model.scoring import (
     image_spec,
     prepare_image,
 )
+from ..results_io import Keepable
 from .filters import Montage, overlay_rgba, select_indices, tile_images, to_rgba
 
 __all__ = ["SORTS", "ChannelStats", "FeatureMaps", "feature_maps"]
@@ -68,7 +69,7 @@ class ChannelStats:
 
 
 @dataclass
-class FeatureMaps:
+class FeatureMaps(Keepable):
     """A layer's activations for one image.
 
     Attributes:

@@ -1,10 +1,15 @@
 """The model: loading (embedded, keras.applications, files), the one door to Keras
-internals, introspection, taps, reduced precision, run budgets, images in and samples."""
+internals, introspection, taps, reduced precision, run budgets, images in and samples.
+
+What panels read of a model's graph is public here, computed behind the one door
+(:mod:`.internals`): ``image_input`` (the input's height, width, channels),
+``output_shape``, ``is_spatial``, ``inbound_paths`` (the layers that feed a layer)."""
 
 from .adversarial import adversarial_examples, robust_accuracy
-from .budget import LongRunWarning, RunTooLargeError
-from .imageio import ImageAdjustedWarning, load_image
+from .budget import LongRunWarning, RunTooLargeError, long_runs_to
+from .imageio import ImageAdjustedWarning, as_image, fit_image, load_image
 from .images import SAMPLE_NAMES, sample_image
+from .internals import image_input, inbound_paths, is_spatial, output_shape, resolve_class
 from .introspect import (
     LayerRow,
     LayerTable,
@@ -16,14 +21,18 @@ from .introspect import (
 from .loading import (
     MODEL_NAMES,
     LoadedModel,
+    as_keras_model,
+    as_loaded,
     imagenet_class_names,
     load_model,
     softmax_position,
+    wrap_model,
 )
 from .precision import PRECISIONS, PrecisionChoice, choose_precision, hardware_precisions
 from .preprocessing import PREPROCESSINGS, Preprocessing
 from .shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
 from .shapes import ShapesBatch, generate_shapes
+from .shapes import sample as shapes_sample
 from .taps import Tap, extractor
 
 __all__ = [
@@ -43,18 +52,30 @@ __all__ = [
     "ShapesBatch",
     "Tap",
     "adversarial_examples",
+    "as_image",
+    "as_keras_model",
+    "as_loaded",
     "choose_precision",
     "extractor",
     "first_conv_per_block",
+    "fit_image",
     "generate_shapes",
     "get_layer",
     "hardware_precisions",
+    "image_input",
     "imagenet_class_names",
+    "inbound_paths",
+    "is_spatial",
     "iter_layers",
     "layer_table",
     "load_image",
     "load_model",
+    "long_runs_to",
+    "output_shape",
+    "resolve_class",
     "robust_accuracy",
     "sample_image",
+    "shapes_sample",
     "softmax_position",
+    "wrap_model",
 ]

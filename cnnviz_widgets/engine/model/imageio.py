@@ -172,8 +172,9 @@ def as_image(image, *, warn: bool = True) -> tuple[np.ndarray, list[str]]:
     if arr.ndim == 4:
         if arr.shape[0] != 1:
             raise CnnvizError(
-                f"got a batch of {arr.shape[0]} images {arr.shape}: these methods explain one "
-                "image at a time; pass images[i]"
+                f"got a batch of {arr.shape[0]} images {arr.shape}: this method explains one "
+                "image at a time; pass images[i], or explain them all at once with "
+                "cw.explain_batch(model, images, method)"
             )
         arr = arr[0]
     if arr.ndim == 2:

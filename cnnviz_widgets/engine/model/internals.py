@@ -38,6 +38,7 @@ __all__ = [
     "layer_at",
     "logit_source",
     "output_shape",
+    "parent_operations",
     "quiet_retracing",
     "reader",
     "reduced_precision_twin",
@@ -252,6 +253,18 @@ def inbound_paths(model: keras.Model, path: str) -> list[str]:
                 "which is not a layer: the way back to the input cannot be followed there"
             )
     return list(dict.fromkeys(found))
+
+
+def parent_operations(layer) -> list:
+    """The operations (layers, input layers, nested models) whose outputs feed ``layer``,
+    over every call of it in any graph.  Tolerant where :func:`inbound_paths` is strict:
+    ``[]`` for a layer never called in a graph, or when this Keras keeps no
+    ``_inbound_nodes`` (the layer table then shows no inbound layers, not an error)."""
+    return [
+        parent.operation
+        for node in getattr(layer, "_inbound_nodes", [])
+        for parent in getattr(node, "parent_nodes", [])
+    ]
 
 
 # ------------------------------------------------------------------------ spatial layers

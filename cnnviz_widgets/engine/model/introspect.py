@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from ...errors import CnnvizError, LayerNotFoundError, closest
-from .internals import iter_layers, output_shape
+from .internals import iter_layers, output_shape, parent_operations
 from .loading import as_keras_model
 
 # Layers whose kernels the filter views can show (Conv3D's 3-D kernels are not).
@@ -170,11 +170,9 @@ def _output_shape(layer):
 
 def _inbound(layer, members: set[int]) -> tuple[str, ...]:
     names: list[str] = []
-    for node in getattr(layer, "_inbound_nodes", []):
-        for parent in getattr(node, "parent_nodes", []):
-            op = parent.operation
-            if id(op) in members or isinstance(op, keras.layers.InputLayer):
-                names.append(op.name)
+    for op in parent_operations(layer):
+        if id(op) in members or isinstance(op, keras.layers.InputLayer):
+            names.append(op.name)
     return tuple(dict.fromkeys(names))
 
 

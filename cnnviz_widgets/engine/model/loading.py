@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -63,6 +63,10 @@ class LoadedModel:
         softmax: where a softmax sits at the output: ``"activation"`` (the last layer's
             activation), ``"layer"`` (a separate Softmax/Activation layer) or ``None``.
         source: what it was loaded from, for people.
+        metadata: what the model says about itself beyond that (the embedded models'
+            shipped metadata: ``"recipe"``, the optimization recipe it declares for
+            ``preset="auto"``, and ``"seeds"``, the class-conditional seed statistics
+            of its training images); empty for other models.
     """
 
     model: keras.Model
@@ -71,6 +75,7 @@ class LoadedModel:
     class_names: list[str] | None
     softmax: str | None
     source: str
+    metadata: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def output_is_softmax(self) -> bool:
@@ -206,13 +211,15 @@ def _load_shapes(variant: str | None, name: str) -> LoadedModel:
 
     variant = variant or DEFAULT_VARIANT
     meta = shapes_metadata(variant)
-    return wrap_model(
+    loaded = wrap_model(
         load_shapes_cnn(variant),
         name=name,
         preprocessing=meta["preprocessing"],
         class_names=meta["class_names"],
         source=f"embedded shapes CNN, {variant} training (cnnviz_widgets/data)",
     )
+    loaded.metadata = {k: meta[k] for k in ("recipe", "seeds") if k in meta}
+    return loaded
 
 
 def _load_application(name: str, weights, **kwargs) -> LoadedModel:
@@ -355,6 +362,7 @@ def load_model(
             else _checked_names(loaded.model, class_names),
             softmax=loaded.softmax,
             source=loaded.source,
+            metadata=loaded.metadata,
         )
     return loaded
 

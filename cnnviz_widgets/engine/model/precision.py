@@ -38,7 +38,9 @@ from .loading import LoadedModel, as_loaded
 __all__ = [
     "PRECISIONS",
     "PrecisionChoice",
+    "check_precision",
     "choose_precision",
+    "decide",
     "hardware_precisions",
     "model_in",
     "precision_of",
@@ -423,7 +425,17 @@ def choose_precision(
     return choice
 
 
-def resolve(
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ``CnnvizError`` listing
+    them (calls check it before their work, then :func:`decide`)."""
+    if precision not in PRECISIONS:
+        raise CnnvizError(
+            f"unknown precision {precision!r}: use one of {', '.join(map(repr, PRECISIONS))}"
+        )
+    return precision
+
+
+def decide(
     loaded: LoadedModel,
     precision: str,
     work: str,
@@ -432,15 +444,17 @@ def resolve(
     size: int | None = None,
     exact: bool = False,
 ) -> PrecisionChoice:
-    """The precision one call runs in: ``precision`` checked, ``"auto"`` decided by
-    :func:`choose_precision` (or float32 for an ``exact`` method, whose result is checked
-    against a float32 reference)."""
-    if precision not in PRECISIONS:
-        raise CnnvizError(
-            f"unknown precision {precision!r}: use one of {', '.join(map(repr, PRECISIONS))}"
-        )
+    """The precision one call runs in, for a ``precision`` already checked
+    (:func:`check_precision`): ``"auto"`` decided by :func:`choose_precision` (or float32
+    for an ``exact`` method, whose result is checked against a float32 reference)."""
     if precision == "auto":
         if exact:
             return PrecisionChoice("float32", "float32: an exact method keeps it unless asked")
         return choose_precision(loaded, work, batch=batch, size=size)
     return PrecisionChoice(precision, f"{precision}: asked for")
+
+
+def resolve(loaded: LoadedModel, precision: str, work: str, **options) -> PrecisionChoice:
+    """The precision one call runs in: ``precision`` checked (:func:`check_precision`),
+    then :func:`decide` (``options``: its ``batch``, ``size``, ``exact``)."""
+    return decide(loaded, check_precision(precision), work, **options)

@@ -18,6 +18,7 @@ from .internals import (
     class_count,
     final_activation,
     image_input,
+    is_spatial,
     iter_layers,
     layer_at,
     logit_source,
@@ -27,6 +28,7 @@ from .internals import (
     resolve_class,
     spatial_layer_paths,
 )
+from .introspect import find_layer
 from .loading import LoadedModel, as_loaded
 from .precision import twins_of
 
@@ -39,6 +41,7 @@ __all__ = [
     "class_name_at",
     "default_cam_layer",
     "image_spec",
+    "is_classifier",
     "pick_class",
     "prepare_image",
     "spatial_layers",
@@ -84,6 +87,25 @@ def default_cam_layer(model) -> str:
     return layers[-1]
 
 
+def cam_layer(loaded: LoadedModel, layer) -> str:
+    """The path of the layer a CAM method explains: ``layer`` when its output is spatial,
+    the last spatial layer when ``layer`` is ``None``; a message naming the spatial layers
+    otherwise."""
+    if layer is None:
+        return default_cam_layer(loaded)
+    found, path = find_layer(loaded.model, layer)
+    shape = output_shape(found)
+    if isinstance(found, keras.Model) or not is_spatial(shape):
+        options = spatial_layers(loaded)
+        shown = ", ".join(options[-8:]) if options else "none in this model"
+        raise CnnvizError(
+            f"Grad-CAM needs a layer with a spatial output (batch, h, w, channels); {path!r} "
+            f"({type(found).__name__}) outputs {shape}. Use a convolutional layer: "
+            f"{shown} (default: the last one)"
+        )
+    return path
+
+
 def _what_instead(model) -> str:
     """The layers that have a grid of some other rank (Conv1D, Conv3D, ...), for messages."""
     found = []
@@ -97,6 +119,23 @@ def _what_instead(model) -> str:
         return "no layer keeps a spatial grid (its layers give flat vectors)"
     shown = ", ".join(found[-3:])
     return f"it has {len(found)} layer(s) with a grid of another dimension, such as {shown}"
+
+
+VALUE_NOTE = (
+    "the model's output has no softmax, no sigmoid and no class names: it is read as a head "
+    "of values (a regression), not a classifier, so the score is its output value and there "
+    "is no probability (NaN). For a classifier that outputs logits, pass class_names= to "
+    "load_model"
+)
+
+
+def is_classifier(loaded: LoadedModel) -> bool:
+    """Whether the model's output reads as class scores: it ends in a softmax or a sigmoid,
+    or its class names are known.  A linear head without class names is taken for a head
+    of values (a regression): its softmax would be a meaningless "probability"."""
+    if loaded.softmax is not None or loaded.class_names:
+        return True
+    return final_activation(loaded.model) == "sigmoid"
 
 
 class Net:
@@ -133,6 +172,8 @@ class Net:
                             "the model ends in a sigmoid: scores and probabilities are its "
                             "outputs (one per class, not summing to 1)"
                         )
+                    elif not is_classifier(loaded):
+                        self.notes.append(VALUE_NOTE)
                     else:
                         self.notes.append(
                             "the model's output has no softmax: scores are its outputs and "

@@ -33,14 +33,25 @@ def extractor(model, taps: Sequence[Tap], with_outputs: bool = True) -> keras.Mo
 
     Args:
         model: a built ``keras.Model`` or ``LoadedModel``.
-        taps: the tensors to read, as :class:`Tap` objects (see :func:`resolve_tap`).
+        taps: the tensors to read: :class:`Tap` objects, or layers (name, path, index
+            or layer object) whose outputs are read (see :func:`resolve_tap`); one layer
+            alone may be given without a list.
         with_outputs: also return the model's own outputs after the taps.
 
     Returns:
         A ``keras.Model`` sharing the user's layers (cached per model and taps). Calling it
         returns a list: one tensor per tap, in order, then the outputs.
     """
-    return build_extractor(as_keras_model(model), taps, with_outputs)
+    keras_model = as_keras_model(model)
+    if isinstance(taps, (Tap, str, int)) or isinstance(taps, keras.layers.Layer):
+        taps = [taps]
+    if not isinstance(taps, Sequence):
+        raise CnnvizError(
+            f"taps is a list of layers or Tap objects, got a {type(taps).__name__}: "
+            'e.g. extractor(model, ["conv3"]) or [Tap("conv3", "input")]'
+        )
+    resolved = [t if isinstance(t, Tap) else resolve_tap(keras_model, t) for t in taps]
+    return build_extractor(keras_model, resolved, with_outputs)
 
 
 def last_layer_path(model) -> str:

@@ -1,10 +1,13 @@
 """Activation maximization: objectives, image parameterizations, transforms, presets, the
 compiled step and runs."""
 
-from .param import Fourier, Maco, Pixels, Spectrum, spectrum_from
-from .presets import PRESETS, Preset
+from .param import Fourier, Maco, Pixels, Raw, Spectrum, spectrum_from
+from .presets import PRESETS, Preset, get_preset
+from .recipes import choose as choose_recipe
+from .recipes import register_recipe, unregister_recipe
 from .results import Frame, Result
 from .run import Run, check_settings, optimize, visualize, warm_up
+from .seeds import SeedStatistics, seed_statistics
 from .step import step_tracing_count  # noqa: F401  (for checks; not in __all__)
 from .transforms import Transforms
 
@@ -15,13 +18,20 @@ __all__ = [
     "Maco",
     "Pixels",
     "Preset",
+    "Raw",
     "Result",
     "Run",
+    "SeedStatistics",
     "Spectrum",
     "Transforms",
     "check_settings",
+    "choose_recipe",
+    "get_preset",
     "optimize",
+    "register_recipe",
+    "seed_statistics",
     "spectrum_from",
+    "unregister_recipe",
     "visualize",
     "warm_up",
 ]

@@ -80,6 +80,15 @@ class Pixels:
     init_std: float = 0.1
 
     name = "pixels"
+    batch_axis = 0
+    bounded = False
+
+    def from_image(self, images: np.ndarray) -> np.ndarray:
+        """The variable that renders ``images`` (the sigmoid's inverse; not decorrelated)."""
+        if self.decorrelate:
+            raise CnnvizError("Pixels(decorrelate=True) cannot start from an image")
+        x = np.clip(np.asarray(images, np.float32), 0.01, 0.99)
+        return np.log(x / (1.0 - x)).astype(np.float32)
 
     def shape(self, batch: int, h: int, w: int, c: int) -> tuple[int, ...]:
         return (batch, h, w, c)
@@ -90,6 +99,38 @@ class Pixels:
     def image(self, var: tf.Tensor, h: int, w: int, c: int) -> tf.Tensor:
         x = _decorrelate(var) if self.decorrelate else var
         return tf.sigmoid(x)
+
+
+@dataclass(frozen=True)
+class Raw:
+    """The variable IS the image, in ``[0, 1]`` (no sigmoid, no basis): after every update
+    the step clips it back into ``[0, 1]``.  What Santurkar et al. (2019) optimize on a
+    robust model (the ``"robust"`` preset); a run can start it from an image (a
+    class-conditional seed).
+
+    Attributes:
+        init_std: the spread of the random start around mid-gray (without a seed).
+    """
+
+    init_std: float = 0.05
+
+    name = "raw"
+    batch_axis = 0
+    bounded = True  # the step clips the variable into [0, 1] after each update
+
+    def shape(self, batch: int, h: int, w: int, c: int) -> tuple[int, ...]:
+        return (batch, h, w, c)
+
+    def init(self, rng: np.random.Generator, batch: int, h: int, w: int, c: int) -> np.ndarray:
+        x = 0.5 + rng.standard_normal(self.shape(batch, h, w, c)) * self.init_std
+        return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+    def from_image(self, images: np.ndarray) -> np.ndarray:
+        """The variable that renders ``images`` (``(B, H, W, C)`` in [0, 1])."""
+        return np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+
+    def image(self, var: tf.Tensor, h: int, w: int, c: int) -> tf.Tensor:
+        return var
 
 
 @dataclass(frozen=True)
@@ -110,6 +151,8 @@ class Fourier:
     init_std: float = 0.01
 
     name = "fourier"
+    batch_axis = 1
+    bounded = False
 
     def shape(self, batch: int, h: int, w: int, c: int) -> tuple[int, ...]:
         return (2, batch, c, h, w // 2 + 1)
@@ -248,6 +291,8 @@ class Maco:
     contrast: float = 1.0
 
     name = "maco"
+    batch_axis = 0
+    bounded = False
 
     def __post_init__(self):
         if self.spectrum is not None and not isinstance(self.spectrum, Spectrum):
@@ -424,15 +469,16 @@ def spectrum_from(
     return m.astype(np.float32)
 
 
-PARAMETERIZATIONS = {"pixels": Pixels, "fourier": Fourier, "maco": Maco}
+PARAMETERIZATIONS = {"pixels": Pixels, "fourier": Fourier, "maco": Maco, "raw": Raw}
 
 
-def get_param(spec) -> Pixels | Fourier | Maco:
-    """``"fourier"``, ``"pixels"``, ``"maco"`` or a parameterization object."""
-    if isinstance(spec, (Pixels, Fourier, Maco)):
+def get_param(spec) -> Pixels | Fourier | Maco | Raw:
+    """``"fourier"``, ``"pixels"``, ``"maco"``, ``"raw"`` or a parameterization object."""
+    if isinstance(spec, (Pixels, Fourier, Maco, Raw)):
         return spec
     if isinstance(spec, str) and spec in PARAMETERIZATIONS:
         return PARAMETERIZATIONS[spec]()
     raise CnnvizError(
-        f"unknown parameterization {spec!r}: use 'fourier', 'pixels' or 'maco' (or an object)"
+        f"unknown parameterization {spec!r}: use 'fourier', 'pixels', 'maco' or 'raw' (or an "
+        "object)"
     )

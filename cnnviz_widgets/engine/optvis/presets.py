@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ...errors import CnnvizError
-from .param import Fourier, Maco, Pixels
+from .param import Fourier, Maco, Pixels, Raw
 from .transforms import Transforms
 
 
@@ -26,10 +26,25 @@ class Preset:
         p: the ``p`` of the Lp norm.
         blur: weight of the blur penalty (subtracted).
         description: one line for people.
+        optimizer: ``"adam"`` (Adam at learning rate ``lr``) or ``"l2"``: normalized
+            gradient steps, each moving the image by ``lr`` (root mean square per pixel
+            value, so the same ``lr`` suits any image size) along its gradient's
+            direction, the step size decaying on a cosine from ``lr`` to
+            ``lr * lr_final`` over the run (Santurkar et al. 2019's steps; a robust
+            model's gradient direction is meaningful, its size is not).
+        lr_final: the ``"l2"`` step size at the last step, as a fraction of ``lr``.
+        start: ``"noise"`` (the parameterization's random start) or ``"seed"``: a
+            class-conditional seed drawn from the model's seed statistics (its metadata, or
+            ``register_recipe(..., seeds=...)``); ``"noise"`` when it has none.
+        seed_noise: the spread of the seed around its class mean (1: the training images').
+        radius: for ``"l2"`` and class objectives: the image stays within this distance
+            of its class seed (root mean square per pixel value; Santurkar et al.'s
+            epsilon ball); 0: no limit.  Channel and neuron pictures are not held (their
+            seed, a random class's, says nothing about the unit).
     """
 
     name: str
-    param: Fourier | Pixels | Maco
+    param: Fourier | Pixels | Maco | Raw
     transforms: Transforms
     lr: float
     steps: int
@@ -38,6 +53,19 @@ class Preset:
     p: float = 2.0
     blur: float = 0.0
     description: str = ""
+    optimizer: str = "adam"
+    lr_final: float = 1.0
+    start: str = "noise"
+    seed_noise: float = 1.0
+    radius: float = 0.0
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam", "l2"):
+            raise CnnvizError(f"preset optimizer must be 'adam' or 'l2', got {self.optimizer!r}")
+        if self.start not in ("noise", "seed"):
+            raise CnnvizError(f"preset start must be 'noise' or 'seed', got {self.start!r}")
+        if not 0 <= self.lr_final <= 1:
+            raise CnnvizError(f"preset lr_final must be in [0, 1], got {self.lr_final}")
 
     def transforms_for(self, size: int) -> Transforms:
         """The transforms scaled to an input of ``size`` pixels."""
@@ -95,13 +123,29 @@ PRESETS: dict[str, Preset] = {
             "magnitude stays a natural 1/f spectrum; random crops + noise at every step; "
             "result.alpha shows where the evidence is",
         ),
+        Preset(
+            "robust",
+            Raw(),
+            Transforms(jitter=8, scale=(0.9, 1.1)),
+            lr=0.02,
+            steps=128,
+            optimizer="l2",
+            lr_final=0.1,
+            start="seed",
+            radius=0.05,
+            description="For robust (adversarially trained) models, as Santurkar et al. 2019 "
+            "draw them: raw pixels, L2-normalized gradient steps with a decaying step size, "
+            "from a class-conditional seed (the model's training images' statistics), "
+            "staying within an L2 ball around it; light jitter and zoom",
+        ),
     )
 }
 
 
 def get_preset(spec: str | Preset) -> Preset:
+    """A preset by name (``"auto"`` is resolved per model by ``recipes.choose``)."""
     if isinstance(spec, Preset):
         return spec
     if spec in PRESETS:
         return PRESETS[spec]
-    raise CnnvizError(f"unknown preset {spec!r}: use one of {', '.join(PRESETS)}")
+    raise CnnvizError(f"unknown preset {spec!r}: use 'auto' or one of {', '.join(PRESETS)}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..results_io import Keepable
 
 
 @dataclass
@@ -35,7 +37,7 @@ class Frame:
 
 
 @dataclass
-class Result:
+class Result(Keepable):
     """What a run produced.
 
     Attributes:
@@ -57,6 +59,15 @@ class Result:
             ``"float16"`` (the image, the optimizer and the objective are float32
             always); see ``precision_reason``.
         precision_reason: why (``precision="auto"`` measured, or it was asked for).
+        recipe: the preset the run used (``preset="auto"`` picks the model's own).
+        recipe_reason: why that one (asked for; registered; declared by the model; or
+            the fallback for a model that says nothing).
+        restarted: images (indices) that were started again with more initial noise: a
+            quarter into the run their class probability was still below 0.01 (a
+            plateau; class objectives only).
+        stuck: images whose class probability was still below 0.01 at the last step
+            (under that step's random transforms): the run did not get the class;
+            :meth:`stuck_message` says so for people.
     """
 
     images: np.ndarray
@@ -70,11 +81,28 @@ class Result:
     alpha: np.ndarray | None = None
     precision: str = "float32"
     precision_reason: str = ""
+    recipe: str = ""
+    recipe_reason: str = ""
+    restarted: list[int] = field(default_factory=list)
+    stuck: list[int] = field(default_factory=list)
 
     @property
     def image(self) -> np.ndarray:
         """The first image ``(H, W, C)`` uint8."""
         return self.images[0]
+
+    def stuck_message(self) -> str:
+        """A sentence on the images stuck on a plateau (empty when none)."""
+        if not self.stuck:
+            return ""
+        again = (
+            " even after a restart with more noise" if set(self.stuck) & set(self.restarted) else ""
+        )
+        return (
+            f"image(s) {self.stuck} stayed on a plateau: the class probability is still "
+            f"below 0.01 after {self.steps} steps{again} (recipe {self.recipe!r}). Try "
+            "another seed, more steps, or another preset"
+        )
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

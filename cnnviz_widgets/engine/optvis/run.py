@@ -6,7 +6,8 @@ learning rate and the random seed are tensor inputs or variables, so changing th
 retraces, and the variables are reused from run to run, so memory stays flat.
 
 A run is an iterator (:class:`Run`) that yields a :class:`Frame` every few steps and can be
-stopped between steps; :func:`visualize` is the one-call form.
+stopped between steps (``run.job()`` makes it a :class:`~cnnviz_widgets.engine.jobs.Job`);
+:func:`visualize` is the one-call form.
 """
 
 from __future__ import annotations
@@ -17,26 +18,38 @@ import time
 import warnings
 import weakref
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import tensorflow as tf
 
 from ...errors import CnnvizError
+from ..jobs import Job
 from ..model import budget
 from ..model.loading import LoadedModel, as_loaded
-from ..model.precision import (
-    PRECISIONS,
-    PrecisionChoice,
-    model_in,
-    resolve,
-)
+from ..model.precision import PrecisionChoice, check_precision, decide, model_in
 from . import objectives as obj
-from .param import Fourier, Maco, Pixels, get_param
+from . import recipes
+from .param import Fourier, Maco, Pixels, Raw, get_param
 from .presets import Preset, get_preset
 from .results import Frame, Result, alpha_map, to_uint8
 from .step import POOL_LOCK, CompiledStep, compiled_step, image_size
 from .transforms import Transforms
+
+STUCK_P = 0.01
+"""A class image whose class probability is still below this a quarter into its run is
+on a plateau: it is started again with more initial noise (once); one still below
+``STUCK_P`` at the end is reported in ``Result.stuck``."""
+
+
+def _class_probability_term(objective) -> tuple[int, bool] | None:
+    """``(index, is_log)`` of the objective's class (log-)probability term, if any."""
+    for i, (_, term) in enumerate(objective.terms):
+        if isinstance(term, obj.ClassLogProbability):
+            return i, True
+        if isinstance(term, obj.ClassProbability):
+            return i, False
+    return None
 
 
 class Run:
@@ -60,8 +73,15 @@ class Run:
         seed: int,
         every: int,
         precision: PrecisionChoice | None = None,
+        recipe: str = "",
+        recipe_reason: str = "",
+        start=None,
     ):
         self._c = compiled
+        self.recipe = recipe
+        self.recipe_reason = recipe_reason
+        # (seeds, noise) to start from a class-conditional seed, or None: the param's init
+        self._start = start
         self.precision = precision or PrecisionChoice("float32", "float32")
         self._fresh = fresh  # makes a step of the same configuration if this one is busy
         self.objective = objective
@@ -78,7 +98,12 @@ class Run:
         self._user = np.zeros(len(objective.terms), np.float32)
         self._user[:user_terms] = self._weights[:user_terms]
         self.result: Result | None = None
+        self.settings: dict = {}  # the checked settings (set by optimize)
         self._started = False
+        # plateau check: a quarter into the run, for objectives with a class probability
+        self._class_p = _class_probability_term(objective)
+        self._check = max(16, self.steps // 4) if self.steps >= 32 else None
+        self.restarted: list[int] = []
 
     def stop(self) -> None:
         """Ask the run to end after the step in progress (thread-safe)."""
@@ -87,6 +112,22 @@ class Run:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def job(self) -> Job[Result]:
+        """This run as a :class:`~cnnviz_widgets.engine.jobs.Job` (the one protocol of long
+        work): one progress per :class:`Frame` (``done`` steps of ``total``, ``item`` the
+        frame); ``job.stop()`` ends it after the step in progress and ``job.result`` is the
+        :class:`Result`."""
+
+        def work(report, stopping) -> Result:
+            for frame in self:
+                if stopping():
+                    self.stop()
+                elif not frame.final:  # the job makes its own final progress
+                    report(frame.step, self.steps, item=frame)
+            return self.result
+
+        return Job(work, f"optimization of {self.objective!r}")
 
     def _images(self) -> np.ndarray:
         return to_uint8(self._c.render().numpy())
@@ -106,12 +147,55 @@ class Run:
         finally:
             c.busy.release()
 
+    def _classes(self) -> np.ndarray | None:
+        """The class of each image, from the objective's first class term (or None)."""
+        for (_, term), values in zip(self.objective.terms, self._values):
+            if isinstance(term, obj._ClassTerm):
+                return values["index"].numpy()
+        return None
+
+    def _init(self, c: CompiledStep, rng: np.random.Generator) -> np.ndarray:
+        if self._start is None:
+            return c.param.init(rng, c.batch, c.h, c.w, c.c)
+        seeds, noise = self._start
+        images = seeds.sample(rng, self._classes(), c.batch, c.h, c.w, noise=noise)
+        return c.param.from_image(images)
+
+    def _probabilities(self, scores: np.ndarray) -> np.ndarray | None:
+        if self._class_p is None:
+            return None
+        i, is_log = self._class_p
+        return np.exp(scores[i]) if is_log else scores[i]
+
+    def _escape(self, c: CompiledStep, scores: np.ndarray) -> None:
+        """Restart, with ten times the initial noise (twice the seed's spread), the images
+        whose class probability is still below ``STUCK_P``."""
+        p = self._probabilities(scores)
+        if p is None:
+            return
+        stuck = ~(p >= STUCK_P)
+        if not stuck.any():
+            return
+        rng = np.random.default_rng([self.seed, 1])
+        if self._start is not None:
+            seeds, noise = self._start
+            images = seeds.sample(rng, self._classes(), c.batch, c.h, c.w, noise=2 * noise)
+            fresh = c.param.from_image(images)
+        else:
+            param = c.param
+            if hasattr(param, "init_std"):
+                param = replace(param, init_std=10 * param.init_std)
+            fresh = param.init(rng, c.batch, c.h, c.w, c.c)
+        c.restart(stuck, fresh)
+        self.restarted = [int(i) for i in np.flatnonzero(stuck)]
+
     def _iterate(self, c: CompiledStep) -> Iterator[Frame]:
         rng = np.random.default_rng(self.seed)
-        c.reset(c.param.init(rng, c.batch, c.h, c.w, c.c), self.lr)
+        c.reset(self._init(c, rng), self.lr, self.steps)
         weights = tf.constant(self._weights)
         history, totals = [], []
         error = None
+        last_scores = None
         t0 = time.perf_counter()
         step = 0
         while step < self.steps and not self._stop.is_set():
@@ -129,6 +213,9 @@ class Run:
             history.append(self._user @ s)
             totals.append(self._weights @ s)
             step += 1
+            last_scores = s
+            if step == self._check and step < self.steps:
+                self._escape(c, s)
             if step % self.every == 0 and step < self.steps and not self._stop.is_set():
                 yield Frame(
                     step,
@@ -140,6 +227,10 @@ class Run:
                 )
         seconds = time.perf_counter() - t0
         images = self._images()
+        # a run too short for the plateau check is not called stuck
+        checked = self._check is not None and last_scores is not None
+        final_p = self._probabilities(last_scores) if checked else None
+        stuck = [] if final_p is None else [int(i) for i in np.flatnonzero(~(final_p >= STUCK_P))]
         b = c.batch
         hist = np.array(history, np.float32).reshape(-1, b)
         tot = np.array(totals, np.float32).reshape(-1, b)
@@ -155,6 +246,10 @@ class Run:
             alpha=alpha_map(c.evidence.numpy()) if step else None,
             precision=self.precision.precision,
             precision_reason=self.precision.reason,
+            recipe=self.recipe,
+            recipe_reason=self.recipe_reason,
+            restarted=list(self.restarted),
+            stuck=stuck,
         )
         last = hist[-1] if len(hist) else np.full(b, np.nan, np.float32)
         last_t = tot[-1] if len(tot) else np.full(b, np.nan, np.float32)
@@ -189,8 +284,9 @@ def _finite(name: str, value) -> float:
 
 
 def check_settings(
-    preset: str | Preset = "lucid",
+    preset: str | Preset = "auto",
     *,
+    model=None,
     steps: int | None = None,
     lr: float | None = None,
     tv: float | None = None,
@@ -200,6 +296,7 @@ def check_settings(
 ) -> dict:
     """The run settings :func:`optimize` would use, checked: the preset's values where an
     argument is ``None``.  Panels call it to show the engine's own message before a run.
+    ``preset="auto"`` is the recipe of ``model`` (``"lucid"`` without a model).
 
     Returns:
         ``{"steps", "lr", "tv", "lp", "blur"}`` as an int and floats.
@@ -208,7 +305,10 @@ def check_settings(
         CnnvizError: naming the setting, the value and what is allowed (fewer than
             ``min_steps`` steps; a learning rate <= 0; a negative penalty; NaN or inf).
     """
-    p = get_preset(preset)
+    if model is not None:
+        p = recipes.choose(preset, as_loaded(model))[0]
+    else:
+        p = get_preset(recipes.FALLBACK if preset == recipes.AUTO else preset)
     out = {}
     for name, given in (("tv", tv), ("lp", lp), ("blur", blur)):
         value = _finite(name, getattr(p, name) if given is None else given)
@@ -233,19 +333,20 @@ def optimize(
     model,
     objective,
     *,
-    preset: str | Preset = "lucid",
+    preset: str | Preset = "auto",
     steps: int | None = None,
     lr: float | None = None,
     batch: int | None = None,
     seed: int = 0,
     size: int | tuple[int, int] | None = None,
-    param: str | Fourier | Pixels | Maco | None = None,
+    param: str | Fourier | Pixels | Maco | Raw | None = None,
     transforms: Transforms | None = None,
     tv: float | None = None,
     lp: float | None = None,
     blur: float | None = None,
     every: int = 8,
     precision: str = "auto",
+    min_steps: int = 0,
 ) -> Run:
     """Prepare an optimization and return it as a :class:`Run` (nothing runs until you
     iterate it).
@@ -254,9 +355,13 @@ def optimize(
         model: a ``LoadedModel``, a built ``keras.Model`` or anything ``load_model`` takes.
         objective: an ``Objective`` (see ``cnnviz_widgets.objectives``), or a class index,
             class name, or list of them (``objectives.class_score``: one image per class).
-        preset: ``"lucid"`` (default), ``"tf-keras-vis"``, ``"keras-vis"``, ``"maco"`` or
-            a ``Preset``.
-        steps, lr: override the preset's number of steps and Adam learning rate.
+        preset: ``"auto"`` (default: the model's own recipe -- one registered with
+            ``cw.register_recipe``, else the one its metadata declares (the embedded
+            robust model: ``"robust"``), else ``"lucid"``; ``result.recipe`` and
+            ``result.recipe_reason`` say which and why), ``"lucid"``, ``"robust"``,
+            ``"tf-keras-vis"``, ``"keras-vis"``, ``"maco"`` or a ``Preset``.
+        steps, lr: override the preset's number of steps and learning rate (Adam's, or
+            the ``"l2"`` step size).
         batch: number of images; default: one per target of the objective.
         seed: makes the run repeatable (initial image and random transforms).
         size: the image size, for models that accept any size (default 224).
@@ -269,20 +374,22 @@ def optimize(
             ``"float16"``.  The image, its parameterization, Adam's state and the
             objective stay float32; ``run.precision`` and ``result.precision`` say what
             was used and why.
+        min_steps: the fewest steps accepted (a panel's run asks for 1).
 
     Returns:
-        A :class:`Run`.
+        A :class:`Run`; ``run.settings`` holds the checked settings it uses
+        (:func:`check_settings`: steps, lr and the regularizer weights).
 
     Raises:
         RunTooLargeError: the run's estimated memory (``budget.check_optimize``) exceeds
             what is available; a run estimated to take long warns (``LongRunWarning``).
     """
     loaded = as_loaded(model)
-    p = get_preset(preset)
+    p, reason = recipes.choose(preset, loaded)
     hwc = image_size(loaded, size)
     objective = _objective_from(objective, loaded)
     user_terms = len(objective.terms)
-    checked = check_settings(p, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur)
+    checked = check_settings(p, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur, min_steps=min_steps)
     weights = {name: checked[name] for name in ("tv", "lp", "blur")}
     for w, term in objective.terms:
         _finite(f"the weight of {term.describe()} in the objective", w)
@@ -313,19 +420,28 @@ def optimize(
             for v in value if isinstance(value, tuple) else (value,):
                 if isinstance(v, (float, np.floating)):
                     _finite(f"{type(setting).__name__}.{field.name}", v)
-    if precision not in PRECISIONS:
-        raise CnnvizError(
-            f"unknown precision {precision!r}: use one of {', '.join(map(repr, PRECISIONS))}"
-        )
+    check_precision(precision)  # once; decide() below takes it as checked
     # before any variable is made: refuse a run that will not fit, warn about a long one
     budget.check_optimize(loaded.model, full, hwc, int(batch), steps)
-    choice = resolve(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
+    choice = decide(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
     runner = model_in(loaded, choice.precision)
     names = loaded.model
-    compiled = compiled_step(runner, full, param_obj, t, int(batch), hwc, names)
-    return Run(
+    # the ball holds a class picture near its class's seed; a unit's seed (a random
+    # class's) says nothing about the unit, so its picture is not held to it
+    has_class = any(isinstance(t, obj._ClassTerm) for _, t in objective.terms)
+    radius = p.radius if has_class else 0.0
+    update = ("l2", p.lr_final, radius) if p.optimizer == "l2" else ("adam",)
+    start = None
+    if p.start == "seed" and hasattr(param_obj, "from_image"):
+        seeds = recipes.seeds_of(loaded)
+        if seeds is not None and seeds.channels == hwc[2]:
+            start = (seeds, p.seed_noise)
+        else:
+            reason += "; the model has no seed statistics, so it starts from noise"
+    compiled = compiled_step(runner, full, param_obj, t, int(batch), hwc, names, update)
+    run = Run(
         compiled,
-        lambda: compiled_step(runner, full, param_obj, t, int(batch), hwc, names),
+        lambda: compiled_step(runner, full, param_obj, t, int(batch), hwc, names, update),
         full,
         user_terms,
         int(batch),
@@ -334,7 +450,12 @@ def optimize(
         seed=seed,
         every=every,
         precision=choice,
+        recipe=p.name,
+        recipe_reason=reason,
+        start=start,
     )
+    run.settings = checked
+    return run
 
 
 def visualize(model, objective, **kwargs) -> Result:
@@ -355,6 +476,8 @@ def visualize(model, objective, **kwargs) -> Result:
     result = run.result
     if result.error:
         warnings.warn(result.error, RuntimeWarning, stacklevel=2)
+    if result.stuck and not result.stopped:
+        warnings.warn(result.stuck_message(), RuntimeWarning, stacklevel=2)
     return result
 
 
@@ -372,7 +495,7 @@ def _warm(model, objective, kwargs) -> float:
     try:
         if c.tracing_count() == 0:
             rng = np.random.default_rng(run.seed)
-            c.reset(c.param.init(rng, c.batch, c.h, c.w, c.c), run.lr)
+            c.reset(run._init(c, rng), run.lr, run.steps)
             # the first call traces the step and optimizes its graph: the slow part
             c.step(run._values, tf.constant(run._weights), tf.constant([run.seed, 0], tf.int32))
             c.render().numpy()  # the eager kernels of a frame

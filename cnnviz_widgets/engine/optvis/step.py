@@ -57,7 +57,9 @@ def _pre_activation(layer, x):
 class CompiledStep:
     """The variables and the compiled step for one configuration (reused across runs)."""
 
-    def __init__(self, loaded, objective, param, transforms, batch, hwc, names=None):
+    def __init__(
+        self, loaded, objective, param, transforms, batch, hwc, names=None, update=("adam",)
+    ):
         # no reference to the model object itself: the cache is keyed weakly by it.
         # ``loaded`` may hold a reduced-precision twin; ``names`` (the user's model) then
         # resolves the objective's layer references (indices, names, layer objects)
@@ -71,6 +73,10 @@ class CompiledStep:
         self.warming = False
         self.param = param
         self.transforms = transforms
+        # ("adam",) or ("l2", lr_final, radius): the update rule (Preset.optimizer), chosen
+        # when the step is traced, so the Adam step has not one op more for it
+        self.update = tuple(update)
+        self._radius = float(self.update[2]) if len(self.update) > 2 else 0.0
         self.batch = batch
         self.h, self.w, self.c = hwc
         model = loaded.model
@@ -136,6 +142,9 @@ class CompiledStep:
         self.v = tf.Variable(tf.zeros(pshape), trainable=False)
         self.t = tf.Variable(0.0, trainable=False)
         self.lr = tf.Variable(0.05, trainable=False)
+        self.total = tf.Variable(1.0, trainable=False)  # steps of the run (l2 schedule)
+        # where the run started (l2 with a radius: the image stays within it)
+        self.origin = tf.Variable(tf.zeros(pshape), trainable=False) if self._radius else None
         # |d objective / d pixel| summed over the run: MaCo's transparency map
         self.evidence = tf.Variable(tf.zeros((batch, self.h, self.w)), trainable=False)
         # traced once per configuration: TensorFlow counts the traces of every CompiledStep
@@ -193,34 +202,79 @@ class CompiledStep:
             tf.logical_and(finite_total, tf.reduce_all(tf.math.is_finite(grad))),
             tf.reduce_all(tf.math.is_finite(evidence)),
         )
-        # Adam, without branches (a tf.cond traces two sub-functions and is lowered and
-        # optimized again at the first call: time to the first image).  A finite step
-        # updates the image and keeps the one before it in `good`; otherwise nothing
-        # moves, except that an image whose objective is not finite goes back to `good`
-        # (finite objective, bad gradient: it stays)
-        var, good, m, v = self.var.read_value(), self.good.read_value(), self.m, self.v
+        # no branches (a tf.cond traces two sub-functions and is lowered and optimized
+        # again at the first call: time to the first image).  A finite step updates the
+        # image and keeps the one before it in `good`; otherwise nothing moves, except
+        # that an image whose objective is not finite goes back to `good` (finite
+        # objective, bad gradient: it stays)
+        var, good = self.var.read_value(), self.good.read_value()
         t = self.t + tf.cast(ok, tf.float32)
-        m_new = 0.9 * m + 0.1 * grad
-        v_new = 0.999 * v + 0.001 * tf.square(grad)
-        m_hat = m_new / (1.0 - tf.pow(0.9, tf.maximum(t, 1.0)))
-        v_hat = v_new / (1.0 - tf.pow(0.999, tf.maximum(t, 1.0)))
-        stepped = var - self.lr * m_hat / (tf.sqrt(v_hat) + 1e-8)
+        if self.update[0] == "l2":
+            stepped = self._l2_update(var, grad)
+        else:
+            stepped = self._adam_update(var, grad, t, ok)
         self.evidence.assign_add(tf.where(ok, evidence, tf.zeros_like(evidence)))
         self.t.assign(t)
-        self.m.assign(tf.where(ok, m_new, m))
-        self.v.assign(tf.where(ok, v_new, v))
         self.good.assign(tf.where(ok, var, good))
         self.var.assign(tf.where(ok, stepped, tf.where(finite_total, var, good)))
         return scores, ok
 
-    def reset(self, init: np.ndarray, lr: float) -> None:
+    def _adam_update(self, var, grad, t, ok):
+        m, v = self.m, self.v
+        m_new = 0.9 * m + 0.1 * grad
+        v_new = 0.999 * v + 0.001 * tf.square(grad)
+        m_hat = m_new / (1.0 - tf.pow(0.9, tf.maximum(t, 1.0)))
+        v_hat = v_new / (1.0 - tf.pow(0.999, tf.maximum(t, 1.0)))
+        self.m.assign(tf.where(ok, m_new, m))
+        self.v.assign(tf.where(ok, v_new, v))
+        return var - self.lr * m_hat / (tf.sqrt(v_hat) + 1e-8)
+
+    def _l2_update(self, var, grad):
+        """A step of RMS size ``lr_t`` per variable entry along the gradient's direction,
+        per image (each image's gradient normalized on its own), ``lr_t`` decaying on a
+        cosine from ``lr`` to ``lr * lr_final`` over ``total`` steps; a bounded
+        parameterization (``Raw``) is clipped back into [0, 1]."""
+        final = float(self.update[1])
+        axis = int(getattr(self.param, "batch_axis", 0))
+        others = [a for a in range(len(grad.shape)) if a != axis]
+        size = float(np.prod([grad.shape[a] for a in others]))
+        norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=others, keepdims=True))
+        progress = tf.minimum(self.t / tf.maximum(self.total - 1.0, 1.0), 1.0)
+        lr_t = self.lr * (final + (1.0 - final) * 0.5 * (1.0 + tf.cos(np.pi * progress)))
+        stepped = var - lr_t * np.sqrt(size) * grad / (norm + 1e-12)
+        if self._radius > 0:  # back onto the ball of RMS radius `radius` around the start
+            delta = stepped - self.origin
+            dist = tf.sqrt(tf.reduce_sum(tf.square(delta), axis=others, keepdims=True))
+            limit = self._radius * np.sqrt(size)
+            stepped = self.origin + delta * tf.minimum(1.0, limit / (dist + 1e-12))
+        if getattr(self.param, "bounded", False):
+            stepped = tf.clip_by_value(stepped, 0.0, 1.0)
+        return stepped
+
+    def reset(self, init: np.ndarray, lr: float, steps: int = 1) -> None:
+        self.total.assign(float(steps))
         self.var.assign(init)
+        if self.origin is not None:
+            self.origin.assign(init)
         self.good.assign(init)
         self.m.assign(tf.zeros_like(self.m))
         self.v.assign(tf.zeros_like(self.v))
         self.t.assign(0.0)
         self.lr.assign(float(lr))
         self.evidence.assign(tf.zeros_like(self.evidence))
+
+    def restart(self, mask: np.ndarray, init: np.ndarray) -> None:
+        """Start the images of ``mask`` (``(B,)`` bool) again from ``init`` (the variable's
+        shape), with a fresh optimizer state; the others go on (eager: the compiled step
+        is not touched)."""
+        shape = [1] * len(self.var.shape)
+        shape[int(getattr(self.param, "batch_axis", 0))] = self.batch
+        keep = tf.reshape(tf.constant(~np.asarray(mask, bool)), shape)
+        init = tf.constant(init, tf.float32)
+        for var, fresh in ((self.var, init), (self.good, init), (self.m, 0.0), (self.v, 0.0)):
+            var.assign(tf.where(keep, var, tf.broadcast_to(fresh, var.shape)))
+        if self.origin is not None:
+            self.origin.assign(tf.where(keep, self.origin, init))
 
     def tracing_count(self) -> int:
         return self.step.experimental_get_tracing_count()
@@ -230,11 +284,15 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 POOL_LOCK = threading.Lock()
 
 
-def compiled_step(loaded, objective, param, transforms, batch, hwc, names=None) -> CompiledStep:
+def compiled_step(
+    loaded, objective, param, transforms, batch, hwc, names=None, update=("adam",)
+) -> CompiledStep:
     """The compiled step for this configuration: a cached one that no run is using, or a
     new one (two panels optimizing the same model at once each get their own).
-    ``loaded`` may hold a reduced-precision twin of the model ``names``."""
-    key = (objective.structure(), param, transforms, batch, hwc, loaded.preprocessing.name)
+    ``loaded`` may hold a reduced-precision twin of the model ``names``; ``update`` is
+    ``("adam",)`` or ``("l2", lr_final, radius)``."""
+    update = tuple(update)
+    key = (objective.structure(), param, transforms, batch, hwc, loaded.preprocessing.name, update)
     # under a lock: two threads asking at once (a warm-up and a run) share one step rather
     # than each building and tracing its own
     with POOL_LOCK:
@@ -242,7 +300,7 @@ def compiled_step(loaded, objective, param, transforms, batch, hwc, names=None) 
         for compiled in pool:
             if not compiled.busy.locked() or compiled.warming:
                 return compiled
-        compiled = CompiledStep(loaded, objective, param, transforms, batch, hwc, names)
+        compiled = CompiledStep(loaded, objective, param, transforms, batch, hwc, names, update)
         pool.append(compiled)
         return compiled
 
