@@ -12,8 +12,18 @@ per-round ratios, the load average beside each figure):
    float32, ours in reduced precision (target: >= 1.8x faster than the bare float32
    step), tf-keras-vis' ActivationMaximization and Xplique if importable;
 3. Grad-CAM and vanilla saliency: ours float32 and reduced, tf-keras-vis, Xplique;
-4. occlusion 14x14 (patch 32, stride 16): ours float32 and reduced, per position, against
-   the bare batched float32 forward per position (the limit), Xplique if importable.
+4. occlusion 14x14 (patch 32, stride 16): ours float32, "auto" and reduced, per position,
+   against the bare batched float32 forward per position (the limit), Xplique if
+   importable;
+5. dataset ranking (top_examples of block4_conv3 over 64 images, batch 16): float32 vs
+   "auto" vs the bare batched float32 forward to the layer (target: "auto" >= 2.5x
+   float32 where the hardware has bf16);
+6. atlas visualizations (4 channels of block4_conv3, one batch, a few steps, fresh store
+   each time): float32 vs "auto" (target >= 2.5x).
+
+Section 2 also times ours with precision="auto" (target: >= 1.8x the bare float32 step);
+"auto" is decided before the timing (the probe's cost is printed: a process pays it once
+per model, batch and image size).
 
 First it prints this machine's CPU, what ``hardware_precisions`` finds and what
 ``choose_precision`` ("auto") picks for each kind of work.  On a CPU without bf16
@@ -28,6 +38,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -103,7 +115,11 @@ def main() -> None:
         help="bfloat16 or float16 (default: what the hardware has, else bfloat16)",
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--sections", default="1,2,3,4,5,6", help="which sections to run, e.g. 2,4,5,6"
+    )
     args = parser.parse_args()
+    want = {int(x) for x in args.sections.split(",") if x.strip()}
     keras.utils.set_random_seed(0)
     candidates, hardware = cw.hardware_precisions()
     reduced = args.reduced or (candidates[0] if candidates else "bfloat16")
@@ -124,132 +140,247 @@ def main() -> None:
 
     vgg = cw.load_model("vgg16", weights=None)
     twin = model_in(vgg, reduced)
-    for work, batch in (("optimize", 1), ("forward", 8)):
-        choice = cw.choose_precision(vgg, work, batch=batch)
-        print(f"auto for {work} (batch {batch}): {choice.precision} - {choice.reason}")
-
-    # 1. batched forward -------------------------------------------------------------
-    section("1. batched forward, VGG16 224x224, batch 8 (per image)")
-    x8 = tf.constant(np.random.default_rng(0).uniform(-100, 100, (8, 224, 224, 3)), tf.float32)
-    f32, f16 = forward_fn(vgg.model), forward_fn(twin.model)
-    t = compare(
-        {
-            "float32": lambda: block(lambda: f32(x8).numpy(), reps)() / 8,
-            reduced: lambda: block(lambda: f16(x8).numpy(), reps)() / 8,
-        },
-        rounds,
-    )
-    print(t.line("float32", per="image"))
-    print(t.line(reduced, per="image", against="float32"))
-    print(
-        f"  speed-up {reduced} over float32: {1 / t.ratio(reduced, 'float32'):.2f}x "
-        "(target >= 2.5x where the hardware has bf16/fp16 units)",
-        flush=True,
-    )
-
-    # 2. optimization step -------------------------------------------------------------
-    section(f"2. optimization step (lucid preset), VGG16 224x224 batch 1, blocks of {steps}")
-    bare = bench_optvis.bare_step_fn(vgg.model)
-    index = tf.constant(CLASS)
-
-    def ours(precision):
-        def run_block():
-            run = cw.optimize(
-                vgg, obj.class_logit(CLASS), steps=steps, every=steps, precision=precision
-            )
-            for _ in run:
-                pass
-            return run.result.seconds / steps
-
-        return run_block
-
-    variants = {
-        "bare float32 forward+backward": block(lambda: bare(index).numpy(), steps),
-        "cnnviz float32": ours("float32"),
-        f"cnnviz {reduced}": ours(reduced),
-    }
-    if "tf-keras-vis" in found:
-        am_cls, _, _, linear, score_cls = found["tf-keras-vis"]
-        am = am_cls(vgg.model, model_modifier=linear(), clone=True)
-        score = score_cls(CLASS)
-        variants["tf-keras-vis ActivationMaximization"] = block(lambda: am(score, steps=steps), 1)
-        variants["tf-keras-vis ActivationMaximization"] = (
-            lambda f=variants["tf-keras-vis ActivationMaximization"]: f() / steps
-        )
-    t = compare(variants, rounds)
-    ref = "bare float32 forward+backward"
-    for name in variants:
-        print(t.line(name, per="step", against=None if name == ref else ref))
-    print(
-        f"  speed-up cnnviz {reduced} over the bare float32 step: "
-        f"{1 / t.ratio(f'cnnviz {reduced}', ref):.2f}x (target >= 1.8x)",
-        flush=True,
-    )
-    if "tf-keras-vis" in found:
+    decisions = {2: ("optimize", 1), 6: ("optimize", 4), 4: ("forward", 10), 5: ("forward", 16)}
+    for work, batch in (v for k, v in decisions.items() if k in want):
+        start = time.perf_counter()
+        choice = cw.choose_precision(vgg, work, batch=batch, size=224)
+        took = time.perf_counter() - start
         print(
-            f"  tf-keras-vis / cnnviz float32: "
-            f"{t.ratio('tf-keras-vis ActivationMaximization', 'cnnviz float32'):.2f}x"
+            f"auto for {work} (batch {batch}): {choice.precision} - {choice.reason} "
+            f"[decided in {took:.1f} s]",
+            flush=True,
         )
 
-    # 3. Grad-CAM and saliency ------------------------------------------------------------
-    section("3. Grad-CAM (block5_conv3) and saliency, VGG16 224x224, one image")
+    # shared by the sections
+    f32, f16 = forward_fn(vgg.model), forward_fn(twin.model)
+    index = tf.constant(CLASS)
     image = cw.sample_image("grace_hopper", size=224)
     xin = tf.constant(keras.applications.vgg16.preprocess_input(image[None] * 255.0))
-    fwd_bwd = bench_optvis.bare_step_fn(vgg.model)
-    variants = {
-        "bare float32 forward+backward": block(lambda: fwd_bwd(index).numpy(), reps),
-        "cnnviz grad_cam float32": block(lambda: cw.grad_cam(vgg, image, CLASS), reps),
-        f"cnnviz grad_cam {reduced}": block(
-            lambda: cw.grad_cam(vgg, image, CLASS, precision=reduced), reps
-        ),
-        "cnnviz saliency float32": block(lambda: cw.saliency(vgg, image, CLASS), reps),
-        f"cnnviz saliency {reduced}": block(
-            lambda: cw.saliency(vgg, image, CLASS, precision=reduced), reps
-        ),
-    }
-    if "tf-keras-vis" in found:
-        _, gradcam_cls, saliency_cls, linear, score_cls = found["tf-keras-vis"]
-        gc = gradcam_cls(vgg.model, model_modifier=linear(), clone=True)
-        sal = saliency_cls(vgg.model, model_modifier=linear(), clone=True)
-        score = score_cls(CLASS)
-        variants["tf-keras-vis Gradcam"] = block(
-            lambda: gc(score, xin, penultimate_layer="block5_conv3"), reps
+
+    if 1 in want:
+        # 1. batched forward -------------------------------------------------------------
+        section("1. batched forward, VGG16 224x224, batch 8 (per image)")
+        x8 = tf.constant(np.random.default_rng(0).uniform(-100, 100, (8, 224, 224, 3)), tf.float32)
+        t = compare(
+            {
+                "float32": lambda: block(lambda: f32(x8).numpy(), reps)() / 8,
+                reduced: lambda: block(lambda: f16(x8).numpy(), reps)() / 8,
+            },
+            rounds,
         )
-        variants["tf-keras-vis Saliency"] = block(lambda: sal(score, xin), reps)
-    t = compare(variants, rounds)
-    for name in variants:
-        print(t.line(name, against=None if name == ref else ref), flush=True)
+        print(t.line("float32", per="image"))
+        print(t.line(reduced, per="image", against="float32"))
+        print(
+            f"  speed-up {reduced} over float32: {1 / t.ratio(reduced, 'float32'):.2f}x "
+            "(target >= 2.5x where the hardware has bf16/fp16 units)",
+            flush=True,
+        )
 
-    # 4. occlusion ------------------------------------------------------------------------
-    section("4. occlusion 14x14 (patch 32, stride 16), VGG16 224x224, per position")
-    x10 = tf.constant(np.random.default_rng(1).uniform(-100, 100, (10, 224, 224, 3)), tf.float32)
-    variants = {
-        "bare float32 batched forward (batch 10)": lambda: (
-            block(lambda: f32(x10).numpy(), 1)() / 10
-        ),
-        "cnnviz occlusion float32": lambda: (
-            block(
-                lambda: cw.occlusion(vgg, image, CLASS, patch=32, stride=16, precision="float32"), 1
-            )()
-            / 196
-        ),
-        f"cnnviz occlusion {reduced}": lambda: (
-            block(
-                lambda: cw.occlusion(vgg, image, CLASS, patch=32, stride=16, precision=reduced), 1
-            )()
-            / 196
-        ),
-    }
-    if "xplique" in found:
-        from xplique.attributions import Occlusion as XOcclusion
+    if 2 in want:
+        # 2. optimization step -------------------------------------------------------------
+        section(f"2. optimization step (lucid preset), VGG16 224x224 batch 1, blocks of {steps}")
+        bare = bench_optvis.bare_step_fn(vgg.model)
 
-        xo = XOcclusion(vgg.model, patch_size=32, patch_stride=16, batch_size=10)
-        target = tf.one_hot([CLASS], 1000)
-        variants["Xplique Occlusion"] = lambda: block(lambda: xo(xin, target), 1)() / 196
-    t = compare(variants, rounds)
-    ref = "bare float32 batched forward (batch 10)"
-    for name in variants:
-        print(t.line(name, per="position", against=None if name == ref else ref), flush=True)
+        def ours(precision):
+            def run_block():
+                run = cw.optimize(
+                    vgg, obj.class_logit(CLASS), steps=steps, every=steps, precision=precision
+                )
+                for _ in run:
+                    pass
+                return run.result.seconds / steps
+
+            return run_block
+
+        variants = {
+            "bare float32 forward+backward": block(lambda: bare(index).numpy(), steps),
+            "cnnviz float32": ours("float32"),
+            "cnnviz auto": ours("auto"),
+            f"cnnviz {reduced}": ours(reduced),
+        }
+        if "tf-keras-vis" in found:
+            am_cls, _, _, linear, score_cls = found["tf-keras-vis"]
+            am = am_cls(vgg.model, model_modifier=linear(), clone=True)
+            score = score_cls(CLASS)
+            variants["tf-keras-vis ActivationMaximization"] = block(
+                lambda: am(score, steps=steps), 1
+            )
+            variants["tf-keras-vis ActivationMaximization"] = (
+                lambda f=variants["tf-keras-vis ActivationMaximization"]: f() / steps
+            )
+        t = compare(variants, rounds)
+        ref = "bare float32 forward+backward"
+        for name in variants:
+            print(t.line(name, per="step", against=None if name == ref else ref))
+        print(
+            f"  speed-up cnnviz {reduced} over the bare float32 step: "
+            f"{1 / t.ratio(f'cnnviz {reduced}', ref):.2f}x (target >= 1.8x)",
+            flush=True,
+        )
+        print(
+            f"  speed-up cnnviz auto over the bare float32 step: "
+            f"{1 / t.ratio('cnnviz auto', ref):.2f}x (target >= 1.8x); over cnnviz float32: "
+            f"{1 / t.ratio('cnnviz auto', 'cnnviz float32'):.2f}x",
+            flush=True,
+        )
+        if "tf-keras-vis" in found:
+            print(
+                f"  tf-keras-vis / cnnviz float32: "
+                f"{t.ratio('tf-keras-vis ActivationMaximization', 'cnnviz float32'):.2f}x"
+            )
+
+    if 3 in want:
+        # 3. Grad-CAM and saliency ------------------------------------------------------------
+        section("3. Grad-CAM (block5_conv3) and saliency, VGG16 224x224, one image")
+        fwd_bwd = bench_optvis.bare_step_fn(vgg.model)
+        ref = "bare float32 forward+backward"
+        variants = {
+            "bare float32 forward+backward": block(lambda: fwd_bwd(index).numpy(), reps),
+            "cnnviz grad_cam float32": block(lambda: cw.grad_cam(vgg, image, CLASS), reps),
+            f"cnnviz grad_cam {reduced}": block(
+                lambda: cw.grad_cam(vgg, image, CLASS, precision=reduced), reps
+            ),
+            "cnnviz saliency float32": block(lambda: cw.saliency(vgg, image, CLASS), reps),
+            f"cnnviz saliency {reduced}": block(
+                lambda: cw.saliency(vgg, image, CLASS, precision=reduced), reps
+            ),
+        }
+        if "tf-keras-vis" in found:
+            _, gradcam_cls, saliency_cls, linear, score_cls = found["tf-keras-vis"]
+            gc = gradcam_cls(vgg.model, model_modifier=linear(), clone=True)
+            sal = saliency_cls(vgg.model, model_modifier=linear(), clone=True)
+            score = score_cls(CLASS)
+            variants["tf-keras-vis Gradcam"] = block(
+                lambda: gc(score, xin, penultimate_layer="block5_conv3"), reps
+            )
+            variants["tf-keras-vis Saliency"] = block(lambda: sal(score, xin), reps)
+        t = compare(variants, rounds)
+        for name in variants:
+            print(t.line(name, against=None if name == ref else ref), flush=True)
+
+    if 4 in want:
+        # 4. occlusion ------------------------------------------------------------------------
+        section("4. occlusion 14x14 (patch 32, stride 16), VGG16 224x224, per position")
+        x10 = tf.constant(
+            np.random.default_rng(1).uniform(-100, 100, (10, 224, 224, 3)), tf.float32
+        )
+        variants = {
+            "bare float32 batched forward (batch 10)": lambda: (
+                block(lambda: f32(x10).numpy(), 1)() / 10
+            ),
+            "cnnviz occlusion float32": lambda: (
+                block(
+                    lambda: cw.occlusion(
+                        vgg, image, CLASS, patch=32, stride=16, precision="float32"
+                    ),
+                    1,
+                )()
+                / 196
+            ),
+            "cnnviz occlusion auto": lambda: (
+                block(lambda: cw.occlusion(vgg, image, CLASS, patch=32, stride=16), 1)() / 196
+            ),
+            f"cnnviz occlusion {reduced}": lambda: (
+                block(
+                    lambda: cw.occlusion(vgg, image, CLASS, patch=32, stride=16, precision=reduced),
+                    1,
+                )()
+                / 196
+            ),
+        }
+        if "xplique" in found:
+            from xplique.attributions import Occlusion as XOcclusion
+
+            xo = XOcclusion(vgg.model, patch_size=32, patch_stride=16, batch_size=10)
+            target = tf.one_hot([CLASS], 1000)
+            variants["Xplique Occlusion"] = lambda: block(lambda: xo(xin, target), 1)() / 196
+        t = compare(variants, rounds)
+        ref = "bare float32 batched forward (batch 10)"
+        for name in variants:
+            print(t.line(name, per="position", against=None if name == ref else ref), flush=True)
+        print(
+            "  speed-up occlusion auto over float32: "
+            f"{1 / t.ratio('cnnviz occlusion auto', 'cnnviz occlusion float32'):.2f}x",
+            flush=True,
+        )
+
+    if 5 in want:
+        # 5. dataset ranking ------------------------------------------------------------------
+        n_images = 32 if args.quick else 64
+        section(f"5. top_examples of block4_conv3 over {n_images} images 224x224, batch 16")
+        data = np.random.default_rng(2).uniform(0, 1, (n_images, 224, 224, 3)).astype(np.float32)
+        layer_model = keras.Model(vgg.model.inputs[0], vgg.model.get_layer("block4_conv3").output)
+        layer_fn = forward_fn(layer_model)
+        prepped = [tf.constant(vgg.preprocessing(data[i : i + 16])) for i in range(0, n_images, 16)]
+
+        def rank(precision):
+            return block(
+                lambda: cw.top_examples(
+                    vgg, "block4_conv3", data, k=9, batch_size=16, precision=precision
+                ),
+                1,
+            )
+
+        variants = {
+            "bare float32 batched forward to the layer": block(
+                lambda: [layer_fn(x).numpy() for x in prepped], 1
+            ),
+            "cnnviz top_examples float32": rank("float32"),
+            "cnnviz top_examples auto": rank("auto"),
+        }
+        t = compare(variants, rounds)
+        ref = "cnnviz top_examples float32"
+        for name in variants:
+            print(t.line(name, against=None if name == ref else ref), flush=True)
+        print(
+            "  speed-up ranking auto over float32: "
+            f"{1 / t.ratio('cnnviz top_examples auto', ref):.2f}x (target >= 2.5x)",
+            flush=True,
+        )
+
+    if 6 in want:
+        # 6. atlas visualizations -------------------------------------------------------------
+        atlas_steps = 4 if args.quick else 8
+        section(f"6. atlas of 4 channels of block4_conv3, one batch of 4, {atlas_steps} steps")
+        start = time.perf_counter()
+        choice = cw.choose_precision(vgg, "optimize", batch=4, size=224)
+        print(
+            f"  auto for the atlas' optimization (batch 4): {choice.precision} "
+            f"[decided in {time.perf_counter() - start:.1f} s]",
+            flush=True,
+        )
+
+        def atlas_run(precision):
+            def run_block():
+                with tempfile.TemporaryDirectory() as store:  # nothing reused between blocks
+                    at = cw.atlas(
+                        vgg,
+                        "block4_conv3",
+                        None,
+                        channels=range(4),
+                        store=store,
+                        steps=atlas_steps,
+                        batch=4,
+                        precision=precision,
+                    )
+                    assert len(at.computed) == 4
+                return 0.0
+
+            return block(run_block, 1)
+
+        variants = {
+            "cnnviz atlas float32": atlas_run("float32"),
+            "cnnviz atlas auto": atlas_run("auto"),
+        }
+        t = compare(variants, rounds)
+        ref = "cnnviz atlas float32"
+        for name in variants:
+            print(t.line(name, against=None if name == ref else ref), flush=True)
+        print(
+            "  speed-up atlas auto over float32: "
+            f"{1 / t.ratio('cnnviz atlas auto', ref):.2f}x (target >= 2.5x)",
+            flush=True,
+        )
     print(f"\ndone [load {load():.1f}]")
 
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import cnnviz_widgets as cw
 from cnnviz_widgets.engine.attribution import methods as attribution
+from cnnviz_widgets.engine.attribution import occlusion_sensitivity as occlusion_module
 from cnnviz_widgets.engine.model.imageio import ImageAdjustedWarning, as_image, load_image
 
 from .helpers import BF16_QUALITY, assert_same_state, model_state
@@ -625,11 +626,11 @@ def test_method_argument_checks(shapes, batch):
 
 
 def test_occlusion_grid_gives_the_defaults_and_the_patch_count(shapes):
-    assert attribution.occlusion_grid(64, 64) == (8, 4, 256)  # an eighth; half a patch
-    assert attribution.occlusion_grid(224, 224) == (28, 14, 256)
-    assert attribution.occlusion_grid(64, 48, patch=16, stride=16) == (16, 16, 12)
+    assert occlusion_module.occlusion_grid(64, 64) == (8, 4, 256)  # an eighth; half a patch
+    assert occlusion_module.occlusion_grid(224, 224) == (28, 14, 256)
+    assert occlusion_module.occlusion_grid(64, 48, patch=16, stride=16) == (16, 16, 12)
     with pytest.raises(cw.CnnvizError, match=r"patch must be 1\.\.64"):
-        attribution.occlusion_grid(64, 64, patch=65)
+        occlusion_module.occlusion_grid(64, 64, patch=65)
     image = cw.sample_image("ring")
     result = cw.occlusion(shapes, image)
     assert (result.patch, result.stride, result.raw.size) == (8, 4, 256)  # the same grid

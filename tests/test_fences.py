@@ -20,9 +20,7 @@ ABOVE = [
 # convolution explainer and the classroom items); every name they import is public now
 # (e.g. cw.image_input, cw.inbound_paths, cw.as_loaded, cw.trace_from_maps): take a file
 # off this list when its branch lands
-PENDING = {
-    "widgets/image_explainer.py",
-}
+PENDING: set[str] = set()
 INTERNALS = ENGINE / "model" / "internals.py"
 # Keras' private attributes the engine needs (read through internals.py only)
 PRIVATE_KERAS = re.compile(

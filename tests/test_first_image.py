@@ -16,10 +16,18 @@ import tensorflow as tf
 
 import cnnviz_widgets as cw
 from cnnviz_widgets.engine import optvis
-from cnnviz_widgets.engine.model import budget
+from cnnviz_widgets.engine.model import budget, precision
 from cnnviz_widgets.engine.optvis import step
 from cnnviz_widgets.engine.optvis.objectives import _pick
 from cnnviz_widgets.engine.optvis.param import Fourier, _scaled_irfft2d
+
+
+@pytest.fixture(autouse=True)
+def no_reduced_precision_hardware(monkeypatch):
+    """The trace counts here are of float32 steps: "auto" runs as on a CPU without fast
+    bfloat16 (simulated). On one with it, "auto" may first probe a bfloat16 step as well;
+    tests/test_precision.py checks that the probe's steps are the ones the run then uses."""
+    monkeypatch.setattr(precision, "hardware_precisions", lambda: ((), "simulated: none"))
 
 
 def test_warm_up_compiles_the_step_the_run_then_uses():

@@ -379,10 +379,10 @@ def test_the_pre_activation_score_gives_grappler_no_leaky_relu(shapes):
     run = cw.optimize(shapes, obj.channel("conv3", 3), steps=1, precision="float32")
     for _ in run:
         pass
-    step = run._c.step.get_concrete_function(
+    traced = run._c.step.get_concrete_function(
         run._values, tf.constant(run._weights), tf.constant([run.seed, 0], tf.int32)
     )
-    kinds = {op.type for op in step.graph.get_operations()}
+    kinds = {op.type for op in traced.graph.get_operations()}
     assert "Conv2D" in kinds  # the pre-activation is computed in this graph
     assert not {"LeakyRelu", "LeakyReluGrad"} & kinds, sorted(kinds)
     assert run._c.tracing_count() == 1  # the graph inspected is the one that ran

@@ -41,7 +41,9 @@ def all_cpus_free(timeout=30.0):
 
 def test_ray_atlas_gives_the_local_images_and_examples(cluster, shapes, tmp_path):
     data = cw.generate_shapes(70, seed=8)
-    kwargs = dict(channels=range(8), examples_batch=16, **SETTINGS)
+    # float32 asked for: images equal bit for bit across processes (a worker's bfloat16
+    # sums in another thread order; "auto" may choose bfloat16 on a CPU with it)
+    kwargs = dict(channels=range(8), examples_batch=16, precision="float32", **SETTINGS)
     local = cw.atlas(shapes, "conv3", data, store=tmp_path / "local", **kwargs)
     reports = []
     remote = cw.atlas(
@@ -61,6 +63,8 @@ def test_ray_atlas_gives_the_local_images_and_examples(cluster, shapes, tmp_path
         np.testing.assert_array_equal(a.example_indices, b.example_indices)
         np.testing.assert_array_equal(a.examples, b.examples)
         np.testing.assert_allclose(a.example_scores, b.example_scores, rtol=1e-6)
+    for at in (local, remote):  # the precision decided here, for both backends alike
+        assert at.vis_store.load(0)["meta"]["precision"] == "float32"
     phases = [p.phase for p in reports]
     assert "visualization" in phases and "examples" in phases and reports[-1].final
     assert all_cpus_free(), "the atlas left Ray actors holding CPUs"
@@ -92,6 +96,15 @@ def test_ray_top_examples_equal_the_local_ones(cluster, shapes):
     streamed = cw.top_examples(shapes, "conv4", gen(), k=5, batch_size=16, backend="ray", workers=2)
     np.testing.assert_array_equal(streamed.indices, local.indices)
     np.testing.assert_array_equal(streamed.labels, local.labels)
+    assert remote.precision == local.precision  # "auto" decided once, here, for the workers
+    # a precision asked for reaches the workers: bfloat16 there ranks as bfloat16 here
+    half = cw.top_examples(shapes, "conv4", data, k=5, batch_size=16, precision="bfloat16")
+    far = cw.top_examples(
+        shapes, "conv4", data, k=5, batch_size=16, backend="ray", workers=2, precision="bfloat16"
+    )
+    assert far.precision == half.precision == "bfloat16" and "asked for" in far.precision_reason
+    np.testing.assert_array_equal(far.indices, half.indices)
+    np.testing.assert_allclose(far.scores, half.scores, rtol=1e-6)
     assert all_cpus_free()
 
 

@@ -8,6 +8,15 @@ import pytest
 import cnnviz_widgets as cw
 from cnnviz_widgets import objectives as obj
 from cnnviz_widgets.engine import optvis
+from cnnviz_widgets.engine.model import precision
+
+
+@pytest.fixture(autouse=True)
+def no_reduced_precision_hardware(monkeypatch):
+    """The trace counts here are of float32 steps: "auto" runs as on a CPU without fast
+    bfloat16 (simulated). On one with it, "auto" may first probe a bfloat16 step as well;
+    tests/test_precision.py checks that the probe's steps are the ones the run then uses."""
+    monkeypatch.setattr(precision, "hardware_precisions", lambda: ((), "simulated: none"))
 
 
 class Recorder(logging.Handler):

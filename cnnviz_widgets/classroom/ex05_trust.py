@@ -8,10 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.attribution.randomization import randomization_test
-from ..engine.attribution.registry import attribution_methods
-from ..engine.model.loading import as_loaded
-from ..engine.model.shapes import generate_shapes
+from ..engine import as_loaded, attribution_methods, generate_shapes, randomization_test
 from .common import (
     CheckResult,
     Unreadable,

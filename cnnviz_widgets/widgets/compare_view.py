@@ -17,9 +17,15 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from ..engine import attribution_job, deletion, insertion, method_info, randomization_job
-from ..engine.attribution.metrics import BASELINES
-from ..engine.attribution.randomization import Randomization
+from ..engine import (
+    BASELINES,
+    Randomization,
+    attribution_job,
+    deletion,
+    insertion,
+    method_info,
+    randomization_job,
+)
 from .canvas import zoom_nearest
 from .common import MessageArea, esc, row
 from .method_settings import method_choices
@@ -281,7 +287,7 @@ class CompareView:
     def show_sanity(self, result: Randomization) -> None:
         """Draw a :class:`~cnnviz_widgets.Randomization`: one row of maps per method and
         the correlation curve."""
-        from ..engine.attribution.results import Attribution
+        from ..engine import Attribution
 
         self.randomization = result
         rows = []

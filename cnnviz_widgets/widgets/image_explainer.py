@@ -28,12 +28,12 @@ from ..engine import (
     Predictions,
     attribution_job,
     default_cam_layer,
+    image_input,
+    long_runs_to,
     method_info,
     predict_top,
     spatial_layers,
 )
-from ..engine.model.budget import long_runs_to
-from ..engine.model.internals import image_input
 from ..errors import CnnvizError
 from .class_picker import ClassPicker
 from .common import Panel, esc, labeled, style_sheet, write_file

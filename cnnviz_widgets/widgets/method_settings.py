@@ -9,8 +9,7 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from ..engine import attribution_methods, method_info, method_names, occlusion_grid
-from ..engine.attribution.registry import Param
+from ..engine import Param, attribution_methods, method_info, method_names, occlusion_grid
 from ..errors import CnnvizError
 from .common import esc, labeled, row
 

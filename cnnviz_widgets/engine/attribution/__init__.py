@@ -6,13 +6,12 @@ from . import cams, gradients, perturbation  # noqa: F401  (they register their 
 from .methods import (
     default_cam_layer,
     grad_cam,
-    occlusion,
-    occlusion_grid,
     predict_top,
     saliency,
     spatial_layers,
 )
 from .metrics import (
+    BASELINES,
     Curve,
     deletion,
     insertion,
@@ -20,6 +19,7 @@ from .metrics import (
     pointing_game,
     relevance_mass,
 )
+from .occlusion_sensitivity import occlusion, occlusion_grid
 from .randomization import Randomization, randomization_job, randomization_test
 from .registry import (
     Method,
@@ -33,6 +33,7 @@ from .registry import (
 from .results import Attribution, GradCam, Occlusion, Predictions, Saliency
 
 __all__ = [
+    "BASELINES",
     "Attribution",
     "Curve",
     "GradCam",

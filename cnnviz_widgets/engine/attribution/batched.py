@@ -314,7 +314,7 @@ def explain_batch(
     cam = method.startswith("grad_cam")
     path = cam_layer(loaded, layer) if cam else None
     source = data_source(data, loaded)
-    choice = resolve(loaded, precision, "optimize", batch=int(batch_size), exact=True)
+    choice = resolve(loaded, precision, "gradient", batch=int(batch_size), exact=True)
     twin = model_in(loaded, choice.precision)
     fns = _cam_batch_fns(twin, path) if cam else _grad_batch_fns(twin)
     parts: dict[str, list] = {k: [] for k in ("heat", "raw", "w", "c", "s", "p", "img", "lab")}

@@ -149,7 +149,7 @@ register(Method(
 # ----------------------------------------------------------------------------- Layer-CAM
 def _layer_cam(run: Run, layer=None, precision="float32") -> Attribution:
     path = cam_layer(run.loaded, layer)
-    choice = resolve(run.loaded, precision, "optimize", exact=True)
+    choice = resolve(run.loaded, precision, "gradient", exact=True)
     runner = model_in(run.loaded, choice.precision)
     a, g, logits, probs, used = layer_gradients(runner, run.image, path, run.target)
     raw = (np.maximum(g, 0.0) * a).sum(axis=-1)

@@ -74,7 +74,7 @@ def gradient_heat(raw: np.ndarray, reduce: str = "abs_sum") -> np.ndarray:
 
 def _start(run: Run, precision: str, per_call: int, exact: bool):
     """The model to run (its precision resolved), the class and the clean image's scores."""
-    choice = resolve(run.loaded, precision, "optimize", batch=per_call, exact=exact)
+    choice = resolve(run.loaded, precision, "gradient", batch=per_call, exact=exact)
     runner = model_in(run.loaded, choice.precision)
     logits, probs = (t.numpy() for t in predict_fns(runner).predict(run.image[None]))
     used = int(np.argmax(logits)) if run.target < 0 else run.target

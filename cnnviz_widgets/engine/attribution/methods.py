@@ -1,5 +1,6 @@
-"""How the network sees one image: saliency, Grad-CAM, occlusion, top-k (feature maps:
-:mod:`.features`; the results: :mod:`.results`).
+"""How the network sees one image: saliency, Grad-CAM, top-k (occlusion:
+:mod:`.occlusion_sensitivity`; feature maps: :mod:`..layers.features`; the results:
+:mod:`.results`).
 
 Every method takes an image in *display space* (RGB floats in ``[0, 1]`` or uint8, any
 size: see :mod:`.imageio`), applies the model's own preprocessing inside a compiled
@@ -27,7 +28,7 @@ from ...errors import CnnvizError
 from ..model import budget
 from ..model.internals import Tap, class_count
 from ..model.loading import LoadedModel, as_loaded
-from ..model.precision import PrecisionChoice, model_in, resolve
+from ..model.precision import PrecisionChoice, loss_scale, model_in, resolve
 from ..model.scoring import (
     FLOAT,
     INT,
@@ -51,19 +52,15 @@ from .noise import noise_sigma
 from .results import (
     Attribution,
     GradCam,
-    Occlusion,
     Predictions,
     Saliency,
 )
 from .shared import batch_for as _batch_for
 from .shared import even_batch as _even_batch
-from .shared import fill_image as _fill_image
 
 __all__ = [
     "default_cam_layer",
     "grad_cam",
-    "occlusion",
-    "occlusion_grid",
     "predict_top",
     "saliency",
     "spatial_layers",
@@ -128,6 +125,7 @@ def _saliency_fns(loaded: LoadedModel) -> AttributionFns:
         net = Net(loaded, [])
         spec = image_spec(loaded)
         noise_spec = tf.TensorSpec((None, *spec.shape[1:]), tf.float32)
+        scale = loss_scale(loaded)  # float16 gradients underflow unless scaled
 
         @tf.function(input_signature=[spec, INT, noise_spec, FLOAT], autograph=False)
         def grads(image, class_index, noise, clean_weight):
@@ -139,8 +137,8 @@ def _saliency_fns(loaded: LoadedModel) -> AttributionFns:
                 tape.watch(xs)
                 _, logits, probs = net(xs)
                 c = pick_class(logits, class_index)
-                total = tf.reduce_sum(tf.gather(logits, c, axis=1))
-            g = tf.cast(tape.gradient(total, xs), tf.float32)
+                total = tf.reduce_sum(tf.gather(logits, c, axis=1)) * scale
+            g = tf.cast(tape.gradient(total, xs), tf.float32) / scale
             w = tf.concat([[clean_weight], tf.ones(tf.shape(noise)[:1], tf.float32)], axis=0)
             return tf.reduce_sum(w[:, None, None, None] * g, axis=0), logits[0], probs[0], c
 
@@ -149,27 +147,15 @@ def _saliency_fns(loaded: LoadedModel) -> AttributionFns:
     return cached_fns(loaded, ("saliency",), build)
 
 
-def _occlusion_fns(loaded: LoadedModel) -> AttributionFns:
-    def build():
-        net = Net(loaded, [])
-        spec = image_spec(loaded)
-        pos = tf.TensorSpec((None,), tf.int32)
-
-        @tf.function(input_signature=[spec, spec, pos, pos, pos, pos, INT], autograph=False)
-        def occlude(image, fill, y0, y1, x0, x1, class_index):
-            """The class's (logit, probability) with each box [y0, y1) x [x0, x1) filled."""
-            h, w = tf.shape(image)[1], tf.shape(image)[2]
-            ys = tf.range(h)[None, :]
-            xs = tf.range(w)[None, :]
-            in_y = (ys >= y0[:, None]) & (ys < y1[:, None])  # (B, H)
-            in_x = (xs >= x0[:, None]) & (xs < x1[:, None])  # (B, W)
-            m = tf.cast(in_y[:, :, None] & in_x[:, None, :], tf.float32)[..., None]
-            _, logits, probs = net(image * (1.0 - m) + fill * m)
-            return tf.gather(logits, class_index, axis=1), tf.gather(probs, class_index, axis=1)
-
-        return AttributionFns(net, occlude=occlude)
-
-    return cached_fns(loaded, ("occlusion",), build)
+def _reference(loaded: LoadedModel, img: np.ndarray, choice: PrecisionChoice, c: int):
+    """``(class, (logits, probabilities) or None)``: when the passes run in reduced
+    precision, the float32 scores of the image (one float32 pass) and the class to explain
+    (``c``, or float32's top class when ``c`` is -1), so that the numbers a user compares
+    with the model stay float32; in float32, ``(c, None)``."""
+    if choice.precision == "float32":
+        return c, None
+    logits, probs = (t.numpy() for t in _predict_fns(loaded).predict(tf.constant(img[None])))
+    return (int(np.argmax(logits)) if c < 0 else c), (logits, probs)
 
 
 def _explained(
@@ -251,11 +237,13 @@ def grad_cam(
     c = target_class(loaded, target, n)
     path = cam_layer(loaded, layer)
     img, notes = prepare_image(loaded, image)
-    choice = resolve(loaded, precision, "optimize", exact=True)
+    choice = resolve(loaded, precision, "gradient", exact=True)
+    c, ref = _reference(loaded, img, choice, c)
     fns = _gradcam_fns(model_in(loaded, choice.precision), path)
     raw, raw_pp, w, w_pp, up, logits, probs, used = fns.cam(
         tf.constant(img[None]), tf.constant(c, tf.int32)
     )
+    logits, probs = ref or (logits, probs)
     k = 1 if plus_plus else 0
     raw_map = (raw_pp if plus_plus else raw).numpy()
     heat = unit(up.numpy()[..., k])
@@ -336,7 +324,8 @@ def saliency(
     per_call = _even_batch(smooth, per_call) if smooth else 1
     if smooth:
         budget.check_smoothgrad(loaded.model, img, smooth, per_call)
-    choice = resolve(loaded, precision, "optimize", batch=per_call + 1, exact=smooth == 0)
+    choice = resolve(loaded, precision, "gradient", batch=per_call + 1, exact=smooth == 0)
+    c, ref = _reference(loaded, img, choice, c)
     fns = _saliency_fns(model_in(loaded, choice.precision))
     x = tf.constant(img[None])
     if smooth == 0:
@@ -362,6 +351,7 @@ def saliency(
                 progress(done, smooth)
         grad /= smooth
     used = int(used)
+    logits, probs = ref or (logits, probs)
     mag = np.abs(grad).max(axis=-1)
     top = float(np.percentile(mag, 99.0))
     heat = np.clip(mag / top, 0.0, 1.0).astype(np.float32) if top > 0 else unit(mag)
@@ -382,155 +372,6 @@ def saliency(
     )
 
 
-def _boxes(size: int, patch: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Patch starts and ends along one axis: centres every ``stride`` pixels from
-    ``stride / 2``, so every pixel is covered alike; patches clipped at the border."""
-    count = math.ceil(size / stride)
-    start = np.arange(count) * stride + (stride - patch) // 2
-    return np.clip(start, 0, size), np.clip(start + patch, 0, size)
-
-
-def occlusion_grid(
-    height: int, width: int, patch: int | None = None, stride: int | None = None
-) -> tuple[int, int, int]:
-    """``(patch, stride, positions)`` of :func:`occlusion` on a ``height x width`` image:
-    the defaults where ``patch`` or ``stride`` is ``None`` (an eighth of the smaller side;
-    half a patch), checked, and how many patches (forward passes) that makes.
-
-    Raises:
-        CnnvizError: a patch outside ``1..max(height, width)`` or a stride below 1.
-    """
-    h, w = int(height), int(width)
-    patch = max(2, round(min(h, w) / 8)) if patch is None else int(patch)
-    if not 1 <= patch <= max(h, w):
-        raise CnnvizError(f"patch must be 1..{max(h, w)} pixels for a {h}x{w} image, got {patch}")
-    stride = max(1, patch // 2) if stride is None else int(stride)
-    if stride < 1:
-        raise CnnvizError(f"stride must be >= 1 pixel, got {stride}")
-    return patch, stride, math.ceil(h / stride) * math.ceil(w / stride)
-
-
-def occlusion(
-    model,
-    image,
-    target=None,
-    *,
-    patch: int | None = None,
-    stride: int | None = None,
-    fill="mean",
-    score: str = "logit",
-    batch_size: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    precision: str = "auto",
-) -> Occlusion:
-    """Occlusion sensitivity (Zeiler and Fergus 2014): hide one patch at a time and
-    measure how much the class score drops.  All patches go through the model in batches
-    of one compiled function.
-
-    Args:
-        model, image, target: as for :func:`grad_cam`.
-        patch: patch side in pixels (default: an eighth of the image's smaller side, so 8
-            px on the 64 px embedded model and 28 px on 224 px models).
-        stride: step between patch centres (default ``patch // 2``); the grid has
-            ``ceil(H / stride) x ceil(W / stride)`` positions.
-        fill: what hides a patch: ``"mean"`` (the image's mean colour; default), ``"blur"``
-            (the image blurred), ``"black"``, ``"gray"``, ``"white"``, a value or one
-            value per channel (display space, [0, 1]).
-        score: ``"logit"`` (default: drops stay comparable for confident classes) or
-            ``"probability"``.
-        batch_size: occluded images per forward pass, at most (default: by image size:
-            10 at 224 px, 128 at 64 px).  The positions are spread evenly over the
-            passes and the last pass is padded, so every pass has the same batch (16
-            positions at most 10 per pass: two passes of 8, not 10 + 6).
-        progress: called as ``progress(done, total)`` (patches) after each forward pass;
-            an exception it raises ends the computation (a panel's Stop).
-        precision: what the model's passes run in: ``"auto"`` (default: reduced
-            precision only where measured faster on this hardware), ``"float32"``,
-            ``"bfloat16"`` or ``"float16"``.  Scores are float32.
-
-    Returns:
-        :class:`Occlusion`.
-    """
-    loaded = as_loaded(model)
-    n_classes = class_count(loaded.model)
-    c = target_class(loaded, target, n_classes)
-    if score not in ("logit", "probability"):
-        raise CnnvizError(f"score must be 'logit' or 'probability', got {score!r}")
-    img, notes = prepare_image(loaded, image)
-    h, w = img.shape[:2]
-    patch, stride, _ = occlusion_grid(h, w, patch, stride)
-    if stride > patch:
-        notes.append(f"stride {stride} > patch {patch}: some pixels are never hidden (heat 0)")
-    fill_img, fill_name = _fill_image(img, fill, patch)
-    ys0, ys1 = _boxes(h, patch, stride)
-    xs0, xs1 = _boxes(w, patch, stride)
-    rows, cols = len(ys0), len(xs0)
-    # every (row, column) box, row-major
-    y0 = np.repeat(ys0, cols).astype(np.int32)
-    y1 = np.repeat(ys1, cols).astype(np.int32)
-    x0 = np.tile(xs0, rows).astype(np.int32)
-    x1 = np.tile(xs1, rows).astype(np.int32)
-
-    limit = int(batch_size) if batch_size else _batch_for(img)
-    if limit < 1:
-        raise CnnvizError(f"batch_size must be >= 1, got {batch_size}")
-    per_call = _even_batch(len(y0), limit)
-    budget.check_occlusion(loaded.model, img, len(y0), per_call)
-    choice = resolve(loaded, precision, "forward", batch=per_call)
-    runner = model_in(loaded, choice.precision)
-    # the base score comes from the same model as the occluded ones (drops stay honest)
-    pred = _predict_fns(runner)
-    logits, probs = (t.numpy() for t in pred.predict(tf.constant(img[None])))
-    used = int(np.argmax(logits)) if c < 0 else c
-    fns = _occlusion_fns(runner)
-    x = tf.constant(img[None])
-    f = tf.constant(fill_img[None].astype(np.float32))
-    cls = tf.constant(used, tf.int32)
-    n_pos = len(y0)
-    padded = -(-n_pos // per_call) * per_call  # every pass the same batch: pad the last
-    boxes = [np.concatenate([v, np.repeat(v[-1:], padded - n_pos)]) for v in (y0, y1, x0, x1)]
-    out = np.empty(padded, np.float32)
-    for s in range(0, padded, per_call):
-        e = s + per_call
-        lg, pr = fns.occlude(x, f, *(b[s:e] for b in boxes), cls)
-        out[s:e] = (lg if score == "logit" else pr).numpy()
-        if progress is not None:
-            progress(min(e, n_pos), n_pos)
-    out = out[:n_pos]
-    base = float(logits[used] if score == "logit" else probs[used])
-    scores = out.reshape(rows, cols)
-    drops = base - scores
-    # each pixel: the mean drop over the patches that covered it
-    ry = (np.arange(h)[None, :] >= ys0[:, None]) & (np.arange(h)[None, :] < ys1[:, None])
-    rx = (np.arange(w)[None, :] >= xs0[:, None]) & (np.arange(w)[None, :] < xs1[:, None])
-    ry, rx = ry.astype(np.float32), rx.astype(np.float32)
-    total = ry.T @ drops @ rx
-    count = np.outer(ry.sum(axis=0), rx.sum(axis=0))
-    mean_drop = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-    heat = unit(np.maximum(mean_drop, 0.0))
-    notes = notes + (fns.notes if score == "logit" else [])
-    if not heat.any():
-        notes.append("no patch lowered the score: the map is all zero; try a larger patch")
-    return _explained(
-        Occlusion,
-        loaded,
-        used,
-        logits,
-        probs,
-        choice,
-        heatmap=heat,
-        raw=drops.astype(np.float32),
-        image=img,
-        method="occlusion",
-        notes=notes,
-        patch=patch,
-        stride=stride,
-        fill=fill_name,
-        scores=scores,
-        base_score=base,
-        score_kind=score,
-    )
-
-
-# shared with the other modules of the package (gradients, cams, perturbation, metrics)
-explained, predict_fns = _explained, _predict_fns
+# shared with the other modules of the package (gradients, cams, perturbation, occlusion,
+# metrics)
+explained, predict_fns, reference = _explained, _predict_fns, _reference

@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 BASELINES = ("blur", "mean", "zero")
+"""What replaces the pixels a deletion curve removes (and an insertion curve starts from):
+the image blurred, its mean colour, or zeros."""
 
 
 @dataclass

@@ -9,7 +9,8 @@ from ..model.internals import image_input
 from ..model.loading import LoadedModel
 from ..model.precision import model_in, resolve
 from ..model.scoring import INT, AttributionFns, Net, cached_fns, image_spec, unit
-from .methods import explained, occlusion, predict_fns
+from .methods import explained, predict_fns
+from .occlusion_sensitivity import occlusion
 from .registry import Method, Param, Run, register
 from .results import Attribution
 from .shared import batch_for, even_batch

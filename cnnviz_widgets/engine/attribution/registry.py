@@ -169,7 +169,6 @@ def register(method: Method) -> Method:
 def attribution_methods(kind: str | None = None) -> list[Method]:
     """The registered method records (of one ``kind`` when given), in registration order:
     gradients, then CAMs, then perturbations."""
-    _load_all()
     order = {k: i for i, k in enumerate(KINDS)}
     found = [m for m in _METHODS.values() if kind is None or m.kind == kind]
     return sorted(found, key=lambda m: order[m.kind])
@@ -182,16 +181,11 @@ def method_names() -> list[str]:
 
 def method_info(name: str) -> Method:
     """The record of ``name``; an unknown name lists the known ones."""
-    _load_all()
     if name not in _METHODS:
         raise CnnvizError(
             f"unknown attribution method {name!r}: use one of {', '.join(method_names())}"
         )
     return _METHODS[name]
-
-
-def _load_all() -> None:
-    from . import cams, gradients, perturbation  # noqa: F401  (they register their records)
 
 
 @dataclass

@@ -59,6 +59,7 @@ def open_atlas(
     score: str = "mean",
     examples_batch: int = 64,
     key: str | None = None,
+    precision: str = "auto",
 ) -> Atlas:
     """The atlas of a layer as stored so far, computing nothing (arguments as
     :func:`atlas`: the same settings find the same store)."""
@@ -76,6 +77,7 @@ def open_atlas(
         score=score,
         examples_batch=examples_batch,
         key=key,
+        precision=precision,
     )
     out = Atlas(plan)
     out.reused = sorted(out.done())
@@ -111,6 +113,7 @@ def atlas(
     stop: threading.Event | None = None,
     workers: int | None = None,
     keep_workers: bool = False,
+    precision: str = "auto",
 ) -> Atlas:
     """Compute the atlas of a layer: for every channel (or ``channels``), its feature
     visualization, its top dataset examples (when ``data`` is given) and its kernel, into a
@@ -150,9 +153,16 @@ def atlas(
         keep_workers: keep the Ray actors (and their compiled model) for the next call on
             the same model, instead of killing them at the end; release them with
             ``cnnviz_widgets.engine.dataset.distributed.shutdown_workers()``.
+        precision: what the visualizations and the ranking run in: ``"auto"`` (default:
+            each decided once per model and batch on this machine, the visualizations by a
+            short optimization probe, the ranking by its outputs; see
+            :func:`~cnnviz_widgets.choose_precision`), ``"float32"``, ``"bfloat16"`` or
+            ``"float16"``.  Ray workers run in the precision decided here.  Each stored
+            unit records the precision it was made in (the store is shared by every
+            precision: a unit already stored is not made again in another).
 
     Returns:
-        An :class:`Atlas` reading the store.
+        An :class:`Atlas` reading the store; its ``notes`` say what each part ran in.
     """
     settings = dict(
         channels=channels,
@@ -165,6 +175,7 @@ def atlas(
         score=score,
         examples_batch=examples_batch,
         key=key,
+        precision=precision,
     )
     chosen = get_backend(backend, workers, keep_workers)  # before any work
     out = open_atlas(model, layer, data, **settings)
@@ -175,6 +186,11 @@ def atlas(
 def _compute(out: Atlas, backend, progress, stopping) -> None:
     """Compute what ``out``'s store lacks on ``backend``, then report the final progress."""
     backend.atlas(out._plan, out, progress, stopping)
+    plan = out._plan
+    if out.computed:
+        out.notes.append(f"visualizations: {plan.vis_precision().reason}")
+    if "rank" in plan._choices:
+        out.notes.append(f"dataset examples: {plan.rank_precision().reason}")
     if progress is not None:
         progress(
             AtlasProgress(

@@ -14,10 +14,12 @@ from ..layers.filters import select_indices
 from ..model.internals import output_shape
 from ..model.introspect import get_layer
 from ..model.loading import LoadedModel, as_loaded
+from ..model.precision import PRECISIONS, PrecisionChoice, resolve
 from ..optvis import objectives as obj
 from ..optvis.presets import PRESETS
 from ..optvis.recipes import choose
 from ..optvis.run import optimize
+from ..optvis.step import image_size
 from .sources import DataSource, data_source
 from .store import UnitStore, default_root, model_fingerprint
 from .top_examples import TopExamples
@@ -85,8 +87,15 @@ class AtlasPlan:
         score,
         examples_batch,
         key,
+        precision="auto",
     ):
         self.loaded = loaded
+        if precision not in PRECISIONS:
+            raise CnnvizError(
+                f"unknown precision {precision!r}: use one of {', '.join(map(repr, PRECISIONS))}"
+            )
+        self.precision = precision
+        self._choices: dict[str, PrecisionChoice] = {}
         m = loaded.model
         found, path = get_layer(m, layer)
         if isinstance(found, keras.Model):
@@ -153,6 +162,25 @@ class AtlasPlan:
                     },
                 )
 
+    # --- precision --------------------------------------------------------------------
+    def vis_precision(self) -> PrecisionChoice:
+        """What the visualizations run in (``"auto"`` decided once, by the optimization
+        probe at this plan's batch and the model's image size)."""
+        if "vis" not in self._choices:
+            size = image_size(self.loaded, None)[0]
+            self._choices["vis"] = resolve(
+                self.loaded, self.precision, "optimize", batch=self.batch, size=size
+            )
+        return self._choices["vis"]
+
+    def rank_precision(self) -> PrecisionChoice:
+        """What the dataset ranking runs in (``"auto"``: measured at ``examples_batch``)."""
+        if "rank" not in self._choices:
+            self._choices["rank"] = resolve(
+                self.loaded, self.precision, "forward", batch=self.examples_batch
+            )
+        return self._choices["rank"]
+
     # --- visualizations ---------------------------------------------------------------
     def chunk_of(self, channel: int) -> int:
         return channel // self.batch
@@ -172,9 +200,13 @@ class AtlasPlan:
     def write_vis(self, channels, images, values) -> None:
         self.vis_store.prepare()
         for c, img, v in zip(channels, images, values):
-            self.vis_store.save(
-                c, {"image": img}, {"value": float(v), "steps": self.steps, "layer": self.layer}
-            )
+            meta = {
+                "value": float(v),
+                "steps": self.steps,
+                "layer": self.layer,
+                "precision": self.vis_precision().precision,
+            }
+            self.vis_store.save(c, {"image": img}, meta)
 
     # --- examples --------------------------------------------------------------------
     def missing_examples(self) -> list[int]:
@@ -235,13 +267,20 @@ def visualize_chunk(
     stopping: Callable[[], bool] | None = None,
     report: Callable | None = None,
     every: int = 8,
+    precision: str = "float32",
 ):
     """Optimize one image per channel in one compiled step.  Returns ``(images (B, H, W,
     C) uint8, values (B,), finished)``; ``report(step, images)`` is called every
     ``every`` steps; the run ends after the step in progress once ``stopping()`` is true."""
     make = obj.channel if spatial else obj.neuron
     run = optimize(
-        loaded, make(layer, list(channels)), preset=preset, steps=steps, seed=seed, every=every
+        loaded,
+        make(layer, list(channels)),
+        preset=preset,
+        steps=steps,
+        seed=seed,
+        every=every,
+        precision=precision,
     )
     for frame in run:
         if stopping is not None and stopping():

@@ -87,6 +87,7 @@ class LocalBackend:
                 seed=plan.chunk_seed(chunk),
                 stopping=stopping,
                 report=live,
+                precision=plan.vis_precision().precision,
             )
             if not finished:
                 live(-1, images)
@@ -106,6 +107,7 @@ class LocalBackend:
                 score=plan.score,
                 channels=missing,
                 batch_size=plan.examples_batch,
+                precision=plan.rank_precision().precision,
             )
 
             def examples(p: Progress) -> None:

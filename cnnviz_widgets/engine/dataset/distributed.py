@@ -159,6 +159,8 @@ def ray_top_examples(
         "channels": proto.units.tolist(),
         "batch_size": batch_size,
         "keep_maps": proto.keep_maps,
+        # the precision decided here (one measurement), not "auto" in every worker
+        "precision": proto.precision.precision,
     }
     t0 = time.perf_counter()
     tasks = len(_shards(source, batch_size, 1)) if source.indexable else 8
@@ -175,6 +177,7 @@ def ray_top_examples(
     if out is None:  # stopped: what the search had before the first shard came back
         out = proto.snapshot()
         out.stopped = True
+    out.precision, out.precision_reason = proto.precision.precision, proto.precision.reason
     out.seconds = time.perf_counter() - t0
     return out
 
@@ -223,6 +226,7 @@ def ray_atlas(
                     plan.preset,
                     plan.steps,
                     plan.chunk_seed(chunk),
+                    plan.vis_precision().precision,
                 )
             for _, (channels, images, values, finished) in pool.wait():
                 if not finished:
@@ -239,6 +243,7 @@ def ray_atlas(
                 "channels": missing_ex,
                 "batch_size": plan.examples_batch,
                 "keep_maps": True,
+                "precision": plan.rank_precision().precision,
             }
 
             def report(seen):

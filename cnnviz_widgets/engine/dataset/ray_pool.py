@@ -189,9 +189,16 @@ class Worker:
     def ready(self) -> bool:
         return True
 
-    def visualize(self, layer, channels, spatial, preset, steps, seed):
+    def visualize(self, layer, channels, spatial, preset, steps, seed, precision="float32"):
         images, values, finished = visualize_chunk(
-            self.loaded, layer, channels, spatial=spatial, preset=preset, steps=steps, seed=seed
+            self.loaded,
+            layer,
+            channels,
+            spatial=spatial,
+            preset=preset,
+            steps=steps,
+            seed=seed,
+            precision=precision,
         )
         return channels, images, values, finished
 
@@ -235,6 +242,7 @@ def _search(loaded, layer, data, settings, start, stop) -> ExampleSearch:
         keep_maps=proto.keep_maps,
         start=start,
         stop=stop,
+        precision=proto.precision,
     )
 
 

@@ -19,6 +19,7 @@ from ..layers.receptive_field import receptive_field
 from ..model.internals import Tap, image_input, last_layer, output_shape
 from ..model.introspect import get_layer, tap_shape
 from ..model.loading import LoadedModel, as_loaded
+from ..model.precision import PrecisionChoice, model_in, resolve
 from ..model.scoring import AttributionFns, Net, cached_fns
 from .sources import Batch, DataSource, data_source
 from .top_examples import Progress, TopExamples
@@ -183,8 +184,10 @@ class ExampleSearch:
         keep_maps: bool,
         start: int = 0,
         stop: int | None = None,
+        precision: PrecisionChoice | None = None,
     ):
         self.loaded = loaded
+        self.precision = precision or PrecisionChoice("float32", "float32")
         self.layer = path
         self.kind = kind
         self.source = source
@@ -194,7 +197,7 @@ class ExampleSearch:
         self.batch_size = batch_size
         self.keep_maps = keep_maps
         self._range = (start, stop)
-        self._fns = _rank_fns(loaded, path, kind, score)
+        self._fns = _rank_fns(model_in(loaded, self.precision.precision), path, kind, score)
         h, w, c = image_input(loaded.model)
         shape = (
             tuple(loaded.model.outputs[0].shape)
@@ -254,6 +257,8 @@ class ExampleSearch:
             image_shape=self._image_shape,
         )
         out.notes.extend(health_notes(out))
+        out.precision = self.precision.precision
+        out.precision_reason = self.precision.reason
         return out
 
     def __iter__(self) -> Iterator[Progress]:
@@ -339,9 +344,11 @@ def rank_examples(
     batch_size: int = 64,
     keep_maps: bool = True,
     key: str | None = None,
+    precision: str = "auto",
 ) -> ExampleSearch:
     """Prepare a dataset-example search and return it as an :class:`ExampleSearch`
-    (nothing runs until you iterate it).  Arguments as :func:`top_examples`."""
+    (nothing runs until you iterate it).  Arguments as :func:`top_examples`; the
+    precision is decided here (``"auto"``: measured once per model and batch)."""
     loaded = as_loaded(model)
     k = _check_k(k)
     if score not in SCORES:
@@ -360,6 +367,7 @@ def rank_examples(
         else int(output_shape(get_layer(loaded.model, path)[0])[-1])
     )
     units = select_indices(n, channels, "classes" if kind == "class" else "channels", path)
+    choice = resolve(loaded, precision, "forward", batch=int(batch_size))
     return ExampleSearch(
         loaded,
         path,
@@ -370,6 +378,7 @@ def rank_examples(
         units=np.asarray(units, np.int64),
         batch_size=int(batch_size),
         keep_maps=keep_maps,
+        precision=choice,
     )
 
 

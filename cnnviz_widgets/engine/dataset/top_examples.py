@@ -42,6 +42,10 @@ class TopExamples(Keepable, UnitHealth):
         total: images in the data, when known before reading.
         stopped: the search was stopped before the end of the data.
         seconds: wall time.
+        precision: what the ranking passes ran in (``"float32"``, ``"bfloat16"`` or
+            ``"float16"``); ``precision_reason`` says why.  The scores are float32 numbers
+            computed in that precision: images whose float32 scores are closer than the
+            precision's resolution may swap places.
         notes: what was changed to fit the images to the model, and caveats (dead and
             near-dead units among them).
         fired: ``(n,)`` int64, how many of the images seen each unit fired on (its map's
@@ -69,6 +73,8 @@ class TopExamples(Keepable, UnitHealth):
     stopped: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    precision: str = "float32"
+    precision_reason: str = ""
     fired: np.ndarray | None = None
 
     def row(self, unit: int) -> int:

@@ -50,9 +50,10 @@ __all__ = [
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 """The values ``precision=`` accepts."""
 
-WORKS = ("optimize", "forward")
-"""What a choice is measured on: a forward+backward pass with respect to the input
-(optimization, SmoothGrad) or a batched forward pass (occlusion, feature maps, ranking)."""
+WORKS = ("optimize", "gradient", "forward")
+"""What a choice is measured on: an optimization (judged by a short run in both precisions,
+:mod:`~cnnviz_widgets.engine.optvis.probe`), a forward+backward pass with respect to the
+input (SmoothGrad) or a batched forward pass (occlusion, feature maps, ranking)."""
 
 MIN_SPEEDUP = 1.2
 """``"auto"`` takes reduced precision only when the measured pass is at least this much
@@ -76,13 +77,19 @@ class PrecisionChoice:
         speedup: the measured speed of the reduced pass over float32 (``2.0``: twice as
             fast), when a measurement decided; else ``None``.
         deviation: the measured largest deviation of the twin from float32, as a fraction
-            of the largest magnitude, when measured; else ``None``.
+            of the largest magnitude (outputs or input gradients), when measured; for
+            optimization, how far the probe's reduced run fell short of float32's progress
+            on the objective (see :class:`~cnnviz_widgets.engine.optvis.probe.ProbeOutcome`);
+            else ``None``.
+        probe: for optimization, the probe's
+            :class:`~cnnviz_widgets.engine.optvis.probe.ProbeOutcome` that decided.
     """
 
     precision: str
     reason: str
     speedup: float | None = None
     deviation: float | None = None
+    probe: object | None = None
 
 
 # ------------------------------------------------------------------------------ hardware
@@ -101,8 +108,10 @@ def hardware_precisions() -> tuple[tuple[str, ...], str]:
     """The reduced precisions this machine has fast instructions for, and a sentence
     saying which hardware says so.
 
-    A GPU of compute capability 8.0 or more (Ampere and later): bfloat16 and float16;
-    7.x (Volta, Turing): float16.  A CPU with AMX-BF16 or AVX-512 BF16 (Intel Sapphire
+    A GPU of compute capability 8.0 or more (Ampere and later): float16 then bfloat16
+    (in the order ``"auto"`` tries them: float16 keeps three more bits of mantissa, and
+    gradients through it are loss-scaled, :func:`loss_scale`); 7.x (Volta, Turing):
+    float16.  A CPU with AMX-BF16 or AVX-512 BF16 (Intel Sapphire
     Rapids and later, AMD Zen 4 and later): bfloat16.  Otherwise none: TensorFlow then
     emulates bfloat16 and float16, which is slower than float32.
     """
@@ -118,7 +127,7 @@ def hardware_precisions() -> tuple[tuple[str, ...], str]:
         cc = details.get("compute_capability")
         name = details.get("device_name", "GPU")
         if cc and tuple(cc) >= (8, 0):
-            return ("bfloat16", "float16"), f"{name} (compute capability {cc[0]}.{cc[1]})"
+            return ("float16", "bfloat16"), f"{name} (compute capability {cc[0]}.{cc[1]})"
         if cc and tuple(cc) >= (7, 0):
             return ("float16",), f"{name} (compute capability {cc[0]}.{cc[1]})"
     flags = _cpu_flags()
@@ -166,6 +175,16 @@ def precision_of(model) -> str:
     :func:`model_in`, else ``"float32"``."""
     model = model.model if isinstance(model, LoadedModel) else model
     return _TWIN_DTYPE.get(model, "float32")
+
+
+LOSS_SCALE = 128.0
+"""What a score is multiplied by before a float16 backward pass (and the gradient divided
+by after): float16 gradients underflow below 6e-8; bfloat16 has float32's range."""
+
+
+def loss_scale(model) -> float:
+    """:data:`LOSS_SCALE` for a float16 twin, else 1."""
+    return LOSS_SCALE if precision_of(model) == "float16" else 1.0
 
 
 def twins_of(model) -> list:
@@ -216,14 +235,15 @@ def _pass(loaded: LoadedModel, work: str):
 
         fn = forward
     else:
+        scale = loss_scale(model)
 
         @tf.function(input_signature=spec, autograph=False)
         def forward_backward(x):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 y = outputs(x)
-                score = tf.reduce_sum(y * tf.linspace(-1.0, 1.0, tf.shape(y)[-1]))
-            return tape.gradient(score, x)
+                score = tf.reduce_sum(y * tf.linspace(-1.0, 1.0, tf.shape(y)[-1])) * scale
+            return tape.gradient(score, x) / scale
 
         fn = forward_backward
     with _LOCK:
@@ -274,6 +294,84 @@ def measure(
 
 
 _MEASURED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+_OPTIMIZATION_PROBE: list = []  # [(probe, tolerance)], registered by the optimization engine
+
+
+def register_optimization_probe(probe, tolerance: float) -> None:
+    """How "auto" judges a reduced precision for optimization: the optimization engine
+    (:mod:`cnnviz_widgets.engine.optvis.probe`, which sits above this module and so cannot
+    be imported from here) registers its probe and tolerance when it is imported."""
+    _OPTIMIZATION_PROBE[:] = [(probe, float(tolerance))]
+
+
+def _probe_tolerance() -> float:
+    if not _OPTIMIZATION_PROBE:
+        raise CnnvizError(
+            "no optimization probe is registered: import cnnviz_widgets (or its "
+            "engine.optvis package) before asking for precision='auto' on an optimization"
+        )
+    return _OPTIMIZATION_PROBE[0][1]
+
+
+def probe_optimization(loaded: LoadedModel, reduced: str, batch: int, size=None):
+    """The registered :func:`cnnviz_widgets.engine.optvis.probe.probe_optimization`."""
+    _probe_tolerance()
+    return _OPTIMIZATION_PROBE[0][0](loaded, reduced, batch, size)
+
+
+def _judge(loaded: LoadedModel, reduced: str, work: str, batch: int, size, hardware: str):
+    """``(choice, None)`` when ``reduced`` passes, else ``(None, (why, speedup, deviation,
+    probe))``."""
+    if work == "optimize":
+        tolerance = _probe_tolerance()
+        # a few forward+backward passes first: a twin that is not faster is not probed
+        # (the probe costs about 100 steps; this, a few passes)
+        passes, _ = measure(loaded, reduced, "gradient", int(batch), size)
+        if passes < MIN_SPEEDUP:
+            why = (
+                f"{reduced}: a forward+backward pass measured {passes:.2f}x as fast as "
+                f"float32 (needs >= {MIN_SPEEDUP}x; its result was not probed)"
+            )
+            return None, (why, passes, None, None)
+        # the result is probed on one image (the images of a batch are optimized
+        # independently: one tells how the precision optimizes), once per model, precision
+        # and size; at batch 1 the probe's own paired step times give the speed, at a
+        # larger batch the passes just timed at that batch
+        with _LOCK:
+            probes = _PROBES.setdefault(loaded.model, {})
+            out = probes.get((reduced, size))
+            if out is None:
+                out = probes[(reduced, size)] = probe_optimization(loaded, reduced, 1, size)
+        speedup = out.speedup if int(batch) == 1 else passes
+        seen = (
+            f"forward+backward passes at batch {batch} measured {passes:.2f}x as fast as "
+            f"float32; a {out.steps}-step probe of one image ran {out.speedup:.2f}x as fast "
+            f"and reached objective {out.objective:.4g} against float32's {out.float32:.4g} "
+            f"(from {out.start:.4g}, all scored in float32)"
+        )
+        if speedup >= MIN_SPEEDUP and out.matches:
+            reason = (
+                f"auto chose {reduced}: on {hardware}, {seen}: within {tolerance:.0%} "
+                f"of float32's progress and >= {MIN_SPEEDUP}x (optimization, batch {batch})"
+            )
+            return PrecisionChoice(reduced, reason, speedup, out.shortfall, out), None
+        need = f"needs >= {MIN_SPEEDUP}x and within {tolerance:.0%} of float32's progress"
+        return None, (f"{reduced}: {seen} ({need})", speedup, out.shortfall, out)
+    speedup, deviation = measure(loaded, reduced, work, int(batch), size)
+    if speedup >= MIN_SPEEDUP and deviation <= MAX_DEVIATION:
+        reason = (
+            f"auto chose {reduced}: on {hardware} it measured {speedup:.1f}x faster than "
+            f"float32 for this model ({work}, batch {batch}), outputs within {deviation:.1%}"
+        )
+        return PrecisionChoice(reduced, reason, speedup, deviation), None
+    why = (
+        f"{reduced} measured {speedup:.2f}x as fast as float32 with outputs off by up to "
+        f"{deviation:.1%} (needs >= {MIN_SPEEDUP}x and <= {MAX_DEVIATION:.0%})"
+    )
+    return None, (why, speedup, deviation, None)
 
 
 def choose_precision(
@@ -282,20 +380,32 @@ def choose_precision(
     """What ``precision="auto"`` picks for ``work`` on this model and this machine.
 
     Reduced precision is a candidate only where the hardware has fast instructions for
-    it (:func:`hardware_precisions`).  A candidate is then measured once per model, work
-    and batch shape (cached): a pass of the model and of its twin, interleaved; it is
-    picked when it is at least ``MIN_SPEEDUP`` times faster and its outputs deviate by at
-    most ``MAX_DEVIATION``.  Otherwise float32.
+    it (:func:`hardware_precisions`; on a GPU, float16, loss-scaled in optimization, is
+    tried before bfloat16).  A candidate is measured once per model, work, batch and image
+    size in the process (cached), and picked when it is at least ``MIN_SPEEDUP`` times
+    faster than float32 and gives the same result:
+
+    - ``"optimize"``: when a few forward+backward passes of the twin are at least
+      ``MIN_SPEEDUP`` times faster, a short optimization from the same start in both
+      precisions, the results scored in float32
+      (:mod:`~cnnviz_widgets.engine.optvis.probe`): the reduced run must be as fast and
+      reach float32's objective within ``PROBE_TOLERANCE`` of float32's progress.
+      Its gradients may differ (on VGG16 bfloat16's are off by 40 % of their largest
+      element) as long as the optimization gets where float32's does.
+    - ``"gradient"`` (SmoothGrad) and ``"forward"`` (occlusion, feature maps, ranking):
+      interleaved passes of the model and its twin; the twin's input gradients or outputs
+      must deviate by at most ``MAX_DEVIATION`` of their largest magnitude.
+
+    Otherwise float32.
 
     Args:
         model: a ``LoadedModel``, a built ``keras.Model`` or anything ``load_model`` takes.
-        work: ``"optimize"`` (forward+backward with respect to the input) or
-            ``"forward"`` (batched forward passes).
+        work: ``"optimize"``, ``"gradient"`` or ``"forward"``.
         batch: the batch the work runs in.
         size: the image size, for models that take any size.
 
     Returns:
-        A :class:`PrecisionChoice`.
+        A :class:`PrecisionChoice`; its ``reason`` says what was measured.
     """
     loaded = as_loaded(model)
     if work not in WORKS:
@@ -306,42 +416,27 @@ def choose_precision(
     dtype = next((str(v.dtype) for v in loaded.model.weights), "float32")
     if dtype != "float32":
         return PrecisionChoice("float32", f"auto kept the model's own {dtype} weights")
-    key = (work, int(batch), size)
+    key = (work, int(batch), size, loaded.preprocessing.name)
     with _LOCK:
         cache = _MEASURED.setdefault(loaded.model, {})
         if key in cache:
             return cache[key]
         choice = None
         tried = []
-        last: tuple = (None, None)
+        last: tuple = (None, None, None)
         for reduced in candidates:
             try:
-                speedup, deviation = measure(loaded, reduced, work, int(batch), size)
+                choice, why = _judge(loaded, reduced, work, batch, size, hardware)
             except CnnvizError as err:
                 tried.append(f"{reduced}: {err}")
                 continue
-            if speedup >= MIN_SPEEDUP and deviation <= MAX_DEVIATION:
-                choice = PrecisionChoice(
-                    reduced,
-                    f"auto chose {reduced}: on {hardware} it measured {speedup:.1f}x faster "
-                    f"than float32 for this model ({work}, batch {batch}), outputs within "
-                    f"{deviation:.1%}",
-                    speedup,
-                    deviation,
-                )
+            if choice is not None:
                 break
-            tried.append(
-                f"{reduced} measured {speedup:.2f}x as fast as float32 with outputs off by "
-                f"up to {deviation:.1%}"
-            )
-            last = (speedup, deviation)
+            tried.append(why[0])
+            last = why[1:]
         if choice is None:
-            choice = PrecisionChoice(
-                "float32",
-                f"auto chose float32: on {hardware}, {'; '.join(tried)} (needs "
-                f">= {MIN_SPEEDUP}x and <= {MAX_DEVIATION:.0%})",
-                *last,
-            )
+            reason = f"auto chose float32: on {hardware}, {'; '.join(tried)}"
+            choice = PrecisionChoice("float32", reason, *last)
         cache[key] = choice
     return choice
 

@@ -1,6 +1,7 @@
 """Activation maximization: objectives, image parameterizations, transforms, presets, the
 compiled step and runs."""
 
+from . import probe  # noqa: F401  (registers how 'auto' judges optimization)
 from .param import Fourier, Maco, Pixels, Raw, Spectrum, spectrum_from
 from .presets import PRESETS, Preset, get_preset
 from .recipes import choose as choose_recipe

@@ -15,10 +15,7 @@ from ...errors import CnnvizError
 from ..model.internals import Tap, image_input, layer_at, logit_source, quiet_retracing
 from ..model.introspect import find_layer
 from ..model.loading import LoadedModel
-from ..model.precision import (
-    precision_of,
-    twins_of,
-)
+from ..model.precision import loss_scale, twins_of
 from ..model.taps import extractor
 from . import objectives as obj
 
@@ -69,7 +66,7 @@ class CompiledStep:
         self.preprocessing = loaded.preprocessing
         # float16 gradients underflow below 6e-8: the loss is scaled up, the gradient
         # back down (bfloat16 has float32's range and needs no scaling)
-        self.loss_scale = 128.0 if precision_of(loaded) == "float16" else 1.0
+        self.loss_scale = loss_scale(loaded)
         self.busy = threading.Lock()  # one run at a time uses these variables
         # set while warm_up() compiles the step under `busy`: a run then waits for it
         # (a few seconds at most) instead of compiling a second step of its own
