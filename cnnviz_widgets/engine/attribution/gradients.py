@@ -24,6 +24,7 @@ from ..model.loading import LoadedModel
 from ..model.precision import model_in, resolve
 from ..model.scoring import INT, AttributionFns, Net, cached_fns, unit
 from .methods import explained, predict_fns, saliency
+from .noise import noise_sigma
 from .registry import Method, Param, Run, register
 from .results import Attribution, Saliency
 from .shared import batch_for, even_batch, fill_image
@@ -193,7 +194,7 @@ def _noisy_moments(run: Run, samples, noise, seed, precision):
     per_call = _per_call(run, 16, samples)
     budget.check_smoothgrad(run.loaded.model, img, samples, per_call)
     runner, choice, used, logits, probs = _start(run, precision, per_call, exact=False)
-    sigma = float(noise) * max(float(img.max() - img.min()), 1e-3)
+    sigma = noise_sigma(noise)  # a fraction of the input range, as SmoothGrad's paper
     rng = np.random.default_rng(seed)
     s1 = np.zeros(img.shape, np.float64)
     s2 = np.zeros(img.shape, np.float64)
