@@ -9,7 +9,7 @@ from .adversarial import adversarial_examples, robust_accuracy
 from .budget import LongRunWarning, RunTooLargeError, long_runs_to
 from .imageio import ImageAdjustedWarning, as_image, fit_image, load_image
 from .images import SAMPLE_NAMES, sample_image
-from .internals import image_input, inbound_paths, is_spatial, output_shape, resolve_class
+from .internals import image_input, inbound_paths, is_spatial, output_shape
 from .introspect import (
     LayerRow,
     LayerTable,
@@ -25,6 +25,7 @@ from .loading import (
     as_loaded,
     imagenet_class_names,
     load_model,
+    resolve_class,
     softmax_position,
     wrap_model,
 )

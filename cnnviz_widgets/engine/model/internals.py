@@ -17,9 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import keras
-import numpy as np
 
-from ...errors import CnnvizError, closest
+from ...errors import CnnvizError
 
 __all__ = [
     "NOT_CAM",
@@ -42,7 +41,6 @@ __all__ = [
     "quiet_retracing",
     "reader",
     "reduced_precision_twin",
-    "resolve_class",
     "share_weights",
     "spatial_layer_paths",
 ]
@@ -184,39 +182,6 @@ def class_count(model: keras.Model) -> int:
             "For a model that outputs maps or sequences, explain a model cut at a class layer"
         )
     return int(shape[-1])
-
-
-def resolve_class(ref, n: int, class_names: list[str] | None, what: str = "") -> int:
-    """A class given by index or name, checked against ``n`` classes, as an index.
-
-    Raises ``CnnvizError`` naming the closest class names, or the valid index range.
-    """
-    prefix = f"{what}: " if what else ""
-    names = class_names or []
-    if isinstance(ref, str):
-        if ref in names:
-            return names.index(ref)
-        hint = closest(ref, names)
-        raise CnnvizError(
-            f"{prefix}unknown class name {ref!r}"
-            + (f"; closest: {', '.join(hint)}" if hint else "")
-            + (
-                ". The model's class names are unknown: pass an index, or load it with "
-                "class_names=[...]"
-                if not names
-                else ""
-            )
-        )
-    if isinstance(ref, (bool, np.bool_)) or not isinstance(ref, (int, np.integer)):
-        raise CnnvizError(
-            f"{prefix}a class is an int index or a name, got {type(ref).__name__} {ref!r}"
-        )
-    if not 0 <= int(ref) < n:
-        raise CnnvizError(
-            f"{prefix}class index {int(ref)} is out of range: the model has {n} classes, so "
-            f"use 0..{n - 1}" + (f" (or a name such as {names[0]!r})" if names else "")
-        )
-    return int(ref)
 
 
 def inbound_paths(model: keras.Model, path: str) -> list[str]:

@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from ...errors import CnnvizError, ModelNotBuiltError, ModelSourceError, closest
 from .internals import last_layer
-from .internals import resolve_class as resolve_class  # re-exported: the class resolver
 from .preprocessing import Preprocessing, get_preprocessing
 
 # name -> (keras.applications constructor, preprocessing, weights file size in MB)
@@ -397,3 +397,36 @@ def as_loaded(model) -> LoadedModel:
     if isinstance(model, keras.Model):
         return wrap_model(model)
     return load_model(model)
+
+
+def resolve_class(ref, n: int, class_names: list[str] | None, what: str = "") -> int:
+    """A class given by index or name, checked against ``n`` classes, as an index.
+
+    Raises ``CnnvizError`` naming the closest class names, or the valid index range.
+    """
+    prefix = f"{what}: " if what else ""
+    names = class_names or []
+    if isinstance(ref, str):
+        if ref in names:
+            return names.index(ref)
+        hint = closest(ref, names)
+        raise CnnvizError(
+            f"{prefix}unknown class name {ref!r}"
+            + (f"; closest: {', '.join(hint)}" if hint else "")
+            + (
+                ". The model's class names are unknown: pass an index, or load it with "
+                "class_names=[...]"
+                if not names
+                else ""
+            )
+        )
+    if isinstance(ref, (bool, np.bool_)) or not isinstance(ref, (int, np.integer)):
+        raise CnnvizError(
+            f"{prefix}a class is an int index or a name, got {type(ref).__name__} {ref!r}"
+        )
+    if not 0 <= int(ref) < n:
+        raise CnnvizError(
+            f"{prefix}class index {int(ref)} is out of range: the model has {n} classes, so "
+            f"use 0..{n - 1}" + (f" (or a name such as {names[0]!r})" if names else "")
+        )
+    return int(ref)

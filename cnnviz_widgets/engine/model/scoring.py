@@ -25,11 +25,10 @@ from .internals import (
     output_shape,
     quiet_retracing,
     reader,
-    resolve_class,
     spatial_layer_paths,
 )
 from .introspect import find_layer
-from .loading import LoadedModel, as_loaded
+from .loading import LoadedModel, as_loaded, resolve_class
 from .precision import twins_of
 
 __all__ = [

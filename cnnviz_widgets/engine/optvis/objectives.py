@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from ...errors import CnnvizError
-from ..model.internals import resolve_class
+from ..model.loading import resolve_class
 
 __all__ = [
     "Context",
