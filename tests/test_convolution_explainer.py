@@ -264,7 +264,7 @@ def test_on_a_large_input_the_pass_runs_in_the_background(large_model, monkeypat
     panel.channel.value = 2  # the panel stays usable: the trace will be channel 2's
     held.go.set()
     assert panel.wait(60) and not panel.runner.running
-    assert held.threads == ["cnnviz-conv-explainer"]  # not the constructor's thread
+    assert held.threads == ["cnnviz job: read a"]  # the job's worker, not the constructor's
     assert panel.trace.layer == "a" and panel.trace.channel == 2
     out = cw.feature_maps(large_model, panel.image, "a").maps[..., 2]
     assert panel.position == tuple(int(v) for v in np.unravel_index(out.argmax(), out.shape))

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..engine import (
     BASELINES,
+    Job,
     Randomization,
     attribution_job,
     deletion,
@@ -30,7 +31,7 @@ from .canvas import zoom_nearest
 from .common import MessageArea, esc, row
 from .method_settings import method_choices
 from .pictures import fit_zoom, png_bytes
-from .runner import RunBar, Runner, Stopped
+from .runner import RunBar, Runner
 
 __all__ = ["DEFAULT_COMPARE", "CompareView", "correlation_svg"]
 
@@ -181,46 +182,45 @@ class CompareView:
         jobs = [(n, settings_of(n)) for n in names]
         self.run_bar.start(len(jobs), f"comparing {len(jobs)} methods…")
 
-        def work(task):
+        def work(report, stopping):
             done = {}
             for i, (name, settings) in enumerate(jobs):
                 key = self._key(image, target, name, settings)
                 if key not in self._cache:
-                    job = attribution_job(loaded, image, name, target, **settings)
-                    task.on_stop = job.stop
-                    if task.stopping:  # Stop pressed before this job could hear it
-                        job.stop()
-                    for _ in job:
-                        pass
-                    if job.result is None:
-                        raise Stopped()
-                    r = job.result
+                    inner = attribution_job(loaded, image, name, target, **settings)
+                    for _ in inner:
+                        if stopping():  # Stop: the method in progress ends after its step
+                            inner.stop()
+                    if inner.result is None or stopping():
+                        return None
+                    r = inner.result
                     curves = (
                         deletion(loaded, None, r, baseline=self.baseline.value),
                         insertion(loaded, None, r, baseline=self.baseline.value),
                     )
                     self._cache[key] = (r, *curves)
                 done[name] = self._cache[key]
-                task.offer((i + 1, len(jobs), method_info(name).label), i + 1)
-                task.check()
+                report(i + 1, len(jobs), method_info(name).label)
+                if stopping():
+                    return None
             return done
 
-        def paint(item, rate, text):
-            i, n, label = item
-            self.run_bar.progress.value = i
-            self.run_bar.status.value = f"{esc(label)} done ({i} of {n})"
+        def paint(p, rate, text):
+            self.run_bar.status.value = f"{esc(p.item or '')} done ({p.done} of {p.total})"
 
         def finish(result, error):
-            if isinstance(error, Stopped):
-                self.run_bar.end(self.run_bar.progress.value, "warning", "stopped")
-            elif error is not None:
+            if error is not None:
                 self.run_bar.end(0, "danger", "failed: see the message")
                 self.messages.show_error(error)
+            elif result is None:
+                self.run_bar.end(self.run_bar.progress.value, "warning", "stopped")
             else:
                 self.run_bar.end(len(jobs), "success", "")
                 self.show(result)
 
-        self.runner.start(work, paint=paint, finish=finish)
+        self.runner.run_job(
+            Job(work, "compare"), paint=paint, finish=finish, unit=("method", "methods")
+        )
 
     def show(self, results: dict[str, tuple]) -> None:
         """Draw the compared maps (``method -> (Attribution, deletion, insertion)``)."""
@@ -255,34 +255,21 @@ class CompareView:
         job = randomization_job(loaded, image, names, target, params=params)
         self.run_bar.start(1, "sanity check: randomizing the layers of a copy…")
 
-        def work(task):
-            task.on_stop = job.stop
-            if task.stopping:  # Stop pressed before the job could hear it
-                job.stop()
-            for p in job:
-                if p.total:
-                    task.offer((p.done, p.total), p.done)
-            if job.result is None:
-                raise Stopped()
-            return job.result
-
-        def paint(item, rate, text):
-            done, total = item
-            self.run_bar.progress.max = total
-            self.run_bar.progress.value = done
-            self.run_bar.status.value = f"sanity check: map {done} of {total}"
+        def paint(p, rate, text):
+            if p.total:
+                self.run_bar.status.value = f"sanity check: map {p.done} of {p.total}"
 
         def finish(result, error):
-            if isinstance(error, Stopped):
-                self.run_bar.end(self.run_bar.progress.value, "warning", "stopped")
-            elif error is not None:
+            if error is not None:
                 self.run_bar.end(0, "danger", "failed: see the message")
                 self.messages.show_error(error)
+            elif result is None:
+                self.run_bar.end(self.run_bar.progress.value, "warning", "stopped")
             else:
                 self.run_bar.end(self.run_bar.progress.max, "success", "")
                 self.show_sanity(result)
 
-        self.runner.start(work, paint=paint, finish=finish)
+        self.runner.run_job(job, paint=paint, finish=finish, unit=("map", "maps"))
 
     def show_sanity(self, result: Randomization) -> None:
         """Draw a :class:`~cnnviz_widgets.Randomization`: one row of maps per method and

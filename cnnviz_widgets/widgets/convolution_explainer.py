@@ -24,6 +24,7 @@ import numpy as np
 from ..engine import (
     SHAPES_CLASS_NAMES,
     ConvolutionTrace,
+    Job,
     ReceptiveField,
     conv_layer_paths,
     image_input,
@@ -45,7 +46,7 @@ from .convolution_parts import (  # noqa: F401  (re-exported: the panel's helper
     scaled_map,
 )
 from .image_source import GRACE_HOPPER, ImageSource, source_name
-from .runner import LARGE_INPUT, RunBar, Runner, Stopped, duration
+from .runner import LARGE_INPUT, RunBar, Runner, duration
 
 
 class ConvolutionExplainer(Panel):
@@ -340,15 +341,16 @@ class ConvolutionExplainer(Panel):
         self.run_bar.start(1, f"working… {what} (one pass through the model)")
         start = time.perf_counter()
 
-        def work(task: Any) -> tuple[np.ndarray, np.ndarray]:
-            task.check()
+        def work(report: Any, stopping: Any) -> tuple[np.ndarray, np.ndarray] | None:
+            if stopping():
+                return None
             maps = layer_input_output(self.session.loaded, image, layer)
-            task.check()  # Stop pressed during the pass: the picture shown stays
-            return maps
+            # Stop pressed during the pass: the picture shown stays
+            return None if stopping() else maps
 
         def finish(maps: Any, error: BaseException | None) -> None:
             seconds = duration(time.perf_counter() - start)
-            if isinstance(error, Stopped):
+            if error is None and maps is None:
                 self._pending = False
                 drawn = self.map_pixels.sent is not None
                 kept = "the picture shown is the previous one" if drawn else "nothing drawn"
@@ -366,7 +368,7 @@ class ConvolutionExplainer(Panel):
                 self.run_bar.end(1, "success", f"{esc(layer)} read in {seconds}")
             # else: another image or layer was picked meanwhile; it is read next
 
-        self.runner.start(work, paint=lambda *_: None, finish=finish, after=self._after_pass)
+        self.runner.run_job(Job(work, f"read {layer}"), finish=finish, after=self._after_pass)
 
     def _after_pass(self) -> None:
         if self._pending:

@@ -1,16 +1,16 @@
 """The explainer's work in the background: a new image's predictions, heatmap and
-feature maps on a large model, and a long method's explanation, each on the panel's
-:class:`~.runner.Runner` (progress, Stop), mixed into
-:class:`~.image_explainer.ImageExplainer`."""
+feature maps on a large model, and a long method's explanation, each a
+:class:`~cnnviz_widgets.engine.jobs.Job` on the panel's :class:`~.runner.Runner`
+(progress, Stop), mixed into :class:`~.image_explainer.ImageExplainer`."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from ..engine import Attribution
+from ..engine import Attribution, Job
 from .common import esc
-from .runner import Stopped, duration
+from .runner import duration
 
 
 class BackgroundWork:
@@ -18,18 +18,20 @@ class BackgroundWork:
     the panel's runner, run bar, settings and drawing methods)."""
 
     @staticmethod
-    def _run_steps(steps: Any, task: Any = None) -> list[BaseException]:
-        """Each step on its own: a method that fails leaves the others shown."""
+    def _run_steps(steps: Any, report: Any = None, stopping: Any = None) -> list[BaseException]:
+        """Each step on its own: a method that fails leaves the others shown.  With
+        ``report`` and ``stopping`` (a job's), progress is reported and Stop ends it
+        between steps."""
         errors: list[BaseException] = []
         for k, step in enumerate(steps):
-            if task is not None:
-                task.offer((k, len(steps)), k)
+            if report is not None:
+                report(k, len(steps))
             try:
                 step()
             except Exception as err:
                 errors.append(err)
-            if task is not None:
-                task.check()
+            if stopping is not None and stopping():
+                break
         return errors
 
     def _image_in_background(self, steps: Any) -> None:
@@ -38,17 +40,16 @@ class BackgroundWork:
         self.busy = True
         self.run_bar.start(len(steps), "working… predictions, heatmap, feature maps")
         start = time.perf_counter()
+        job = Job(lambda report, stopping: self._run_steps(steps, report, stopping), "image")
 
-        def paint(item: tuple[int, int], rate: float, text: bool) -> None:
-            done, total = item
-            what = ("predictions", "heatmap", "feature maps")[min(done, 2)]
-            self.progress.value = done
+        def paint(p: Any, rate: float, text: bool) -> None:
+            what = ("predictions", "heatmap", "feature maps")[min(p.done, 2)]
             seconds = duration(time.perf_counter() - start)
-            self.status.value = f"working… {what} ({done + 1} of {total}) · {seconds}"
+            self.status.value = f"working… {what} ({p.done + 1} of {p.total}) · {seconds}"
 
         def finish(errors: list[BaseException] | None, error: BaseException | None) -> None:
             self.busy = False
-            if isinstance(error, Stopped):
+            if job.stopped:
                 self.run_bar.end(self.progress.value, "warning", "stopped")
                 return
             errors = [*(errors or []), *([error] if error is not None else [])]
@@ -58,12 +59,7 @@ class BackgroundWork:
             self.run_bar.end(len(steps), "danger" if errors else "success", text)
 
         self._job = "image"
-        self.runner.start(
-            lambda task: self._run_steps(steps, task),
-            paint=paint,
-            finish=finish,
-            after=self._after_background,
-        )
+        self.runner.run_job(job, paint=paint, finish=finish, after=self._after_background)
 
     def _explain_in_background(self, method: str, target: int | None) -> None:
         image = self.image
@@ -71,14 +67,11 @@ class BackgroundWork:
         self.busy = True
         self.run_bar.start(total, f"working… {esc(self.settings.what(method))}")
         start = time.perf_counter()
-
-        def paint(item: tuple[int, int], rate: float, text: bool) -> None:
-            done, total = item
-            self.run_bar.show_step(done, total, rate, time.perf_counter() - start, unit, units)
+        job = self._attribution_job(method, target, stoppable=True)
 
         def finish(result: Attribution | None, error: BaseException | None) -> None:
             self.busy = False
-            if isinstance(error, Stopped) or self.image is not image:
+            if (error is None and result is None) or self.image is not image:
                 shown = "the picture shown is the previous one"
                 self.run_bar.end(self.progress.value, "warning", f"stopped; {shown}")
             elif error is not None:
@@ -91,10 +84,4 @@ class BackgroundWork:
                 self._show_result(result, time.perf_counter() - start)
 
         self._job = "explain"
-        self.runner.start(
-            lambda task: self._compute(method, target, task),
-            paint=paint,
-            finish=finish,
-            after=self._after_background,
-        )
-        return None
+        self.runner.run_job(job, finish=finish, after=self._after_background, unit=(unit, units))

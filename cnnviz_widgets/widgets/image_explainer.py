@@ -25,6 +25,7 @@ from ..engine import (
     SHAPES_CLASS_NAMES,
     Attribution,
     FeatureMaps,
+    Job,
     Predictions,
     attribution_job,
     default_cam_layer,
@@ -45,7 +46,7 @@ from .method_settings import AUTO, CMAPS, ExplainSettings, MethodSettings, metho
 from .overlay_view import OverlayView, colorbar_css, overlay_zoom
 from .pictures import png_bytes
 from .predictions_view import PredictionsView
-from .runner import LARGE_INPUT, RunBar, Runner, Stopped, long_run_note
+from .runner import LARGE_INPUT, RunBar, Runner, long_run_note
 
 __all__ = ["METHODS", "ExplainSettings", "ImageExplainer", "colorbar_css", "overlay_zoom"]
 
@@ -439,24 +440,18 @@ class ImageExplainer(BackgroundWork, Panel):
             return bool(self.background)
         return max(self.image.shape[:2]) > LARGE_IMAGE
 
-    def _compute(self, method: str, target: int | None, task: Any = None) -> Attribution:
-        """The engine's explanation as a job (driven here, or by the background task); a
-        long-run estimate becomes a note in the panel."""
+    def _attribution_job(self, method: str, target: int | None, stoppable: bool) -> Job:
+        """The engine's explanation as a job; a long-run estimate becomes a note in the
+        panel."""
         self._long_run = ""
-        with long_runs_to(lambda text: self._on_long_run(text, task is not None)):
-            job = attribution_job(
+        with long_runs_to(lambda text: self._on_long_run(text, stoppable)):
+            return attribution_job(
                 self.session.loaded, self.image, method, target, **self.config.values(method)
             )
-        if task is not None:
-            task.on_stop = job.stop
-            if task.stopping:  # Stop pressed before the job could hear it
-                job.stop()
-        for p in job:
-            if task is not None and p.total and not p.final:
-                task.offer((p.done, p.total), p.done)
-        if job.result is None:
-            raise Stopped()
-        return job.result
+
+    def _compute(self, method: str, target: int | None) -> Attribution:
+        """The explanation, computed here (a quick method, or a small image)."""
+        return self._attribution_job(method, target, stoppable=False).run()
 
     def _on_long_run(self, text: str, stoppable: bool) -> None:
         self._long_run = long_run_note(text, stoppable)
