@@ -108,3 +108,22 @@ def test_the_control_alone(tmp_path, bad, shapes):
     assert (
         save.save(tmp_path / bad) is None and "cannot tell the figure format" in save.message.value
     )
+
+
+def test_the_explain_panel_saves_its_explanation_and_feature_maps(shapes, tmp_path):
+    from cnnviz_widgets.widgets import ImageExplainer
+
+    panel = ImageExplainer(shapes)  # a sample image, explained at once on this small model
+    save = control(panel)
+    assert list(save.figures) == ["explanation", "feature maps"]
+    assert panel.wait(120) and panel.attribution is not None
+    path = save.save(tmp_path / "explanation.pdf")
+    assert path is not None and path.read_bytes()[:4] == b"%PDF"
+    fig = panel.attribution.to_figure()
+    assert panel.attribution.class_name in fig._suptitle.get_text() + "".join(
+        a.get_title() for a in fig.axes
+    )
+    save.what.value = "feature maps"
+    path = save.save(tmp_path / "maps.png")
+    assert path is not None and "saved" in save.message.value
+    panel.close()

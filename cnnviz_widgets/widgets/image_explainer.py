@@ -47,6 +47,7 @@ from .overlay_view import OverlayView, colorbar_css, overlay_zoom
 from .pictures import png_bytes
 from .predictions_view import PredictionsView
 from .runner import LARGE_INPUT, RunBar, Runner, long_run_note
+from .save_figure import SaveFigure, explainer_figures
 
 __all__ = ["METHODS", "ExplainSettings", "ImageExplainer", "colorbar_css", "overlay_zoom"]
 
@@ -256,6 +257,7 @@ class ImageExplainer(BackgroundWork, Panel):
             self.images.text,
             self.messages,
             body,
+            SaveFigure(explainer_figures(self), "explanation.pdf"),
             self.compare.box,
             *self.maps.children,
         ]

@@ -134,3 +134,18 @@ def optimizer_figures(panel) -> dict:
         return _need(record.result, "this run has no result (it failed)").to_figure()
 
     return {"run": result}
+
+
+def explainer_figures(panel) -> dict:
+    """The Explain panel's figures: the explanation shown (image, map and colour bars) and
+    the feature maps shown."""
+
+    def explanation():
+        shown = "no explanation yet: pick an image and a method"
+        return _need(panel.attribution, shown).to_figure()
+
+    def feature_maps():
+        shown = "no feature maps yet: pick an image and a layer"
+        return _need(panel.features, shown).to_figure()
+
+    return {"explanation": explanation, "feature maps": feature_maps}
