@@ -1,6 +1,12 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# "auto" keeps float32 in the suite (and in the kernels, servers and Ray workers it starts,
+# which inherit the environment): on a CPU with bfloat16 it would otherwise measure and
+# pick bfloat16 by timing, so a test's numbers would depend on the machine and its load.
+# The tests of what "auto" chooses simulate the hardware (monkeypatched), and the quality
+# tests ask for bfloat16 by name.
+os.environ.setdefault("CNNVIZ_AUTO_PRECISION", "float32")
 
 import keras
 import pytest

@@ -132,7 +132,7 @@ def _bf16_quality_marker():
 
     from cnnviz_widgets.engine.model.precision import hardware_precisions
 
-    fast, why = hardware_precisions()
+    fast, why = hardware_precisions(honor_env=False)  # the real hardware
     return pytest.mark.skipif(
         "bfloat16" not in fast and os.environ.get("CNNVIZ_EMULATED_BF16") != "1",
         reason=f"bfloat16 is emulated here ({why}); CNNVIZ_EMULATED_BF16=1 runs it anyway",

@@ -153,6 +153,9 @@ def model_spec(loaded: LoadedModel) -> dict:
         "preprocessing": loaded.preprocessing.name,
         "class_names": loaded.class_names,
         "source": loaded.source,
+        # what the model declares about itself (the recipe, the seed statistics a robust
+        # recipe starts from): without it a worker's pictures would start from noise
+        "metadata": loaded.metadata,
     }
 
 
@@ -171,13 +174,15 @@ def loaded_from_spec(spec: dict) -> LoadedModel:
             "workers and registered with keras.saving.register_keras_serializable"
         ) from None
     model.set_weights(spec["weights"])
-    return wrap_model(
+    loaded = wrap_model(
         model,
         name=spec["name"],
         preprocessing=spec["preprocessing"],
         class_names=spec["class_names"],
         source=f"{spec['source']} (rebuilt on a Ray worker)",
     )
+    loaded.metadata = dict(spec.get("metadata") or {})
+    return loaded
 
 
 class Worker:

@@ -22,6 +22,7 @@ the setting: resolve the request once per call, then build its compiled function
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -104,9 +105,16 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def hardware_precisions() -> tuple[tuple[str, ...], str]:
+AUTO_ENV = "CNNVIZ_AUTO_PRECISION"
+"""Set to ``float32`` (``CNNVIZ_AUTO_PRECISION=float32``) and ``precision="auto"`` keeps
+float32 everywhere, without measuring: numbers that repeat across machines (the test suite
+sets it; its tests of what "auto" chooses simulate the hardware instead)."""
+
+
+def hardware_precisions(honor_env: bool = True) -> tuple[tuple[str, ...], str]:
     """The reduced precisions this machine has fast instructions for, and a sentence
-    saying which hardware says so.
+    saying which hardware says so (none when :data:`AUTO_ENV` is ``float32`` and
+    ``honor_env``).
 
     A GPU of compute capability 8.0 or more (Ampere and later): float16 then bfloat16
     (in the order ``"auto"`` tries them: float16 keeps three more bits of mantissa, and
@@ -115,6 +123,8 @@ def hardware_precisions() -> tuple[tuple[str, ...], str]:
     Rapids and later, AMD Zen 4 and later): bfloat16.  Otherwise none: TensorFlow then
     emulates bfloat16 and float16, which is slower than float32.
     """
+    if honor_env and os.environ.get(AUTO_ENV, "").strip().lower() == "float32":
+        return (), f"{AUTO_ENV}=float32 is set: auto keeps float32"
     try:
         gpus = tf.config.list_physical_devices("GPU")
     except Exception:
