@@ -47,11 +47,22 @@ class SaveFigure(widgets.HBox):
         if callable(figures):
             figures = {"figure": figures}
         self.figures = dict(figures)
+        # the labels take their own width: at ipywidgets' default label width the dpi
+        # box showed "30(" for 300
+        label = {"description_width": "initial"}
         self.filename = widgets.Text(
-            value=filename, description="figure", layout=widgets.Layout(width="260px")
+            value=filename,
+            description="figure",
+            style=label,
+            layout=widgets.Layout(width="260px"),
         )
         self.dpi = widgets.BoundedIntText(
-            value=dpi, min=10, max=2400, description="dpi", layout=widgets.Layout(width="130px")
+            value=dpi,
+            min=10,
+            max=2400,
+            description="dpi",
+            style=label,
+            layout=widgets.Layout(width="110px"),
         )
         self.what = widgets.Dropdown(
             options=list(self.figures), layout=widgets.Layout(width="150px")
