@@ -23,7 +23,8 @@ import tensorflow as tf
 from ...errors import CnnvizError
 from ..dataset.sources import data_source
 from ..model.internals import Tap, class_count, image_input
-from ..model.loading import LoadedModel, as_loaded
+from ..model.loading import LoadedModel
+from ..model.outputs import select_output
 from ..model.precision import model_in, resolve
 from ..model.scoring import (
     AttributionFns,
@@ -268,6 +269,7 @@ def explain_batch(
     precision: str = "float32",
     progress: Callable[[int, int | None], None] | None = None,
     stop: threading.Event | None = None,
+    output=None,
 ) -> Attributions:
     """Explain many images with one method, in batched compiled passes.
 
@@ -290,6 +292,8 @@ def explain_batch(
             ``None`` for a stream); an exception it raises ends the run.
         stop: set it (from any thread) to end after the batch in progress; the images
             done are returned (``stopped=True``).
+        output: for a model with several outputs, the one to explain (name or index:
+            see :func:`~cnnviz_widgets.select_output`); optional with one output.
 
     Returns:
         :class:`Attributions`.
@@ -308,7 +312,9 @@ def explain_batch(
             f"noise is a fraction of the input range (0.1 to 0.2 is usual), got {noise}"
         )
     t0 = time.perf_counter()
-    loaded = as_loaded(model)
+    loaded = select_output(
+        model, output, call=f"cw.explain_batch(model, data, {method!r}, output={{output}})"
+    )
     n_classes = class_count(loaded.model)
     classes_for = _targets(loaded, target, n_classes)
     cam = method.startswith("grad_cam")

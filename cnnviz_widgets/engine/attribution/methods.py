@@ -27,7 +27,8 @@ import tensorflow as tf
 from ...errors import CnnvizError
 from ..model import budget
 from ..model.internals import Tap, class_count
-from ..model.loading import LoadedModel, as_loaded
+from ..model.loading import LoadedModel
+from ..model.outputs import select_output
 from ..model.precision import PrecisionChoice, loss_scale, model_in, resolve
 from ..model.scoring import (
     FLOAT,
@@ -169,11 +170,12 @@ def _explained(
         probability=float(np.asarray(probs)[used]) if is_classifier(loaded) else math.nan,
         precision=choice.precision,
         precision_reason=choice.reason,
+        output=loaded.output,
         **fields,
     )
 
 
-def predict_top(model, image, k: int = 5) -> Predictions:
+def predict_top(model, image, k: int = 5, *, output=None) -> Predictions:
     """The ``k`` most probable classes for one image.
 
     Args:
@@ -181,11 +183,13 @@ def predict_top(model, image, k: int = 5) -> Predictions:
         image: RGB in ``[0, 1]`` or uint8, ``(H, W, 3)`` (any size: resized, with a note),
             gray, a PIL image, a path or the bytes of an image file.
         k: how many classes (at most the number of classes).
+        output: for a model with several outputs, the one to read (name or index: see
+            :func:`~cnnviz_widgets.select_output`); optional with one output.
 
     Returns:
         :class:`Predictions`; ``str()`` gives a small table.
     """
-    loaded = as_loaded(model)
+    loaded = select_output(model, output, call="cw.predict_top(model, image, output={output})")
     n = class_count(loaded.model)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise CnnvizError(f"k is a number of classes >= 1, got {k!r}")
@@ -212,6 +216,7 @@ def grad_cam(
     layer=None,
     plus_plus: bool = False,
     precision: str = "float32",
+    output=None,
 ) -> GradCam:
     """Grad-CAM (Selvaraju et al. 2017) or Grad-CAM++: which regions of a conv layer's
     output raise the class score.
@@ -226,13 +231,16 @@ def grad_cam(
         plus_plus: Grad-CAM++ weights instead of mean gradients.
         precision: ``"float32"`` (default: one pass, checked against an exact reference),
             ``"bfloat16"``, ``"float16"`` or ``"auto"`` (float32: Grad-CAM is exact).
+        output: for a model with several outputs, the one to explain: its name (a dict
+            output's key, or the output layer's name) or its index (see
+            :func:`~cnnviz_widgets.select_output`); optional with one output.
 
     Returns:
         :class:`GradCam`.  The score differentiated is the class logit (read before the
         softmax without changing the model).  Grad-CAM and Grad-CAM++ come from the same
         compiled function (one forward and one backward pass).  A batch: ``explain_batch``.
     """
-    loaded = as_loaded(model)
+    loaded = select_output(model, output, call="cw.grad_cam(model, image, output={output})")
     n = class_count(loaded.model)
     c = target_class(loaded, target, n)
     path = cam_layer(loaded, layer)
@@ -283,6 +291,7 @@ def saliency(
     batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     precision: str = "auto",
+    output=None,
 ) -> Saliency:
     """Vanilla-gradient saliency (Simonyan et al. 2014) or SmoothGrad (Smilkov et al. 2017).
 
@@ -290,7 +299,7 @@ def saliency(
     preprocessing).
 
     Args:
-        model, image, target: as for :func:`grad_cam`.
+        model, image, target, output: as for :func:`grad_cam`.
         smooth: 0 for the plain gradient; ``n`` > 0 averages the gradients of ``n`` copies
             of the image with Gaussian noise (SmoothGrad; 25 to 50 is usual).
         noise: the noise's standard deviation as a fraction of the input's range (:mod:`.noise`).
@@ -307,7 +316,7 @@ def saliency(
     Returns:
         :class:`Saliency` (for a batch: ``explain_batch``'s ``Attributions``).
     """
-    loaded = as_loaded(model)
+    loaded = select_output(model, output, call="cw.saliency(model, image, output={output})")
     n_classes = class_count(loaded.model)
     c = target_class(loaded, target, n_classes)
     smooth = int(smooth)

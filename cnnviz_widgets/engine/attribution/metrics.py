@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from ...errors import CnnvizError
 from ..model.internals import class_count, image_input
-from ..model.loading import LoadedModel, as_loaded
+from ..model.loading import LoadedModel
+from ..model.outputs import select_output
 from ..model.precision import model_in, resolve
 from ..model.scoring import (
     INT,
@@ -102,10 +103,13 @@ def _curve_fns(loaded: LoadedModel) -> AttributionFns:
     return cached_fns(loaded, ("metrics",), build)
 
 
-def _open(model, image, saliency, target):
-    """The model, the image fitted, the ``(H, W)`` map and the class, from either an
-    :class:`Attribution` (its image and class) or an image and a map."""
-    loaded = as_loaded(model)
+def _open(model, image, saliency, target, output=None, call="cw.deletion"):
+    """The model (its output ``output``, else the Attribution's), the image fitted, the
+    ``(H, W)`` map and the class, from either an :class:`Attribution` (its image, class
+    and output) or an image and a map."""
+    if output is None and isinstance(saliency, Attribution):
+        output = saliency.output
+    loaded = select_output(model, output, call=call + "(model, image, saliency, output={output})")
     if isinstance(saliency, Attribution):
         img = saliency.image if image is None else prepare_image(loaded, image)[0]
         heat = saliency_map(saliency)
@@ -160,8 +164,10 @@ def _ranks(heat: np.ndarray) -> np.ndarray:
     return ranks.reshape(heat.shape)
 
 
-def _curve(kind, model, image, saliency, target, steps, baseline, score, batch_size, precision):
-    loaded, img, heat, c = _open(model, image, saliency, target)
+def _curve(
+    kind, model, image, saliency, target, steps, baseline, score, batch_size, precision, output
+):
+    loaded, img, heat, c = _open(model, image, saliency, target, output, f"cw.{kind}")
     steps = int(steps)
     if not 1 <= steps <= heat.size:
         raise CnnvizError(f"steps must be in [1, {heat.size}] (one per pixel at most), got {steps}")
@@ -195,6 +201,7 @@ def deletion(
     score: str = "probability",
     batch_size: int | None = None,
     precision: str = "float32",
+    output=None,
 ) -> Curve:
     """The deletion curve: the class score as the most important pixels are replaced by
     the baseline, most important first (Petsiuk et al. 2018); a faithful map makes it fall
@@ -213,12 +220,24 @@ def deletion(
         score: ``"probability"`` (default) or ``"logit"``.
         batch_size: images per forward pass (default: by image size).
         precision: the model's passes' precision (default float32).
+        output: for a model with several outputs, the one scored (name or index: see
+            :func:`~cnnviz_widgets.select_output`); default: the Attribution's.
 
     Returns:
         a :class:`Curve`.
     """
     return _curve(
-        "deletion", model, image, saliency, target, steps, baseline, score, batch_size, precision
+        "deletion",
+        model,
+        image,
+        saliency,
+        target,
+        steps,
+        baseline,
+        score,
+        batch_size,
+        precision,
+        output,
     )
 
 
@@ -233,12 +252,23 @@ def insertion(
     score: str = "probability",
     batch_size: int | None = None,
     precision: str = "float32",
+    output=None,
 ) -> Curve:
     """The insertion curve: the class score as the most important pixels are put back
     into the baseline, most important first (Petsiuk et al. 2018); a faithful map makes it
     rise fast (a high AUC).  Arguments as for :func:`deletion`."""
     return _curve(
-        "insertion", model, image, saliency, target, steps, baseline, score, batch_size, precision
+        "insertion",
+        model,
+        image,
+        saliency,
+        target,
+        steps,
+        baseline,
+        score,
+        batch_size,
+        precision,
+        output,
     )
 
 
@@ -255,6 +285,7 @@ def mu_fidelity(
     score: str = "logit",
     seed: int = 0,
     precision: str = "float32",
+    output=None,
 ) -> float:
     """μ-Fidelity (Bhatt et al. 2020): the Pearson correlation, over ``samples`` random
     subsets of a ``grid x grid`` partition of the image (each cell in with probability
@@ -263,7 +294,7 @@ def mu_fidelity(
     Arguments as for :func:`deletion`; the same ``seed`` gives the same subsets.  The score
     is the logit by default: a confident softmax barely moves when part of the image goes,
     and a correlation with constant drops is 0."""
-    loaded, img, heat, c = _open(model, image, saliency, target)
+    loaded, img, heat, c = _open(model, image, saliency, target, output, "cw.mu_fidelity")
     if not 1 <= int(grid) <= min(heat.shape) or not 0.0 < float(subset) < 1.0:
         raise CnnvizError(
             f"grid must be in [1, {min(heat.shape)}] and subset in (0, 1), got {grid}, {subset}"

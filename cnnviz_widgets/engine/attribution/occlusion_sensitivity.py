@@ -21,7 +21,8 @@ import tensorflow as tf
 from ...errors import CnnvizError
 from ..model import budget
 from ..model.internals import class_count
-from ..model.loading import LoadedModel, as_loaded
+from ..model.loading import LoadedModel
+from ..model.outputs import select_output
 from ..model.precision import PrecisionChoice, model_in, resolve
 from ..model.scoring import (
     INT,
@@ -108,13 +109,14 @@ def occlusion(
     batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     precision: str = "auto",
+    output=None,
 ) -> Occlusion:
     """Occlusion sensitivity (Zeiler and Fergus 2014): hide one patch at a time and
     measure how much the class score drops.  All patches go through the model in batches
     of one compiled function.
 
     Args:
-        model, image, target: as for :func:`grad_cam`.
+        model, image, target, output: as for :func:`grad_cam`.
         patch: patch side in pixels (default: an eighth of the image's smaller side, so 8
             px on the 64 px embedded model and 28 px on 224 px models).
         stride: step between patch centres (default ``patch // 2``); the grid has
@@ -140,7 +142,7 @@ def occlusion(
     Returns:
         :class:`Occlusion`.
     """
-    loaded = as_loaded(model)
+    loaded = select_output(model, output, call="cw.occlusion(model, image, output={output})")
     n_classes = class_count(loaded.model)
     c = target_class(loaded, target, n_classes)
     if score not in ("logit", "probability"):

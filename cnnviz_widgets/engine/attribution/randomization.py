@@ -20,7 +20,8 @@ import numpy as np
 from ...errors import CnnvizError
 from ..jobs import Job
 from ..model.internals import class_count, iter_layers
-from ..model.loading import LoadedModel, as_loaded
+from ..model.loading import LoadedModel
+from ..model.outputs import select_output
 from ..model.scoring import prepare_image, target_class
 from .methods import predict_fns
 from .metrics import saliency_map
@@ -161,6 +162,7 @@ def randomization_test(
     params: dict[str, dict] | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    output=None,
 ) -> Randomization:
     """The cascading model-parameter randomization test on a copy of ``model``.
 
@@ -177,6 +179,8 @@ def randomization_test(
         seed: the re-initialization seed.
         progress: ``progress(done, total)`` after each map; an exception it raises ends
             the test.
+        output: for a model with several outputs, the one to explain (name or index:
+            see :func:`~cnnviz_widgets.select_output`); optional with one output.
 
     Returns:
         a :class:`Randomization`.
@@ -184,7 +188,9 @@ def randomization_test(
     Raises:
         CnnvizError: a model with shared layers, an unknown method or layer.
     """
-    loaded = as_loaded(model)
+    loaded = select_output(
+        model, output, call="cw.randomization_test(model, image, output={output})"
+    )
     for name in methods:
         method_info(name)
     params = dict(params or {})

@@ -23,7 +23,8 @@ import numpy as np
 from ...errors import CnnvizError
 from ..jobs import Job
 from ..model.internals import class_count
-from ..model.loading import LoadedModel, as_loaded
+from ..model.loading import LoadedModel
+from ..model.outputs import select_output
 from ..model.scoring import prepare_image, spatial_layers, target_class
 from .results import Attribution
 
@@ -223,9 +224,12 @@ class Run:
             raise Stopped()
 
 
-def _open(model, image, method: str, target, params: dict) -> tuple[Method, Run, dict]:
+def _open(model, image, method: str, target, params: dict, output=None):
+    """``(method, Run, checked parameters)``: what :func:`explain` and the job share."""
     record = method_info(method)
-    loaded = as_loaded(model)
+    loaded = select_output(
+        model, output, call=f"cw.explain(model, image, {method!r}, output={{output}})"
+    )
     n = class_count(loaded.model)
     c = target_class(loaded, target, n)
     checked = record.checked(params)
@@ -238,7 +242,9 @@ def _open(model, image, method: str, target, params: dict) -> tuple[Method, Run,
     return record, Run(loaded, img, notes, c, precision), {**checked, **record.fixed}
 
 
-def explain(model, image, method: str = "grad_cam", target=None, **params) -> Attribution:
+def explain(
+    model, image, method: str = "grad_cam", target=None, *, output=None, **params
+) -> Attribution:
     """Attribute one class's score to the image with any registered method.
 
     Args:
@@ -248,6 +254,9 @@ def explain(model, image, method: str = "grad_cam", target=None, **params) -> At
         method: one of :func:`method_names` (``"grad_cam"``, ``"integrated_gradients"``,
             ``"score_cam"``, ``"rise"``, ...); :func:`method_info` gives its parameters.
         target: class index or name; ``None``: the predicted class.
+        output: for a model with several outputs, the one to explain: its name (a dict
+            output's key, or the output layer's name) or its index (see
+            :func:`~cnnviz_widgets.select_output`); optional with one output.
         **params: the method's parameters (checked against their ranges), and
             ``precision`` for the methods that take it.
 
@@ -258,7 +267,7 @@ def explain(model, image, method: str = "grad_cam", target=None, **params) -> At
         CnnvizError: an unknown method (the known ones listed), a parameter outside its
             range (named with the range), a CAM method on a model without a spatial layer.
     """
-    record, run, checked = _open(model, image, method, target, params)
+    record, run, checked = _open(model, image, method, target, params, output)
     return _finish(record, run, checked)
 
 
@@ -269,13 +278,15 @@ def _finish(record: Method, run: Run, checked: dict) -> Attribution:
     return result
 
 
-def attribution_job(model, image, method: str = "grad_cam", target=None, **params) -> Job:
+def attribution_job(
+    model, image, method: str = "grad_cam", target=None, *, output=None, **params
+) -> Job:
     """:func:`explain` as a :class:`~cnnviz_widgets.engine.jobs.Job`: iterate it (or
     ``job.run()``) for progress; ``job.stop()`` ends it after the current batch, and then
     ``job.result`` is ``None``.  The arguments are checked here, before the job starts;
     the work runs in the caller's context as it is now (e.g. a panel's
     ``budget.long_runs_to`` handler), though in the job's thread."""
-    record, run, checked = _open(model, image, method, target, params)
+    record, run, checked = _open(model, image, method, target, params, output)
     context = contextvars.copy_context()
 
     def work(report, stopping):

@@ -43,6 +43,8 @@ class Attribution(Keepable):
         precision: what the model's passes ran in (``"float32"``, ``"bfloat16"`` or
             ``"float16"``); results are float32 always.  ``precision_reason`` says why.
         params: the method's settings (as :func:`~cnnviz_widgets.explain` took them).
+        output: the output explained, for a model with several (its name, see
+            :func:`~cnnviz_widgets.select_output`); ``None`` for a model with one.
     """
 
     heatmap: np.ndarray
@@ -58,6 +60,7 @@ class Attribution(Keepable):
     precision: str = "float32"
     precision_reason: str = ""
     params: dict = field(default_factory=dict)
+    output: str | None = None
 
     @property
     def peak(self) -> tuple[int, int]:

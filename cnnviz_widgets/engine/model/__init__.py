@@ -29,6 +29,7 @@ from .loading import (
     softmax_position,
     wrap_model,
 )
+from .outputs import OutputInfo, model_outputs, output_view, select_output
 from .precision import PRECISIONS, PrecisionChoice, choose_precision, hardware_precisions
 from .preprocessing import PREPROCESSINGS, Preprocessing
 from .shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
@@ -47,6 +48,7 @@ __all__ = [
     "LayerTable",
     "LoadedModel",
     "LongRunWarning",
+    "OutputInfo",
     "PrecisionChoice",
     "Preprocessing",
     "RunTooLargeError",
@@ -72,10 +74,13 @@ __all__ = [
     "load_image",
     "load_model",
     "long_runs_to",
+    "model_outputs",
     "output_shape",
+    "output_view",
     "resolve_class",
     "robust_accuracy",
     "sample_image",
+    "select_output",
     "shapes_sample",
     "softmax_position",
     "wrap_model",

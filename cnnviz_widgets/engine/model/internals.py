@@ -172,8 +172,8 @@ def class_count(model: keras.Model) -> int:
     """The number of classes of a model with one ``(batch, classes)`` output."""
     if len(model.outputs) != 1:
         raise CnnvizError(
-            f"the model has {len(model.outputs)} outputs; class explanations need one output "
-            "of class scores. Build a keras.Model with the output you want explained"
+            f"the model has {len(model.outputs)} outputs; class explanations read one: "
+            "choose it with output= (its name or index; cw.model_outputs(model) lists them)"
         )
     shape = tuple(model.outputs[0].shape)
     if len(shape) != 2 or shape[-1] is None:
@@ -479,8 +479,8 @@ def logit_source(loaded) -> LogitSource:
     model = loaded.model
     if len(model.outputs) != 1:
         raise CnnvizError(
-            f"the model has {len(model.outputs)} outputs; class objectives need one. Use a "
-            "channel or neuron objective, or a model with a single output"
+            f"the model has {len(model.outputs)} outputs; class objectives read one: "
+            "choose it with output= (its name or index; cw.model_outputs(model) lists them)"
         )
     layer, path = last_layer(model)
     if loaded.softmax is None:

@@ -67,6 +67,8 @@ class LoadedModel:
             shipped metadata: ``"recipe"``, the optimization recipe it declares for
             ``preset="auto"``, and ``"seeds"``, the class-conditional seed statistics
             of its training images); empty for other models.
+        output: for a view of one output of a model with several (made by
+            ``select_output``), that output's name; else ``None``.
     """
 
     model: keras.Model
@@ -76,6 +78,7 @@ class LoadedModel:
     softmax: str | None
     source: str
     metadata: dict = field(default_factory=dict, repr=False, compare=False)
+    output: str | None = field(default=None, compare=False)
 
     @property
     def output_is_softmax(self) -> bool:
@@ -378,6 +381,7 @@ def load_model(
             softmax=loaded.softmax,
             source=loaded.source,
             metadata=loaded.metadata,
+            output=loaded.output,
         )
     return loaded
 

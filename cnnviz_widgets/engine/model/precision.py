@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from ...errors import CnnvizError
-from .internals import image_input, reduced_precision_twin
+from .internals import image_input, quiet_retracing, reduced_precision_twin
 from .loading import LoadedModel, as_loaded
 
 __all__ = [
@@ -256,6 +256,9 @@ def _pass(loaded: LoadedModel, work: str):
             return tape.gradient(score, x) / scale
 
         fn = forward_backward
+    # one trace per model, work and preprocessing: TensorFlow counts the closures' traces
+    # together (one per model, twin and view of one output) and would warn of retracing
+    quiet_retracing(fn)
     with _LOCK:
         return _PASSES[model].setdefault(key, fn)
 

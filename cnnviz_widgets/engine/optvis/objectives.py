@@ -128,9 +128,11 @@ def _broadcast(items: list, batch: int, what: str) -> list:
 class _ClassTerm(Term):
     needs_logits = True
 
-    def __init__(self, index, kind: str):
+    def __init__(self, index, kind: str, output=None):
         self.index = _as_targets(index, kind)
         self.name = kind
+        # the model output the class is of (name or index), for a model with several
+        self.output = output
 
     def targets(self) -> int:
         return len(self.index)
@@ -143,7 +145,8 @@ class _ClassTerm(Term):
         return {"index": np.asarray(out, np.int32)}
 
     def describe(self) -> str:
-        return f"{self.name}({self.index[0] if len(self.index) == 1 else self.index})"
+        where = "" if self.output is None else f", output={self.output!r}"
+        return f"{self.name}({self.index[0] if len(self.index) == 1 else self.index}{where})"
 
 
 def _pick(x: tf.Tensor, index: tf.Tensor, axis: int = 1) -> tf.Tensor:
@@ -460,6 +463,24 @@ class Objective:
         """The compiled step's cache key: term types and layers, not indices or weights."""
         return tuple(t.structure() for _, t in self.terms)
 
+    def output(self, given=None):
+        """The model output the class terms read: ``given`` (``optimize(output=...)``)
+        and the terms' own ``output=`` must agree; ``None`` when none says.
+
+        Raises:
+            CnnvizError: two different outputs (one run reads one output's scores).
+        """
+        said = {repr(given): given} if given is not None else {}
+        for _, term in self.terms:
+            if isinstance(term, _ClassTerm) and term.output is not None:
+                said.setdefault(repr(term.output), term.output)
+        if len(said) > 1:
+            raise CnnvizError(
+                f"the objective names several outputs ({', '.join(said)}): one run reads "
+                "the class scores of one output; give the same output= to every class term"
+            )
+        return next(iter(said.values()), None)
+
     def __repr__(self) -> str:
         parts = []
         for i, (w, t) in enumerate(self.terms):
@@ -469,16 +490,19 @@ class Objective:
         return " ".join(parts) or "Objective()"
 
 
-def class_logit(index) -> Objective:
+def class_logit(index, output=None) -> Objective:
     """The class score before the softmax (the usual choice: it cannot saturate).
 
     Args:
         index: a class index or name, or a list of them (one image per entry).
+        output: for a model with several outputs, the one the class is of: its name (a
+            dict output's key, or the output layer's name) or its index (see
+            :func:`~cnnviz_widgets.select_output`).  The same for every class builder.
     """
-    return Objective([(1.0, ClassLogit(index, "class_logit"))])
+    return Objective([(1.0, ClassLogit(index, "class_logit", output))])
 
 
-def class_score(index) -> Objective:
+def class_score(index, output=None) -> Objective:
     """``class_log_probability + 0.1 * class_logit``: what a bare class index or name means.
 
     The log-probability makes the class win: it rewards the class and pushes its rivals
@@ -488,23 +512,24 @@ def class_score(index) -> Objective:
     keeps gaining contrast.  On the robust embedded model, equal weights let the square take
     the triangle's picture and the log-probability alone drew faint, washed-out pictures;
     this mix reaches both classes with the vivid pictures of the logit (figures:
-    ``docs/benchmarks.md``, "Class score").
+    ``docs/benchmarks.md``, "Class score").  ``output``: as for :func:`class_logit`.
     """
-    return class_log_probability(index) + 0.1 * class_logit(index)
+    return class_log_probability(index, output) + 0.1 * class_logit(index, output)
 
 
-def class_log_probability(index) -> Objective:
+def class_log_probability(index, output=None) -> Objective:
     """The log of the class probability: the logit minus the log-sum-exp of all logits.
 
     It rewards the class and punishes its strongest rivals, and unlike the probability it
-    does not flatten out near 1.
+    does not flatten out near 1.  ``output``: as for :func:`class_logit`.
     """
-    return Objective([(1.0, ClassLogProbability(index, "class_log_probability"))])
+    return Objective([(1.0, ClassLogProbability(index, "class_log_probability", output))])
 
 
-def class_probability(index) -> Objective:
-    """The class probability after the softmax (it also pushes other classes down)."""
-    return Objective([(1.0, ClassProbability(index, "class_probability"))])
+def class_probability(index, output=None) -> Objective:
+    """The class probability after the softmax (it also pushes other classes down).
+    ``output``: as for :func:`class_logit`."""
+    return Objective([(1.0, ClassProbability(index, "class_probability", output))])
 
 
 def channel(layer, index) -> Objective:

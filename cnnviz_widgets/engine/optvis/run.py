@@ -27,6 +27,7 @@ from ...errors import CnnvizError
 from ..jobs import Job
 from ..model import budget
 from ..model.loading import LoadedModel, as_loaded
+from ..model.outputs import select_output
 from ..model.precision import PrecisionChoice, check_precision, decide, model_in
 from . import objectives as obj
 from . import recipes
@@ -347,6 +348,7 @@ def optimize(
     every: int = 8,
     precision: str = "auto",
     min_steps: int = 0,
+    output=None,
 ) -> Run:
     """Prepare an optimization and return it as a :class:`Run` (nothing runs until you
     iterate it).
@@ -375,6 +377,11 @@ def optimize(
             objective stay float32; ``run.precision`` and ``result.precision`` say what
             was used and why.
         min_steps: the fewest steps accepted (a panel's run asks for 1).
+        output: for a model with several outputs, the one whose class scores the class
+            terms read: its name (a dict output's key, or the output layer's name) or
+            its index (see :func:`~cnnviz_widgets.select_output`); the class builders
+            also take it (``objectives.class_logit(3, output="cls")``).  Channel, neuron
+            and layer objectives read layers and need no output.
 
     Returns:
         A :class:`Run`; ``run.settings`` holds the checked settings it uses
@@ -385,9 +392,21 @@ def optimize(
             what is available; a run estimated to take long warns (``LongRunWarning``).
     """
     loaded = as_loaded(model)
+    names = loaded.model  # layer references are resolved in the user's model
+    objective = _objective_from(objective, loaded)
+    output = objective.output(output)
+    if any(t.needs_logits for _, t in objective.terms) or output is not None:
+        # class scores: a view of the one output they are of (checked, if given, either way)
+        chosen = select_output(
+            loaded,
+            output,
+            call="cw.visualize(model, objective, output={output})",
+            what="class objectives",
+        )
+        if any(t.needs_logits for _, t in objective.terms):
+            loaded = chosen
     p, reason = recipes.choose(preset, loaded)
     hwc = image_size(loaded, size)
-    objective = _objective_from(objective, loaded)
     user_terms = len(objective.terms)
     checked = check_settings(p, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur, min_steps=min_steps)
     weights = {name: checked[name] for name in ("tv", "lp", "blur")}
@@ -425,7 +444,6 @@ def optimize(
     budget.check_optimize(loaded.model, full, hwc, int(batch), steps)
     choice = decide(loaded, precision, "optimize", batch=int(batch), size=hwc[0])
     runner = model_in(loaded, choice.precision)
-    names = loaded.model
     # the ball holds a class picture near its class's seed; a unit's seed (a random
     # class's) says nothing about the unit, so its picture is not held to it
     has_class = any(isinstance(t, obj._ClassTerm) for _, t in objective.terms)
