@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from ..jobs import Job
 from ..model.loading import as_loaded
+from ..model.outputs import select_output
 from ..optvis.presets import Preset
 from .atlas_plan import AtlasPlan, class_weights
 from .atlas_units import Atlas, AtlasProgress, AtlasUnit
@@ -60,11 +61,15 @@ def open_atlas(
     examples_batch: int = 64,
     key: str | None = None,
     precision: str = "auto",
+    output=None,
 ) -> Atlas:
     """The atlas of a layer as stored so far, computing nothing (arguments as
     :func:`atlas`: the same settings find the same store)."""
+    loaded = as_loaded(model)
+    if output is not None:  # the units' classes are this output's
+        loaded = select_output(loaded, output, call="cw.atlas(model, layer, data, output={output})")
     plan = AtlasPlan(
-        as_loaded(model),
+        loaded,
         layer,
         data,
         channels=channels,
@@ -114,6 +119,7 @@ def atlas(
     workers: int | None = None,
     keep_workers: bool = False,
     precision: str = "auto",
+    output=None,
 ) -> Atlas:
     """Compute the atlas of a layer: for every channel (or ``channels``), its feature
     visualization, its top dataset examples (when ``data`` is given) and its kernel, into a
@@ -160,6 +166,11 @@ def atlas(
             ``"float16"``.  Ray workers run in the precision decided here.  Each stored
             unit records the precision it was made in (the store is shared by every
             precision: a unit already stored is not made again in another).
+        output: for a model with several outputs, the output whose classes each unit's
+            ``classes`` are read from (its name or index, see
+            :func:`~cnnviz_widgets.select_output`; the layer must lead to it).  The unit
+            pictures and examples read the layer only: without it they work on any
+            model, and the units of a model with several outputs have no ``classes``.
 
     Returns:
         An :class:`Atlas` reading the store; its ``notes`` say what each part ran in.
@@ -176,6 +187,7 @@ def atlas(
         examples_batch=examples_batch,
         key=key,
         precision=precision,
+        output=output,
     )
     chosen = get_backend(backend, workers, keep_workers)  # before any work
     out = open_atlas(model, layer, data, **settings)
@@ -215,7 +227,8 @@ def atlas_job(
 ) -> Job[Atlas]:
     """:func:`atlas` as a :class:`~cnnviz_widgets.engine.jobs.Job`: the same arguments
     (``settings``: ``channels``, ``store``, ``preset``, ``steps``, ``batch``, ``seed``,
-    ``k``, ``score``, ``examples_batch``, ``key``, as :func:`open_atlas` takes them; an
+    ``k``, ``score``, ``examples_batch``, ``key``, ``precision``, ``output``, as
+    :func:`open_atlas` takes them; an
     unknown one is refused here), but nothing runs, and the store is not opened, until
     the job is iterated or run.
 

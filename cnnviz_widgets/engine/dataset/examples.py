@@ -58,6 +58,7 @@ def top_examples(
     workers: int | None = None,
     keep_workers: bool = False,
     precision: str = "auto",
+    output=None,
 ) -> TopExamples:
     """The ``k`` images of ``data`` that excite each unit of ``layer`` most.
 
@@ -101,6 +102,10 @@ def top_examples(
             only where measured faster on this hardware with outputs within 5 % of
             float32's), ``"float32"``, ``"bfloat16"`` or ``"float16"``.  Ray workers run in
             the precision decided here (``"auto"`` is measured once, in this process).
+        output: for a model with several outputs, the output whose classes a class
+            ranking (``layer`` ``None``) reads: its name or index (see
+            :func:`~cnnviz_widgets.select_output`); naming an output's layer as ``layer``
+            ranks that output's classes.  Layer units need no output.
 
     Returns:
         :class:`TopExamples`.  Exact: the same as sorting every image of the data by score
@@ -120,6 +125,7 @@ def top_examples(
         keep_maps=keep_maps,
         key=key,
         precision=precision,
+        output=output,
     )
     return chosen.rank(search, progress, stopping_of(stop))
 
@@ -137,7 +143,8 @@ def top_examples_job(
 ) -> Job[TopExamples]:
     """:func:`top_examples` as a :class:`~cnnviz_widgets.engine.jobs.Job`: the same
     arguments (``options``: ``score``, ``channels``, ``batch_size``, ``keep_maps``,
-    ``key``, ``precision``, checked here), but nothing runs until the job is iterated or run.
+    ``key``, ``precision``, ``output``, checked here), but nothing runs until the job is
+    iterated or run.
 
     Example::
 

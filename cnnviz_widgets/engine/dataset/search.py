@@ -19,6 +19,7 @@ from ..layers.receptive_field import receptive_field
 from ..model.internals import Tap, image_input, last_layer, output_shape
 from ..model.introspect import get_layer, tap_shape
 from ..model.loading import LoadedModel, as_loaded
+from ..model.outputs import model_outputs, select_output
 from ..model.precision import PrecisionChoice, model_in, resolve
 from ..model.scoring import AttributionFns, Net, cached_fns
 from .sources import Batch, DataSource, data_source
@@ -50,6 +51,24 @@ def _target(loaded: LoadedModel, layer) -> tuple[str, str]:
             "(batch, height, width, channels) or the units of (batch, units) outputs"
         )
     return path, "channel"
+
+
+def ranked_model(model, layer, output=None) -> LoadedModel:
+    """The model a ranking reads: for a class ranking on a model with several outputs
+    (``layer`` ``None`` or an output's layer), the view of its one output (``output=``,
+    or the output ``layer`` names); else the model itself (``output`` checked if given)."""
+    loaded = as_loaded(model)
+    call = "cw.top_examples(model, None, data, output={output})"
+    infos = model_outputs(loaded)
+    if len(infos) == 1 or layer is None:
+        return select_output(loaded, output, call=call, what="class rankings")
+    name = layer if isinstance(layer, str) else getattr(layer, "name", None)
+    if output is None:
+        hit = [o.index for o in infos if name in (o.name, o.layer)]
+        return select_output(loaded, hit[0]) if hit else loaded
+    chosen = select_output(loaded, output, call=call, what="class rankings")
+    its_layer = next(o.layer for o in infos if o.name == chosen.output)
+    return chosen if name in (chosen.output, its_layer) else loaded
 
 
 INSIDE_SHARE = 0.75
@@ -345,11 +364,12 @@ def rank_examples(
     keep_maps: bool = True,
     key: str | None = None,
     precision: str = "auto",
+    output=None,
 ) -> ExampleSearch:
     """Prepare a dataset-example search and return it as an :class:`ExampleSearch`
     (nothing runs until you iterate it).  Arguments as :func:`top_examples`; the
     precision is decided here (``"auto"``: measured once per model and batch)."""
-    loaded = as_loaded(model)
+    loaded = ranked_model(model, layer, output)
     k = _check_k(k)
     if score not in SCORES:
         raise CnnvizError(f"unknown score {score!r}: use one of {', '.join(SCORES)}")
