@@ -26,7 +26,9 @@ from .engine import (
     get_layer,
     layer_table,
     load_model,
+    model_outputs,
     resolve_class,
+    select_output,
 )
 from .errors import CnnvizError, LayerNotFoundError
 
@@ -86,6 +88,9 @@ class Session(traitlets.HasTraits):
         channel: the selected filter / output channel of ``layer`` (``0..n-1``) or ``None``.
         class_index: the selected output class (``0..classes-1``) or ``None``.  A class
             name may be assigned (``session.class_index = "circle"``).
+        output: for a model with several outputs, the name of the one whose classes the
+            panels explain and optimize (default: the first; an index may be assigned);
+            ``None`` for a model with one output.  Changing it clears ``class_index``.
 
     Raises:
         LayerNotFoundError: an unknown layer.
@@ -95,6 +100,7 @@ class Session(traitlets.HasTraits):
     layer = _LayerPath(None, allow_none=True)
     channel = _Index(None, allow_none=True)
     class_index = _ClassIndex(None, allow_none=True)
+    output = traitlets.Any(None, allow_none=True)
 
     def __init__(
         self,
@@ -103,11 +109,14 @@ class Session(traitlets.HasTraits):
         layer: Any = None,
         channel: int | None = None,
         class_index: int | str | None = None,
+        output: str | int | None = None,
         **load_kwargs: Any,
     ) -> None:
         self.loaded: LoadedModel = load_model(model, **load_kwargs)
         self._table: LayerTable | None = None
         super().__init__()
+        if output is not None or len(self.outputs) > 1:
+            self.output = self.outputs[0].name if output is None else output
         if layer is not None:
             self.layer = layer
         if channel is not None:
@@ -152,11 +161,24 @@ class Session(traitlets.HasTraits):
         return [r.path for r in self.table if r.has_kernel]
 
     @property
+    def outputs(self) -> list:
+        """The model's outputs (:func:`cnnviz_widgets.model_outputs`: index, name, shape)."""
+        return model_outputs(self.loaded)
+
+    @property
+    def scored(self) -> LoadedModel:
+        """The model whose class scores the panels read: ``loaded`` itself, or for a
+        model with several outputs the view of ``output``
+        (:func:`cnnviz_widgets.select_output`)."""
+        return select_output(self.loaded, self.output)
+
+    @property
     def n_classes(self) -> int | None:
-        """Number of output classes (last axis of a single output), or ``None``."""
-        if self.loaded.class_names:
-            return len(self.loaded.class_names)
-        outputs = self.model.outputs
+        """Number of classes of the scored output (its last axis), or ``None``."""
+        scored = self.scored
+        if scored.class_names:
+            return len(scored.class_names)
+        outputs = scored.model.outputs
         if len(outputs) == 1 and outputs[0].shape[-1] is not None:
             return int(outputs[0].shape[-1])
         return None
@@ -166,7 +188,7 @@ class Session(traitlets.HasTraits):
         index = self.class_index if index is None else index
         if index is None:
             return None
-        names = self.loaded.class_names
+        names = self.scored.class_names
         return names[index] if names and 0 <= index < len(names) else str(index)
 
     def n_channels(self, layer: Any = None) -> int | None:
@@ -213,7 +235,8 @@ class Session(traitlets.HasTraits):
 
         Raises ``SelectionError`` naming the closest class names, or the valid range.
         """
-        if isinstance(ref, str) and not self.loaded.class_names:
+        names = self.scored.class_names
+        if isinstance(ref, str) and not names:
             raise SelectionError(
                 f"this model has no class names, so {ref!r} cannot be looked up: assign "
                 "the class index (an int), or load the model with class_names=[...]"
@@ -226,7 +249,7 @@ class Session(traitlets.HasTraits):
                 )
             return int(ref)
         try:
-            return resolve_class(ref, n or 0, self.loaded.class_names)
+            return resolve_class(ref, n or 0, names)
         except CnnvizError as err:
             raise SelectionError(str(err)) from None
 
@@ -246,6 +269,24 @@ class Session(traitlets.HasTraits):
     def _check_class(self, proposal):
         value = proposal["value"]
         return None if value is None else self.class_index_of(value)
+
+    @traitlets.validate("output")
+    def _check_output(self, proposal):
+        value = proposal["value"]
+        if value is None and len(self.outputs) > 1:
+            raise SelectionError(
+                "a model with several outputs has one selected: "
+                + ", ".join(repr(o.name) for o in self.outputs)
+            )
+        try:  # stored as the output's name (an index is accepted)
+            return select_output(self.loaded, value, call="session.output = {output}").output
+        except CnnvizError as err:
+            raise SelectionError(str(err)) from None
+
+    @traitlets.observe("output")
+    def _clear_class(self, change):
+        if change["old"] != change["new"]:
+            self.class_index = None
 
     @traitlets.observe("layer")
     def _clear_channel(self, change):

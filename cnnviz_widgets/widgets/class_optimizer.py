@@ -187,6 +187,7 @@ class ClassOptimizer(Panel):
         readouts.save_png.on_click(self.guarded(self._on_save_png))
         readouts.save_gif.on_click(self.guarded(self._on_save_gif))
         self.observe_session(t.on_session_class, names=["class_index"])
+        self.observe_session(t.on_session_output, names=["output"])
         self.observe_session(t.on_session_layer, names=["layer"])
         self.observe_session(t.on_session_channel, names=["channel"])
         self._on_mode(None)
@@ -197,7 +198,13 @@ class ClassOptimizer(Panel):
         selection is left for Run to report)."""
         try:
             objective, _, _ = self.targets()
-            warm_up(self.session.loaded, objective, background=True, **self.settings())
+            warm_up(
+                self.session.loaded,
+                objective,
+                background=True,
+                output=self.session.output,
+                **self.settings(),
+            )
         except CnnvizError:
             pass
 
@@ -283,7 +290,14 @@ class ClassOptimizer(Panel):
             arguments = self.config.arguments()
             long_run: list[str] = []  # the engine's estimate, shown here, not in stderr
             with long_runs_to(long_run.append):  # optimize checks the settings, once
-                run = optimize(self.session.loaded, objective, every=1, min_steps=1, **arguments)
+                run = optimize(
+                    self.session.loaded,
+                    objective,
+                    every=1,
+                    min_steps=1,
+                    output=self.session.output,
+                    **arguments,
+                )
             settings = {"preset": arguments["preset"], **run.settings, "seed": run.seed}
             settings["objective"] = repr(objective)
             record = RunRecord(labels=labels, title=title, settings=settings)

@@ -12,15 +12,35 @@ import ipywidgets as widgets
 from ..session import Session
 from .common import MessageArea, QuietUpdates, esc
 
-__all__ = ["ClassPicker", "class_labels"]
+__all__ = ["ClassPicker", "class_labels", "output_dropdown"]
 
 
 def class_labels(session: Session) -> list[str]:
-    """One label per class: ``"3 · ring"`` with class names, ``"class 3"`` without."""
-    names = session.loaded.class_names
+    """One label per class of the session's scored output: ``"3 · ring"`` with class
+    names, ``"class 3"`` without."""
+    names = session.scored.class_names
     if names:
         return [f"{i} · {name}" for i, name in enumerate(names)]
     return [f"class {i}" for i in range(session.n_classes or 0)]
+
+
+def output_dropdown(session: Session, width: str = "340px") -> widgets.Dropdown:
+    """The output whose classes a panel explains, for a model with several (hidden for
+    a model with one): ``"cls · (None, 3)"`` options, valued by the output's name; the
+    panel writes the pick to ``session.output``."""
+    outputs = session.outputs
+    drop = widgets.Dropdown(
+        options=[(f"{o.name} · {o.shape}", o.name) for o in outputs],
+        value=session.output if len(outputs) > 1 else outputs[0].name,
+        description="Output",
+        tooltip="the model has several outputs: the one whose classes are explained",
+        layout=widgets.Layout(width=width),
+        style={"description_width": "64px"},
+    )
+    drop.add_class("cnnviz-output")
+    if len(outputs) < 2:
+        drop.layout.display = "none"
+    return drop
 
 
 class ClassPicker(QuietUpdates):
@@ -119,6 +139,16 @@ class ClassPicker(QuietUpdates):
         elif not self.multiple:
             self._quietly(setattr, self.select, "options", self.options(self.search.value))
         self._show_picked()
+
+    def reload(self, session: Session) -> None:
+        """Take the classes of the session's scored output again (another output was
+        chosen): the search is cleared and nothing is picked."""
+        self.labels = class_labels(session)
+        self.picked = []
+        self._quietly(setattr, self.search, "value", "")
+        self._quietly(setattr, self.select, "options", self.options(""))
+        if not self.multiple:
+            self._quietly(setattr, self.select, "value", None)
 
     def _show_picked(self) -> None:
         visible = {v for _, v in self.select.options}

@@ -36,7 +36,7 @@ from ..engine import (
     spatial_layers,
 )
 from ..errors import CnnvizError
-from .class_picker import ClassPicker
+from .class_picker import ClassPicker, output_dropdown
 from .common import Panel, esc, labeled, style_sheet, write_file
 from .compare_view import CompareView
 from .explainer_background import BackgroundWork
@@ -157,6 +157,7 @@ class ImageExplainer(BackgroundWork, Panel):
         )  # fmt: skip
         self.picker.search.add_class("cnnviz-ex-class-search")
         self.picker.select.add_class("cnnviz-ex-class")
+        self.output_select = output_dropdown(session, "340px")
         self.top = PredictionsView(self.picker.name)
         self.overlay = OverlayView()
         self.settings = MethodSettings(self.config, self._layer_options())
@@ -230,6 +231,7 @@ class ImageExplainer(BackgroundWork, Panel):
     def _layout(self) -> list[widgets.Widget]:
         side = widgets.VBox(
             [
+                self.output_select,
                 widgets.HTML('<div class="cnnviz-section">Top 5 predictions</div>'),
                 self.top.html,
                 widgets.HTML('<div class="cnnviz-section">Explain</div>'),
@@ -272,6 +274,8 @@ class ImageExplainer(BackgroundWork, Panel):
         self.observe_session(self._on_session_layer, names=["layer"])
         self.observe_session(lambda _: self.maps.on_session_channel(), names=["channel"])
         self.observe_session(self._on_session_class, names=["class_index"])
+        self.output_select.observe(self.guarded(self._on_output_pick), names="value")
+        self.observe_session(self._on_session_output, names=["output"])
         self.maps.sync_layer()
 
     def _first_image(self, image: Any) -> None:
@@ -421,7 +425,7 @@ class ImageExplainer(BackgroundWork, Panel):
         self.predictions = None
         self.top.html.value = ""
         k = min(TOP_K, self.session.n_classes or TOP_K)
-        self.predictions = predict_top(self.session.loaded, self.image, k=k)
+        self.predictions = predict_top(self.session.scored, self.image, k=k)
         self.picker.set([self.predictions.class_index])  # not written to the session
         self._show_predictions()
 
@@ -448,7 +452,7 @@ class ImageExplainer(BackgroundWork, Panel):
         self._long_run = ""
         with long_runs_to(lambda text: self._on_long_run(text, stoppable)):
             return attribution_job(
-                self.session.loaded, self.image, method, target, **self.config.values(method)
+                self.session.scored, self.image, method, target, **self.config.values(method)
             )
 
     def _compute(self, method: str, target: int | None) -> Attribution:
@@ -498,7 +502,7 @@ class ImageExplainer(BackgroundWork, Panel):
         return f"{path} · " + "×".join(str(d) for d in shape[1:])
 
     def _compare_context(self) -> tuple:
-        return self.session.loaded, self.image, self.class_select.value, self.config.values
+        return self.session.scored, self.image, self.class_select.value, self.config.values
 
     # --- callbacks --------------------------------------------------------------------
 
@@ -533,6 +537,19 @@ class ImageExplainer(BackgroundWork, Panel):
             self._pending_maps = True  # drawn when the new image's job ends
             return
         self.render_features()
+
+    def _on_output_pick(self, change: dict) -> None:
+        if change["new"] is not None and change["new"] != self.session.output:
+            self.session.output = change["new"]  # the session's observer redoes the work
+
+    def _on_session_output(self, change: dict) -> None:
+        """Another output to explain: its classes in the list, the image predicted and
+        explained again."""
+        if self.output_select.value != change["new"]:
+            self.output_select.value = change["new"]
+        self.picker.reload(self.session)
+        if self.image is not None:
+            self._on_image(self.image, self.image_label, self.image_notes)
 
     def _on_session_class(self, change: dict) -> None:
         if self._writing or change["new"] is None:

@@ -12,7 +12,7 @@ import numpy as np
 from .. import objectives as obj
 from ..errors import CnnvizError
 from ..session import Session
-from .class_picker import ClassPicker
+from .class_picker import ClassPicker, output_dropdown
 from .common import MessageArea, QuietUpdates, esc, labeled
 
 MAX_BATCH = 16  # images (targets) per run
@@ -75,7 +75,10 @@ class TargetChooser(QuietUpdates):
         )  # fmt: skip
         self.summary = widgets.HTML()
         self.summary.add_class("cnnviz-muted")
-        self.class_box = widgets.VBox([self.picker.search, self.picker.select, hint])
+        self.output_select = output_dropdown(session, "400px")  # several outputs only
+        self.class_box = widgets.VBox(
+            [self.output_select, self.picker.search, self.picker.select, hint]
+        )
         self.channel_box = widgets.VBox(
             [
                 self.layer_select,
@@ -102,6 +105,7 @@ class TargetChooser(QuietUpdates):
         self.layer_select.observe(guarded(self._on_layer_pick), names="value")
         self.channel_index.observe(guarded(self._on_channel_pick), names="value")
         self.channel_count.observe(guarded(self.update_summary), names="value")
+        self.output_select.observe(guarded(self._on_output_pick), names="value")
 
         # the first target: the session's class or channel, else class 0 or the first conv
         if session.class_index is not None:
@@ -283,6 +287,20 @@ class TargetChooser(QuietUpdates):
         self._quietly(write)
 
     # --- the session's picks --------------------------------------------------------------
+
+    def _on_output_pick(self, change: dict) -> None:
+        if change["new"] is not None and change["new"] != self.session.output:
+            self.session.output = change["new"]
+
+    def on_session_output(self, change: dict) -> None:
+        """Another output: its classes in the list, its first class picked."""
+        if self.output_select.value != change["new"]:
+            self.output_select.value = change["new"]
+        self.n_classes = self.session.n_classes
+        self.picker.reload(self.session)
+        if self.n_classes:
+            self.picker.set([0])
+        self.update_summary()
 
     def on_session_class(self, change: dict) -> None:
         if self._updating or change["new"] is None:
