@@ -72,6 +72,14 @@ class _ClassIndex(_Index):
         return super().validate(obj, value)
 
 
+class _Output(traitlets.Any):
+    """The output the panels read, stored by name; ``None`` only for a one-output model
+    (checked here: traitlets does not validate ``None`` for traits that allow it)."""
+
+    def _validate(self, obj, value):
+        return obj._output_name(value)
+
+
 class Session(traitlets.HasTraits):
     """Shared state of the panels: the model and the current layer, channel and class.
 
@@ -100,7 +108,7 @@ class Session(traitlets.HasTraits):
     layer = _LayerPath(None, allow_none=True)
     channel = _Index(None, allow_none=True)
     class_index = _ClassIndex(None, allow_none=True)
-    output = traitlets.Any(None, allow_none=True)
+    output = _Output(None)
 
     def __init__(
         self,
@@ -270,9 +278,7 @@ class Session(traitlets.HasTraits):
         value = proposal["value"]
         return None if value is None else self.class_index_of(value)
 
-    @traitlets.validate("output")
-    def _check_output(self, proposal):
-        value = proposal["value"]
+    def _output_name(self, value):
         if value is None and len(self.outputs) > 1:
             raise SelectionError(
                 "a model with several outputs has one selected: "

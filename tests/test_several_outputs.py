@@ -14,7 +14,7 @@ from cnnviz_widgets import objectives as obj
 from cnnviz_widgets.engine.model import precision
 from cnnviz_widgets.session import SelectionError, Session
 
-from .helpers import model_state
+from .helpers import assert_same_state, model_state
 
 
 def two_heads(kind: str = "list", seed: int = 0) -> keras.Model:
@@ -40,7 +40,7 @@ NAMES = {"list": ("cls", "reg"), "dict": ("labels", "value")}
 def case(request):
     m = two_heads(request.param)
     cls, reg = NAMES[request.param]
-    return request.param, m, cls, reg
+    return m, cls, reg
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def assert_names_outputs(err, *names):
 
 # ------------------------------------------------------------------- naming, selecting
 def test_outputs_are_listed_by_key_or_layer_name(case):
-    kind, m, cls, reg = case
+    m, cls, reg = case
     infos = cw.model_outputs(m)
     assert [o.name for o in infos] == [cls, reg]
     assert [o.layer for o in infos] == ["cls", "reg"]
@@ -75,7 +75,7 @@ def test_outputs_are_listed_by_key_or_layer_name(case):
 
 
 def test_a_view_shares_the_layers_is_cached_and_leaves_the_model_alone(case):
-    kind, m, cls, reg = case
+    m, cls, reg = case
     before = model_state(m)
     weights = [id(w) for w in m.weights]
     outputs = list(m.outputs)
@@ -88,11 +88,11 @@ def test_a_view_shares_the_layers_is_cached_and_leaves_the_model_alone(case):
     assert loaded.model is cw.output_view(m, 1) and loaded.output == reg
     assert [id(w) for w in m.weights] == weights
     assert list(m.outputs) == outputs
-    assert model_state(m) == before
+    assert_same_state(before, model_state(m))
 
 
 def test_missing_unknown_and_out_of_range_outputs_are_named(case, image):
-    kind, m, cls, reg = case
+    m, cls, reg = case
     with pytest.raises(cw.CnnvizError) as err:
         cw.grad_cam(m, image)
     assert_names_outputs(err, cls, reg)
@@ -138,7 +138,7 @@ def test_a_one_output_model_needs_no_output_and_checks_one_given(image):
 
 # ------------------------------------------------------------------------ attribution
 def test_grad_cam_by_name_and_index_is_the_single_output_models(case, image):
-    kind, m, cls, reg = case
+    m, cls, reg = case
     ref = cw.grad_cam(single(m, 0), image, 1)
     by_name = cw.grad_cam(m, image, 1, output=cls)
     by_index = cw.grad_cam(m, image, 1, output=0)
@@ -165,7 +165,7 @@ def test_every_registered_method_explains_the_chosen_output(method, image):
 
 
 def test_jobs_batches_occlusion_and_predictions_take_the_output(case, image, data):
-    kind, m, cls, reg = case
+    m, cls, _reg = case
     ref_model = single(m, 0)
     job = cw.attribution_job(m, image, "saliency", 0, output=cls).run()
     np.testing.assert_allclose(job.heatmap, cw.saliency(ref_model, image, 0).heatmap, atol=1e-6)
@@ -183,7 +183,7 @@ def test_jobs_batches_occlusion_and_predictions_take_the_output(case, image, dat
 
 
 def test_metrics_read_the_attributions_output(case, image):
-    kind, m, cls, reg = case
+    m, cls, reg = case
     ref_model = single(m, 0)
     cam = cw.grad_cam(m, image, output=cls)
     ref_cam = cw.grad_cam(ref_model, image)
@@ -203,7 +203,7 @@ def test_metrics_read_the_attributions_output(case, image):
 
 # ---------------------------------------------------------------------------- optvis
 def test_class_optimization_reaches_the_single_output_models_score(case):
-    kind, m, cls, reg = case
+    m, cls, reg = case
     kw = dict(steps=12, seed=3, precision="float32")
     ref = cw.visualize(single(m, 0), 2, **kw)
     for got in (
@@ -221,7 +221,7 @@ def test_class_optimization_reaches_the_single_output_models_score(case):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_a_channel_objective_needs_no_output(case, dtype):
-    kind, m, cls, reg = case
+    m, _cls, _reg = case
     res = cw.visualize(m, obj.channel("c2", 1), steps=4, precision=dtype)
     assert res.precision == dtype and np.isfinite(res.history).all()
     ref = cw.visualize(single(m, 0), obj.channel("c2", 1), steps=4, precision=dtype)
@@ -247,7 +247,7 @@ def test_auto_precision_measures_and_probes_a_model_with_several_outputs(monkeyp
 
 # ------------------------------------------------------------------- dataset, atlas
 def test_rankings_of_units_and_of_an_outputs_classes(case, data):
-    kind, m, cls, reg = case
+    m, cls, reg = case
     ref_model = single(m, 0)
     units = cw.top_examples(m, "c2", data, k=3, precision="float32")
     ref_units = cw.top_examples(ref_model, "c2", data, k=3, precision="float32")
@@ -268,7 +268,7 @@ def test_rankings_of_units_and_of_an_outputs_classes(case, data):
 
 
 def test_atlas_units_work_and_take_an_outputs_classes(case, data):
-    kind, m, cls, reg = case
+    m, cls, _reg = case
     with tempfile.TemporaryDirectory() as store:
         plain = cw.atlas(m, "c2", data, channels=[0, 1], steps=4, k=2, store=store)
         assert sorted(plain.done()) == [0, 1]
@@ -281,7 +281,7 @@ def test_atlas_units_work_and_take_an_outputs_classes(case, data):
 
 # --------------------------------------------------------------------------- panels
 def test_the_session_keeps_one_output_and_its_classes(case):
-    kind, m, cls, reg = case
+    m, cls, reg = case
     s = Session(m)
     assert s.output == cls and s.n_classes == 3
     s.class_index = 2
@@ -297,7 +297,7 @@ def test_the_session_keeps_one_output_and_its_classes(case):
 def test_the_explainer_shows_an_output_dropdown_and_explains_the_pick(case):
     from cnnviz_widgets.widgets import ClassOptimizer, ImageExplainer
 
-    kind, m, cls, reg = case
+    m, cls, reg = case
     panel = ImageExplainer(m)
     drop = panel.output_select
     assert drop.layout.display != "none"
