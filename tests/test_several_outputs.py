@@ -313,6 +313,12 @@ def test_the_explainer_shows_an_output_dropdown_and_explains_the_pick(case):
     opt.target.output_select.value = cls
     assert panel.session.output == cls and len(opt.target.picker.labels) == 3
     assert len(panel.picker.labels) == 3 and panel.attribution.output == cls
+    opt.target.pick_classes([2])
+    opt.config.steps = 6
+    record = opt.run(wait=True, timeout=180)
+    assert record.result is not None and not record.result.error
+    ref = cw.visualize(single(m, 0), 2, steps=6, seed=opt.config.seed, precision="float32")
+    np.testing.assert_allclose(record.result.history, ref.history, rtol=1e-4, atol=1e-5)
     opt.close()
     panel.close()
 
