@@ -201,6 +201,19 @@ def test_metrics_read_the_attributions_output(case, image):
     np.testing.assert_allclose(rnd.maps["grad_cam"][0], ref_rnd.maps["grad_cam"][0], atol=1e-6)
 
 
+def test_adversarial_examples_attack_the_chosen_output(case, data):
+    m, cls, reg = case
+    labels = np.arange(8) % 3
+    got = cw.adversarial_examples(m, data[:8], labels, steps=2, output=cls)
+    ref = cw.adversarial_examples(single(m, 0), data[:8], labels, steps=2)
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+    acc = cw.robust_accuracy(m, data[:8], labels, steps=2, output=0)
+    assert acc == cw.robust_accuracy(single(m, 0), data[:8], labels, steps=2)
+    with pytest.raises(cw.CnnvizError) as err:
+        cw.robust_accuracy(m, data[:8], labels, steps=2)
+    assert_names_outputs(err, cls, reg)
+
+
 # ---------------------------------------------------------------------------- optvis
 def test_class_optimization_reaches_the_single_output_models_score(case):
     m, cls, reg = case

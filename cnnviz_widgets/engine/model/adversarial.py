@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from ...errors import CnnvizError
-from .loading import as_loaded
+from .outputs import select_output
 
 __all__ = ["adversarial_examples", "l2_step", "pgd_l2", "robust_accuracy"]
 
@@ -66,7 +66,8 @@ def _probabilities(loaded):
     model, prep = loaded.model, loaded.preprocessing
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise CnnvizError(
-            "adversarial examples need a model with one image input and one class output"
+            "adversarial examples need a model with one image input and one class output: "
+            "for a model with several outputs, choose it with output="
         )
     if loaded.output_is_softmax:
         return lambda x: model(prep(x), training=False)
@@ -74,7 +75,7 @@ def _probabilities(loaded):
 
 
 def adversarial_examples(
-    model, images, labels, *, eps: float = 1.5, steps: int = 10, batch: int = 250
+    model, images, labels, *, eps: float = 1.5, steps: int = 10, batch: int = 250, output=None
 ) -> np.ndarray:
     """Perturb each image within an L2 ball of radius ``eps`` to make its label less likely.
 
@@ -86,11 +87,14 @@ def adversarial_examples(
             about 0.014 per pixel value, RMS).
         steps: PGD steps.
         batch: images per compiled call.
+        output: for a model with several outputs, the class output attacked (name or
+            index: see :func:`~cnnviz_widgets.select_output`).
 
     Returns:
         ``(n, h, w, c)`` float32 perturbed images in [0, 1].
     """
-    loaded = as_loaded(model)
+    call = "cw.adversarial_examples(model, images, labels, output={output})"
+    loaded = select_output(model, output, call=call)
     x = np.asarray(images, np.float32)
     y = np.asarray(labels).astype(np.int32).ravel()
     if x.ndim != 4 or len(x) != len(y):
@@ -106,9 +110,14 @@ def adversarial_examples(
     return np.concatenate(out) if out else x.copy()
 
 
-def robust_accuracy(model, images, labels, *, eps: float = 1.5, steps: int = 10) -> float:
-    """Share of images still classified correctly after :func:`adversarial_examples`."""
-    loaded = as_loaded(model)
+def robust_accuracy(
+    model, images, labels, *, eps: float = 1.5, steps: int = 10, output=None
+) -> float:
+    """Share of images still classified correctly after :func:`adversarial_examples`
+    (``output``: as there)."""
+    loaded = select_output(
+        model, output, call="cw.robust_accuracy(model, images, labels, output={output})"
+    )
     attacked = adversarial_examples(loaded, images, labels, eps=eps, steps=steps)
     probs = _probabilities(loaded)(tf.constant(attacked)).numpy()
     return float(np.mean(probs.argmax(1) == np.asarray(labels).ravel()))
