@@ -38,7 +38,7 @@ class RunSettings(traitlets.HasTraits):
     A new ``preset`` fills in steps, lr, tv, lp and blur from the engine's preset
     (``"auto"``: from ``auto_preset``, the recipe the engine chose for the model, for the
     reason ``auto_reason``).  The values are checked by the engine
-    (:func:`~cnnviz_widgets.engine.optvis.run.check_settings`) when a run starts, so its
+    (:func:`~cnnviz_widgets.engine.optvis.settings.check_settings`) when a run starts, so its
     message is the one the panel shows.
     """
 

@@ -7,8 +7,9 @@ from .presets import PRESETS, Preset, get_preset
 from .recipes import choose as choose_recipe
 from .recipes import register_recipe, unregister_recipe
 from .results import Frame, Result
-from .run import Run, check_settings, optimize, visualize, warm_up
+from .run import Run, optimize, visualize, warm_up
 from .seeds import SeedStatistics, seed_statistics
+from .settings import check_settings
 from .step import step_tracing_count  # noqa: F401  (for checks; not in __all__)
 from .transforms import Transforms
 

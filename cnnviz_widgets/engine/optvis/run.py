@@ -26,14 +26,15 @@ import tensorflow as tf
 from ...errors import CnnvizError
 from ..jobs import Job
 from ..model import budget
-from ..model.loading import LoadedModel, as_loaded
+from ..model.loading import as_loaded
 from ..model.outputs import select_output
 from ..model.precision import PrecisionChoice, check_precision, decide, model_in
 from . import objectives as obj
 from . import recipes
 from .param import Fourier, Maco, Pixels, Raw, get_param
-from .presets import Preset, get_preset
+from .presets import Preset
 from .results import Frame, Result, alpha_map, to_uint8
+from .settings import check_settings, finite_number, objective_from
 from .step import POOL_LOCK, CompiledStep, compiled_step, image_size
 from .transforms import Transforms
 
@@ -257,79 +258,6 @@ class Run:
         yield Frame(step, self.steps, images, last, last_t, seconds, final=True)
 
 
-def _objective_from(spec, loaded: LoadedModel) -> obj.Objective:
-    if isinstance(spec, obj.Objective):
-        return spec
-    if isinstance(spec, (int, np.integer, str)) and not isinstance(spec, bool):
-        return obj.class_score(spec)
-    if isinstance(spec, (list, tuple, range)):
-        return obj.class_score(list(spec))
-    raise CnnvizError(
-        f"cannot make an objective from {type(spec).__name__}: pass one from "
-        "cnnviz_widgets.objectives (class_logit, channel, ...), a class index or a class name"
-    )
-
-
-def _finite(name: str, value) -> float:
-    """``value`` as a float, or a CnnvizError when it is not a finite number."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise CnnvizError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(out):
-        raise CnnvizError(
-            f"{name} is {out}: it must be a finite number (NaN or infinity would turn the "
-            "images into NaN); give an ordinary value, or leave it out for the preset's"
-        )
-    return out
-
-
-def check_settings(
-    preset: str | Preset = "auto",
-    *,
-    model=None,
-    steps: int | None = None,
-    lr: float | None = None,
-    tv: float | None = None,
-    lp: float | None = None,
-    blur: float | None = None,
-    min_steps: int = 0,
-) -> dict:
-    """The run settings :func:`optimize` would use, checked: the preset's values where an
-    argument is ``None``.  Panels call it to show the engine's own message before a run.
-    ``preset="auto"`` is the recipe of ``model`` (``"lucid"`` without a model).
-
-    Returns:
-        ``{"steps", "lr", "tv", "lp", "blur"}`` as an int and floats.
-
-    Raises:
-        CnnvizError: naming the setting, the value and what is allowed (fewer than
-            ``min_steps`` steps; a learning rate <= 0; a negative penalty; NaN or inf).
-    """
-    if model is not None:
-        p = recipes.choose(preset, as_loaded(model))[0]
-    else:
-        p = get_preset(recipes.FALLBACK if preset == recipes.AUTO else preset)
-    out = {}
-    for name, given in (("tv", tv), ("lp", lp), ("blur", blur)):
-        value = _finite(name, getattr(p, name) if given is None else given)
-        if value < 0:
-            raise CnnvizError(f"{name} is a penalty weight and must be >= 0, got {value}")
-        out[name] = value
-    _finite("the preset's p (of the Lp norm)", p.p)
-    steps = p.steps if steps is None else steps
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
-        raise CnnvizError(f"steps is a whole number of steps >= {min_steps}, got {steps!r}")
-    if steps < min_steps:
-        raise CnnvizError(f"steps must be at least {min_steps}, got {int(steps)}")
-    out["steps"] = int(steps)
-    lr = _finite("the learning rate (lr)", p.lr if lr is None else lr)
-    if not lr > 0:
-        raise CnnvizError(f"the learning rate must be > 0, got {lr}")
-    out["lr"] = lr
-    return out
-
-
 def optimize(
     model,
     objective,
@@ -393,7 +321,7 @@ def optimize(
     """
     loaded = as_loaded(model)
     names = loaded.model  # layer references are resolved in the user's model
-    objective = _objective_from(objective, loaded)
+    objective = objective_from(objective, loaded)
     output = objective.output(output)
     if any(t.needs_logits for _, t in objective.terms) or output is not None:
         # class scores: a view of the one output they are of (checked, if given, either way)
@@ -411,7 +339,7 @@ def optimize(
     checked = check_settings(p, steps=steps, lr=lr, tv=tv, lp=lp, blur=blur, min_steps=min_steps)
     weights = {name: checked[name] for name in ("tv", "lp", "blur")}
     for w, term in objective.terms:
-        _finite(f"the weight of {term.describe()} in the objective", w)
+        finite_number(f"the weight of {term.describe()} in the objective", w)
     # a regularizer of weight 0 is left out of the step: it would cost ~100 traced ops
     # (and their gradients at every step) for nothing; giving it a weight later builds
     # the step of that other structure once
@@ -438,7 +366,7 @@ def optimize(
             value = getattr(setting, field.name)
             for v in value if isinstance(value, tuple) else (value,):
                 if isinstance(v, (float, np.floating)):
-                    _finite(f"{type(setting).__name__}.{field.name}", v)
+                    finite_number(f"{type(setting).__name__}.{field.name}", v)
     check_precision(precision)  # once; decide() below takes it as checked
     # before any variable is made: refuse a run that will not fit, warn about a long one
     budget.check_optimize(loaded.model, full, hwc, int(batch), steps)
