@@ -136,6 +136,25 @@ def test_a_one_output_model_needs_no_output_and_checks_one_given(image):
     assert cw.visualize(seq, 1, steps=2, precision="float32").history.shape == (2, 1)
 
 
+def test_class_names_per_output(case, image):
+    m, cls, reg = case
+    loaded = cw.load_model(m, class_names={cls: ["cat", "dog", "fox"], 1: ["age"]})
+    assert loaded.class_names is None  # several outputs: each has its own
+    assert cw.select_output(loaded, cls).class_names == ["cat", "dog", "fox"]
+    assert cw.select_output(loaded, reg).class_names == ["age"]
+    cam = cw.grad_cam(loaded, image, "dog", output=cls)
+    assert cam.class_index == 1 and cam.class_name == "dog"
+    assert Session(loaded).class_name(2) == "fox"
+    with pytest.raises(cw.CnnvizError, match="has 2 names but the output"):
+        cw.load_model(m, class_names={cls: ["cat", "dog"]})
+    with pytest.raises(cw.CnnvizError, match="no output 'nope'"):
+        cw.load_model(m, class_names={"nope": ["a"]})
+    # a plain list applies to the output with as many units
+    three = cw.load_model(m, class_names=["a", "b", "c"])
+    assert cw.select_output(three, 0).class_names == ["a", "b", "c"]
+    assert cw.select_output(three, 1).class_names is None
+
+
 # ------------------------------------------------------------------------ attribution
 def test_grad_cam_by_name_and_index_is_the_single_output_models(case, image):
     m, cls, reg = case

@@ -66,7 +66,8 @@ class LoadedModel:
         metadata: what the model says about itself beyond that (the embedded models'
             shipped metadata: ``"recipe"``, the optimization recipe it declares for
             ``preset="auto"``, and ``"seeds"``, the class-conditional seed statistics
-            of its training images); empty for other models.
+            of its training images); for a model with several outputs given
+            ``class_names={output: names}``, ``"output_class_names"``; else empty.
         output: for a view of one output of a model with several (made by
             ``select_output``), that output's name; else ``None``.
     """
@@ -200,20 +201,35 @@ def _checked_names(model: keras.Model, class_names) -> list[str] | None:
     return names
 
 
+def _split_names(model: keras.Model, class_names) -> tuple[list[str] | None, dict]:
+    """``(class names, metadata)``: a list checked against the model's classes, or a dict
+    ``{output: names}`` checked against the outputs (a one-output model's becomes its
+    list; several outputs' go to the metadata, read by ``select_output``)."""
+    if isinstance(class_names, dict):
+        from .outputs import BY_OUTPUT, names_by_output  # (outputs imports this module)
+
+        per_output = names_by_output(model, class_names)
+        if len(model.outputs) == 1:
+            return next(iter(per_output.values()), None), {}
+        return None, {BY_OUTPUT: per_output}
+    return _checked_names(model, class_names), {}
+
+
 def wrap_model(
     model: keras.Model,
     *,
     name: str | None = None,
     preprocessing: str | Preprocessing | None = None,
-    class_names: list[str] | None = None,
+    class_names: list[str] | dict | None = None,
     source: str = "keras.Model",
 ) -> LoadedModel:
-    """Describe an already-built model (no copy is made, nothing is changed)."""
+    """Describe an already-built model (no copy is made, nothing is changed).
+    ``class_names``: a list, or for a model with several outputs ``{output: names}``."""
     check_built(model)
     prep = get_preprocessing(preprocessing or _guess_preprocessing(model))
     if class_names is None:
         class_names = _guess_class_names(model)
-    class_names = _checked_names(model, class_names)
+    class_names, metadata = _split_names(model, class_names)
     return LoadedModel(
         model=model,
         name=name or model.name,
@@ -221,6 +237,7 @@ def wrap_model(
         class_names=class_names,
         softmax=softmax_position(model),
         source=source,
+        metadata=metadata,
     )
 
 
@@ -311,7 +328,7 @@ def load_model(
     *,
     weights: str | os.PathLike | None = "imagenet",
     preprocessing: str | Preprocessing | None = None,
-    class_names: list[str] | None = None,
+    class_names: list[str] | dict | None = None,
     **kwargs,
 ) -> LoadedModel:
     """Load a model and describe it for the engine.
@@ -330,7 +347,8 @@ def load_model(
         preprocessing: override the input preprocessing (``"unit"``, ``"raw"``, ``"tf"``,
             ``"caffe"``, ``"torch"``).  Default: known for named models, else ``"raw"``
             when the model starts with a Rescaling layer and ``"unit"`` otherwise.
-        class_names: override the class names.
+        class_names: override the class names; for a model with several outputs, a dict
+            ``{output: names}`` (an output by name or index) gives each its own.
         **kwargs: passed to the ``keras.applications`` constructor (``include_top``,
             ``input_shape``, ...) or to ``keras.models.load_model`` (``custom_objects``).
 
@@ -371,16 +389,19 @@ def load_model(
             "built keras.Model"
         )
     if preprocessing is not None or class_names is not None:
+        names, extra = (
+            (loaded.class_names, {})
+            if class_names is None
+            else _split_names(loaded.model, class_names)
+        )
         loaded = LoadedModel(
             model=loaded.model,
             name=loaded.name,
             preprocessing=get_preprocessing(preprocessing or loaded.preprocessing),
-            class_names=loaded.class_names
-            if class_names is None
-            else _checked_names(loaded.model, class_names),
+            class_names=names,
             softmax=loaded.softmax,
             source=loaded.source,
-            metadata=loaded.metadata,
+            metadata={**loaded.metadata, **extra},
             output=loaded.output,
         )
     return loaded

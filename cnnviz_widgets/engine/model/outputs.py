@@ -25,6 +25,9 @@ from .loading import LoadedModel, as_loaded, softmax_position
 
 __all__ = ["OutputInfo", "model_outputs", "output_view", "select_output"]
 
+BY_OUTPUT = "output_class_names"
+"""The ``LoadedModel.metadata`` key of the class names given per output (a dict)."""
+
 
 @dataclass(frozen=True)
 class OutputInfo:
@@ -111,6 +114,28 @@ def _resolve(infos: list[OutputInfo], output, call: str | None) -> int:
     return int(output) % n
 
 
+def names_by_output(model: keras.Model, class_names: dict) -> dict[str, list[str]]:
+    """``class_names`` given as ``{output: names}`` (an output by name or index), checked:
+    every key an output, one name per unit of that output.  Keys become output names."""
+    infos = model_outputs(model)
+    out: dict[str, list[str]] = {}
+    for key, names in class_names.items():
+        info = infos[_resolve(infos, key, "cw.load_model(model, class_names={{{output}: [...]}})")]
+        if isinstance(names, (str, bytes)) or names is None:
+            raise CnnvizError(
+                f"class_names[{key!r}] is {names!r}: give a list with one name per class"
+            )
+        names = [str(c) for c in names]
+        width = info.shape[-1] if len(info.shape) == 2 else None
+        if width is not None and len(names) != width:
+            raise CnnvizError(
+                f"class_names[{key!r}] has {len(names)} names but the output {info.name!r} "
+                f"has {width} units (shape {info.shape}): give one name per unit"
+            )
+        out[info.name] = names
+    return out
+
+
 _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
@@ -157,7 +182,8 @@ def select_output(
     Returns:
         The ``LoadedModel`` itself for a one-output model; else the same description
         around :func:`output_view` (same preprocessing and metadata), whose class names
-        are the model's when their number matches the output's width (else unknown) and
+        are those given for that output (``load_model(m, class_names={"cls": [...]})``),
+        else the model's when their number matches the output's width (else unknown), and
         whose ``softmax`` is the selected output's.  The user's model is not changed.
 
     Raises:
@@ -183,7 +209,9 @@ def select_output(
     index = _resolve(infos, output, call)
     view = output_view(loaded.model, index)
     width = infos[index].shape[-1] if len(infos[index].shape) == 2 else None
-    names = loaded.class_names if loaded.class_names and len(loaded.class_names) == width else None
+    names = (loaded.metadata.get(BY_OUTPUT) or {}).get(infos[index].name)
+    if names is None and loaded.class_names and len(loaded.class_names) == width:
+        names = loaded.class_names
     return replace(
         loaded,
         model=view,
