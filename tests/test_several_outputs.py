@@ -91,6 +91,22 @@ def test_a_view_shares_the_layers_is_cached_and_leaves_the_model_alone(case):
     assert_same_state(before, model_state(m))
 
 
+def test_repeated_calls_on_an_output_do_not_trace_again(image):
+    from cnnviz_widgets.engine import optvis
+    from cnnviz_widgets.engine.model import scoring
+
+    m = two_heads("list", seed=7)
+    cw.grad_cam(m, image, output="cls")
+    cw.visualize(m, 0, steps=2, output="cls", precision="float32")
+    view = cw.output_view(m, "cls")
+    traced = scoring.tracing_count(view), optvis.step_tracing_count(view)
+    assert traced[0] > 0 and traced[1] > 0  # counted on the view: the model that ran
+    other = np.ascontiguousarray(image[::-1])
+    cw.grad_cam(m, other, 2, output=0)  # by index: the same view, the same functions
+    cw.visualize(m, 1, steps=2, output="cls", precision="float32", seed=4)
+    assert (scoring.tracing_count(view), optvis.step_tracing_count(view)) == traced
+
+
 def test_missing_unknown_and_out_of_range_outputs_are_named(case, image):
     m, cls, reg = case
     with pytest.raises(cw.CnnvizError) as err:
@@ -236,6 +252,7 @@ def test_adversarial_examples_attack_the_chosen_output(case, data):
 # ---------------------------------------------------------------------------- optvis
 def test_class_optimization_reaches_the_single_output_models_score(case):
     m, cls, reg = case
+    before = model_state(m)
     kw = dict(steps=12, seed=3, precision="float32")
     ref = cw.visualize(single(m, 0), 2, **kw)
     for got in (
@@ -249,6 +266,8 @@ def test_class_optimization_reaches_the_single_output_models_score(case):
         cw.optimize(m, obj.class_logit(0, output=cls) + obj.class_logit(0, output=reg))
     with pytest.raises(cw.CnnvizError, match="several outputs"):
         cw.optimize(m, obj.class_logit(0, output=cls), output=reg)
+    cw.visualize(m, 1, steps=2, output=reg, precision="bfloat16")  # a twin of the view
+    assert_same_state(before, model_state(m))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
