@@ -266,7 +266,7 @@ def test_class_optimization_reaches_the_single_output_models_score(case):
         cw.optimize(m, obj.class_logit(0, output=cls) + obj.class_logit(0, output=reg))
     with pytest.raises(cw.CnnvizError, match="several outputs"):
         cw.optimize(m, obj.class_logit(0, output=cls), output=reg)
-    cw.visualize(m, 1, steps=2, output=reg, precision="bfloat16")  # a twin of the view
+    cw.visualize(m, 0, steps=2, output=reg, precision="bfloat16")  # a twin of the view
     assert_same_state(before, model_state(m))
 
 
