@@ -217,6 +217,16 @@ def test_jobs_batches_occlusion_and_predictions_take_the_output(case, image, dat
     np.testing.assert_allclose(top.probabilities, cw.predict_top(ref_model, image, 3).probabilities)
 
 
+def test_saved_results_keep_their_output(case, image, tmp_path):
+    m, cls, _ = case
+    cam = cw.grad_cam(m, image, output=cls)
+    back = cw.load_result(cam.save(tmp_path / "cam"))
+    assert back.output == cls
+    np.testing.assert_array_equal(back.heatmap, cam.heatmap)
+    res = cw.visualize(m, 1, steps=2, output=cls, precision="float32")
+    assert cw.load_result(res.save(tmp_path / "res")).output == cls
+
+
 def test_metrics_read_the_attributions_output(case, image):
     m, cls, reg = case
     ref_model = single(m, 0)
@@ -262,6 +272,7 @@ def test_class_optimization_reaches_the_single_output_models_score(case):
     ):
         np.testing.assert_allclose(got.history, ref.history, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(got.images, ref.images)
+        assert got.output == cls and ref.output is None
     with pytest.raises(cw.CnnvizError, match="several outputs"):
         cw.optimize(m, obj.class_logit(0, output=cls) + obj.class_logit(0, output=reg))
     with pytest.raises(cw.CnnvizError, match="several outputs"):

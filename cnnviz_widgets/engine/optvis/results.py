@@ -68,6 +68,8 @@ class Result(Keepable):
         stuck: images whose class probability was still below 0.01 at the last step
             (under that step's random transforms): the run did not get the class;
             :meth:`stuck_message` says so for people.
+        output: the output whose class scores the class terms read, for a model with
+            several (its name, see :func:`~cnnviz_widgets.select_output`), else ``None``.
     """
 
     images: np.ndarray
@@ -85,6 +87,7 @@ class Result(Keepable):
     recipe_reason: str = ""
     restarted: list[int] = field(default_factory=list)
     stuck: list[int] = field(default_factory=list)
+    output: str | None = None
 
     @property
     def image(self) -> np.ndarray:

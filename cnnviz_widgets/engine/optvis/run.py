@@ -106,6 +106,7 @@ class Run:
         self._class_p = _class_probability_term(objective)
         self._check = max(16, self.steps // 4) if self.steps >= 32 else None
         self.restarted: list[int] = []
+        self.output: str | None = None  # the output the class terms read (set by optimize)
 
     def stop(self) -> None:
         """Ask the run to end after the step in progress (thread-safe)."""
@@ -252,6 +253,7 @@ class Run:
             recipe_reason=self.recipe_reason,
             restarted=list(self.restarted),
             stuck=stuck,
+            output=self.output,
         )
         last = hist[-1] if len(hist) else np.full(b, np.nan, np.float32)
         last_t = tot[-1] if len(tot) else np.full(b, np.nan, np.float32)
@@ -401,6 +403,7 @@ def optimize(
         start=start,
     )
     run.settings = checked
+    run.output = loaded.output
     return run
 
 
