@@ -18,6 +18,7 @@ import numpy as np
 
 from ...errors import CnnvizError, ModelNotBuiltError, ModelSourceError, closest
 from .internals import last_layer
+from .output_names import BY_OUTPUT, names_by_output
 from .preprocessing import Preprocessing, get_preprocessing
 
 # name -> (keras.applications constructor, preprocessing, weights file size in MB)
@@ -206,8 +207,6 @@ def _split_names(model: keras.Model, class_names) -> tuple[list[str] | None, dic
     ``{output: names}`` checked against the outputs (a one-output model's becomes its
     list; several outputs' go to the metadata, read by ``select_output``)."""
     if isinstance(class_names, dict):
-        from .outputs import BY_OUTPUT, names_by_output  # (outputs imports this module)
-
         per_output = names_by_output(model, class_names)
         if len(model.outputs) == 1:
             return next(iter(per_output.values()), None), {}
