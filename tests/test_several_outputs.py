@@ -210,6 +210,7 @@ def test_jobs_batches_occlusion_and_predictions_take_the_output(case, image, dat
     batch = cw.explain_batch(m, data[:4], "grad_cam", output=cls, batch_size=4)
     ref_batch = cw.explain_batch(ref_model, data[:4], "grad_cam", batch_size=4)
     np.testing.assert_allclose(batch.heatmaps, ref_batch.heatmaps, atol=1e-6)
+    assert batch.output == cls and batch[1].output == cls and ref_batch.output is None
     # a batch given to grad_cam goes to explain_batch with its output
     again = cw.grad_cam(m, data[:4], output=cls)
     np.testing.assert_allclose(again.heatmaps, ref_batch.heatmaps, atol=1e-6)

@@ -69,6 +69,7 @@ class Attributions(Keepable):
         stopped: the run was stopped before the end of the data (the images done are kept).
         notes: caveats (images fitted to the model, the model's head...).
         precision, precision_reason: what the passes ran in, and why.
+        output: the output explained, for a model with several (its name), else ``None``.
     """
 
     heatmaps: np.ndarray
@@ -90,6 +91,7 @@ class Attributions(Keepable):
     notes: list[str] = field(default_factory=list)
     precision: str = "float32"
     precision_reason: str = ""
+    output: str | None = None
 
     def __len__(self) -> int:
         return len(self.heatmaps)
@@ -114,6 +116,7 @@ class Attributions(Keepable):
             notes=list(self.notes),
             precision=self.precision,
             precision_reason=self.precision_reason,
+            output=self.output,
         )
         if self.method.startswith("grad_cam"):
             return GradCam(layer=self.layer, weights=self.weights[i], **common)
@@ -383,6 +386,7 @@ def explain_batch(
         notes=notes,
         precision=choice.precision,
         precision_reason=choice.reason,
+        output=loaded.output,
     )
 
 
