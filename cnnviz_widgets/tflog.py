@@ -16,6 +16,14 @@ descriptor 2) into the notebook cell, in red.
 
 Set ``TF_CPP_MIN_LOG_LEVEL`` yourself (``0`` shows everything) before importing
 cnnviz_widgets to keep TensorFlow's log as it is.
+
+``import keras`` (or ``tensorflow``) *before* ``import cnnviz_widgets`` imports TensorFlow
+unfiltered: its import lines are written then, before this package is imported, and no
+setting silences them (``TF_CPP_MIN_LOG_LEVEL`` and ``%env`` do not: they are written before
+TensorFlow's logging reads it; TensorFlow 2.21 writes its block twice, once per library
+that starts its log).  The runtime's start, which prints the failed ``cuInit``, usually
+comes later and is still filtered here.  So import cnnviz_widgets first: ``import keras``
+after it prints nothing (docs/teaching.md).
 """
 
 from __future__ import annotations
@@ -44,12 +52,25 @@ _CUINIT = re.compile(r"cuda_platform\.cc:\d+\] failed call to cuInit")
 _NOISE = re.compile("|".join(START_UP_NOISE))
 
 
-def filter_start_up(text: str) -> str:
+def _driver_absent() -> bool:
+    """No CUDA driver library can be loaded here (``libcuda.so.1``): a failed ``cuInit`` is
+    then the expected answer of a machine without a GPU."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return True
+    return False
+
+
+def filter_start_up(text: str, no_driver: bool | None = None) -> str:
     """``text`` without TensorFlow's start-up lines.  The failed ``cuInit`` error is only
-    dropped when TensorFlow also said that there is no CUDA driver (no GPU: expected); on a
-    machine with a driver it stays, as the real error it is."""
+    dropped when TensorFlow also said that there is no CUDA driver, in ``text`` or (when
+    that line was printed before, TensorFlow imported earlier) as ``no_driver`` says (no
+    GPU: expected); on a machine with a driver it stays, as the real error it is."""
     lines = text.splitlines(keepends=True)
-    no_driver = any(_NO_DRIVER.search(line) for line in lines)
+    no_driver = bool(no_driver) or any(_NO_DRIVER.search(line) for line in lines)
     kept = [
         line
         for line in lines
@@ -60,11 +81,15 @@ def filter_start_up(text: str) -> str:
 
 def import_tensorflow():
     """Import TensorFlow (see the module's docstring) and return it."""
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
         import tensorflow as tf
 
         return tf
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    # TensorFlow imported already (``import keras`` first): its import lines are printed
+    # and cannot be taken back, but its runtime may not have started yet, and starting it
+    # prints the failed cuInit line; that one is still filtered below (starting a runtime
+    # that runs already prints nothing and costs nothing).
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -86,7 +111,9 @@ def import_tensorflow():
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            rest = filter_start_up(capture.read().decode("utf-8", "replace"))
+            text = capture.read().decode("utf-8", "replace")
+            earlier = _CUINIT.search(text) and not _NO_DRIVER.search(text)
+            rest = filter_start_up(text, no_driver=bool(earlier) and _driver_absent())
             if rest:
                 os.write(2, rest.encode())
     return tf

@@ -99,7 +99,7 @@ def test_smoothgrad_and_occlusion_with_huge_batches_are_refused(
     fit = _fits(err)
     assert 1 <= fit < 256
     got = cw.occlusion(shapes, image, batch_size=fit)
-    monkeypatch.setattr(budget, "available_memory", lambda: None)
+    monkeypatch.setattr(budget, "memory_limit", lambda: None)
     np.testing.assert_allclose(got.raw, cw.occlusion(shapes, image, batch_size=256).raw, atol=1e-4)
 
 
@@ -137,7 +137,7 @@ def test_a_panel_takes_the_long_run_warning_itself_in_its_own_thread(shapes, ima
     assert np.isfinite(result.raw).all() and np.ptp(result.raw) > 0  # a real map
     assert len(told) == 1 and told[0].startswith("occlusion (") and "will take about" in told[0]
     assert len(elsewhere) == 1 and len(elsewhere[0]) == 1 and "SmoothGrad" in elsewhere[0][0]
-    monkeypatch.setattr(budget, "available_memory", lambda: None)
+    monkeypatch.setattr(budget, "memory_limit", lambda: None)
     with pytest.warns(cw.LongRunWarning):  # after the block: a warning again
         cw.occlusion(shapes, image)
 
@@ -160,7 +160,7 @@ def test_available_memory_reads_the_system(monkeypatch):
     got = budget.available_memory()
     assert got is not None and abs(got - kb * 1024) < 0.2 * kb * 1024
     # unknown memory: no refusal, the estimate still says how much it needs
-    monkeypatch.setattr(budget, "available_memory", lambda: None)
+    monkeypatch.setattr(budget, "memory_limit", lambda: None)
     est = budget.check_optimize(
         cw.load_model("shapes").model, obj.class_logit(0), (64, 64, 3), 10**5, 1
     )

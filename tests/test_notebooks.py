@@ -87,10 +87,10 @@ def _run(path, request):
         resources={"metadata": {"path": str(path.parent)}},
     )
     # a fresh kernel as a user gets it: the test session's TensorFlow and warning settings
-    # (conftest.py) are not passed on
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS")
-    }
+    # (conftest.py) are not passed on, nor pytest's marker variable (with it ipykernel does
+    # not forward what is written to file descriptor 2 into the cells)
+    dropped = ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS", "PYTEST_CURRENT_TEST")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     start = time.perf_counter()
     client.execute(env=env)
     wall = time.perf_counter() - start

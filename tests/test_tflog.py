@@ -96,3 +96,77 @@ def test_a_real_error_while_tensorflow_starts_is_still_shown(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"
     assert out.stderr == "E0000 00:00:1.0  7 something.cc:9] a real problem\nruntime started\n"
+
+
+def _stderr_by_cell(cells: list[str]) -> list[str]:
+    """Each cell's stderr, the cells run in order on a fresh Jupyter kernel as a teacher's
+    notebook (TensorFlow's log settings of the test session not passed on).  A last cell
+    waits a little: the kernel forwards what the process writes on its file descriptor 2
+    from a thread, and a line written at the end of the last cell could otherwise arrive
+    after the notebook is done (a line missed would let these tests pass wrongly)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [*cells, "import sys, time; time.sleep(3); sys.stderr.flush()"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    # without PYTEST_CURRENT_TEST: ipykernel does not forward its file descriptor 2 into the
+    # cells when it sees it (it leaves the capture to pytest), and nothing would be seen
+    env = {k: v for k, v in _env().items() if k not in ("PYTHONWARNINGS", "PYTEST_CURRENT_TEST")}
+    NotebookClient(nb, timeout=600, kernel_name="python3").execute(env=env)
+    out = []
+    for cell in nb.cells:
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        assert not errors, errors[0].get("evalue")
+        out.append(
+            "".join(
+                o["text"]
+                for o in cell.outputs
+                if o.get("output_type") == "stream" and o.get("name") == "stderr"
+            )
+        )
+    return out
+
+
+TEACHER_CELLS = ["import cnnviz_widgets as cw", "cw.visualize(cw.load_model('shapes'), 0, steps=2)"]
+MARK = "=== cnnviz_widgets imported next ==="
+
+
+@pytest.mark.slow
+def test_keras_imported_first_the_start_up_block_comes_once_and_nothing_after_it():
+    # the order a teacher writes: TensorFlow's import lines come with `import keras`, before
+    # the package exists (nothing can take them back); nothing of it may come again later
+    # (the failed cuInit line came when the runtime started, at the package's first use)
+    code = f"import sys, keras\nprint({MARK!r}, file=sys.stderr, flush=True)\n" + "\n".join(
+        TEACHER_CELLS
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    before, after = out.stderr.split(MARK + "\n")
+    if "absl::InitializeLog" in before:  # this TensorFlow prints a start-up block at all
+        # TensorFlow 2.21 writes its block once per library that starts its log
+        assert before.count("absl::InitializeLog") <= 2
+        assert "cuInit" not in before  # the runtime is not started by `import keras`
+    assert after == "", after
+
+
+@pytest.mark.slow
+def test_in_a_notebook_keras_first_prints_nothing_after_its_own_cell():
+    first, *later = _stderr_by_cell(["import keras", *TEACHER_CELLS])
+    assert "cuInit" not in first
+    assert not any(TF_LOG.search(s) for s in later), later
+    assert later == ["", "", ""], later
+
+
+@pytest.mark.slow
+def test_the_documented_first_cell_keeps_a_notebook_free_of_tensorflow_lines():
+    # docs/teaching.md: import cnnviz_widgets first; `import keras` after it is quiet
+    got = _stderr_by_cell([TEACHER_CELLS[0], "import keras", TEACHER_CELLS[1]])
+    assert got == ["", "", "", ""], got
+
+
+def test_a_cuinit_line_after_an_earlier_import_is_dropped_only_without_a_driver():
+    # TensorFlow imported by keras first: "no driver" was printed before the filter ran
+    assert tflog.filter_start_up(CUINIT, no_driver=True) == ""
+    assert tflog.filter_start_up(CUINIT, no_driver=False) == CUINIT

@@ -172,14 +172,14 @@ class ConvolutionExplainer(Panel):
     def _selection_controls(self) -> None:
         """The layer, channel and input-channel controls."""
         self.layer = labeled(
-            widgets.Dropdown, "Layer", "330px", "48px",
+            widgets.Dropdown, "Layer", "300px", "48px",
             options=[(self._layer_label(p), p) for p in self._convs], value=None,
         )  # fmt: skip
         self.layer.add_class("cnnviz-conv-layer")
         self.channel = labeled(widgets.BoundedIntText, "Channel", "150px", "58px", min=0, max=0)
         self.channel.add_class("cnnviz-conv-channel")
         self.input_channel = labeled(
-            widgets.Dropdown, "Input channel", "330px", "92px",
+            widgets.Dropdown, "Input channel", "300px", "92px",
             options=[("largest contribution", STRONGEST)], value=STRONGEST,
         )  # fmt: skip
         self.input_channel.add_class("cnnviz-conv-input-channel")

@@ -234,6 +234,7 @@ class ImageExplainer(BackgroundWork, Panel):
                 self.output_select,
                 widgets.HTML('<div class="cnnviz-section">Top 5 predictions</div>'),
                 self.top.html,
+                self.top.unlike,
                 widgets.HTML('<div class="cnnviz-section">Explain</div>'),
                 self.top.note,
                 self.top.use_top,
@@ -423,7 +424,7 @@ class ImageExplainer(BackgroundWork, Panel):
 
     def _predict(self) -> None:
         self.predictions = None
-        self.top.html.value = ""
+        self.top.show(None, None)
         k = min(TOP_K, self.session.n_classes or TOP_K)
         self.predictions = predict_top(self.session.scored, self.image, k=k)
         self.picker.set([self.predictions.class_index])  # not written to the session

@@ -13,7 +13,9 @@ from .overlay_view import percent
 
 
 class PredictionsView:
-    """The top-k table (``html``), the class note (``note``) and ``use_top``.
+    """The top-k table (``html``), the note under it when the image is unlike the model's
+    training images (``unlike``: hidden otherwise, and for a model that does not say what
+    it was trained on), the class note (``note``) and ``use_top``.
 
     Args:
         name_of: class index -> its display name.
@@ -24,6 +26,8 @@ class PredictionsView:
         self.html = widgets.HTML()
         self.note = widgets.HTML()
         self.note.add_class("cnnviz-ex-class-note")
+        self.unlike = widgets.HTML(layout=widgets.Layout(display="none"))
+        self.unlike.add_class("cnnviz-ex-unlike")
         self.use_top = widgets.Button(
             description="explain the top prediction",
             tooltip="explain the class the model predicts for this image",
@@ -34,9 +38,12 @@ class PredictionsView:
     def show(self, p: Predictions | None, picked: int | None) -> None:
         """The table for ``p`` (``None``: empty) with class ``picked`` in bold."""
         if p is None:
-            self.html.value = self.note.value = ""
-            self.use_top.layout.display = "none"
+            self.html.value = self.note.value = self.unlike.value = ""
+            self.use_top.layout.display = self.unlike.layout.display = "none"
             return
+        note = getattr(p, "distribution_note", "")
+        self.unlike.value = f"⚠ {esc(note)}" if note else ""
+        self.unlike.layout.display = None if note else "none"
         rows = []
         for rank, (index, name, prob) in enumerate(p, 1):
             label = name if name is not None else f"class {index}"

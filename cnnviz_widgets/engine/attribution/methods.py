@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from ...errors import CnnvizError
 from ..model import budget
+from ..model.distribution import distribution_check
 from ..model.internals import Tap, class_count
 from ..model.loading import LoadedModel
 from ..model.outputs import select_output
@@ -187,7 +188,9 @@ def predict_top(model, image, k: int = 5, *, output=None) -> Predictions:
             :func:`~cnnviz_widgets.select_output`); optional with one output.
 
     Returns:
-        :class:`Predictions`; ``str()`` gives a small table.
+        :class:`Predictions`; ``str()`` gives a small table.  For a model that says what
+        it was trained on (the embedded shapes models), ``in_distribution`` and a note say
+        when the image is unlike its training images (``cw.distribution_check``).
     """
     loaded = select_output(model, output, call="cw.predict_top(model, image, output={output})")
     n = class_count(loaded.model)
@@ -198,12 +201,16 @@ def predict_top(model, image, k: int = 5, *, output=None) -> Predictions:
     logits, probs = fns.predict(tf.constant(img[None]))
     logits, probs = logits.numpy(), probs.numpy()
     order = np.argsort(-probs, kind="stable")[: min(int(k), n)]
+    check = distribution_check(loaded, img)
+    note = check.note if check is not None else ""
     return Predictions(
         indices=order,
         names=[class_name_at(loaded, int(i)) for i in order],
         probabilities=probs[order].astype(np.float32),
         scores=logits[order].astype(np.float32),
-        notes=notes + fns.notes,
+        notes=([note] if note else []) + notes + fns.notes,
+        in_distribution=None if check is None else check.in_distribution,
+        distribution_note=note,
     )
 
 

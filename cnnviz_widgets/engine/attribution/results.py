@@ -162,7 +162,13 @@ class Predictions(Keepable):
         names: their names (``None`` entries when the model's names are unknown).
         probabilities: ``(k,)``.
         scores: ``(k,)`` logits (or the model's outputs when its logits cannot be read).
-        notes: what was changed to make the input fit, and caveats.
+        notes: what was changed to make the input fit, and caveats (the first, when the
+            image is unlike the training images: ``distribution_note``).
+        in_distribution: the image looks like the model's training images (``True``), is
+            unlike them (``False``: its answer means little), or the model does not say
+            what it was trained on (``None``); see ``cw.distribution_check``.
+        distribution_note: the sentence that says so ("" unless ``in_distribution`` is
+            ``False``).
     """
 
     indices: np.ndarray
@@ -170,6 +176,8 @@ class Predictions(Keepable):
     probabilities: np.ndarray
     scores: np.ndarray
     notes: list[str] = field(default_factory=list)
+    in_distribution: bool | None = None
+    distribution_note: str = ""
 
     def __len__(self) -> int:
         return len(self.indices)

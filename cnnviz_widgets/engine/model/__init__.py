@@ -7,6 +7,7 @@ What panels read of a model's graph is public here, computed behind the one door
 
 from .adversarial import adversarial_examples, robust_accuracy
 from .budget import LongRunWarning, RunTooLargeError, long_runs_to
+from .distribution import DistributionCheck, distribution_check, register_training_data
 from .imageio import ImageAdjustedWarning, as_image, fit_image, load_image
 from .images import SAMPLE_NAMES, sample_image
 from .internals import image_input, inbound_paths, is_spatial, output_shape
@@ -43,6 +44,7 @@ __all__ = [
     "PREPROCESSINGS",
     "SAMPLE_NAMES",
     "SHAPES_CLASS_NAMES",
+    "DistributionCheck",
     "ImageAdjustedWarning",
     "LayerRow",
     "LayerTable",
@@ -59,6 +61,7 @@ __all__ = [
     "as_keras_model",
     "as_loaded",
     "choose_precision",
+    "distribution_check",
     "extractor",
     "first_conv_per_block",
     "fit_image",
@@ -77,6 +80,7 @@ __all__ = [
     "model_outputs",
     "output_shape",
     "output_view",
+    "register_training_data",
     "resolve_class",
     "robust_accuracy",
     "sample_image",

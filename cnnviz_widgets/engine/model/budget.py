@@ -12,9 +12,12 @@ starts, :func:`check` estimates
   processes, divided by this machine's measured speed (one small convolution, timed once
   per process).
 
-A run whose memory estimate exceeds :data:`MEMORY_SHARE` of the memory available now
-(``MemAvailable`` of ``/proc/meminfo``, or ``psutil`` where that is missing) is refused
-with :class:`RunTooLargeError`, naming the estimate and the largest batch that fits; a run
+A run whose memory estimate exceeds :data:`MEMORY_SHARE` of the memory this process may
+still take (:func:`memory_limit`: the smallest of ``MemAvailable`` of ``/proc/meminfo``, or
+``psutil`` where that is missing, and the limits the process runs under: ``RLIMIT_DATA``,
+``RLIMIT_AS``, its control group's ``memory.max``; see :mod:`.limits`) is refused with
+:class:`RunTooLargeError`, naming the estimate, the limit that bounds it and the largest
+batch that fits; a run
 estimated to take longer than :data:`WARN_SECONDS` warns with :class:`LongRunWarning`.
 Both limits are module settings (``cnnviz_widgets.engine.model.budget.WARN_SECONDS = 600``).
 
@@ -41,6 +44,7 @@ import numpy as np
 from ...errors import CnnvizError
 from .internals import iter_layers, output_shape
 from .introspect import find_layer
+from .limits import MemoryLimit, process_limits
 
 __all__ = [
     "MEMORY_SHARE",
@@ -56,6 +60,7 @@ __all__ = [
     "estimate",
     "long_runs_to",
     "machine_flops",
+    "memory_limit",
 ]
 
 MEMORY_SHARE = 0.8
@@ -117,6 +122,7 @@ class Estimate:
         available: the memory available when it was estimated (``None``: unknown).
         per_image: bytes that one more image at once adds (for "the largest batch").
         fixed: bytes that do not grow with the batch (the weights).
+        limited_by: the limit that bounds ``available`` (:func:`memory_limit`), or ``None``.
     """
 
     what: str
@@ -125,6 +131,7 @@ class Estimate:
     available: int | None
     per_image: int
     fixed: int
+    limited_by: MemoryLimit | None = None
 
     def fits(self, share: float | None = None) -> bool:
         """The estimate is within ``share`` (default :data:`MEMORY_SHARE`) of the memory
@@ -179,6 +186,18 @@ def available_memory() -> int | None:
     except ImportError:
         return None
     return int(psutil.virtual_memory().available)
+
+
+def memory_limit() -> MemoryLimit | None:
+    """The memory this process may still take, and which limit says so: the smallest of
+    :func:`available_memory` (``"MemAvailable"``) and the limits of
+    :func:`.limits.process_limits` (``RLIMIT_DATA``, ``RLIMIT_AS``, the control group's);
+    ``None`` when none is known."""
+    found = list(process_limits())
+    machine = available_memory()
+    if machine is not None:
+        found.append(MemoryLimit(machine, "MemAvailable", "the machine's available memory"))
+    return min(found, key=lambda m: m.bytes) if found else None
 
 
 # ----------------------------------------------------------------------- layer costs
@@ -333,14 +352,37 @@ def estimate(
         per_image = int(_FORWARD_KEEPS * c.widest) + extra_per_image
     fixed = int(_WEIGHTS_KEEP * c.weights)
     seconds = images * c.flops * (_GRADIENT_TIME if gradient else 1.0) / machine_flops()
+    limit = memory_limit()
     return Estimate(
         what=what,
         bytes=fixed + per_image * int(at_once),
         seconds=float(seconds),
-        available=available_memory(),
+        available=None if limit is None else limit.bytes,
         per_image=per_image,
         fixed=fixed,
+        limited_by=limit,
     )
+
+
+def _bounded(est: Estimate) -> str:
+    """What may be used and which limit says so, for a refusal."""
+    limit = est.limited_by
+    if limit is None or limit.name == "MemAvailable":
+        return f"{_size(est.available)} is available now"
+    return f"the process may use {_size(est.available)} more ({limit.name}: {limit.detail})"
+
+
+_RAISE = {
+    "RLIMIT_DATA": "raise the limit (`ulimit -d`, or resource.setrlimit(RLIMIT_DATA))",
+    "RLIMIT_AS": "raise the limit (`ulimit -v`, or resource.setrlimit(RLIMIT_AS))",
+}
+
+
+def _after(limit: MemoryLimit | None) -> str:
+    if limit is None or limit.name == "MemAvailable":
+        return ", or free memory and try again"
+    how = _RAISE.get(limit.name, "ask for a larger memory limit for this container or job")
+    return f", or {how}"
 
 
 def check(est: Estimate, way_out: str, *, stacklevel: int = 3) -> Estimate:
@@ -358,10 +400,9 @@ def check(est: Estimate, way_out: str, *, stacklevel: int = 3) -> Estimate:
         fit = est.largest_batch()
         raise RunTooLargeError(
             f"{est.what} would need about {_size(est.bytes)} of memory, and "
-            f"{_size(est.available)} is available now (at most {MEMORY_SHARE:.0%} of it is "
-            f"used): {way_out}"
+            f"{_bounded(est)} (at most {MEMORY_SHARE:.0%} of it is used): {way_out}"
             + (f" (about {fit} images at once fit)" if fit else "")
-            + ", or free memory and try again"
+            + _after(est.limited_by)
         )
     if est.seconds > WARN_SECONDS:
         message = (

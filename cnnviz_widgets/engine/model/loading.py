@@ -66,9 +66,10 @@ class LoadedModel:
         source: what it was loaded from, for people.
         metadata: what the model says about itself beyond that (the embedded models'
             shipped metadata: ``"recipe"``, the optimization recipe it declares for
-            ``preset="auto"``, and ``"seeds"``, the class-conditional seed statistics
-            of its training images); for a model with several outputs given
-            ``class_names={output: names}``, ``"output_class_names"``; else empty.
+            ``preset="auto"``, ``"seeds"``, the class-conditional seed statistics
+            of its training images, and ``"training_data"``, the name of the data it was
+            trained on, for ``distribution_check``); for a model with several outputs
+            given ``class_names={output: names}``, ``"output_class_names"``; else empty.
         output: for a view of one output of a model with several (made by
             ``select_output``), that output's name; else ``None``.
     """
@@ -253,6 +254,8 @@ def _load_shapes(variant: str | None, name: str) -> LoadedModel:
         source=f"embedded shapes CNN, {variant} training (cnnviz_widgets/data)",
     )
     loaded.metadata = {k: meta[k] for k in ("recipe", "seeds") if k in meta}
+    # what it was trained on: cw.distribution_check says when an image is unlike it
+    loaded.metadata["training_data"] = "shapes"
     return loaded
 
 
