@@ -16,10 +16,16 @@ per-round ratios, the load average beside each figure):
    against the bare batched float32 forward per position (the limit), Xplique if
    importable;
 5. dataset ranking (top_examples of block4_conv3 over 64 images, batch 16): float32 vs
-   "auto" vs the bare batched float32 forward to the layer (target: "auto" >= 2.5x
+   "auto" vs reduced, beside the bare batched forward to the layer in float32 and in
+   reduced precision -- the hardware's ceiling for this pass (target: "auto" >= 2.5x
    float32 where the hardware has bf16);
 6. atlas visualizations (4 channels of block4_conv3, one batch, a few steps, fresh store
-   each time): float32 vs "auto" (target >= 2.5x).
+   each time): float32 vs "auto" vs reduced, beside a bare forward+backward pass to the
+   layer in both precisions (the ceiling for its steps) (target >= 2.5x); the atlas'
+   ranking is section 5's pass.
+
+Sections 5 and 6 end with one row per figure: reduced over float32 for the bare passes
+(the ceiling) beside the ranking's and the atlas'.
 
 Section 2 also times ours with precision="auto" (target: >= 1.8x the bare float32 step);
 "auto" is decided before the timing (the probe's cost is printed: a process pays it once
@@ -304,13 +310,17 @@ def main() -> None:
             flush=True,
         )
 
+    summary: dict[str, float] = {}
     if 5 in want:
         # 5. dataset ranking ------------------------------------------------------------------
         n_images = 32 if args.quick else 64
         section(f"5. top_examples of block4_conv3 over {n_images} images 224x224, batch 16")
         data = np.random.default_rng(2).uniform(0, 1, (n_images, 224, 224, 3)).astype(np.float32)
-        layer_model = keras.Model(vgg.model.inputs[0], vgg.model.get_layer("block4_conv3").output)
-        layer_fn = forward_fn(layer_model)
+
+        def to_layer(model):
+            return forward_fn(keras.Model(model.inputs[0], model.get_layer("block4_conv3").output))
+
+        layer_fn, layer_half = to_layer(vgg.model), to_layer(twin.model)
         prepped = [tf.constant(vgg.preprocessing(data[i : i + 16])) for i in range(0, n_images, 16)]
 
         def rank(precision):
@@ -321,20 +331,30 @@ def main() -> None:
                 1,
             )
 
+        bare32 = "bare float32 batched forward to the layer"
+        bare16 = f"bare {reduced} batched forward to the layer"
         variants = {
-            "bare float32 batched forward to the layer": block(
-                lambda: [layer_fn(x).numpy() for x in prepped], 1
-            ),
+            bare32: block(lambda: [layer_fn(x).numpy() for x in prepped], 1),
+            bare16: block(lambda: [layer_half(x).numpy() for x in prepped], 1),
             "cnnviz top_examples float32": rank("float32"),
             "cnnviz top_examples auto": rank("auto"),
+            f"cnnviz top_examples {reduced}": rank(reduced),
         }
         t = compare(variants, rounds)
         ref = "cnnviz top_examples float32"
         for name in variants:
-            print(t.line(name, against=None if name == ref else ref), flush=True)
+            against = bare32 if name == bare16 else (None if name in (ref, bare32) else ref)
+            print(t.line(name, against=against), flush=True)
+        ceiling = summary["bare forward to the layer (batch 16)"] = 1 / t.ratio(bare16, bare32)
+        summary[f"ranking {reduced}"] = 1 / t.ratio(f"cnnviz top_examples {reduced}", ref)
+        summary["ranking auto"] = 1 / t.ratio("cnnviz top_examples auto", ref)
         print(
-            "  speed-up ranking auto over float32: "
-            f"{1 / t.ratio('cnnviz top_examples auto', ref):.2f}x (target >= 2.5x)",
+            f"  speed-up over float32: bare forward {ceiling:.2f}x "
+            f"(this hardware's ceiling for the pass), ranking {reduced} "
+            f"{summary[f'ranking {reduced}']:.2f}x, ranking auto {summary['ranking auto']:.2f}x "
+            "(target >= 2.5x); ranking float32 / bare float32 forward "
+            f"{t.ratio(ref, bare32):.2f}x, ranking {reduced} / bare {reduced} forward "
+            f"{t.ratio(f'cnnviz top_examples {reduced}', bare16):.2f}x",
             flush=True,
         )
 
@@ -368,19 +388,54 @@ def main() -> None:
 
             return block(run_block, 1)
 
+        def layer_gradient(model):
+            """A bare compiled forward+backward pass to block4_conv3 w.r.t. the input:
+            what one step of the atlas' optimization costs at least."""
+            upto = keras.Model(model.inputs[0], model.get_layer("block4_conv3").output)
+
+            @tf.function
+            def step(x):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    y = tf.cast(upto(x, training=False), tf.float32)
+                    score = tf.reduce_sum(tf.reduce_mean(y[..., :4], axis=(1, 2)))
+                return tape.gradient(score, x)
+
+            return step
+
+        x4 = tf.constant(np.random.default_rng(3).uniform(-100, 100, (4, 224, 224, 3)), tf.float32)
+        grad32, grad16 = layer_gradient(vgg.model), layer_gradient(twin.model)
+        bare32 = "bare float32 forward+backward to the layer, batch 4"
+        bare16 = f"bare {reduced} forward+backward to the layer, batch 4"
         variants = {
+            bare32: block(lambda: grad32(x4).numpy(), atlas_steps),
+            bare16: block(lambda: grad16(x4).numpy(), atlas_steps),
             "cnnviz atlas float32": atlas_run("float32"),
             "cnnviz atlas auto": atlas_run("auto"),
+            f"cnnviz atlas {reduced}": atlas_run(reduced),
         }
         t = compare(variants, rounds)
         ref = "cnnviz atlas float32"
         for name in variants:
-            print(t.line(name, against=None if name == ref else ref), flush=True)
+            against = bare32 if name == bare16 else (None if name in (ref, bare32) else ref)
+            print(t.line(name, against=against), flush=True)
+        summary["bare forward+backward to the layer (batch 4)"] = 1 / t.ratio(bare16, bare32)
+        summary[f"atlas {reduced}"] = 1 / t.ratio(f"cnnviz atlas {reduced}", ref)
+        summary["atlas auto"] = 1 / t.ratio("cnnviz atlas auto", ref)
         print(
-            "  speed-up atlas auto over float32: "
-            f"{1 / t.ratio('cnnviz atlas auto', ref):.2f}x (target >= 2.5x)",
+            f"  speed-up over float32: bare forward+backward "
+            f"{summary['bare forward+backward to the layer (batch 4)']:.2f}x (this hardware's "
+            f"ceiling for a step), atlas {reduced} {summary[f'atlas {reduced}']:.2f}x, atlas "
+            f"auto {summary['atlas auto']:.2f}x (target >= 2.5x)",
             flush=True,
         )
+    if summary:
+        print(
+            f"\n{reduced} over float32, the hardware's ceiling beside ours ({cpu_name()}, "
+            f"load {load():.1f}):"
+        )
+        for name, speedup in summary.items():
+            print(f"  {name:<48} {speedup:5.2f}x")
     print(f"\ndone [load {load():.1f}]")
 
 
