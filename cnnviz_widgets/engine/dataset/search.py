@@ -152,7 +152,16 @@ def _rank_fns(loaded: LoadedModel, path: str, kind: str, score: str) -> Attribut
             after the first batches few images are new)."""
             return tf.gather(tf.gather(acts, rows), channels, axis=3, batch_dims=1)
 
-        return AttributionFns(net, rank=rank, pick=pick)
+        @tf.function(input_signature=pick.input_signature, autograph=False)
+        def pick_many(acts, rows, channels):
+            """:func:`pick` from a channels-first copy of the whole batch: for more newcomers
+            than the batch has images (the first batches, where every unit takes some),
+            copying each newcomer's row (all of its channels) would copy the batch's maps
+            many times over: hundreds of times for 512 channels and k=9."""
+            per_channel = tf.transpose(acts, (0, 3, 1, 2))  # (B, C, h, w)
+            return tf.gather_nd(per_channel, tf.stack([rows, channels], axis=1))
+
+        return AttributionFns(net, rank=rank, pick=pick, pick_many=pick_many)
 
     return cached_fns(loaded, ("examples", path, kind, score), build)
 
@@ -322,8 +331,9 @@ class ExampleSearch:
 
         def fetch_maps(rows, which):
             # only the newcomers' maps leave the compiled pass
+            pick = self._fns.pick if len(rows) <= len(batch) else self._fns.pick_many
             rows = tf.constant(np.asarray(rows, np.int32))
-            return self._fns.pick(acts, rows, tf.constant(units[which].astype(np.int32))).numpy()
+            return pick(acts, rows, tf.constant(units[which].astype(np.int32))).numpy()
 
         cache: dict[int, np.ndarray] = {}
 
