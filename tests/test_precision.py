@@ -23,6 +23,17 @@ from cnnviz_widgets.errors import CnnvizError
 
 from .helpers import BF16_QUALITY, assert_same_state, model_state
 
+SMALL_PASS = precision.MIN_PASS_FLOPS
+
+
+@pytest.fixture(autouse=True)
+def small_passes_measured(monkeypatch):
+    """The embedded model's passes are small (43 MFLOPs an image): "auto" would keep
+    float32 for most of them without measuring.  The tests of what it measures and
+    chooses lower the threshold; test_auto_does_not_measure_a_pass_too_small_to_gain
+    checks the threshold itself."""
+    monkeypatch.setattr(precision, "MIN_PASS_FLOPS", 0.0)
+
 
 @pytest.fixture
 def fresh():
@@ -109,6 +120,26 @@ def test_auto_is_float32_without_fast_half_precision_hardware(fresh, monkeypatch
     res = cw.visualize(fresh, 0, steps=2)
     assert res.precision == "float32" and res.precision_reason == choice.reason
     assert not precision.twins_of(fresh)  # no twin was even built
+
+
+def test_auto_does_not_measure_a_pass_too_small_to_gain(fresh, monkeypatch):
+    monkeypatch.setattr(precision, "MIN_PASS_FLOPS", SMALL_PASS)
+    monkeypatch.setattr(precision, "hardware_precisions", lambda: (("bfloat16",), "test CPU"))
+    calls = []
+
+    def measured(loaded, reduced, work, batch, size=None, rounds=3):
+        calls.append((work, batch))
+        return 2.0, 0.001
+
+    monkeypatch.setattr(precision, "measure", measured)
+    per_image = precision.forward_flops(fresh.model, (64, 64))
+    assert 1e6 < per_image < SMALL_PASS  # an image is below the threshold, 64 are above
+    small = cw.choose_precision(fresh, "optimize")  # one image a step
+    assert small.precision == "float32" and not calls
+    assert f"{per_image / 1e6:.0f} MFLOPs" in small.reason and "not measured" in small.reason
+    assert not precision.twins_of(fresh)  # nothing built either
+    large = cw.choose_precision(fresh, "forward", batch=64)
+    assert calls == [("forward", 64)] and large.precision == "bfloat16", large.reason
 
 
 @pytest.mark.parametrize(

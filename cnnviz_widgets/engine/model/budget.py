@@ -58,6 +58,7 @@ __all__ = [
     "check_optimize",
     "check_smoothgrad",
     "estimate",
+    "forward_flops",
     "long_runs_to",
     "machine_flops",
     "memory_limit",
@@ -268,6 +269,12 @@ def _costs(model: keras.Model, hw: tuple[int, int], upto: set[str] | None = None
         flops=float(sum(r[2] for r in rows)),
         weights=weights,
     )
+
+
+def forward_flops(model: keras.Model, hw: tuple[int, int]) -> float:
+    """Forward FLOPs of one image of ``hw`` pixels through ``model``'s layers (multiply-adds
+    count 2), from the layers' shapes: nothing runs."""
+    return _costs(model, hw).flops
 
 
 # --------------------------------------------------------------------- machine speed

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from ...errors import CnnvizError
+from .budget import forward_flops
 from .internals import image_input, quiet_retracing, reduced_precision_twin
 from .loading import LoadedModel, as_loaded
 
@@ -59,6 +60,13 @@ input (SmoothGrad) or a batched forward pass (occlusion, feature maps, ranking).
 MIN_SPEEDUP = 1.2
 """``"auto"`` takes reduced precision only when the measured pass is at least this much
 faster than float32 (below it, timing noise could decide)."""
+
+MIN_PASS_FLOPS = 1e8
+"""``"auto"`` keeps float32 without measuring when one pass of the work (its batch times
+the model's forward FLOPs per image) is below this: a pass that small is dominated by the
+per-operation overhead that reduced precision does not shorten (measured on an AVX-512
+BF16 CPU: docs/benchmarks.md), and measuring would cost the first run more than the
+whole pass."""
 
 MAX_DEVIATION = 0.05
 """``"auto"`` takes reduced precision only when the twin's outputs (and, for optimization,
@@ -210,6 +218,12 @@ def _input_batch(loaded: LoadedModel, batch: int, size) -> np.ndarray:
     w = w or size or 224
     rng = np.random.default_rng(0)
     return rng.uniform(0.0, 1.0, (batch, h, w, c)).astype(np.float32)
+
+
+def _pass_flops(loaded: LoadedModel, batch: int, size) -> float:
+    """Forward FLOPs of one pass of ``batch`` images through the model."""
+    h, w, _ = image_input(loaded.model)
+    return batch * forward_flops(loaded.model, (h or size or 224, w or size or 224))
 
 
 _PASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -394,9 +408,11 @@ def choose_precision(
 
     Reduced precision is a candidate only where the hardware has fast instructions for
     it (:func:`hardware_precisions`; on a GPU, float16, loss-scaled in optimization, is
-    tried before bfloat16).  A candidate is measured once per model, work, batch and image
-    size in the process (cached), and picked when it is at least ``MIN_SPEEDUP`` times
-    faster than float32 and gives the same result:
+    tried before bfloat16), and only for a pass of at least ``MIN_PASS_FLOPS`` (the batch
+    times the model's forward FLOPs per image: a smaller one keeps float32 unmeasured).  A
+    candidate is measured once per model, work, batch and image size in the process
+    (cached), and picked when it is at least ``MIN_SPEEDUP`` times faster than float32
+    and gives the same result:
 
     - ``"optimize"``: when a few forward+backward passes of the twin are at least
       ``MIN_SPEEDUP`` times faster, a short optimization from the same start in both
@@ -434,6 +450,15 @@ def choose_precision(
         cache = _MEASURED.setdefault(loaded.model, {})
         if key in cache:
             return cache[key]
+        flops = _pass_flops(loaded, int(batch), size)
+        if flops < MIN_PASS_FLOPS:
+            choice = cache[key] = PrecisionChoice(
+                "float32",
+                f"auto chose float32: a pass of this model at batch {batch} is "
+                f"{flops / 1e6:.0f} MFLOPs, below the {MIN_PASS_FLOPS / 1e6:.0f} MFLOPs "
+                "where reduced precision starts to pay (not measured)",
+            )
+            return choice
         choice = None
         tried = []
         last: tuple = (None, None, None)
