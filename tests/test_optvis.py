@@ -424,3 +424,46 @@ def test_exit_waits_for_warm_ups_a_bounded_time_in_all(shapes, monkeypatch):
     exiting.set()
     monkeypatch.setattr(run_module, "_EXITING", exiting)
     assert run_module._warm(shapes, 0, {"steps": 2, "batch": 3, "size": 40}) == 0.0
+
+
+def test_a_channel_off_everywhere_still_beats_its_best_example(shapes):
+    """conv2 channel 25 of the embedded model fires on about 1% of generated images, and
+    hardly (best mean activation ~5e-4 of 1,000). The mean of its leaky score gave a flat
+    picture, off everywhere (pre-activation -0.05..-0.08), below that best example; while a
+    channel is off everywhere the score also lifts its strongest position, and the unit
+    pictures (preset "auto", as the atlas draws them) now fire and beat every generated image."""
+    layer, unit = "conv2", 25
+    probe = keras.Model(shapes.model.inputs[0], shapes.model.get_layer(layer).output)
+    data = cw.generate_shapes(1000, seed=31).images
+    best = probe.predict(data, verbose=0, batch_size=250)[..., unit].mean(axis=(1, 2)).max()
+    assert best > 0  # a live unit: some image makes it fire
+    # four pictures from four starts (before: one of them off everywhere, two below best)
+    res = cw.visualize(shapes, obj.channel(layer, [unit] * 4), preset="auto", seed=0)
+    pictures = res.images.astype(np.float32) / 255.0
+    ours = probe.predict(pictures, verbose=0)[..., unit].mean(axis=(1, 2))
+    assert np.all(ours > 0), (ours, best)
+    assert np.sum(ours > best) >= 3, (ours, best)
+
+
+def test_the_channel_score_is_the_mean_once_the_channel_fires():
+    """The added term is min(0, strongest position): zero, with no gradient, as soon as one
+    position is above zero (channels that fire keep the plain mean's pictures); while the
+    channel is off everywhere, it lifts the strongest position above the others."""
+    rng = np.random.default_rng(0)
+    one = rng.uniform(-1.0, -0.1, (1, 4, 4, 2)).astype(np.float32)
+    one[0, 1, 2, 0] = 0.3  # channel 0 fires at one position, channel 1 nowhere
+    x = tf.constant(np.concatenate([one, one]))  # image 0 scores channel 0, image 1 channel 1
+    term = objectives_module.Channel("conv3", [0, 1])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        ctx = objectives_module.Context(image=None, acts={("conv3", "pre"): x})
+        score = term.score(ctx, {"index": tf.constant([0, 1], tf.int32)}, "conv3")
+    grad, score = tape.gradient(score, x).numpy(), score.numpy()
+    leaky = np.maximum(0.05 * one[0], one[0])
+    np.testing.assert_allclose(score[0], leaky[..., 0].mean(), rtol=1e-6)
+    np.testing.assert_allclose(score[1], leaky[..., 1].mean() + leaky[..., 1].max(), rtol=1e-6)
+    fires, off = grad[0, ..., 0], grad[1, ..., 1]
+    np.testing.assert_allclose(np.sort(fires.ravel()), [0.05 / 16] * 15 + [1 / 16], rtol=1e-5)
+    strongest = np.unravel_index(one[0, ..., 1].argmax(), (4, 4))
+    np.testing.assert_allclose(off[strongest], 0.05 / 16 + 0.05, rtol=1e-5)
+    assert np.sort(off.ravel())[-2] == pytest.approx(0.05 / 16)

@@ -249,7 +249,11 @@ class Channel(_UnitTerm):
 
     def score(self, ctx, values, path):
         act = _unit_values(ctx, path)
-        per_channel = tf.reduce_mean(act, axis=(1, 2))  # (B, C)
+        # + min(0, strongest position): nothing once the channel fires somewhere; while it
+        # is off everywhere, the mean's gradient (0.05 / positions, spread evenly) settles
+        # on a flat image that stays off, and this lifts one position, as neuron() does
+        peak = tf.minimum(tf.reduce_max(act, axis=(1, 2)), 0.0)
+        per_channel = tf.reduce_mean(act, axis=(1, 2)) + peak  # (B, C)
         return _pick(per_channel, values["index"])
 
 
@@ -534,6 +538,11 @@ def class_probability(index, output=None) -> Objective:
 
 def channel(layer, index) -> Objective:
     """The mean activation of one channel (filter) of a layer with spatial output.
+
+    For a layer with a built-in ReLU the score is the mean of a leaky ReLU (slope 0.05) of
+    the value before it, plus the strongest position's score while that is below zero: a channel
+    off everywhere climbs at its most promising spot (as :func:`neuron` does) instead of
+    settling on a flat image that stays off; once it fires somewhere, the score is the mean.
 
     Args:
         layer: index, name or path (``"vgg16/block5_conv1"``) of the layer.
