@@ -18,51 +18,16 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import matplotlib.cbook
-import matplotlib.image
+import sys
+from pathlib import Path
+
 import numpy as np
 
 import cnnviz_widgets as cw
 from cnnviz_widgets.engine.model import distribution
 
-
-def photo(name: str) -> np.ndarray:
-    image = matplotlib.image.imread(matplotlib.cbook.get_sample_data(name, asfileobj=False))
-    image = image[..., :3].astype(np.float32)
-    return image / 255.0 if image.max() > 1 else image
-
-
-def crops(image, n, rng):
-    h, w = image.shape[:2]
-    out = []
-    for _ in range(n):
-        side = int(rng.uniform(0.3, 1.0) * min(h, w))
-        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        out.append(cw.fit_image(image[y : y + side, x : x + side], 64, 64, 3, warn=False)[0])
-    return out
-
-
-def pasted(photos, rng):
-    out = []
-    for p in photos:
-        bg = np.ones((64, 64, 3)) * rng.uniform(0, 1, 3) + rng.normal(0, 0.02, (64, 64, 3))
-        side = int(rng.integers(24, 44))
-        y, x = rng.integers(4, 60 - side, 2)
-        bg[y : y + side, x : x + side] = cw.fit_image(p, side, side, 3, warn=False)[0]
-        out.append(np.clip(bg, 0, 1))
-    return out
-
-
-def pink(n, rng):
-    f = np.fft.fftfreq(64)
-    radius = np.hypot(*np.meshgrid(f, f))
-    radius[0, 0] = 1.0
-    out = []
-    for _ in range(n):
-        spectrum = np.fft.fft2(rng.normal(size=(64, 64, 3)), axes=(0, 1))
-        z = np.fft.ifft2(spectrum / radius[..., None] ** rng.uniform(0.8, 1.5), axes=(0, 1)).real
-        out.append((z - z.min()) / (z.max() - z.min()))
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.unlike_images import crops, pasted, photo, pink
 
 
 def main() -> None:
