@@ -1,5 +1,9 @@
 """The first image of a run: what it waits for, and what can be done before it is asked.
 
+A run on a step that is not compiled yet shows its first step, taken eagerly, before the
+trace (a preview frame), then starts again from the same image in the compiled step: its
+result is the one a run without the preview gives.
+
 `warm_up` does the work of a first run (budget, precision, extractor, the step's trace and
 graph optimization) so the run that follows traces nothing; a run started while a warm-up
 is compiling waits for it instead of compiling a second step; the machine-speed measure
@@ -173,3 +177,54 @@ def test_a_run_asked_for_while_the_warm_up_builds_its_step_shares_that_step(monk
     timer.join()
     assert res.steps == 2
     assert optvis.step_tracing_count(model) == 1
+
+
+def _frames_of(run, stop_on_preview=False):
+    frames, traces = [], []
+    for frame in run:
+        frames.append(frame)
+        traces.append(run._c.tracing_count())
+        if stop_on_preview and frame.preview:
+            run.stop()
+    return frames, traces
+
+
+@pytest.mark.parametrize("preset", ["lucid", "robust"])
+def test_an_uncompiled_run_shows_its_first_step_before_the_trace(preset):
+    model = cw.load_model("shapes")  # its own model: nothing compiled for it yet
+    run = cw.optimize(model, [3, 5], steps=4, every=1, preset=preset)
+    frames, traces = _frames_of(run)
+    first = frames[0]
+    assert first.preview and first.step == 1 and not first.final
+    assert traces[0] == 0  # shown before the step was traced
+    assert [f.step for f in frames[1:]] == [1, 2, 3, 4] and traces[1:] == [1] * 4  # 4: final
+    assert not any(f.preview for f in frames[1:])
+    # the preview is the compiled run's first step, up to the rounding of fused kernels
+    step1 = frames[1]
+    assert np.abs(first.images.astype(int) - step1.images.astype(int)).max() <= 2
+    np.testing.assert_allclose(first.values, step1.values, rtol=1e-4, atol=1e-4)
+    # and the run is the one a run without a preview makes: same history, same images
+    plain = cw.visualize(cw.load_model("shapes"), [3, 5], steps=4, preset=preset)
+    np.testing.assert_array_equal(run.result.images, plain.images)
+    np.testing.assert_array_equal(run.result.history, plain.history)
+    assert run.result.steps == 4 and len(run.result.history) == 4
+
+
+def test_a_compiled_step_or_preview_false_gives_no_preview():
+    model = cw.load_model("shapes")
+    cw.visualize(model, 2, steps=2)  # visualize shows no frames: no preview, one trace
+    assert optvis.step_tracing_count(model) == 1
+    frames, _ = _frames_of(cw.optimize(model, 4, steps=2, every=1))
+    assert len(frames) == 2 and not any(f.preview for f in frames)
+    frames, traces = _frames_of(cw.optimize(cw.load_model("shapes"), 4, steps=2, preview=False))
+    assert not any(f.preview for f in frames) and traces[0] == 1
+
+
+def test_a_run_stopped_on_its_preview_keeps_the_preview_as_its_step():
+    run = cw.optimize(cw.load_model("shapes"), [0, 7], steps=50, every=1)
+    frames, traces = _frames_of(run, stop_on_preview=True)
+    assert frames[0].preview and frames[-1].final and traces[-1] == 0  # never compiled
+    res = run.result
+    assert res.stopped and res.steps == 1 and res.history.shape == (1, 2)
+    np.testing.assert_array_equal(res.images, frames[0].images)
+    np.testing.assert_allclose(res.history[0], frames[0].values)

@@ -197,6 +197,35 @@ def test_run_streams_frames_and_keeps_a_history(panel, sent):
     assert "circle, ring, dots" in panel.readouts.result_info.value
 
 
+def test_a_new_step_shows_its_first_step_at_once_and_keeps_only_the_run(monkeypatch):
+    """A run whose step is not compiled yet (here: three classes, where the panel warmed
+    one up for one) paints the eager first step before the trace; the record, the curve
+    and the saved frames are the compiled run's alone."""
+    panel = ClassOptimizer(Session(cw.load_model("shapes")), steps=12)  # nothing compiled
+    panel.redraw_interval = 0.0
+    painted = []
+    paint = panel._paint
+
+    def spy(frame, record, text):
+        paint(frame, record, text)
+        painted.append((frame.step, frame.preview, panel.run_bar.status.value))
+
+    monkeypatch.setattr(panel, "_paint", spy)
+    pick(panel, 0, 3, 8)
+    panel.settings_column.steps.value = 6
+    record = panel.run(wait=True, timeout=180)
+    assert painted[0][:2] == (1, True) and "compiling the step" in painted[0][2]
+    assert [p for _, p, _ in painted[1:]] == [False] * (len(painted) - 1)
+    result = panel.result
+    assert result.steps == 6 and result.history.shape == (6, 3)
+    steps, values = record.curve()
+    np.testing.assert_array_equal(steps, np.arange(1, 7))
+    np.testing.assert_array_equal(values, result.history)
+    assert record.frame_steps == sorted(set(record.frame_steps))  # no step kept twice
+    assert "done: 6 steps" in panel.run_bar.status.value
+    panel.close()
+
+
 def test_png_and_gif_exports_decode(panel, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the buttons write into the working folder
     with pytest.raises(cw.CnnvizError, match="nothing to export"):

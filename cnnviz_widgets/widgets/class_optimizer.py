@@ -313,7 +313,11 @@ class ClassOptimizer(Panel):
             self.readouts.clear(settings["steps"])
             self.runner.run_job(
                 run.job(),
-                take=lambda p: record.add_values(p.item.step, p.item.values) if p.item else None,
+                take=lambda p: (
+                    record.add_values(p.item.step, p.item.values)
+                    if p.item and not p.item.preview
+                    else None
+                ),
                 paint=lambda p, _rate, text: self._paint(p.item, record, text),
                 finish=lambda _result, error: self._finish(run, record, error),
             )
@@ -414,7 +418,10 @@ class ClassOptimizer(Panel):
     def _paint(self, frame: Frame, record: RunRecord, text: bool) -> None:
         """Draw one live frame (the runner has moved the progress bar); with ``text``,
         also the curve (it changes slowly: redrawn less often)."""
-        record.keep_frame(frame.step, frame.images)
+        if frame.preview:  # one eager step while the step compiles: shown, not kept
+            self.run_bar.status.value = "first step shown; compiling the step…"
+        else:
+            record.keep_frame(frame.step, frame.images)
         if self.config.live_preview:
             self._draw_images(frame.images)
             if text:

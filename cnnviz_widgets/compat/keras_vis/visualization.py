@@ -69,6 +69,7 @@ def visualize_activation(
         lp=preset.lp * lp_norm_weight / 10.0,
         seed=seed,
         every=max(1, int(max_iter) // 10),
+        preview=False,  # keras-vis printed the compiled run's iterations only
         **optimizer_params,
     )
     for frame in run:

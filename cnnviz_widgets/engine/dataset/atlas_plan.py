@@ -281,6 +281,7 @@ def visualize_chunk(
         seed=seed,
         every=every,
         precision=precision,
+        preview=False,  # the atlas shows a batch's pictures once they are compiled
     )
     for frame in run:
         if stopping is not None and stopping():

@@ -21,6 +21,10 @@ class Frame:
         total: ``(B,)`` what is actually maximized (objective minus regularizers).
         seconds: time since the run started.
         final: the last frame of the run (finished, stopped or failed).
+        preview: a first look: the first step taken eagerly, before the compiled step
+            was traced (``optimize(preview=True)``); the run then starts again from the
+            same image in the compiled step (its result does not depend on the
+            preview), so the next frames count from step 1 again.
     """
 
     step: int
@@ -30,6 +34,7 @@ class Frame:
     total: np.ndarray
     seconds: float
     final: bool = False
+    preview: bool = False
 
     @property
     def steps_per_second(self) -> float:

@@ -107,6 +107,8 @@ class Run:
         self._check = max(16, self.steps // 4) if self.steps >= 32 else None
         self.restarted: list[int] = []
         self.output: str | None = None  # the output the class terms read (set by optimize)
+        # a first frame from an eager step while the step is not compiled (set by optimize)
+        self.preview = False
 
     def stop(self) -> None:
         """Ask the run to end after the step in progress (thread-safe)."""
@@ -192,15 +194,40 @@ class Run:
         c.restart(stuck, fresh)
         self.restarted = [int(i) for i in np.flatnonzero(stuck)]
 
+    def _preview(self, c: CompiledStep, init: np.ndarray, weights, t0: float):
+        """The first step taken eagerly, before the compiled step is traced (on a new
+        model the trace takes several steps' time): a first frame to look at at once.
+        Returns its scores if the run was stopped on it (it is then the run's first
+        step), else ``None`` with the images back at ``init`` for the compiled run."""
+        scores, ok = c._step(self._values, weights, tf.constant([self.seed, 0], tf.int32))
+        if bool(ok):
+            s = scores.numpy()
+            seconds = time.perf_counter() - t0
+            images = self._images()
+            yield Frame(
+                1, self.steps, images, self._user @ s, self._weights @ s, seconds, preview=True
+            )
+            if self._stop.is_set():  # stopped on it: the preview is the run's first step
+                return s
+        c.reset(init, self.lr, self.steps)
+        return None
+
     def _iterate(self, c: CompiledStep) -> Iterator[Frame]:
         rng = np.random.default_rng(self.seed)
-        c.reset(self._init(c, rng), self.lr, self.steps)
+        init = self._init(c, rng)
+        c.reset(init, self.lr, self.steps)
         weights = tf.constant(self._weights)
         history, totals = [], []
         error = None
         last_scores = None
         t0 = time.perf_counter()
         step = 0
+        if self.preview and self.steps > 0 and c.tracing_count() == 0:
+            kept = yield from self._preview(c, init, weights, t0)
+            if kept is not None:
+                history.append(self._user @ kept)
+                totals.append(self._weights @ kept)
+                step, last_scores = 1, kept
         while step < self.steps and not self._stop.is_set():
             seed = tf.constant([self.seed, step], tf.int32)
             scores, ok = c.step(self._values, weights, seed)
@@ -279,6 +306,7 @@ def optimize(
     precision: str = "auto",
     min_steps: int = 0,
     output=None,
+    preview: bool = True,
 ) -> Run:
     """Prepare an optimization and return it as a :class:`Run` (nothing runs until you
     iterate it).
@@ -312,6 +340,14 @@ def optimize(
             its index (see :func:`~cnnviz_widgets.select_output`); the class builders
             also take it (``objectives.class_logit(3, output="cls")``).  Channel, neuron
             and layer objectives read layers and need no output.
+        preview: when the compiled step for this configuration is not traced yet (a new
+            model, objective kind or batch size), take the first step eagerly and yield
+            it as a frame with ``preview=True`` before tracing: the first image comes
+            without waiting for the trace.  The run then starts again from the same
+            image in the compiled step, so its result is the same with or without the
+            preview (the objective is evaluated once more: a custom term that counts its
+            calls sees one more); stopped on the preview, the run keeps it as its step.
+            :func:`visualize`, which shows no frames, leaves it out.
 
     Returns:
         A :class:`Run`; ``run.settings`` holds the checked settings it uses
@@ -404,6 +440,7 @@ def optimize(
     )
     run.settings = checked
     run.output = loaded.output
+    run.preview = bool(preview)
     return run
 
 
@@ -419,6 +456,7 @@ def visualize(model, objective, **kwargs) -> Result:
     If the gradients turn NaN the run ends early, a warning says why, ``result.error``
     holds the message and ``result.images`` the last good images.
     """
+    kwargs.setdefault("preview", False)  # no one looks at its frames
     run = optimize(model, objective, **kwargs)
     for _ in run:
         pass
