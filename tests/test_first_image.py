@@ -21,6 +21,7 @@ import tensorflow as tf
 import cnnviz_widgets as cw
 from cnnviz_widgets.engine import optvis
 from cnnviz_widgets.engine.model import budget, precision
+from cnnviz_widgets.engine.optvis import run as run_module
 from cnnviz_widgets.engine.optvis import step
 from cnnviz_widgets.engine.optvis.objectives import _pick
 from cnnviz_widgets.engine.optvis.param import Fourier, _scaled_irfft2d
@@ -210,13 +211,17 @@ def test_an_uncompiled_run_shows_its_first_step_before_the_trace(preset):
     assert run.result.steps == 4 and len(run.result.history) == 4
 
 
-def test_a_compiled_step_or_preview_false_gives_no_preview():
+def test_a_compiled_step_a_large_pass_or_preview_false_gives_no_preview(monkeypatch):
     model = cw.load_model("shapes")
     cw.visualize(model, 2, steps=2)  # visualize shows no frames: no preview, one trace
     assert optvis.step_tracing_count(model) == 1
     frames, _ = _frames_of(cw.optimize(model, 4, steps=2, every=1))
     assert len(frames) == 2 and not any(f.preview for f in frames)
     frames, traces = _frames_of(cw.optimize(cw.load_model("shapes"), 4, steps=2, preview=False))
+    assert not any(f.preview for f in frames) and traces[0] == 1
+    # a pass above PREVIEW_MAX_FLOPS (here: any) costs about its trace: no eager step
+    monkeypatch.setattr(run_module, "PREVIEW_MAX_FLOPS", 0.0)
+    frames, traces = _frames_of(cw.optimize(cw.load_model("shapes"), 4, steps=2, every=1))
     assert not any(f.preview for f in frames) and traces[0] == 1
 
 

@@ -43,6 +43,12 @@ STUCK_P = 0.01
 on a plateau: it is started again with more initial noise (once); one still below
 ``STUCK_P`` at the end is reported in ``Result.stuck``."""
 
+PREVIEW_MAX_FLOPS = 2e9
+"""``optimize(preview=True)`` takes its eager first step only when one pass (the batch
+times the model's forward FLOPs per image) is at most this: a larger pass costs about
+as much as the trace of its step, so an eager first step would show nothing sooner and
+add a step to the run (measured: docs/benchmarks.md, "First image and warm-up")."""
+
 
 def _class_probability_term(objective) -> tuple[int, bool] | None:
     """``(index, is_log)`` of the objective's class (log-)probability term, if any."""
@@ -341,7 +347,9 @@ def optimize(
             also take it (``objectives.class_logit(3, output="cls")``).  Channel, neuron
             and layer objectives read layers and need no output.
         preview: when the compiled step for this configuration is not traced yet (a new
-            model, objective kind or batch size), take the first step eagerly and yield
+            model, objective kind or batch size) and one pass is at most
+            ``PREVIEW_MAX_FLOPS`` (small models, whose trace costs several steps), take
+            the first step eagerly and yield
             it as a frame with ``preview=True`` before tracing: the first image comes
             without waiting for the trace.  The run then starts again from the same
             image in the compiled step, so its result is the same with or without the
@@ -440,7 +448,8 @@ def optimize(
     )
     run.settings = checked
     run.output = loaded.output
-    run.preview = bool(preview)
+    small = budget.forward_flops(loaded.model, hwc[:2]) * int(batch) <= PREVIEW_MAX_FLOPS
+    run.preview = bool(preview) and small
     return run
 
 
