@@ -448,8 +448,9 @@ def optimize(
     )
     run.settings = checked
     run.output = loaded.output
-    small = budget.forward_flops(loaded.model, hwc[:2]) * int(batch) <= PREVIEW_MAX_FLOPS
-    run.preview = bool(preview) and small
+    run.preview = bool(preview) and (
+        budget.forward_flops(loaded.model, hwc[:2]) * int(batch) <= PREVIEW_MAX_FLOPS
+    )
     return run
 
 
