@@ -393,3 +393,21 @@ def test_a_one_output_model_has_no_output_dropdown(shapes):
     assert panel.output_select.layout.display == "none"
     assert panel.session.output is None and panel.attribution.output is None
     panel.close()
+
+
+def test_the_atlas_panel_gives_its_units_the_sessions_outputs_classes(data, tmp_path):
+    from cnnviz_widgets.widgets import UnitAtlas
+
+    m = two_heads("list")
+    session = Session(m, layer="c2")
+    panel = UnitAtlas(session, data, store=tmp_path, steps=4, batch=2, channels=[0, 1])
+    assert panel.wait(300) and panel.messages.kind is None, panel.messages.text
+    panel.run(wait=True, timeout=300)
+    assert panel.messages.kind is None, panel.messages.text
+    classes = panel.atlas.unit(0).classes  # the first output's: three classes
+    kernel = np.asarray(m.get_layer("cls").kernel)[0]
+    assert [c[0] for c in classes] == list(np.argsort(-kernel, kind="stable"))
+    session.output = "reg"  # the regression head: one "class"; the same store
+    assert panel.wait(300) and panel.messages.kind is None, panel.messages.text
+    assert [c[0] for c in panel.atlas.unit(0).classes] == [0]
+    panel.close()

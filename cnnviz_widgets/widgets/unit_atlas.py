@@ -245,6 +245,7 @@ class UnitAtlas(Panel):
         ]
         self.observe_session(self._on_layer, ["layer"])
         self.observe_session(self._on_channel, ["channel"])
+        self.observe_session(self._on_output, ["output"])
         self.guarded(self.reload)()
 
     # --- what is shown ---------------------------------------------------------------
@@ -265,7 +266,10 @@ class UnitAtlas(Panel):
         return self.runner.running
 
     def _settings(self) -> dict:
-        return dict(self.options, steps=int(self.steps.value))
+        settings = dict(self.options, steps=int(self.steps.value))
+        if self.session.output is not None:  # the units' classes are the session's output's
+            settings["output"] = self.session.output
+        return settings
 
     def reload(self) -> None:
         """Open the layer's atlas as stored and draw it, in the background (nothing is
@@ -444,6 +448,12 @@ class UnitAtlas(Panel):
             self.show_unit(c)
         else:
             self.session.channel = c  # the observer shows the page
+
+    def _on_output(self, change: dict) -> None:
+        """Another output of a several-output model: its units' classes are that
+        output's (the store is the same; a running atlas finishes with the old one)."""
+        if not (self.runner.running and self._job == "run"):
+            self.reload()
 
     def _on_channel(self, change: dict) -> None:
         c = change["new"]
