@@ -16,6 +16,17 @@ import cnnviz_widgets as cw
 from .helpers import NOTEBOOK_TIMES, spy_on_canvases
 
 
+@pytest.fixture(autouse=True)
+def _fresh_precision_decisions():
+    """ "auto" remembers its decisions by a model's architecture and weights for the
+    process; a test's simulated hardware or timings must not decide another test's."""
+    from cnnviz_widgets.engine.model import precision
+
+    precision._BY_SIGNATURE.clear()
+    yield
+    precision._BY_SIGNATURE.clear()
+
+
 @pytest.fixture(scope="session")
 def vgg16():
     """VGG16 with random weights (nothing is downloaded), seeded so runs repeat."""

@@ -177,6 +177,28 @@ def test_auto_takes_reduced_precision_only_where_measured_faster_and_close(
     assert cw.grad_cam(fresh, images.images[0], precision="bfloat16").precision == "bfloat16"
 
 
+def test_auto_remembers_a_decision_for_the_same_model_as_another_object(monkeypatch):
+    monkeypatch.setattr(precision, "hardware_precisions", lambda: (("bfloat16",), "test CPU"))
+    calls = []
+
+    def measured(loaded, reduced, work, batch, size=None, rounds=3):
+        calls.append(loaded.model)
+        return 2.2, 0.001
+
+    monkeypatch.setattr(precision, "measure", measured)
+    first = cw.choose_precision(cw.load_model("shapes"), "forward", batch=8)
+    again = cw.choose_precision(cw.load_model("shapes"), "forward", batch=8)  # a new object
+    assert len(calls) == 1 and again.precision == first.precision == "bfloat16"
+    assert again.reason.startswith(first.reason) and "same model" in again.reason
+    # other weights (one value changed) or another batch: measured again
+    other = cw.load_model("shapes")
+    kernel = other.model.weights[0]
+    kernel.assign(kernel.numpy() + np.eye(1, kernel.numpy().size).reshape(kernel.shape))
+    assert "same model" not in cw.choose_precision(other, "forward", batch=8).reason
+    cw.choose_precision(cw.load_model("shapes"), "forward", batch=4)
+    assert len(calls) == 3
+
+
 @pytest.mark.parametrize(
     ("speedup", "reached", "expected"),
     [

@@ -22,6 +22,7 @@ the setting: resolve the request once per call, then build its compiled function
 
 from __future__ import annotations
 
+import hashlib
 import os
 import statistics
 import threading
@@ -322,6 +323,29 @@ def measure(
 
 _MEASURED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _PROBES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# decisions by what a model is (architecture and weights), not by its Python object: a
+# notebook cell that builds or loads the same model again does not measure it again
+_BY_SIGNATURE: dict[tuple, PrecisionChoice] = {}
+_SAMPLES = 4096  # values read of each weight for a model's signature
+
+
+def _signature(model) -> str:
+    """A hash of a model's architecture and a strided sample of each weight's values
+    (every weight's shape and dtype, and at most ``_SAMPLES`` values spread over it): two
+    model objects with the same signature are the same model for :func:`choose_precision`."""
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        h.update(model.to_json().encode())
+    except Exception:  # a subclassed model: the kinds and names of its layers
+        for layer in model.layers:
+            h.update(f"{type(layer).__name__}:{layer.name};".encode())
+    for w in model.weights:
+        flat = tf.reshape(w.value, [-1])
+        n = int(flat.shape[0])
+        sample = flat[:: max(1, n // _SAMPLES)].numpy()
+        h.update(f"{w.dtype}{tuple(w.shape)}".encode())
+        h.update(np.ascontiguousarray(sample).tobytes())
+    return h.hexdigest()
 
 
 _OPTIMIZATION_PROBE: list = []  # [(probe, tolerance)], registered by the optimization engine
@@ -411,8 +435,9 @@ def choose_precision(
     tried before bfloat16), and only for a pass of at least ``MIN_PASS_FLOPS`` (the batch
     times the model's forward FLOPs per image: a smaller one keeps float32 unmeasured).  A
     candidate is measured once per model, work, batch and image size in the process
-    (cached), and picked when it is at least ``MIN_SPEEDUP`` times faster than float32
-    and gives the same result:
+    (cached by the model's architecture and weights, so the same model built or loaded
+    again as another object is not measured again), and picked when it is at least
+    ``MIN_SPEEDUP`` times faster than float32 and gives the same result:
 
     - ``"optimize"``: when a few forward+backward passes of the twin are at least
       ``MIN_SPEEDUP`` times faster, a short optimization from the same start in both
@@ -459,6 +484,12 @@ def choose_precision(
                 "where reduced precision starts to pay (not measured)",
             )
             return choice
+        same = (_signature(loaded.model), hardware, *key)
+        if same in _BY_SIGNATURE:  # the same model as another object: decided already
+            earlier = _BY_SIGNATURE[same]
+            note = " (decided for the same model, another object, earlier in this process)"
+            choice = cache[key] = replace(earlier, reason=earlier.reason + note)
+            return choice
         choice = None
         tried = []
         last: tuple = (None, None, None)
@@ -475,7 +506,7 @@ def choose_precision(
         if choice is None:
             reason = f"auto chose float32: on {hardware}, {'; '.join(tried)}"
             choice = PrecisionChoice("float32", reason, *last)
-        cache[key] = choice
+        cache[key] = _BY_SIGNATURE[same] = choice
     return choice
 
 
