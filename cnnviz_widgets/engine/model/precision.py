@@ -23,6 +23,7 @@ the setting: resolve the request once per call, then build its compiled function
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import statistics
 import threading
@@ -329,16 +330,27 @@ _BY_SIGNATURE: dict[tuple, PrecisionChoice] = {}
 _SAMPLES = 4096  # values read of each weight for a model's signature
 
 
+def _architecture(model, h) -> None:
+    """Feed ``h`` each layer's kind and configuration, names left out (Keras numbers
+    unnamed layers per object: ``input_layer_1``), nested models' layers in turn."""
+    for layer in getattr(model, "layers", []):
+        h.update(type(layer).__name__.encode())
+        if hasattr(layer, "layers"):
+            _architecture(layer, h)
+            continue
+        try:
+            config = {k: v for k, v in layer.get_config().items() if k != "name"}
+            h.update(json.dumps(config, sort_keys=True, default=str).encode())
+        except Exception:  # a layer without a config: its kind and weights' shapes say it
+            pass
+
+
 def _signature(model) -> str:
     """A hash of a model's architecture and a strided sample of each weight's values
     (every weight's shape and dtype, and at most ``_SAMPLES`` values spread over it): two
     model objects with the same signature are the same model for :func:`choose_precision`."""
     h = hashlib.blake2b(digest_size=16)
-    try:
-        h.update(model.to_json().encode())
-    except Exception:  # a subclassed model: the kinds and names of its layers
-        for layer in model.layers:
-            h.update(f"{type(layer).__name__}:{layer.name};".encode())
+    _architecture(model, h)
     for w in model.weights:
         flat = tf.reshape(w.value, [-1])
         n = int(flat.shape[0])
