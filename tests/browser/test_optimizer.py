@@ -160,6 +160,41 @@ def test_screenshot_class_optimizer(opt_page, tmp_path):
     shoot(page.locator(OPTIMIZER), "class_optimizer.png", tmp_path)
 
 
+def test_a_new_step_shows_its_first_step_while_it_compiles(opt_page, tmp_path):
+    """Two classes: a batch size the panel has not compiled. The eager first step is on
+    the page with "compiling the step" before the compiled run's frames; here the kernel
+    holds the run for 4 s after the preview (a slow trace) so that the page can be read."""
+    page = opt_page
+    kernel(
+        page,
+        "from cnnviz_widgets.engine.optvis import run as _run\n"
+        "_preview = _run.Run._preview\n"
+        "def _held(self, *args):\n"
+        "    kept = yield from _preview(self, *args)\n"
+        "    import time; time.sleep(4)  # as if the trace took 4 s\n"
+        "    return kept\n"
+        "_run.Run._preview = _held\n"
+        "optimizer.class_targets = ['square', 'cross']",
+    )
+    before = fingerprint(page, TILE)
+    page.locator(RUN).click()
+    wait_status(page, "first step shown; compiling the step")
+    wait_drawn(page, TILE, before=before)
+    shown = read_canvas(page, TILE)
+    assert shown[..., 3].min() == 255 and shown[:64, :64, :3].std() > 5  # two real images
+    assert kernel(page, "print(optimizer._run._c.tracing_count())").strip() == "0"
+    page.mouse.move(0, 0)
+    shoot(page.locator(OPTIMIZER), "class_optimizer_preview.png", tmp_path)
+    wait_status(page, r"step \d+ / 100000 · [\d.]+ steps/s")  # then the compiled run
+    page.locator(STOP).click()
+    wait_status(page, "stopped at step")
+    kernel(page, "_run.Run._preview = _preview")
+    record = kernel(
+        page, "print(optimizer.shown.frame_steps == sorted(set(optimizer.shown.frame_steps)))"
+    )
+    assert record.strip() == "True"
+
+
 def shoot(locator, name: str, tmp_path) -> None:
     folders = [tmp_path] + ([REPO / "docs"] if os.environ.get("CNNVIZ_SCREENSHOTS") else [])
     for folder in folders:
