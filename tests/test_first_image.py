@@ -233,3 +233,16 @@ def test_a_run_stopped_on_its_preview_keeps_the_preview_as_its_step():
     assert res.stopped and res.steps == 1 and res.history.shape == (1, 2)
     np.testing.assert_array_equal(res.images, frames[0].images)
     np.testing.assert_allclose(res.history[0], frames[0].values)
+
+
+def test_a_first_step_that_fails_eagerly_leaves_the_run_to_the_compiled_step(monkeypatch):
+    def fails(self, *args):
+        raise RuntimeError("only in eager mode")
+
+    model = cw.load_model("shapes")
+    run = cw.optimize(model, 1, steps=3, every=1)
+    # the compiled step wraps the method as it was when the step was built
+    monkeypatch.setattr(step.CompiledStep, "_step", fails)
+    frames, traces = _frames_of(run)
+    assert not any(f.preview for f in frames) and traces[0] == 1
+    assert run.result.steps == 3 and run.result.error is None

@@ -452,7 +452,9 @@ class UnitAtlas(Panel):
     def _on_output(self, change: dict) -> None:
         """Another output of a several-output model: its units' classes are that
         output's (the store is the same; a running atlas finishes with the old one)."""
-        if not (self.runner.running and self._job == "run"):
+        if self.runner.running and self._job == "run":
+            self._then = "open"  # opened again with the new output's classes after the run
+        else:
             self.reload()
 
     def _on_channel(self, change: dict) -> None:

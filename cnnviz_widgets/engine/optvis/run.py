@@ -205,7 +205,10 @@ class Run:
         model the trace takes several steps' time): a first frame to look at at once.
         Returns its scores if the run was stopped on it (it is then the run's first
         step), else ``None`` with the images back at ``init`` for the compiled run."""
-        scores, ok = c._step(self._values, weights, tf.constant([self.seed, 0], tf.int32))
+        try:
+            scores, ok = c._step(self._values, weights, tf.constant([self.seed, 0], tf.int32))
+        except Exception:  # what fails eagerly only (the compiled run reports its own errors)
+            ok = False
         if bool(ok):
             s = scores.numpy()
             seconds = time.perf_counter() - t0
