@@ -54,14 +54,11 @@ def main() -> None:
     print(f"thresholds: {t}")
     for kind, images in kinds.items():
         m = [distribution.shapes_measures(np.asarray(im, np.float32)) for im in images]
-        border = np.array([x["border"] for x in m])
-        one = np.array([x["one_object"] for x in m])
-        flagged = np.mean((border > t["border"]) | (one > t["one_object"]))
+        measures = {k: np.array([x[k] for x in m]) for k in t}
+        flagged = np.mean(np.any([measures[k] > t[k] for k in t], axis=0))
         q = [0, 1, 50, 99, 100]
-        print(
-            f"{kind:42s} flagged {flagged:6.1%}  border {np.percentile(border, q).round(3)}  "
-            f"one_object {np.percentile(one, q).round(3)}"
-        )
+        spread = "  ".join(f"{k} {np.percentile(v, q).round(3)}" for k, v in measures.items())
+        print(f"{kind:42s} flagged {flagged:6.1%}  {spread}")
 
 
 if __name__ == "__main__":

@@ -48,10 +48,28 @@ def test_photos_noise_and_photo_like_images_are_flagged(shapes):
     assert _flagged(shapes, _pasted(photos, rng)) >= 0.95
 
 
+def test_an_image_without_a_shape_is_flagged_and_says_so(shapes):
+    """Plain colours and clean ramps pass the border and one-colour checks (they are
+    backgrounds as in training), but no training image is without its shape."""
+    rng = np.random.default_rng(5)
+    plain = [np.ones((64, 64, 3), np.float32) * rng.uniform(0, 1, 3) for _ in range(10)]
+    t = np.linspace(0, 1, 64, dtype=np.float32)[None, :, None]
+    ramps = [(1 - t) * rng.uniform(0, 1, 3) + t * rng.uniform(0, 1, 3) for _ in range(10)]
+    ramps = [np.broadcast_to(r, (64, 64, 3)).copy() for r in ramps]
+    for image in plain + ramps:
+        check = cw.distribution_check(shapes, image)
+        assert not check.in_distribution and check.scores["no_object"] == 1.0
+        assert check.scores["border"] <= check.thresholds["border"]  # a training background
+        assert "no shape in it" in check.reason
+    # every generated image holds enough object pixels: its no_object is 0
+    batch = cw.generate_shapes(100, seed=77)
+    assert max(distribution.shapes_measures(im)["no_object"] for im in batch.images) == 0.0
+
+
 def test_the_check_says_why_with_its_measures(shapes):
     check = cw.distribution_check(shapes, cw.sample_image("grace_hopper"))
     assert check.in_distribution is False and check.trained_on == "generated shapes images"
-    assert set(check.scores) == {"border", "one_object"}
+    assert set(check.scores) == {"border", "one_object", "no_object"}
     assert check.thresholds == distribution.SHAPES_THRESHOLDS
     over = [k for k in check.scores if check.scores[k] > check.thresholds[k]]
     assert over and all(k in check.reason for k in over)

@@ -22,8 +22,11 @@ two pixels away from the border.  Two measures at the model's input size:
   blended with one object colour: below ~0.09 on 99.9 % of generated images, 0.17 and more
   on photos, also a photo pasted on a plain background (whose border alone looks like
   training).
+* ``no_object``: 1 minus the share of ``_FEWEST`` (20) pixels that stand out of the
+  background ramp, so 1.0 for a plain colour or a clean ramp and 0.0 for every generated
+  image (its object covers hundreds of pixels, in a colour chosen far from the background).
 
-An image is unlike the training images when either exceeds its threshold
+An image is unlike the training images when any exceeds its threshold
 (:data:`SHAPES_THRESHOLDS`, set between the generated images' values and the others' on
 1,000 generated images and 120 photo crops; the measures: ``docs/benchmarks.md``,
 "Out-of-distribution check").
@@ -46,7 +49,7 @@ __all__ = [
     "register_training_data",
 ]
 
-SHAPES_THRESHOLDS = {"border": 0.075, "one_object": 0.13}
+SHAPES_THRESHOLDS = {"border": 0.075, "one_object": 0.13, "no_object": 0.5}
 """Above these, an image is unlike the generated shapes images (see the module)."""
 
 _BORDER = 2  # the generator keeps every object this many pixels from the border
@@ -92,7 +95,8 @@ def _ring(h: int, w: int) -> np.ndarray:
 
 
 def shapes_measures(image: np.ndarray) -> dict[str, float]:
-    """The ``border`` and ``one_object`` measures of an ``(H, W, 3)`` image in [0, 1]."""
+    """The ``border``, ``one_object`` and ``no_object`` measures of an ``(H, W, 3)`` image
+    in [0, 1]."""
     img = np.asarray(image, np.float64)
     h, w = img.shape[:2]
     if img.ndim == 2:
@@ -109,23 +113,27 @@ def shapes_measures(image: np.ndarray) -> dict[str, float]:
     rest = flat - background
     border = float(np.sqrt((rest[ring] ** 2).mean()))
     size = np.linalg.norm(rest, axis=1)
+    standing = size > _STANDS_OUT
+    no_object = float(1.0 - min(1.0, standing.sum() / _FEWEST))
     if size.max() < 0.1:  # nothing stands out of the background
-        return {"border": border, "one_object": float(np.sqrt((rest**2).mean()))}
+        rms = float(np.sqrt((rest**2).mean()))
+        return {"border": border, "one_object": rms, "no_object": no_object}
     colour = np.median(flat[size > 0.5 * size.max()], axis=0)  # the object's colour
     towards = colour - background
     alpha = np.clip((rest * towards).sum(1) / np.maximum((towards**2).sum(1), 1e-6), 0, 1)
     left = np.linalg.norm(rest - alpha[:, None] * towards, axis=1)
     # over the pixels that stand out of the background (the object), so that a small
     # object is judged as much as a large one; over all when there are too few
-    standing = size > _STANDS_OUT
     if standing.sum() < _FEWEST:
         standing[:] = True
-    return {"border": border, "one_object": float(np.sqrt((left[standing] ** 2).mean()))}
+    one_object = float(np.sqrt((left[standing] ** 2).mean()))
+    return {"border": border, "one_object": one_object, "no_object": no_object}
 
 
 _LABELS = {
     "border": "its border is not a plain background with a little noise",
     "one_object": "it is not one shape of one colour on a plain background",
+    "no_object": "there is no shape in it, and every training image holds one",
 }
 
 
