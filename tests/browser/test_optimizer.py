@@ -174,6 +174,7 @@ def test_a_new_step_shows_its_first_step_while_it_compiles(opt_page, tmp_path):
         "    import time; time.sleep(4)  # as if the trace took 4 s\n"
         "    return kept\n"
         "_run.Run._preview = _held\n"
+        "optimizer.config.steps = 100000  # the screenshot test before set 256\n"
         "optimizer.class_targets = ['square', 'cross']",
     )
     before = fingerprint(page, TILE)
