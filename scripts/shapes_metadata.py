@@ -12,21 +12,33 @@ from cnnviz_widgets.engine.model.shapes import CLASS_NAMES, generate_shapes
 from cnnviz_widgets.engine.optvis.seeds import seed_statistics
 
 SEED_IMAGES = 4500  # images measured for the class-conditional seeds (500 a class)
+SEED_RESOLUTION = 16  # the seeds' Gaussians live at 16x16 (a quarter of the input's side)
+SEED_RANK = 24  # principal directions kept per class
+TURNED = ("square", "triangle", "cross")  # the classes the generator draws at any angle
 
 
 def training_seeds(seed: int = 0) -> dict:
     """The class-conditional seed statistics of the training distribution, for the
-    metadata's ``"seeds"``: a Gaussian per class at 8x8 (mean + 12 principal directions +
+    metadata's ``"seeds"``: a Gaussian per class at 16x16 (mean + 24 principal directions +
     isotropic rest) of ``SEED_IMAGES`` images of the first training epoch's generator
-    seed (``seed + 1``).  Where the ``"robust"`` preset starts (Santurkar et al. 2019)."""
+    seed (``seed + 1``), each image first moved so its object is at the centre, and the
+    classes the generator turns at random (``TURNED``) turned to a common orientation.
+    Where the ``"robust"`` preset starts (Santurkar et al. 2019)."""
     data = generate_shapes(SEED_IMAGES, seed=seed + 1)
+    turned = [CLASS_NAMES.index(name) for name in TURNED]
     stats = seed_statistics(
         data.images,
         data.labels,
         len(CLASS_NAMES),
+        resolution=SEED_RESOLUTION,
+        rank=SEED_RANK,
+        masks=data.masks,
+        turn=turned,
         source=f"generate_shapes({SEED_IMAGES}, seed={seed + 1}): the first training "
-        "epoch's generator seed; 8x8 area-downsampled, per-class mean + 12 principal "
-        "directions + isotropic rest (scripts/shapes_metadata.py training_seeds)",
+        f"epoch's generator seed; each object moved to the centre ({', '.join(TURNED)} "
+        f"also turned to a common orientation); {SEED_RESOLUTION}x{SEED_RESOLUTION} "
+        f"area-downsampled, per-class mean + {SEED_RANK} principal directions + isotropic "
+        "rest (scripts/shapes_metadata.py training_seeds)",
     )
     return stats.to_json()
 

@@ -37,6 +37,11 @@ class Preset:
             class-conditional seed drawn from the model's seed statistics (its metadata, or
             ``register_recipe(..., seeds=...)``); ``"noise"`` when it has none.
         seed_noise: the spread of the seed around its class mean (1: the training images').
+        seed_draws: seeds drawn per class picture; the run starts from the one the model
+            scores highest for its class (the model's own choice among its training
+            distribution's samples: a draw whose object barely stands out of its
+            background, which the run would only outline, is passed over).  Channel and
+            neuron pictures draw one.
         radius: for ``"l2"`` and class objectives: the image stays within this distance
             of its class seed (root mean square per pixel value; Santurkar et al.'s
             epsilon ball); 0: no limit.  Channel and neuron pictures are not held (their
@@ -57,6 +62,7 @@ class Preset:
     lr_final: float = 1.0
     start: str = "noise"
     seed_noise: float = 1.0
+    seed_draws: int = 1
     radius: float = 0.0
 
     def __post_init__(self):
@@ -64,6 +70,8 @@ class Preset:
             raise CnnvizError(f"preset optimizer must be 'adam' or 'l2', got {self.optimizer!r}")
         if self.start not in ("noise", "seed"):
             raise CnnvizError(f"preset start must be 'noise' or 'seed', got {self.start!r}")
+        if int(self.seed_draws) != self.seed_draws or self.seed_draws < 1:
+            raise CnnvizError(f"preset seed_draws must be an int >= 1, got {self.seed_draws}")
         if not 0 <= self.lr_final <= 1:
             raise CnnvizError(f"preset lr_final must be in [0, 1], got {self.lr_final}")
 
@@ -132,6 +140,7 @@ PRESETS: dict[str, Preset] = {
             optimizer="l2",
             lr_final=0.1,
             start="seed",
+            seed_draws=16,
             radius=0.05,
             description="For robust (adversarially trained) models, as Santurkar et al. 2019 "
             "draw them: raw pixels, L2-normalized gradient steps with a decaying step size, "

@@ -152,6 +152,19 @@ class CompiledStep:
         autograph = any(isinstance(t, obj.Custom) for t in self.terms)
         self.step = quiet_retracing(tf.function(self._step, autograph=autograph))
 
+    def class_log_probabilities(self, images: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """``log p(index[b] | images[b])`` for a batch of ``(B, H, W, C)`` images in
+        [0, 1], along the step's own path (its preprocessing, model and logits; no
+        transforms), eagerly and without a gradient.  Needs a class objective."""
+        if self.logits is None:
+            raise CnnvizError("class_log_probabilities needs a class objective")
+        outs = self.ext(self.preprocessing(tf.constant(images, tf.float32)), training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        acts = {(t.path, t.kind): tf.cast(o, tf.float32) for t, o in zip(self.taps, outs)}
+        logits = self.logits.logits(acts[(self.logits.tap.path, self.logits.tap.kind)], self.dense)
+        logp = tf.nn.log_softmax(logits, axis=-1).numpy()
+        return np.take_along_axis(logp, np.asarray(index, int).reshape(-1, 1), axis=1)[:, 0]
+
     def render(self):
         """The current images, eagerly (a few ops: not worth a second traced function,
         whose trace would delay the first image)."""
