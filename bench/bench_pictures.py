@@ -8,9 +8,10 @@
 seed=s)`` with every other setting at its default (``preset="auto"``: the model's own
 recipe), on the robust (``"shapes"``) and the standard model, for each seed: the judge's
 count, the model's own probabilities, the recipe and the seconds; and the robust model's
-time to its 9 pictures against the previous default call (``preset="lucid"``, 256 steps),
-timed interleaved (bench/interleave.py, compiled steps warm).  ``--figure`` then draws
-the README figure: the default call's pictures of both models (first seed) side by side.
+time to its 9 pictures against the same call from one seed draw (``seed_draws=1``) and
+the default call before issue 25 (``preset="lucid"``, 256 steps), timed interleaved
+(bench/interleave.py, compiled steps warm).  ``--figure`` then draws the README figure:
+the default call's pictures of both models (first seed) side by side.
 
 Without it: for every preset in ``optvis.PRESETS`` (read at run time, so new presets
 appear here by themselves) and for both embedded models, ``load_model("shapes-robust")`` and
@@ -33,6 +34,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -178,9 +180,14 @@ def default_call(args) -> None:
         print(f"{model_name:<16} judge total {total}/{len(names) * len(args.seeds)}")
     robust = cw.load_model("shapes")
     classes = list(range(len(robust.class_names)))
+    one_draw = replace(optvis.PRESETS["robust"], seed_draws=1)
     timings = compare(
         {
             "default call (auto)": block(lambda: cw.visualize(robust, classes, seed=0)),
+            # the same call starting from its first seed draw, as before seed_draws
+            "one seed draw (seed_draws=1)": block(
+                lambda: cw.visualize(robust, classes, seed=0, preset=one_draw)
+            ),
             "previous default (lucid, 256 steps)": block(
                 lambda: cw.visualize(robust, classes, preset="lucid", steps=256, seed=0)
             ),

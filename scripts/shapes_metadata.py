@@ -12,14 +12,14 @@ from cnnviz_widgets.engine.model.shapes import CLASS_NAMES, generate_shapes
 from cnnviz_widgets.engine.optvis.seeds import seed_statistics
 
 SEED_IMAGES = 4500  # images measured for the class-conditional seeds (500 a class)
-SEED_RESOLUTION = 16  # the seeds' Gaussians live at 16x16 (a quarter of the input's side)
-SEED_RANK = 24  # principal directions kept per class
+SEED_RESOLUTION = 10  # the seeds' Gaussians live at 10x10 (about a sixth of the input's side)
+SEED_RANK = 12  # principal directions kept per class
 TURNED = ("square", "triangle", "cross")  # the classes the generator draws at any angle
 
 
 def training_seeds(seed: int = 0) -> dict:
     """The class-conditional seed statistics of the training distribution, for the
-    metadata's ``"seeds"``: a Gaussian per class at 16x16 (mean + 24 principal directions +
+    metadata's ``"seeds"``: a Gaussian per class at 10x10 (mean + 12 principal directions +
     isotropic rest) of ``SEED_IMAGES`` images of the first training epoch's generator
     seed (``seed + 1``), each image first moved so its object is at the centre, and the
     classes the generator turns at random (``TURNED``) turned to a common orientation.

@@ -2,6 +2,7 @@
 and runs stuck on a plateau."""
 
 import warnings
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -11,7 +12,10 @@ import tensorflow as tf
 import cnnviz_widgets as cw
 from cnnviz_widgets.engine.model.shapes import CLASS_NAMES
 from cnnviz_widgets.engine.optvis import recipes, step
-from cnnviz_widgets.engine.optvis.seeds import SeedStatistics, _downsample
+from cnnviz_widgets.engine.optvis.seeds import SeedStatistics, _downsample, align_objects
+
+# the classes scripts/shapes_metadata.py turns to a common orientation (TURNED)
+TURNED = [CLASS_NAMES.index(name) for name in ("square", "triangle", "cross")]
 
 
 def _tiny(name="tiny_user_model", unreachable: int | None = None):
@@ -95,14 +99,18 @@ def test_registered_seeds_are_where_the_run_starts():
 
 def test_shipped_seed_statistics_describe_fresh_training_images(shapes):
     """The class means and principal variances in the metadata match those of images the
-    generator draws now (another seed than the one they were measured on)."""
+    generator draws now (another seed than the one they were measured on), each moved so
+    its object is at the centre (squares, triangles, crosses also turned), as
+    scripts/shapes_metadata.py measures them."""
     stats = recipes.seeds_of(shapes)
     assert isinstance(stats, SeedStatistics) and stats.n_classes == len(CLASS_NAMES)
     data = cw.generate_shapes(2700, seed=4242)
-    low = _downsample(data.images, stats.resolution).reshape(len(data.images), -1)
+    aligned = align_objects(data.images, data.masks, np.isin(data.labels, TURNED))
+    low = _downsample(aligned, stats.resolution).reshape(len(data.images), -1)
     for k in range(stats.n_classes):
         x = low[data.labels == k]
-        assert np.abs(x.mean(axis=0) - stats.means[k]).mean() < 0.03, CLASS_NAMES[k]
+        err = np.abs(x.mean(axis=0) - stats.means[k]).mean()
+        assert err < 0.03, CLASS_NAMES[k]
         # the variance of fresh images along each stored direction: the stored variance
         comps = stats.components[k]
         stored = (comps**2).sum(axis=1)
@@ -112,6 +120,98 @@ def test_shipped_seed_statistics_describe_fresh_training_images(shapes):
     np.testing.assert_allclose(again.means, stats.means, atol=1e-3)
     with pytest.raises(cw.CnnvizError, match="do not fit"):
         SeedStatistics.from_json({**stats.to_json(), "resolution": 7})
+
+
+def _square(theta: float, cx: float, cy: float, size: int = 48, r: float = 9.0):
+    """An image of a red square turned by ``theta`` at ``(cx, cy)`` on a green ramp, and
+    its mask."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    x, y = xx - cx, yy - cy
+    u = np.cos(theta) * x + np.sin(theta) * y
+    v = -np.sin(theta) * x + np.cos(theta) * y
+    d = np.maximum(np.abs(u), np.abs(v)) - r
+    alpha = np.clip(0.5 - d, 0, 1)[..., None]
+    ramp = np.stack([0 * xx, 0.3 + 0.4 * xx / size, 0 * xx], -1)
+    return ramp * (1 - alpha) + np.array([0.9, 0.1, 0.1]) * alpha, d < 0
+
+
+def test_align_objects_centres_an_object_and_turns_it_on_request():
+    cases = [(0.1, 14.0, 20.0), (0.6, 30.0, 16.0), (1.3, 22.0, 31.0), (0.0, 23.5, 23.5)]
+    images, masks = map(np.array, zip(*[_square(*c) for c in cases]))
+    turned = align_objects(images, masks, True)
+    for other in turned[1:]:  # the same square, wherever it was and however turned
+        assert np.abs(other - turned[0])[..., 0].mean() < 0.01
+    # a square stands on a corner: its widest row is its centre's, as wide as a diagonal
+    red = turned[0][..., 0] > 0.5
+    assert abs(red[23].sum() - 2 * 9 * np.sqrt(2)) <= 2 and red[13].sum() < red[23].sum() / 2
+    moved = align_objects(images, masks, False)  # moved, not turned
+    for m in moved:
+        assert m[22:26, 22:26, 0].min() > 0.8  # the object is at the centre
+    assert np.abs(moved[1] - moved[2])[..., 0].mean() > 0.02  # still turned differently
+    empty = align_objects(images[:1], np.zeros_like(masks[:1]), True)
+    np.testing.assert_allclose(empty, images[:1], atol=1e-5)  # no object: unchanged
+    with pytest.raises(cw.CnnvizError, match="do not fit"):
+        align_objects(images, masks[:, :10])
+    with pytest.raises(cw.CnnvizError, match="turn needs the objects' masks"):
+        cw.seed_statistics(images, np.zeros(4, int), 1, rank=2, turn=[0])
+
+
+def test_seed_statistics_with_masks_draw_one_centred_object():
+    """Objects anywhere: without masks a seed's mean is a faint blur, with them it is the
+    object, centred, as strong as the objects are."""
+    rng = np.random.default_rng(0)
+    cases = [(rng.uniform(0, 1.5), *rng.uniform(12, 36, 2)) for _ in range(40)]
+    images, masks = map(np.array, zip(*[_square(*c) for c in cases]))
+    labels = np.zeros(40, int)
+    blur = cw.seed_statistics(images, labels, 1, resolution=8, rank=4)
+    one = cw.seed_statistics(images, labels, 1, resolution=8, rank=4, masks=masks, turn=[0])
+    centre = lambda s: s.means[0].reshape(8, 8, 3)[3:5, 3:5, 0].mean()  # noqa: E731
+    assert centre(one) > 0.85 and centre(blur) < 0.6
+
+
+def test_seed_directions_are_stored_as_8_bit_integers_within_their_scale():
+    rng = np.random.default_rng(1)
+    comps = rng.normal(0, 0.1, (2, 3, 12))
+    stats = SeedStatistics(2, 3, rng.uniform(0, 1, (2, 12)), comps, np.array([0.01, 0.02]))
+    data = stats.to_json()
+    assert set(data["components"]) == {"int8_base64", "shape", "scale"}
+    again = SeedStatistics.from_json(data).components
+    err = np.abs(again - comps).max(axis=-1) / np.abs(comps).max(axis=-1)
+    assert (err <= 0.5 / 127 + 1e-6).all()
+    # a file written with decimals (before) still loads
+    legacy = {**data, "components": np.round(comps, 3).tolist()}
+    np.testing.assert_allclose(SeedStatistics.from_json(legacy).components, comps, atol=6e-4)
+    broken = {**data, "components": {**data["components"], "int8_base64": "not base64!"}}
+    with pytest.raises(cw.CnnvizError, match="unreadable"):
+        SeedStatistics.from_json(broken)
+    short = {**data, "components": {**data["components"], "shape": [2, 3, 13]}}
+    with pytest.raises(cw.CnnvizError, match="unreadable"):
+        SeedStatistics.from_json(short)
+
+
+def _log_p(model, images, classes):
+    probs = model.model.predict(images, verbose=0)
+    return np.log(probs[np.arange(len(classes)), classes] + 1e-12)
+
+
+def test_a_class_picture_starts_from_the_draw_its_model_scores_highest(shapes):
+    """``seed_draws``: the run starts from the best of its draws for each class by the
+    model's own log-probability (its first draw is the one-draw run's start, so it can
+    only gain); channel pictures, with no class to score, draw once."""
+    classes = np.arange(9)
+    one = replace(cw.PRESETS["robust"], seed_draws=1)
+    many = replace(cw.PRESETS["robust"], seed_draws=16)
+    assert cw.PRESETS["robust"].seed_draws == 16
+    first = cw.visualize(shapes, classes, steps=0, seed=3, preset=one).images
+    best = cw.visualize(shapes, classes, steps=0, seed=3, preset=many).images
+    gain = _log_p(shapes, best / 255.0, classes) - _log_p(shapes, first / 255.0, classes)
+    assert (gain >= -1e-3).all() and (gain > 0.01).sum() >= 3, gain
+    unit = cw.objectives.channel("conv2", [0, 1, 2])
+    a = cw.visualize(shapes, unit, steps=0, seed=3, preset=one).images
+    b = cw.visualize(shapes, unit, steps=0, seed=3, preset=many).images
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(cw.CnnvizError, match="seed_draws must be an int >= 1"):
+        replace(cw.PRESETS["robust"], seed_draws=0)
 
 
 def test_robust_recipe_stays_near_its_seed_in_one_compiled_step(shapes):

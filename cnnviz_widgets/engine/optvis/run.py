@@ -173,15 +173,29 @@ class Run:
         classes = self._classes()
         images = seeds.sample(rng, classes, c.batch, c.h, c.w, noise=noise)
         if draws > 1 and classes is not None and c.logits is not None:
-            # the seed the model finds most like its class of `draws` drawn per image
-            # (one forward pass per draw: a few per cent of the run)
-            best = c.class_log_probabilities(images, classes)
-            for _ in range(draws - 1):
-                other = seeds.sample(rng, classes, c.batch, c.h, c.w, noise=noise)
-                score = c.class_log_probabilities(other, classes)
-                better = score > best
-                images[better], best[better] = other[better], score[better]
+            images = self._best_draw(c, rng, images, classes, draws)
         return c.param.from_image(images)
+
+    def _best_draw(self, c, rng, first, classes, draws: int) -> np.ndarray:
+        """Of ``draws`` seeds per image (``first`` and ``draws - 1`` more), the one the
+        model scores highest for the image's class: forward passes only, in chunks of
+        about 600k pixels (144 images of 64 x 64), a few per cent of a run."""
+        seeds, noise, _ = self._start
+        pool = [first] + [
+            seeds.sample(rng, classes, c.batch, c.h, c.w, noise=noise) for _ in range(draws - 1)
+        ]
+        stack = np.concatenate(pool)  # (draws * batch, h, w, c): draw-major
+        per_image = np.broadcast_to(np.asarray(classes).reshape(-1), (c.batch,))
+        index = np.tile(per_image, draws)
+        chunk = max(c.batch, (144 * 64 * 64) // (c.h * c.w))
+        scores = np.concatenate(
+            [
+                c.class_log_probabilities(stack[i : i + chunk], index[i : i + chunk])
+                for i in range(0, len(stack), chunk)
+            ]
+        ).reshape(draws, c.batch)
+        best = scores.argmax(axis=0)  # the first draw wins ties
+        return stack.reshape(draws, c.batch, *stack.shape[1:])[best, np.arange(c.batch)]
 
     def _probabilities(self, scores: np.ndarray) -> np.ndarray | None:
         if self._class_p is None:

@@ -23,6 +23,8 @@ def objective_from(spec, loaded: LoadedModel) -> obj.Objective:
         return spec
     if isinstance(spec, (int, np.integer, str)) and not isinstance(spec, bool):
         return obj.class_score(spec)
+    if isinstance(spec, np.ndarray) and spec.ndim == 1 and spec.dtype.kind in "iu":
+        return obj.class_score([int(i) for i in spec])  # np.arange(9): nine classes
     if isinstance(spec, (list, tuple, range)):
         first = spec[0] if len(spec) == 2 else None
         if isinstance(first, str) and first not in (loaded.class_names or []):
