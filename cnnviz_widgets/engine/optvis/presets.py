@@ -144,8 +144,9 @@ PRESETS: dict[str, Preset] = {
             radius=0.05,
             description="For robust (adversarially trained) models, as Santurkar et al. 2019 "
             "draw them: raw pixels, L2-normalized gradient steps with a decaying step size, "
-            "from a class-conditional seed (the model's training images' statistics), "
-            "staying within an L2 ball around it; light jitter and zoom",
+            "from a class-conditional seed (one blurred object from the model's training "
+            "images' statistics, the best of 16 draws by the model), staying within an L2 "
+            "ball around it; light jitter and zoom",
         ),
     )
 }
