@@ -8,7 +8,7 @@ from .recipes import choose as choose_recipe
 from .recipes import register_recipe, unregister_recipe
 from .results import Frame, Result
 from .run import Run, optimize, visualize, warm_up
-from .seeds import SeedStatistics, seed_statistics
+from .seeds import SeedStatistics, align_objects, seed_statistics
 from .settings import check_settings
 from .step import step_tracing_count  # noqa: F401  (for checks; not in __all__)
 from .transforms import Transforms
@@ -26,6 +26,7 @@ __all__ = [
     "SeedStatistics",
     "Spectrum",
     "Transforms",
+    "align_objects",
     "check_settings",
     "choose_recipe",
     "get_preset",
