@@ -11,7 +11,9 @@ count, the model's own probabilities, the recipe and the seconds; and the robust
 time to its 9 pictures against the same call from one seed draw (``seed_draws=1``) and
 the default call before issue 25 (``preset="lucid"``, 256 steps), timed interleaved
 (bench/interleave.py, compiled steps warm).  ``--figure`` then draws the README figure:
-the default call's pictures of both models (first seed) side by side.
+the default call's pictures of both models (first seed) side by side.  For the robust
+model it also prints the judge's count on each run's start (its chosen seeds, 0 steps):
+what the seed alone shows; ``--start-figure`` draws start and end (first seed).
 
 Without it: for every preset in ``optvis.PRESETS`` (read at run time, so new presets
 appear here by themselves) and for both embedded models, ``load_model("shapes-robust")`` and
@@ -114,7 +116,7 @@ def save_figure(
 
     n = len(names)
     fig, axes = plt.subplots(
-        len(rows), n, figsize=(1.25 * n + 1.3, 1.45 * len(rows) + 0.3), squeeze=False
+        len(rows), n, figsize=(1.25 * n + 1.3, 1.6 * len(rows) + 0.3), squeeze=False
     )
     for r, (model_name, preset, out) in enumerate(rows):
         for c in range(n):
@@ -152,7 +154,7 @@ def default_call(args) -> None:
     """The user's call at its defaults, per model and seed; the time against the old one."""
     from interleave import block, compare
 
-    rows = []
+    rows, starts, first = [], [], []
     for model_name in ("shapes", "shapes-standard"):
         model = load(model_name)
         if model is None:
@@ -177,7 +179,22 @@ def default_call(args) -> None:
             )
             if seed == args.seeds[0]:
                 rows.append((model_name, out["recipe"], out))
+            if model_name == "shapes":  # where the run starts: the chosen seeds, 0 steps
+                start = run(model, "auto", 0, seed)
+                starts.append(start["count"])
+                print(
+                    f"{'':<16} seed {seed}, its start (0 steps): judge {start['count']}/"
+                    f"{len(names)}, own p min {start['own_p'].min():.3f}",
+                    flush=True,
+                )
+                if seed == args.seeds[0]:
+                    first = [
+                        ("shapes", "start\n(0 steps)", start),
+                        ("shapes", "after\n128 steps", out),
+                    ]
         print(f"{model_name:<16} judge total {total}/{len(names) * len(args.seeds)}")
+        if model_name == "shapes":
+            print(f"{'':<16} its starts: judge total {sum(starts)}/{len(names) * len(starts)}")
     robust = cw.load_model("shapes")
     classes = list(range(len(robust.class_names)))
     one_draw = replace(optvis.PRESETS["robust"], seed_draws=1)
@@ -202,6 +219,10 @@ def default_call(args) -> None:
         args.figure.parent.mkdir(parents=True, exist_ok=True)
         save_figure(args.figure, rows, list(cw.SHAPES_CLASS_NAMES), None, args.seeds[0])
         print(f"figure: {args.figure}")
+    if args.start_figure and first:
+        args.start_figure.parent.mkdir(parents=True, exist_ok=True)
+        save_figure(args.start_figure, first, list(cw.SHAPES_CLASS_NAMES), None, args.seeds[0])
+        print(f"start figure: {args.start_figure}")
 
 
 def main() -> None:
@@ -211,6 +232,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds (interleaved)")
     parser.add_argument("--figure", type=Path, help="also draw the README figure here")
+    parser.add_argument(
+        "--start-figure", type=Path, help="also draw the robust model's start and end here"
+    )
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="default: both")
