@@ -179,9 +179,10 @@ class Run:
     def _best_draw(self, c, rng, first, classes, draws: int) -> np.ndarray:
         """Of ``draws`` seeds per image (``first`` and ``draws - 1`` more), the one the
         model scores highest for the image's class (ties: the earlier draw).  Forward
-        passes only, of about 600k pixels each (144 images of 64 x 64: all 16 draws of 9
-        images at once), a few per cent of a run; memory: the best draws, one group of
-        draws and one pass, whatever the batch."""
+        passes only, each of about 600k pixels (144 images of 64 x 64: all 16 draws of 9
+        images at once) or of one batch if that is larger, a few per cent of a run;
+        memory: the best draws, one group of draws and one pass, no more than the run's
+        own step needs."""
         seeds, noise, _ = self._start
         per_image = np.broadcast_to(np.asarray(classes).reshape(-1), (c.batch,))
         limit = max(c.batch, (144 * 64 * 64) // (c.h * c.w))  # images in one pass
