@@ -171,45 +171,14 @@ class Run:
             return c.param.init(rng, c.batch, c.h, c.w, c.c)
         seeds, noise, draws = self._start
         classes = self._classes()
-        images = seeds.sample(rng, classes, c.batch, c.h, c.w, noise=noise)
         if draws > 1 and classes is not None and c.logits is not None:
-            images = self._best_draw(c, rng, images, classes, draws)
+            # the draw the model finds most like its class (forward passes only)
+            images = seeds.best_of(
+                draws, c.class_log_probabilities, rng, classes, c.batch, c.h, c.w, noise=noise
+            )
+        else:
+            images = seeds.sample(rng, classes, c.batch, c.h, c.w, noise=noise)
         return c.param.from_image(images)
-
-    def _best_draw(self, c, rng, first, classes, draws: int) -> np.ndarray:
-        """Of ``draws`` seeds per image (``first`` and ``draws - 1`` more), the one the
-        model scores highest for the image's class (ties: the earlier draw).  Forward
-        passes only, each of about 600k pixels (144 images of 64 x 64: all 16 draws of 9
-        images at once) or of one batch if that is larger, a few per cent of a run;
-        memory: the best draws, one group of draws and one pass, no more than the run's
-        own step needs."""
-        seeds, noise, _ = self._start
-        per_image = np.broadcast_to(np.asarray(classes).reshape(-1), (c.batch,))
-        limit = max(c.batch, (144 * 64 * 64) // (c.h * c.w))  # images in one pass
-        group = max(1, limit // c.batch)  # draws scored together
-        best, best_score, done = None, None, 0
-        while done < draws:
-            n = min(group, draws - done)
-            pool = ([first] if done == 0 else []) + [
-                seeds.sample(rng, classes, c.batch, c.h, c.w, noise=noise)
-                for _ in range(n - (done == 0))
-            ]
-            stack = np.concatenate(pool)
-            index = np.tile(per_image, len(pool))
-            scores = np.concatenate(
-                [
-                    c.class_log_probabilities(stack[i : i + limit], index[i : i + limit])
-                    for i in range(0, len(stack), limit)
-                ]
-            ).reshape(len(pool), c.batch)
-            for images, score in zip(pool, scores):
-                if best is None:
-                    best, best_score = images.copy(), score.copy()
-                    continue
-                better = score > best_score
-                best[better], best_score[better] = images[better], score[better]
-            done += len(pool)
-        return best
 
     def _probabilities(self, scores: np.ndarray) -> np.ndarray | None:
         if self._class_p is None:

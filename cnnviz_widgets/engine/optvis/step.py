@@ -152,16 +152,32 @@ class CompiledStep:
         autograph = any(isinstance(t, obj.Custom) for t in self.terms)
         self.step = quiet_retracing(tf.function(self._step, autograph=autograph))
 
+    def _forward(self, x):
+        """The taps' activations (float32; pre-activations where terms read them) and
+        the logits (or None) of images ``x`` in [0, 1], through the model's
+        preprocessing: the step's path from its transformed image, and the seed draws'."""
+        outs = self.ext(self.preprocessing(x), training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        # the objective reads float32 (a reduced-precision twin's activations are cast)
+        outs = [tf.cast(o, tf.float32) for o in outs]
+        acts = {(t.path, t.kind): o for t, o in zip(self.taps, outs)}
+        for path, layer in self.pre.items():
+            if (path, "input") in acts:
+                acts[(path, "pre")] = _pre_activation(layer, acts[(path, "input")])
+        logits = None
+        if self.logits is not None:
+            logits = self.logits.logits(
+                acts[(self.logits.tap.path, self.logits.tap.kind)], self.dense
+            )
+        return acts, logits
+
     def class_log_probabilities(self, images: np.ndarray, index: np.ndarray) -> np.ndarray:
         """``log p(index[b] | images[b])`` for a batch of ``(B, H, W, C)`` images in
         [0, 1], along the step's own path (its preprocessing, model and logits; no
         transforms), eagerly and without a gradient.  Needs a class objective."""
         if self.logits is None:
             raise CnnvizError("class_log_probabilities needs a class objective")
-        outs = self.ext(self.preprocessing(tf.constant(images, tf.float32)), training=False)
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        acts = {(t.path, t.kind): tf.cast(o, tf.float32) for t, o in zip(self.taps, outs)}
-        logits = self.logits.logits(acts[(self.logits.tap.path, self.logits.tap.kind)], self.dense)
+        _, logits = self._forward(tf.constant(images, tf.float32))
         logp = tf.nn.log_softmax(logits, axis=-1).numpy()
         return np.take_along_axis(logp, np.asarray(index, int).reshape(-1, 1), axis=1)[:, 0]
 
@@ -179,21 +195,7 @@ class CompiledStep:
             # the model's own path from the image: its gradient is the evidence map (the
             # image regularizers read `image`, so they do not count there)
             seen = tf.identity(image)
-            x = self.transforms(seen, seed)
-            x = self.preprocessing(x)
-            outs = self.ext(x, training=False)
-            outs = outs if isinstance(outs, (list, tuple)) else [outs]
-            # the objective reads float32 (a reduced-precision twin's activations are cast)
-            outs = [tf.cast(o, tf.float32) for o in outs]
-            acts = {(t.path, t.kind): o for t, o in zip(self.taps, outs)}
-            for path, layer in self.pre.items():
-                if (path, "input") in acts:
-                    acts[(path, "pre")] = _pre_activation(layer, acts[(path, "input")])
-            logits = None
-            if self.logits is not None:
-                logits = self.logits.logits(
-                    acts[(self.logits.tap.path, self.logits.tap.kind)], self.dense
-                )
+            acts, logits = self._forward(self.transforms(seen, seed))
             ctx = obj.Context(image=image, acts=acts, logits=logits)
             scores = tf.stack(
                 [
